@@ -1,0 +1,274 @@
+import type { Duplex } from 'node:stream';
+
+/**
+ * The normalized VM states. Every adapter maps its hypervisor's own states onto these
+ * (libvirt shutoff/running/paused/crashed/pmsuspended; VirtualBox poweroff/running/paused/
+ * saved/aborted/gurumeditation; Hyper-V Off/Running/Paused/Saved/...).
+ */
+export type VmState =
+  | 'stopped'
+  | 'starting'
+  | 'running'
+  | 'paused'
+  | 'saved'
+  | 'stopping'
+  | 'crashed'
+  | 'unknown';
+
+/** All normalized VM states, in a stable order. */
+export const VM_STATES: readonly VmState[] = [
+  'stopped',
+  'starting',
+  'running',
+  'paused',
+  'saved',
+  'stopping',
+  'crashed',
+  'unknown',
+];
+
+/** How a published app's windows reach the host desktop. */
+export type SeamlessTransport = 'rdp-remoteapp' | 'xpra' | 'vbox-seamless' | 'enhanced-session';
+
+/** How the host talks to the guest agent. */
+export type GuestChannelKind = 'virtio-serial' | 'vsock' | 'hvsocket' | 'tcp';
+
+/** What an adapter supports, as plain data. The core checks it before calling optional members. */
+export interface AdapterCapabilities {
+  /** Snapshots; `live` when they can be taken of a running VM (memory included). */
+  readonly snapshots: false | { readonly live: boolean; readonly deleteWithChildren: boolean };
+  /** `pause` keeps memory in RAM (suspend/resume); `save` writes it to disk (save/restore). */
+  readonly suspend: { readonly pause: boolean; readonly save: boolean };
+  /** Seamless-window transports the adapter can launch published apps with. */
+  readonly seamlessWindows: readonly SeamlessTransport[];
+  /** Kinds of guest channel the adapter can open. */
+  readonly guestChannel: readonly GuestChannelKind[];
+  readonly sharedFolders: boolean;
+  readonly usb: boolean;
+  /** Disks encrypted by the hypervisor, keys handed over in memory only. */
+  readonly diskEncryption: boolean;
+  /** The adapter can drive a hypervisor on another machine. */
+  readonly remoteHost: boolean;
+}
+
+/** Facts about the host the adapter runs against. */
+export interface HostFacts {
+  memoryMiB: number;
+  cpus: number;
+  hostname?: string;
+}
+
+/** The outcome of {@link HypervisorAdapter.probe}: usable, or a reason (never an exception). */
+export type ProbeResult =
+  | {
+      readonly usable: true;
+      readonly adapter: string;
+      /** The hypervisor's own version, as it reports it. */
+      readonly hypervisorVersion: string;
+      readonly host: HostFacts;
+      /** Further versions and facts (QEMU version, API version, ...). */
+      readonly details?: Readonly<Record<string, string>>;
+      readonly warnings?: readonly string[];
+    }
+  | {
+      readonly usable: false;
+      readonly adapter: string;
+      /** Why the adapter cannot be used here. */
+      readonly reason: string;
+      /** What to do about it. */
+      readonly fix?: string;
+    };
+
+/** Disk image formats. */
+export type DiskFormat = 'qcow2' | 'raw' | 'vdi' | 'vhdx' | 'vmdk';
+
+/** One disk of a VM. */
+export interface DiskSpec {
+  /** Absolute path of the image on the hypervisor's host. */
+  readonly path: string;
+  readonly format: DiskFormat;
+  readonly readOnly?: boolean;
+  /** Set when the image is encrypted; the key is passed to `start` under this id. */
+  readonly encryption?: { readonly keyId: string };
+}
+
+/** Network attachment modes. */
+export type NetworkMode = 'nat' | 'bridged' | 'host-only' | 'none';
+
+/**
+ * Everything an adapter needs to define a VM. Built from a workspace by
+ * `buildVmSpec()`, so adapters never read workspace files themselves.
+ */
+export interface VmSpec {
+  /** The VM's name on the hypervisor; also how Tandem finds it again. */
+  readonly name: string;
+  readonly memoryMiB: number;
+  readonly cpus: number;
+  readonly disks: readonly DiskSpec[];
+  readonly network: { readonly mode: NetworkMode; readonly bridge?: string; readonly macAddress?: string };
+  readonly graphics: { readonly kind: 'vnc' | 'spice' | 'rdp' | 'none' };
+  readonly osFamily: 'windows' | 'linux' | 'other';
+  /** Ask for a guest channel (virtio-serial or the adapter's equivalent). */
+  readonly guestChannel?: boolean;
+  /** Free-form labels stored with the VM where the hypervisor allows (workspace name, version). */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** A VM as the adapter sees it. */
+export interface VmInfo {
+  /** The name the VM is known by (the same as {@link VmSpec.name}). */
+  readonly name: string;
+  /** The hypervisor's own id (UUID, GUID), when it has one. */
+  readonly id?: string;
+  readonly state: VmState;
+  readonly memoryMiB?: number;
+  readonly cpus?: number;
+}
+
+/** Options of {@link HypervisorAdapter.start}. */
+export interface StartOptions {
+  /** Keys of encrypted disks by `keyId`. Handed to the hypervisor in memory only, never stored. */
+  readonly diskKeys?: ReadonlyMap<string, Uint8Array>;
+  /** `headless` (default) or with the hypervisor's own window. */
+  readonly display?: 'headless' | 'window';
+  readonly signal?: AbortSignal;
+}
+
+/** Options of {@link HypervisorAdapter.stop}. */
+export interface StopOptions {
+  /** Power off at once, without asking the guest. */
+  readonly force?: boolean;
+  /** How long a graceful stop may take (default 60 s). */
+  readonly timeoutMs?: number;
+  /** After a graceful stop times out, power off (default true). Otherwise throw TimeoutError. */
+  readonly forceAfterTimeout?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** One snapshot. `list` returns them flat; {@link buildSnapshotTree} nests them. */
+export interface SnapshotInfo {
+  /** The adapter's identifier (often the name). */
+  readonly id: string;
+  readonly name: string;
+  readonly description?: string;
+  /** ISO 8601. */
+  readonly createdAt: string;
+  /** The parent snapshot's id; null for a root. */
+  readonly parentId: string | null;
+  /** True for the snapshot the VM's current state descends from. */
+  readonly current: boolean;
+  /** The VM's state when the snapshot was taken: reverting brings it back. */
+  readonly vmState: VmState;
+}
+
+/** Snapshot operations (present when `capabilities.snapshots` is set). */
+export interface SnapshotOps {
+  create(vm: string, options: { name: string; description?: string }): Promise<SnapshotInfo>;
+  list(vm: string): Promise<SnapshotInfo[]>;
+  /** Returns the VM to the snapshot, including its running or stopped state. */
+  revert(vm: string, snapshot: string): Promise<void>;
+  /** Deletes one snapshot (its children move to its parent), or with `children` its whole subtree. */
+  delete(vm: string, snapshot: string, options?: { children?: boolean }): Promise<void>;
+}
+
+/** A published app to launch. */
+export interface LaunchRequest {
+  readonly appId: string;
+  /** The program inside the guest (a Windows path, or a Linux command). */
+  readonly command: string;
+  readonly args?: readonly string[];
+  readonly workingDirectory?: string;
+  /** `seamless` shows only the app's windows; `full-desktop` the whole guest desktop. */
+  readonly mode: 'seamless' | 'full-desktop';
+  readonly frameColor?: string;
+  readonly transport?: SeamlessTransport;
+  /** Credentials for the transport where it needs them (RDP). Kept in memory only. */
+  readonly credentials?: { readonly username: string; readonly password?: string; readonly domain?: string };
+}
+
+/** A running launch. */
+export interface LaunchHandle {
+  readonly transport: SeamlessTransport;
+  /** The host-side program and its arguments, as started (never a shell string). */
+  readonly argv: readonly string[];
+  readonly pid?: number;
+  /** Resolves with the exit code when the host-side program ends. */
+  readonly exited: Promise<number | null>;
+  close(): Promise<void>;
+}
+
+/** Seamless windows (present when `capabilities.seamlessWindows` is not empty). */
+export interface SeamlessOps {
+  launch(vm: string, request: LaunchRequest): Promise<LaunchHandle>;
+}
+
+/** The guest channel (present when `capabilities.guestChannel` is not empty). */
+export interface GuestChannelOps {
+  /** Opens a byte stream to the guest agent. */
+  open(vm: string, options?: { signal?: AbortSignal }): Promise<Duplex>;
+}
+
+/** Disk encryption (present when `capabilities.diskEncryption`). */
+export interface DiskEncryptionOps {
+  /** Encrypts an image in place or creates it encrypted, under `key`. */
+  encrypt(disk: DiskSpec, key: Uint8Array, options?: { sizeBytes?: number }): Promise<void>;
+}
+
+/** Something the hypervisor did on its own (guest shut down, qemu killed, ...). */
+export interface HypervisorEvent {
+  readonly vm: string;
+  readonly state: VmState;
+  /** The hypervisor's own words for what happened. */
+  readonly reason: string;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+}
+
+/**
+ * The contract between Tandem and a hypervisor. Small and async; the core calls it and it
+ * never calls the core back except through {@link HypervisorAdapter.watch}.
+ *
+ * VMs are addressed by name. Operations on a VM that does not exist throw NotFoundError;
+ * operations in the wrong state throw InvalidStateError naming the state.
+ */
+export interface HypervisorAdapter {
+  readonly name: string;
+  readonly version: string;
+  readonly capabilities: AdapterCapabilities;
+
+  /** Is the hypervisor usable here? Never throws: an unusable one returns a reason. */
+  probe(): Promise<ProbeResult>;
+
+  list(): Promise<VmInfo[]>;
+  define(spec: VmSpec): Promise<VmInfo>;
+  state(vm: string): Promise<VmState>;
+  start(vm: string, options?: StartOptions): Promise<void>;
+  stop(vm: string, options?: StopOptions): Promise<void>;
+  /** Pause in memory. */
+  suspend(vm: string): Promise<void>;
+  resume(vm: string): Promise<void>;
+  /** Save the state to disk and stop (when `capabilities.suspend.save`). */
+  save?(vm: string): Promise<void>;
+  /** Start from saved state (when `capabilities.suspend.save`). */
+  restore?(vm: string, options?: StartOptions): Promise<void>;
+  /** Stop if needed and remove the definition; with `deleteDisks`, its disks too. */
+  destroy(vm: string, options?: { deleteDisks?: boolean }): Promise<void>;
+
+  readonly snapshots?: SnapshotOps;
+  readonly seamless?: SeamlessOps;
+  readonly guestChannel?: GuestChannelOps;
+  readonly diskEncryption?: DiskEncryptionOps;
+
+  /** Subscribe to what the hypervisor does on its own. Returns an unsubscribe function. */
+  watch?(listener: (event: HypervisorEvent) => void): () => void;
+
+  /** Release connections. */
+  close?(): Promise<void>;
+}
+
+/** What an adapter package exports so it can be loaded by name. */
+export interface AdapterModule<Options = unknown> {
+  /** The adapter's short name (`libvirt`, `virtualbox`, `hyperv`, `mock`). */
+  readonly name: string;
+  create(options?: Options): HypervisorAdapter;
+}

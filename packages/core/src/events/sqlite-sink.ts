@@ -1,0 +1,116 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { EventSink } from './bus.js';
+import type { AnyTandemEvent, TandemEventType } from './types.js';
+
+/** A query over stored events; every field narrows the result. */
+export interface EventQuery {
+  workspace?: string;
+  session?: string;
+  type?: TandemEventType | readonly TandemEventType[];
+  /** ISO 8601 or a Date: events at or after. */
+  since?: string | Date;
+  /** ISO 8601 or a Date: events before. */
+  until?: string | Date;
+  /** At most this many, newest last. */
+  limit?: number;
+}
+
+/**
+ * The embedded event store, on Node's built-in `node:sqlite` (no native build).
+ *
+ * @example
+ * ```ts
+ * const store = new SqliteEventSink('/var/lib/tandem/events.sqlite');
+ * events.attach(store);
+ * store.query({ workspace: 'legacy-erp', type: 'session.transition' });
+ * ```
+ */
+export class SqliteEventSink implements EventSink {
+  readonly #db: DatabaseSync;
+  readonly #insert: ReturnType<DatabaseSync['prepare']>;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.#db = new DatabaseSync(path);
+    this.#db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA busy_timeout = 5000;
+      CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        type TEXT NOT NULL,
+        at TEXT NOT NULL,
+        workspace TEXT,
+        session TEXT,
+        data TEXT NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS events_workspace_at ON events (workspace, at);
+      CREATE INDEX IF NOT EXISTS events_session_at ON events (session, at);
+      CREATE INDEX IF NOT EXISTS events_type_at ON events (type, at);
+    `);
+    this.#insert = this.#db.prepare('INSERT INTO events (type, at, workspace, session, data) VALUES (?, ?, ?, ?, ?)');
+  }
+
+  write(event: AnyTandemEvent): void {
+    this.#insert.run(event.type, event.at, event.workspace, event.session, JSON.stringify(event.data));
+  }
+
+  /** Events matching `query`, oldest first. */
+  query(query: EventQuery = {}): AnyTandemEvent[] {
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (query.workspace !== undefined) {
+      where.push('workspace = ?');
+      params.push(query.workspace);
+    }
+    if (query.session !== undefined) {
+      where.push('session = ?');
+      params.push(query.session);
+    }
+    if (query.type !== undefined) {
+      const types = typeof query.type === 'string' ? [query.type] : [...query.type];
+      where.push(`type IN (${types.map(() => '?').join(', ')})`);
+      params.push(...types);
+    }
+    if (query.since !== undefined) {
+      where.push('at >= ?');
+      params.push(toIso(query.since));
+    }
+    if (query.until !== undefined) {
+      where.push('at < ?');
+      params.push(toIso(query.until));
+    }
+    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    let sql = `SELECT type, at, workspace, session, data FROM events ${clause} ORDER BY id`;
+    if (query.limit !== undefined) {
+      sql = `SELECT * FROM (SELECT id, type, at, workspace, session, data FROM events ${clause} ORDER BY id DESC LIMIT ?) ORDER BY id`;
+      params.push(query.limit);
+    }
+    const rows = this.#db.prepare(sql).all(...params) as {
+      type: string;
+      at: string;
+      workspace: string | null;
+      session: string | null;
+      data: string;
+    }[];
+    return rows.map(
+      (r) =>
+        ({
+          type: r.type,
+          at: r.at,
+          workspace: r.workspace,
+          session: r.session,
+          data: JSON.parse(r.data) as unknown,
+        }) as AnyTandemEvent,
+    );
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}
+
+function toIso(v: string | Date): string {
+  return typeof v === 'string' ? new Date(v).toISOString() : v.toISOString();
+}

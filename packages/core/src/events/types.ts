@@ -1,0 +1,54 @@
+import type { VmState } from '../adapter/types.js';
+
+/**
+ * Every event Tandem emits, by type, with its payload. Modules add their events here so
+ * that one typed map covers everything.
+ */
+export interface TandemEventMap {
+  /** A session moved from one state to another. */
+  'session.transition': { from: string; to: string; operation: string; vm: string };
+  /** A session operation failed. */
+  'session.error': { operation: string; code: string; message: string; vm: string };
+  /** The VM changed state on its own (guest shutdown, crash) or was seen to. */
+  'vm.state': { vm: string; state: VmState; reason: string; origin: 'hypervisor' | 'tandem' };
+  'snapshot.created': { vm: string; snapshot: string };
+  'snapshot.reverted': { vm: string; snapshot: string };
+  'snapshot.deleted': { vm: string; snapshot: string; children: boolean };
+  /** A policy decision that was enforced. */
+  'policy.decision': { kind: string; subject: string; outcome: string; rule?: string; layer?: string; reason: string };
+  /** Image delivery progress. */
+  'sync.progress': {
+    version: string;
+    bytesNeeded: number;
+    bytesFromSeeds: number;
+    bytesFetched: number;
+    bytesPerSecond: number;
+    etaMs: number | null;
+  };
+  'sync.completed': { version: string; bytesFetched: number; bytesFromSeeds: number; requests: number };
+  'sync.failed': { version: string; code: string; message: string };
+  /** Data failed verification. */
+  'integrity.failure': { subject: string; expected?: string; actual?: string; message: string };
+  'auth.success': { user: string; method: string };
+  'auth.failure': { user: string; method: string; reason: string };
+  /** The watchdog restarted a VM that died. */
+  'watchdog.restart': { vm: string; attempt: number; reason: string };
+  /** An adapter's warning (an unknown newer hypervisor version, ...). */
+  'adapter.warning': { adapter: string; message: string };
+}
+
+/** The type names of all events. */
+export type TandemEventType = keyof TandemEventMap;
+
+/** One event: its type, when, which workspace and session, and its payload. */
+export interface TandemEvent<K extends TandemEventType = TandemEventType> {
+  readonly type: K;
+  /** ISO 8601 timestamp. */
+  readonly at: string;
+  readonly workspace: string | null;
+  readonly session: string | null;
+  readonly data: TandemEventMap[K];
+}
+
+/** Any event, as a discriminated union on `type`. */
+export type AnyTandemEvent = { [K in TandemEventType]: TandemEvent<K> }[TandemEventType];

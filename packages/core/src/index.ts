@@ -1,0 +1,85 @@
+// @tandem/core: the public API. Named exports only.
+
+// errors
+export {
+  TandemError,
+  NotFoundError,
+  InvalidStateError,
+  UnsupportedCapabilityError,
+  PolicyDeniedError,
+  IntegrityError,
+  AuthError,
+  HypervisorError,
+  InvalidInputError,
+  ConflictError,
+  TimeoutError,
+  CancelledError,
+  HostError,
+  NoAdapterError,
+} from './errors.js';
+export type { ErrorCode, ErrorFault, TandemErrorOptions } from './errors.js';
+
+// clock
+export { systemClock, VirtualClock } from './clock.js';
+export type { Clock } from './clock.js';
+
+// utilities
+export { parseDuration, formatDuration, isDuration } from './util/duration.js';
+export { isCidr } from './util/cidr.js';
+
+// adapter contract
+export { VM_STATES } from './adapter/types.js';
+export type {
+  VmState,
+  SeamlessTransport,
+  GuestChannelKind,
+  AdapterCapabilities,
+  HostFacts,
+  ProbeResult,
+  DiskFormat,
+  DiskSpec,
+  NetworkMode,
+  VmSpec,
+  VmInfo,
+  StartOptions,
+  StopOptions,
+  SnapshotInfo,
+  SnapshotOps,
+  LaunchRequest,
+  LaunchHandle,
+  SeamlessOps,
+  GuestChannelOps,
+  DiskEncryptionOps,
+  HypervisorEvent,
+  HypervisorAdapter,
+  AdapterModule,
+} from './adapter/types.js';
+export { AdapterRegistry, loadAdapterModule, supports, requireSnapshots, requireCapability } from './adapter/registry.js';
+export type { Detection, DetectionReport } from './adapter/registry.js';
+export { buildSnapshotTree, formatSnapshotTree } from './adapter/snapshot-tree.js';
+export type { SnapshotNode } from './adapter/snapshot-tree.js';
+
+// events
+export { EventBus } from './events/bus.js';
+export type { EventContext, EventSink } from './events/bus.js';
+export type { TandemEventMap, TandemEventType, TandemEvent, AnyTandemEvent } from './events/types.js';
+export { JsonLinesSink } from './events/jsonl-sink.js';
+export { SqliteEventSink } from './events/sqlite-sink.js';
+export type { EventQuery } from './events/sqlite-sink.js';
+
+// workspace
+export { WorkspaceSchema, MemorySchema } from './workspace/schema.js';
+export type { Workspace, WorkspaceInput, PublishedApp, MemoryRule } from './workspace/schema.js';
+export { loadWorkspaceFile, parseWorkspace, validateWorkspace, formatPath } from './workspace/load.js';
+export type { LoadedWorkspace, WorkspaceIssue } from './workspace/load.js';
+export { computeMemoryMiB, buildVmSpec, vmNameFor } from './workspace/vm-spec.js';
+export type { VmSpecOptions } from './workspace/vm-spec.js';
+export { workspaceJsonSchema } from './workspace/json-schema.js';
+
+// session (foundation)
+
+// host (command runner: issue 4)
+
+// policy (issue 5)
+
+// delivery (issue 6)
