@@ -27,7 +27,7 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
     .exitOverride();
 
   const host: CommandHost = {
-    run(action) {
+    run<A extends unknown[]>(action: (ctx: CliContext, ...args: A) => Promise<void | number>) {
       return async (...args: unknown[]) => {
         const command = args[args.length - 1] as Command;
         const ctx = createContext(command.optsWithGlobals<GlobalOptions>());
