@@ -84,6 +84,13 @@ export class VirtualClock implements Clock {
     return this.#sleepers.length;
   }
 
+  /** Resolves once at least `count` sleeps are waiting (lets queued work reach its sleep). */
+  async waitForSleepers(count = 1): Promise<void> {
+    for (let i = 0; i < 10_000 && this.#sleepers.length < count; i++) {
+      await new Promise<void>((r) => setImmediate(r));
+    }
+  }
+
   /** Moves time forward, waking every sleeper whose deadline has passed, in deadline order. */
   async advance(ms: number): Promise<void> {
     const target = this.#now + ms;

@@ -165,7 +165,10 @@ export interface SnapshotInfo {
 export interface SnapshotOps {
   create(vm: string, options: { name: string; description?: string }): Promise<SnapshotInfo>;
   list(vm: string): Promise<SnapshotInfo[]>;
-  /** Returns the VM to the snapshot, including its running or stopped state. */
+  /**
+   * Returns the VM to the snapshot (given by id, or by name when no id matches), including
+   * the running or stopped state it was taken in.
+   */
   revert(vm: string, snapshot: string): Promise<void>;
   /** Deletes one snapshot (its children move to its parent), or with `children` its whole subtree. */
   delete(vm: string, snapshot: string, options?: { children?: boolean }): Promise<void>;
@@ -229,7 +232,14 @@ export interface HypervisorEvent {
  * never calls the core back except through {@link HypervisorAdapter.watch}.
  *
  * VMs are addressed by name. Operations on a VM that does not exist throw NotFoundError;
- * operations in the wrong state throw InvalidStateError naming the state.
+ * operations in the wrong state throw InvalidStateError naming the state; defining a name
+ * that exists throws ConflictError. Calls on one VM may arrive concurrently: an adapter
+ * serializes them per VM, so every call sees the state the previous one left.
+ *
+ * Legal transitions: start from stopped, crashed or saved; stop from running or paused;
+ * suspend from running; resume from paused; save from running or paused; restore from
+ * saved; snapshots may be created in stopped, running or paused (running/paused only when
+ * `capabilities.snapshots.live`); destroy from any state.
  */
 export interface HypervisorAdapter {
   readonly name: string;

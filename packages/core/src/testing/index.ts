@@ -1,3 +1,11 @@
 // @tandem/core/testing: the mock adapter, the adapter conformance suite and test helpers.
+export { MockAdapter, mockAdapterModule } from './mock-adapter.js';
+export type { MockAdapterOptions } from './mock-adapter.js';
+export { MockFaults } from './mock-faults.js';
+export type { MockCall, MockOperation } from './mock-faults.js';
+export type { MockHypervisorState, MockVmRecord } from './mock-state.js';
+export { adapterConformanceSuite } from './conformance.js';
+export type { ConformanceIt, ConformanceSubject, ConformanceOptions } from './conformance.js';
 export { integrationGate } from './integration.js';
 export type { IntegrationGate } from './integration.js';
+export { VirtualClock } from '../clock.js';

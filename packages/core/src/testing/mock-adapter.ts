@@ -1,0 +1,387 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { duplexPair, type Duplex } from 'node:stream';
+import type {
+  AdapterCapabilities,
+  AdapterModule,
+  DiskEncryptionOps,
+  DiskSpec,
+  GuestChannelOps,
+  HypervisorAdapter,
+  HypervisorEvent,
+  LaunchHandle,
+  LaunchRequest,
+  ProbeResult,
+  SeamlessOps,
+  SnapshotInfo,
+  SnapshotOps,
+  StartOptions,
+  StopOptions,
+  VmInfo,
+  VmSpec,
+  VmState,
+} from '../adapter/types.js';
+import { systemClock, type Clock } from '../clock.js';
+import { ConflictError, IntegrityError, InvalidInputError, InvalidStateError, NotFoundError, TimeoutError } from '../errors.js';
+import { KeyedQueue } from '../util/keyed-queue.js';
+import { MockFaults, type MockCall, type MockOperation } from './mock-faults.js';
+import { emptyState, readState, writeState, type MockHypervisorState, type MockVmRecord } from './mock-state.js';
+
+/** Options of {@link MockAdapter}. */
+export interface MockAdapterOptions {
+  /** Time source; a {@link VirtualClock} makes slow operations and timestamps deterministic. */
+  clock?: Clock;
+  /** Keep the hypervisor's state in this JSON file, so separate processes (the CLI) share it. */
+  stateFile?: string;
+  /** Host facts reported by probe(). */
+  hostMemoryMiB?: number;
+  hostCpus?: number;
+  /** Whether guests honour a graceful stop (an ACPI power button). Default true. */
+  guestHonoursShutdown?: boolean;
+  /** Override capabilities, to test how the core handles an adapter that lacks some. */
+  capabilities?: Partial<AdapterCapabilities>;
+}
+
+const FULL_CAPABILITIES: AdapterCapabilities = {
+  snapshots: { live: true, deleteWithChildren: true },
+  suspend: { pause: true, save: true },
+  seamlessWindows: ['rdp-remoteapp', 'xpra'],
+  guestChannel: ['virtio-serial'],
+  sharedFolders: true,
+  usb: true,
+  diskEncryption: true,
+  remoteHost: false,
+};
+
+/**
+ * An in-memory hypervisor implementing every capability, for tests and demos: an injectable
+ * clock, fault injection ({@link MockAdapter.faults}), crashes ({@link MockAdapter.crash}) and
+ * a call log ({@link MockAdapter.calls}). With `stateFile` its VMs outlive the process.
+ *
+ * @example
+ * ```ts
+ * const adapter = new MockAdapter({ clock: new VirtualClock() });
+ * adapter.faults.failNext('start', 1);
+ * ```
+ */
+export class MockAdapter implements HypervisorAdapter {
+  readonly name = 'mock';
+  readonly version = '1.0.0';
+  readonly capabilities: AdapterCapabilities;
+  readonly faults = new MockFaults();
+  readonly calls: MockCall[] = [];
+  readonly snapshots: SnapshotOps;
+  readonly seamless: SeamlessOps;
+  readonly guestChannel: GuestChannelOps;
+  readonly diskEncryption: DiskEncryptionOps;
+
+  readonly #clock: Clock;
+  readonly #options: MockAdapterOptions;
+  readonly #queue = new KeyedQueue();
+  readonly #listeners = new Set<(e: HypervisorEvent) => void>();
+  readonly #guestEnds = new Map<string, Duplex[]>();
+  /** Keys of disks encrypted before their VM was defined, by path. */
+  readonly #pendingKeys = new Map<string, string>();
+  #state: MockHypervisorState;
+
+  constructor(options: MockAdapterOptions = {}) {
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+    this.capabilities = { ...FULL_CAPABILITIES, ...options.capabilities };
+    this.#state = options.stateFile ? readState(options.stateFile) : emptyState();
+    this.snapshots = {
+      create: (vm, o) => this.#op('snapshot.create', vm, (r) => this.#snapshotCreate(r, o.name, o.description)),
+      list: (vm) => this.#op('snapshot.list', vm, (r) => Promise.resolve(r.snapshots.map((s) => this.#withCurrent(r, s)))),
+      revert: (vm, id) => this.#op('snapshot.revert', vm, (r) => this.#snapshotRevert(r, id)),
+      delete: (vm, id, o) => this.#op('snapshot.delete', vm, (r) => this.#snapshotDelete(r, id, o?.children ?? false)),
+    };
+    this.seamless = { launch: (vm, req) => this.#op('seamless.launch', vm, (r) => this.#launch(r, req)) };
+    this.guestChannel = { open: (vm) => this.#op('guestChannel.open', vm, (r) => this.#openChannel(r)) };
+    this.diskEncryption = { encrypt: (disk, key) => this.#op('diskEncryption.encrypt', undefined, () => this.#encrypt(disk, key)) };
+  }
+
+  async probe(): Promise<ProbeResult> {
+    return this.#op('probe', undefined, async () => ({
+      usable: true as const,
+      adapter: this.name,
+      hypervisorVersion: `mock ${this.version}`,
+      host: { memoryMiB: this.#options.hostMemoryMiB ?? 16384, cpus: this.#options.hostCpus ?? 8, hostname: 'mock-host' },
+      details: { stateFile: this.#options.stateFile ?? '(in memory)' },
+    }));
+  }
+
+  async list(): Promise<VmInfo[]> {
+    return this.#op('list', undefined, async () => this.#state.vms.map((r) => this.#info(r)));
+  }
+
+  async define(spec: VmSpec): Promise<VmInfo> {
+    return this.#op('define', spec.name, async () => {
+      if (spec.name.includes('\0')) throw new InvalidInputError('A VM name cannot contain a NUL byte.', { details: { name: spec.name } });
+      if (this.#find(spec.name)) throw new ConflictError(`A VM named "${spec.name}" already exists.`, { details: { vm: spec.name } });
+      const record: MockVmRecord = { name: spec.name, id: randomUUID(), spec, state: 'stopped', snapshots: [], currentSnapshot: null, diskKeys: {} };
+      this.#state.vms.push(record);
+      return this.#info(record);
+    });
+  }
+
+  async state(vm: string): Promise<VmState> {
+    return this.#op('state', vm, async (r) => r.state);
+  }
+
+  async start(vm: string, options: StartOptions = {}): Promise<void> {
+    return this.#op('start', vm, async (r) => {
+      expectState(r, ['stopped', 'crashed', 'saved'], 'start');
+      this.#checkKeys(r, options.diskKeys);
+      r.state = 'running';
+    });
+  }
+
+  async stop(vm: string, options: StopOptions = {}): Promise<void> {
+    return this.#op('stop', vm, async (r) => {
+      expectState(r, ['running', 'paused'], 'stop');
+      if (!options.force && (this.#options.guestHonoursShutdown === false || r.state === 'paused')) {
+        // The guest ignores the request: wait out the timeout, then power off or give up.
+        await this.#clock.sleep(options.timeoutMs ?? 60_000, options.signal);
+        if (options.forceAfterTimeout === false) {
+          throw new TimeoutError(`VM "${r.name}" did not shut down within ${options.timeoutMs ?? 60_000} ms.`, { details: { vm: r.name } });
+        }
+      }
+      r.state = 'stopped';
+    });
+  }
+
+  async suspend(vm: string): Promise<void> {
+    return this.#op('suspend', vm, async (r) => {
+      expectState(r, ['running'], 'suspend');
+      r.state = 'paused';
+    });
+  }
+
+  async resume(vm: string): Promise<void> {
+    return this.#op('resume', vm, async (r) => {
+      expectState(r, ['paused'], 'resume');
+      r.state = 'running';
+    });
+  }
+
+  async save(vm: string): Promise<void> {
+    return this.#op('save', vm, async (r) => {
+      expectState(r, ['running', 'paused'], 'save');
+      r.state = 'saved';
+    });
+  }
+
+  async restore(vm: string, options: StartOptions = {}): Promise<void> {
+    return this.#op('restore', vm, async (r) => {
+      expectState(r, ['saved'], 'restore');
+      this.#checkKeys(r, options.diskKeys);
+      r.state = 'running';
+    });
+  }
+
+  async destroy(vm: string): Promise<void> {
+    return this.#op('destroy', vm, async (r) => {
+      this.#state.vms = this.#state.vms.filter((x) => x !== r);
+    });
+  }
+
+  watch(listener: (event: HypervisorEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Simulates the VM's process dying: a running or paused VM becomes `crashed` and watchers hear it. */
+  crash(vm: string, reason = 'the VM process was killed'): void {
+    const r = this.#require(vm);
+    expectState(r, ['running', 'paused'], 'crash');
+    r.state = 'crashed';
+    this.#persist();
+    this.#emit(r.name, 'crashed', reason);
+  }
+
+  /** Simulates the guest shutting itself down from inside. */
+  guestShutdown(vm: string): void {
+    const r = this.#require(vm);
+    expectState(r, ['running'], 'guest shutdown');
+    r.state = 'stopped';
+    this.#persist();
+    this.#emit(r.name, 'stopped', 'the guest shut down');
+  }
+
+  /** The guest agent's end of the guest channels opened on `vm` (oldest first). */
+  guestEnds(vm: string): Duplex[] {
+    return this.#guestEnds.get(vm) ?? [];
+  }
+
+  /** Reloads state from the state file (another process may have changed it). */
+  reload(): void {
+    if (this.#options.stateFile) this.#state = readState(this.#options.stateFile);
+  }
+
+  // --- internals ---
+
+  async #op<T>(op: MockOperation, vm: string | undefined, fn: (r: MockVmRecord) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      const at = this.#clock.now();
+      try {
+        const delay = this.faults.delayOf(op);
+        if (delay > 0) await this.#clock.sleep(delay);
+        const injected = this.faults.take(op);
+        if (injected) throw injected;
+        const record = vm === undefined || op === 'define' ? (undefined as unknown as MockVmRecord) : this.#require(vm);
+        const result = await fn(record);
+        this.#persist();
+        this.calls.push({ op, ...(vm !== undefined ? { vm } : {}), at, outcome: 'ok' });
+        return result;
+      } catch (err) {
+        this.calls.push({ op, ...(vm !== undefined ? { vm } : {}), at, outcome: 'error', error: (err as Error).message });
+        throw err;
+      }
+    };
+    return vm === undefined ? run() : this.#queue.run(vm, run);
+  }
+
+  #find(vm: string): MockVmRecord | undefined {
+    return this.#state.vms.find((r) => r.name === vm);
+  }
+
+  #require(vm: string): MockVmRecord {
+    const r = this.#find(vm);
+    if (!r) throw new NotFoundError(`No VM named "${vm}" on the mock hypervisor.`, { details: { vm } });
+    return r;
+  }
+
+  #info(r: MockVmRecord): VmInfo {
+    return { name: r.name, id: r.id, state: r.state, memoryMiB: r.spec.memoryMiB, cpus: r.spec.cpus };
+  }
+
+  #persist(): void {
+    if (this.#options.stateFile) writeState(this.#options.stateFile, this.#state);
+  }
+
+  #emit(vm: string, state: VmState, reason: string): void {
+    const event: HypervisorEvent = { vm, state, reason, at: this.#clock.now() };
+    for (const l of this.#listeners) l(event);
+  }
+
+  #withCurrent(r: MockVmRecord, s: SnapshotInfo): SnapshotInfo {
+    return { ...s, current: s.id === r.currentSnapshot };
+  }
+
+  #findSnapshot(r: MockVmRecord, idOrName: string): SnapshotInfo {
+    const s = r.snapshots.find((x) => x.id === idOrName) ?? r.snapshots.find((x) => x.name === idOrName);
+    if (!s) throw new NotFoundError(`VM "${r.name}" has no snapshot "${idOrName}".`, { details: { vm: r.name, snapshot: idOrName } });
+    return s;
+  }
+
+  async #snapshotCreate(r: MockVmRecord, name: string, description?: string): Promise<SnapshotInfo> {
+    if (!name || name.includes('\0')) throw new InvalidInputError('A snapshot name must be non-empty and contain no NUL byte.', { details: { name } });
+    expectState(r, ['stopped', 'running', 'paused'], 'take a snapshot');
+    const info: SnapshotInfo = {
+      id: `snap-${this.#state.nextId++}`,
+      name,
+      ...(description !== undefined ? { description } : {}),
+      createdAt: new Date(this.#clock.now()).toISOString(),
+      parentId: r.currentSnapshot,
+      current: true,
+      vmState: r.state,
+    };
+    r.snapshots.push(info);
+    r.currentSnapshot = info.id;
+    return info;
+  }
+
+  async #snapshotRevert(r: MockVmRecord, id: string): Promise<void> {
+    const s = this.#findSnapshot(r, id);
+    r.currentSnapshot = s.id;
+    r.state = s.vmState;
+  }
+
+  async #snapshotDelete(r: MockVmRecord, id: string, children: boolean): Promise<void> {
+    const s = this.#findSnapshot(r, id);
+    if (children) {
+      const doomed = new Set([s.id]);
+      for (let grew = true; grew; ) {
+        grew = false;
+        for (const x of r.snapshots) {
+          if (x.parentId !== null && doomed.has(x.parentId) && !doomed.has(x.id)) {
+            doomed.add(x.id);
+            grew = true;
+          }
+        }
+      }
+      r.snapshots = r.snapshots.filter((x) => !doomed.has(x.id));
+      if (r.currentSnapshot !== null && doomed.has(r.currentSnapshot)) r.currentSnapshot = s.parentId;
+    } else {
+      r.snapshots = r.snapshots.filter((x) => x.id !== s.id).map((x) => (x.parentId === s.id ? { ...x, parentId: s.parentId } : x));
+      if (r.currentSnapshot === s.id) r.currentSnapshot = s.parentId;
+    }
+  }
+
+  async #launch(r: MockVmRecord, req: LaunchRequest): Promise<LaunchHandle> {
+    expectState(r, ['running'], 'launch an app');
+    const transport = req.transport ?? (r.spec.osFamily === 'windows' ? 'rdp-remoteapp' : 'xpra');
+    let close!: (code: number | null) => void;
+    const exited = new Promise<number | null>((resolve) => (close = resolve));
+    return {
+      transport,
+      argv: ['mock-seamless', `--vm=${r.name}`, `--mode=${req.mode}`, `--app=${req.command}`, ...(req.args ?? [])],
+      exited,
+      close: async () => close(0),
+    };
+  }
+
+  async #openChannel(r: MockVmRecord): Promise<Duplex> {
+    expectState(r, ['running', 'paused'], 'open the guest channel');
+    const [host, guest] = duplexPair();
+    const ends = this.#guestEnds.get(r.name) ?? [];
+    ends.push(guest);
+    this.#guestEnds.set(r.name, ends);
+    return host;
+  }
+
+  async #encrypt(disk: DiskSpec, key: Uint8Array): Promise<void> {
+    if (!disk.encryption) throw new InvalidInputError(`Disk ${disk.path} has no encryption.keyId.`, { details: { disk: disk.path } });
+    for (const r of this.#state.vms) {
+      if (r.spec.disks.some((d) => d.path === disk.path)) r.diskKeys[disk.path] = sha256(key);
+    }
+    this.#pendingKeys.set(disk.path, sha256(key));
+  }
+
+  #checkKeys(r: MockVmRecord, keys: ReadonlyMap<string, Uint8Array> | undefined): void {
+    for (const d of r.spec.disks) {
+      if (!d.encryption) continue;
+      const expected = r.diskKeys[d.path] ?? this.#pendingKeys.get(d.path);
+      const key = keys?.get(d.encryption.keyId);
+      if (!key) {
+        throw new InvalidInputError(`Disk ${d.path} of VM "${r.name}" is encrypted; pass its key "${d.encryption.keyId}" in diskKeys.`, {
+          details: { vm: r.name, disk: d.path, keyId: d.encryption.keyId },
+        });
+      }
+      if (expected !== undefined && expected !== sha256(key)) {
+        throw new IntegrityError(`The key "${d.encryption.keyId}" does not open disk ${d.path} of VM "${r.name}".`, {
+          details: { vm: r.name, disk: d.path },
+        });
+      }
+    }
+  }
+}
+
+function sha256(key: Uint8Array): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+function expectState(r: MockVmRecord, allowed: readonly VmState[], action: string): void {
+  if (!allowed.includes(r.state)) {
+    throw new InvalidStateError(
+      `Cannot ${action} VM "${r.name}": it is ${r.state} (expected ${allowed.join(' or ')}).`,
+      r.state,
+      { details: { vm: r.name, expected: allowed } },
+    );
+  }
+}
+
+/** The mock adapter as a loadable {@link AdapterModule} (name `mock`). */
+export const mockAdapterModule: AdapterModule<MockAdapterOptions> = {
+  name: 'mock',
+  create: (options) => new MockAdapter(options),
+};
