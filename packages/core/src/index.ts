@@ -26,6 +26,7 @@ export type { Clock } from './clock.js';
 // utilities
 export { parseDuration, formatDuration, isDuration } from './util/duration.js';
 export { isCidr } from './util/cidr.js';
+export { KeyedQueue } from './util/keyed-queue.js';
 
 // adapter contract
 export { VM_STATES } from './adapter/types.js';
@@ -77,6 +78,13 @@ export type { VmSpecOptions } from './workspace/vm-spec.js';
 export { workspaceJsonSchema } from './workspace/json-schema.js';
 
 // session (foundation)
+export { Session } from './session/session.js';
+export type { SessionInit, SessionStopOptions, SessionSuspendOptions } from './session/session.js';
+export { SessionManager } from './session/manager.js';
+export type { OpenSessionOptions } from './session/manager.js';
+export { SESSION_TRANSITIONS, assertTransition, sessionStateForVm } from './session/state-machine.js';
+export type { SessionState, SessionOperation } from './session/state-machine.js';
+export { IdleLock } from './session/idle-lock.js';
 
 // host (command runner: issue 4)
 
