@@ -53,7 +53,7 @@ export function parseWorkspace(text: string, options: { file?: string; json?: bo
   const file = options.file ?? '<inline>';
   const lineCounter = new LineCounter();
   // YAML 1.2 is a superset of JSON, so one parser serves both and gives positions for both.
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const issues: WorkspaceIssue[] = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
