@@ -1,0 +1,66 @@
+import { appendFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { VirtualClock } from '../clock.js';
+import { EventBus } from './bus.js';
+import { JsonLinesSink } from './jsonl-sink.js';
+import { SqliteEventSink } from './sqlite-sink.js';
+
+const dir = () => mkdtempSync(join(tmpdir(), 'tandem-events-'));
+
+describe('events', () => {
+  it('delivers typed events by type and to "*", stamped with the clock', () => {
+    const clock = new VirtualClock(Date.parse('2026-11-21T12:00:00Z'));
+    const bus = new EventBus({ clock });
+    const byType: string[] = [];
+    const all: string[] = [];
+    bus.on('session.transition', (e) => byType.push(`${e.data.from}>${e.data.to}`));
+    bus.on('*', (e) => all.push(`${e.type}@${e.at}`));
+    bus.publish('session.transition', { from: 'stopped', to: 'starting', operation: 'start', vm: 'vm' }, { workspace: 'erp', session: 's1' });
+    bus.publish('adapter.warning', { adapter: 'virtualbox', message: 'newer than tested' });
+    expect(byType).toEqual(['stopped>starting']);
+    expect(all).toEqual(['session.transition@2026-11-21T12:00:00.000Z', 'adapter.warning@2026-11-21T12:00:00.000Z']);
+  });
+
+  it('appends JSON lines that survive a torn last line', () => {
+    const file = join(dir(), 'events.jsonl');
+    const bus = new EventBus();
+    const sink = new JsonLinesSink(file);
+    bus.attach(sink);
+    bus.publish('snapshot.created', { vm: 'vm', snapshot: 'a' }, { workspace: 'erp' });
+    bus.publish('snapshot.created', { vm: 'vm', snapshot: 'b' }, { workspace: 'erp' });
+    appendFileSync(file, '{"type":"snapshot.cre'); // a crash mid-write
+    expect(new JsonLinesSink(file).read().map((e) => e.data)).toEqual([
+      { vm: 'vm', snapshot: 'a' },
+      { vm: 'vm', snapshot: 'b' },
+    ]);
+  });
+
+  it('stores events in SQLite, queryable by workspace, session, type and time', () => {
+    const clock = new VirtualClock(Date.parse('2026-11-21T00:00:00Z'));
+    const bus = new EventBus({ clock });
+    const file = join(dir(), 'events.sqlite');
+    const store = new SqliteEventSink(file);
+    const detach = bus.attach(store);
+    const t = (from: string, to: string) => ({ from, to, operation: 'x', vm: 'vm' });
+    bus.publish('session.transition', t('stopped', 'running'), { workspace: 'erp', session: 's1' });
+    void clock.advance(60_000); // moves the time synchronously when nothing sleeps
+    bus.publish('snapshot.created', { vm: 'vm', snapshot: 'a' }, { workspace: 'erp', session: 's1' });
+    bus.publish('session.transition', t('stopped', 'running'), { workspace: 'crm', session: 's2' });
+    detach();
+    bus.publish('session.transition', t('running', 'stopped'), { workspace: 'crm', session: 's2' });
+    store.close();
+
+    const reopened = new SqliteEventSink(file);
+    expect(reopened.query()).toHaveLength(3);
+    expect(reopened.query({ workspace: 'erp' }).map((e) => e.type)).toEqual(['session.transition', 'snapshot.created']);
+    expect(reopened.query({ session: 's2' })).toHaveLength(1);
+    expect(reopened.query({ type: 'snapshot.created' })[0]?.data).toEqual({ vm: 'vm', snapshot: 'a' });
+    expect(reopened.query({ type: ['snapshot.created', 'session.transition'], workspace: 'crm' })).toHaveLength(1);
+    expect(reopened.query({ since: '2026-11-21T00:00:30Z' })).toHaveLength(2);
+    expect(reopened.query({ until: new Date('2026-11-21T00:00:30Z') })).toHaveLength(1);
+    expect(reopened.query({ limit: 1 })[0]?.workspace).toBe('crm');
+    reopened.close();
+  });
+});
