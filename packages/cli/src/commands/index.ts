@@ -1,8 +1,18 @@
 import type { Command } from 'commander';
 import type { CommandHost } from '../program.js';
 import { registerValidate } from './validate.js';
+import { registerDoctor } from './doctor.js';
+import { registerUp } from './up.js';
+import { registerLifecycle } from './lifecycle.js';
+import { registerSnapshot } from './snapshot.js';
+import { registerEvents } from './events.js';
 
 /** Registers every command. Each command lives in its own file under commands/. */
 export function registerCommands(program: Command, host: CommandHost): void {
   registerValidate(program, host);
+  registerDoctor(program, host);
+  registerUp(program, host);
+  registerLifecycle(program, host);
+  registerSnapshot(program, host);
+  registerEvents(program, host);
 }

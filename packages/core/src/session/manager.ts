@@ -17,6 +17,8 @@ export interface OpenSessionOptions {
   diskKeys?: ReadonlyMap<string, Uint8Array>;
   /** Reuse this session id (the CLI does, across invocations). */
   sessionId?: string;
+  /** Attach as locked when the VM is running (a lock outlives the process that took it). */
+  locked?: boolean;
 }
 
 /**
@@ -58,6 +60,7 @@ export class SessionManager {
     try {
       const existing = (await this.adapter.list()).find((v) => v.name === vm);
       let initial = existing ? sessionStateForVm(existing.state) : 'stopped';
+      if (initial === 'running' && options.locked) initial = 'locked';
       if (!existing) {
         const probe = await this.adapter.probe();
         if (!probe.usable) {

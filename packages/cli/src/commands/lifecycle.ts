@@ -1,0 +1,103 @@
+import type { Command } from 'commander';
+import { InvalidInputError } from '@tandem/core';
+import type { CommandHost } from '../program.js';
+import { withSession } from '../runtime.js';
+import { openAdapter } from '../adapters.js';
+import { StateDir } from '../state.js';
+
+const WS = '[workspace]';
+const WS_HELP = 'workspace name (optional when there is only one session)';
+
+/** `tandem status|suspend|resume|stop|lock|unlock|down` */
+export function registerLifecycle(program: Command, host: CommandHost): void {
+  program
+    .command('status')
+    .description("show every session with its VM's live state")
+    .argument(WS, 'only this workspace')
+    .action(
+      host.run(async (ctx, workspace: string | undefined) => {
+        const state = new StateDir(ctx.stateDir);
+        const records = workspace ? [state.resolve(workspace)] : state.list();
+        const rows = [];
+        for (const record of records) {
+          let live: string;
+          try {
+            live = await withSession(ctx, record.workspace, (s) => s.refresh());
+          } catch (err) {
+            live = `unknown (${(err as Error).message.split('\n')[0]})`;
+          }
+          rows.push({ workspace: record.workspace, session: record.id, adapter: record.adapter.name, vm: record.vm, state: live, file: record.file });
+        }
+        ctx.result(
+          { sessions: rows },
+          rows.length === 0
+            ? 'no sessions (start one with: tandem up <workspace file>)'
+            : rows.map((r) => `${r.workspace}\t${r.state}\t${r.adapter}\tVM ${r.vm}\tsession ${r.session}`),
+        );
+      }),
+    );
+
+  const simple = (name: string, description: string): Command =>
+    program.command(name).description(description).argument(WS, WS_HELP);
+
+  simple('suspend', 'suspend the session (pause the VM in memory; --save writes it to disk)')
+    .option('--save', 'save the VM state to disk instead of pausing it in memory')
+    .action(
+      host.run(async (ctx, ws: string | undefined, opts: { save?: boolean }) => {
+        const s = await withSession(ctx, ws, async (session) => (await session.suspend({ mode: opts.save ? 'save' : 'pause' }), session));
+        ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+      }),
+    );
+
+  simple('resume', 'resume a suspended session').action(
+    host.run(async (ctx, ws: string | undefined) => {
+      const s = await withSession(ctx, ws, async (session) => (await session.resume(), session));
+      ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+    }),
+  );
+
+  simple('stop', 'stop the VM: ask the guest to shut down, power off after --timeout; or at once with --force')
+    .option('-f, --force', 'power off at once')
+    .option('--timeout <seconds>', 'how long the guest gets to shut down', '60')
+    .action(
+      host.run(async (ctx, ws: string | undefined, opts: { force?: boolean; timeout: string }) => {
+        const timeoutMs = Number(opts.timeout) * 1000;
+        if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+          throw new InvalidInputError(`--timeout "${opts.timeout}" is not a number of seconds.`, { details: { timeout: opts.timeout } });
+        }
+        const s = await withSession(ctx, ws, async (session) => (await session.stop({ force: opts.force ?? false, timeoutMs }), session));
+        ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+      }),
+    );
+
+  simple('lock', 'lock the session (the VM keeps running; its apps are hidden until unlock)').action(
+    host.run(async (ctx, ws: string | undefined) => {
+      const s = await withSession(ctx, ws, async (session) => (await session.lock('tandem lock'), session));
+      ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+    }),
+  );
+
+  simple('unlock', 'unlock a locked session').action(
+    host.run(async (ctx, ws: string | undefined) => {
+      const s = await withSession(ctx, ws, async (session) => (await session.unlock(), session));
+      ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+    }),
+  );
+
+  simple('down', 'end the session: power the VM off, remove its definition (disks are kept) and forget the session').action(
+    host.run(async (ctx, ws: string | undefined) => {
+      const state = new StateDir(ctx.stateDir);
+      const record = state.resolve(ws);
+      await state.withVmLock(record.vm, async () => {
+        const { adapter } = await openAdapter(state, record.adapter.name, record.adapter.options);
+        try {
+          if ((await adapter.list()).some((v) => v.name === record.vm)) await adapter.destroy(record.vm);
+        } finally {
+          await adapter.close?.();
+        }
+      });
+      state.remove(record.workspace);
+      ctx.result({ session: record.id, workspace: record.workspace, removed: true }, `${record.workspace}: session ended, VM ${record.vm} removed`);
+    }),
+  );
+}

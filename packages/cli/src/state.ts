@@ -1,0 +1,139 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConflictError, NotFoundError, type SessionState, type Workspace } from '@tandem/core';
+
+/**
+ * What the CLI remembers about a session between invocations. One JSON file per workspace in
+ * `<state dir>/sessions/`. The VM itself lives in the hypervisor; this only says which adapter
+ * drives it and what Tandem-level state (the lock) it has.
+ */
+export interface SessionRecord {
+  id: string;
+  workspace: string;
+  /** The workspace file the session was opened from. */
+  file: string;
+  /** The validated workspace, so the session works even if the file moves. */
+  spec: Workspace;
+  adapter: { name: string; options: Record<string, string> };
+  vm: string;
+  /** The session state when the last command ended. */
+  state: SessionState;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The CLI's state directory. */
+export class StateDir {
+  constructor(readonly root: string) {}
+
+  get sessionsDir(): string {
+    return join(this.root, 'sessions');
+  }
+
+  get mockStateFile(): string {
+    return join(this.root, 'mock', 'hypervisor.json');
+  }
+
+  get eventsFile(): string {
+    return join(this.root, 'events.sqlite');
+  }
+
+  list(): SessionRecord[] {
+    if (!existsSync(this.sessionsDir)) return [];
+    return readdirSync(this.sessionsDir)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => JSON.parse(readFileSync(join(this.sessionsDir, f), 'utf8')) as SessionRecord)
+      .sort((a, b) => a.workspace.localeCompare(b.workspace));
+  }
+
+  find(workspace: string): SessionRecord | undefined {
+    const file = join(this.sessionsDir, `${workspace}.json`);
+    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as SessionRecord) : undefined;
+  }
+
+  /**
+   * The session a command means: the named workspace's, or the only one there is. Names the
+   * candidates when it cannot tell.
+   */
+  resolve(workspace?: string): SessionRecord {
+    if (workspace) {
+      const r = this.find(workspace);
+      if (!r) {
+        throw new NotFoundError(`No session for workspace "${workspace}". Start one with: tandem up <workspace file>.`, {
+          details: { workspace, known: this.list().map((x) => x.workspace) },
+        });
+      }
+      return r;
+    }
+    const all = this.list();
+    if (all.length === 1) return all[0]!;
+    if (all.length === 0) throw new NotFoundError('There is no session. Start one with: tandem up <workspace file>.');
+    throw new NotFoundError(`There are ${all.length} sessions (${all.map((x) => x.workspace).join(', ')}): name the workspace.`, {
+      details: { known: all.map((x) => x.workspace) },
+    });
+  }
+
+  /** Saves atomically: a crash leaves the old record or the new one, never half of one. */
+  save(record: SessionRecord): void {
+    mkdirSync(this.sessionsDir, { recursive: true });
+    const file = join(this.sessionsDir, `${record.workspace}.json`);
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(record, null, 2));
+    renameSync(tmp, file);
+  }
+
+  remove(workspace: string): void {
+    const file = join(this.sessionsDir, `${workspace}.json`);
+    if (existsSync(file)) unlinkSync(file);
+  }
+
+  /**
+   * Holds an exclusive lock on `vm` while `fn` runs, so two `tandem` processes never drive one
+   * VM at once. A lock left by a dead process is taken over.
+   */
+  async withVmLock<T>(vm: string, fn: () => Promise<T>): Promise<T> {
+    const dir = join(this.root, 'locks');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${encodeURIComponent(vm)}.lock`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fd = openSync(file, 'wx');
+        writeFileSync(fd, String(process.pid));
+        closeSync(fd);
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(vm, file, err);
+        const pid = Number(readFileSync(file, 'utf8'));
+        if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw lockError(vm, file, undefined, pid);
+        unlinkSync(file);
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      try {
+        unlinkSync(file);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function lockError(vm: string, file: string, cause: unknown, pid?: number): ConflictError {
+  return new ConflictError(
+    pid
+      ? `Another tandem command (pid ${pid}) is driving VM "${vm}"; wait for it to finish.`
+      : `Cannot lock VM "${vm}" (${file}).`,
+    { cause, details: { vm, lockFile: file, pid } },
+  );
+}
