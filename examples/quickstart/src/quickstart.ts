@@ -1,5 +1,12 @@
 import { fileURLToPath } from 'node:url';
-import { EventBus, SessionManager, buildSnapshotTree, formatSnapshotTree, loadWorkspaceFile, type AnyTandemEvent } from '@tandem/core';
+import {
+  EventBus,
+  SessionManager,
+  buildSnapshotTree,
+  formatSnapshotTree,
+  loadWorkspaceFile,
+  type AnyTandemEvent,
+} from '@tandem/core';
 import { MockAdapter } from '@tandem/core/testing';
 
 /** The workspace file beside this example. */

@@ -1,4 +1,10 @@
-import { AdapterRegistry, InvalidInputError, loadAdapterModule, type AdapterModule, type HypervisorAdapter } from '@tandem/core';
+import {
+  AdapterRegistry,
+  InvalidInputError,
+  loadAdapterModule,
+  type AdapterModule,
+  type HypervisorAdapter,
+} from '@tandem/core';
 import { mockAdapterModule } from '@tandem/core/testing';
 import type { StateDir } from './state.js';
 
@@ -41,7 +47,10 @@ export async function cliRegistry(state: StateDir): Promise<AdapterRegistry> {
     const mod = await builtin(name).catch(() => undefined);
     if (mod) registry.register(mod);
   }
-  registry.register({ name: 'mock', create: (o) => mockAdapterModule.create({ stateFile: state.mockStateFile, ...(o as object) }) });
+  registry.register({
+    name: 'mock',
+    create: (o) => mockAdapterModule.create({ stateFile: state.mockStateFile, ...(o as object) }),
+  });
   return registry;
 }
 
@@ -60,15 +69,21 @@ export async function openAdapter(
     if (!registry.names().includes(wanted)) {
       if (/^(@|tandem-adapter-)|\//.test(wanted)) registry.register(await loadAdapterModule(wanted));
       else {
-        throw new InvalidInputError(`Unknown adapter "${wanted}": expected one of ${registry.names().join(', ')}, or an adapter package name.`, {
-          details: { adapter: wanted },
-        });
+        throw new InvalidInputError(
+          `Unknown adapter "${wanted}": expected one of ${registry.names().join(', ')}, or an adapter package name.`,
+          {
+            details: { adapter: wanted },
+          },
+        );
       }
       const mod = registry.names().at(-1)!;
       return { adapter: registry.create(mod, options), name: wanted };
     }
     return { adapter: registry.create(wanted, options), name: wanted };
   }
-  const found = await registry.detect({ candidates: DETECT.filter((n) => registry.names().includes(n)), options: { ...Object.fromEntries(DETECT.map((n) => [n, options])) } });
+  const found = await registry.detect({
+    candidates: DETECT.filter((n) => registry.names().includes(n)),
+    options: { ...Object.fromEntries(DETECT.map((n) => [n, options])) },
+  });
   return { adapter: found.adapter, name: found.adapter.name };
 }

@@ -47,8 +47,13 @@ describe('tandem CLI on the mock adapter', () => {
     expect(up.code).toBe(ExitCode.ok);
     expect(up.json).toMatchObject({ workspace: 'erp', vm: 'tandem-erp', adapter: 'mock', state: 'running' });
 
-    expect((await tandem('--json', 'status')).json.sessions).toMatchObject([{ workspace: 'erp', state: 'running', adapter: 'mock' }]);
-    expect((await tandem('--json', 'snapshot', 'create', 'clean', '-d', 'fresh install')).json).toMatchObject({ name: 'clean', vmState: 'running' });
+    expect((await tandem('--json', 'status')).json.sessions).toMatchObject([
+      { workspace: 'erp', state: 'running', adapter: 'mock' },
+    ]);
+    expect((await tandem('--json', 'snapshot', 'create', 'clean', '-d', 'fresh install')).json).toMatchObject({
+      name: 'clean',
+      vmState: 'running',
+    });
     expect((await tandem('--json', 'suspend')).json.state).toBe('suspended');
     expect((await tandem('--json', 'status', 'erp')).json.sessions[0].state).toBe('suspended');
     expect((await tandem('--json', 'resume', 'erp')).json.state).toBe('running');
@@ -60,7 +65,9 @@ describe('tandem CLI on the mock adapter', () => {
     expect((await tandem('--json', 'stop', '--force')).json.state).toBe('stopped');
     expect((await tandem('--json', 'snapshot', 'revert', 'clean')).json.state).toBe('running');
     expect((await tandem('--json', 'snapshot', 'delete', 'later')).code).toBe(0);
-    expect((await tandem('--json', 'snapshot', 'list')).json.snapshots.map((s: { name: string }) => s.name)).toEqual(['clean']);
+    expect((await tandem('--json', 'snapshot', 'list')).json.snapshots.map((s: { name: string }) => s.name)).toEqual([
+      'clean',
+    ]);
     expect((await tandem('--json', 'lock')).json.state).toBe('locked');
     expect((await tandem('--json', 'status')).json.sessions[0].state).toBe('locked');
     expect((await tandem('--json', 'unlock')).json.state).toBe('running');
@@ -68,7 +75,12 @@ describe('tandem CLI on the mock adapter', () => {
 
     const events = await tandem('--json', 'events', '--type', 'session.transition');
     const pairs = events.json.events.map((e: any) => `${e.data.from}>${e.data.to}`);
-    expect(pairs.slice(0, 4)).toEqual(['stopped>starting', 'starting>running', 'running>suspended', 'suspended>running']);
+    expect(pairs.slice(0, 4)).toEqual([
+      'stopped>starting',
+      'starting>running',
+      'running>suspended',
+      'suspended>running',
+    ]);
     expect(events.json.events.every((e: any) => e.workspace === 'erp' && e.session === up.json.session)).toBe(true);
 
     const down = await tandem('--json', 'down');
@@ -96,7 +108,9 @@ describe('tandem CLI on the mock adapter', () => {
     const json = await tandem('--json', 'validate', join(dir, 'bad.yaml'));
     expect(json.json.error).toMatchObject({ code: 'TANDEM_INVALID_INPUT' });
     expect((await tandem('validate', join(dir, 'missing.yaml'))).code).toBe(ExitCode.notFound);
-    expect((await tandem('--json', 'validate', join(dir, 'erp.yaml'), '--host-memory', '8000')).json.memoryMiB).toBe(2000);
+    expect((await tandem('--json', 'validate', join(dir, 'erp.yaml'), '--host-memory', '8000')).json.memoryMiB).toBe(
+      2000,
+    );
   });
 
   it('refuses a second tandem process on the same VM', async () => {
@@ -132,7 +146,17 @@ describe('tandem CLI on the mock adapter', () => {
   });
 
   it('has --help on every command', async () => {
-    for (const cmd of [[], ['up'], ['status'], ['stop'], ['snapshot'], ['snapshot', 'create'], ['doctor'], ['validate'], ['events']]) {
+    for (const cmd of [
+      [],
+      ['up'],
+      ['status'],
+      ['stop'],
+      ['snapshot'],
+      ['snapshot', 'create'],
+      ['doctor'],
+      ['validate'],
+      ['events'],
+    ]) {
       const r = await tandem(...cmd, '--help');
       expect(r.code, cmd.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: tandem/);

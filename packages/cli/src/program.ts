@@ -10,7 +10,9 @@ export interface CommandHost {
    * Wraps an action: builds the context from the global options, runs the action, and turns
    * errors into one clear line (the stack only with --verbose) and a documented exit code.
    */
-  run<A extends unknown[]>(action: (ctx: CliContext, ...args: A) => Promise<void | number>): (...args: unknown[]) => Promise<void>;
+  run<A extends unknown[]>(
+    action: (ctx: CliContext, ...args: A) => Promise<void | number>,
+  ): (...args: unknown[]) => Promise<void>;
 }
 
 /** Builds the `tandem` program. Exposed for tests, which run it in-process. */
@@ -22,7 +24,10 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
     .version('0.1.0', '-V, --version')
     .option('--json', 'machine-readable output: one JSON document, or JSON lines for progress')
     .option('-v, --verbose', 'show stack traces and hypervisor output on errors')
-    .option('--state-dir <dir>', 'where sessions and the mock hypervisor keep state (default $TANDEM_HOME or ~/.local/state/tandem)')
+    .option(
+      '--state-dir <dir>',
+      'where sessions and the mock hypervisor keep state (default $TANDEM_HOME or ~/.local/state/tandem)',
+    )
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
@@ -47,13 +52,16 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
 
 function reportError(ctx: CliContext, err: unknown): void {
   if (ctx.json) {
-    const body = TandemError.is(err) ? err.toJSON() : { name: 'Error', code: 'TANDEM_INTERNAL', message: String((err as Error).message ?? err) };
+    const body = TandemError.is(err)
+      ? err.toJSON()
+      : { name: 'Error', code: 'TANDEM_INTERNAL', message: String((err as Error).message ?? err) };
     process.stdout.write(JSON.stringify({ error: body }, null, 2) + '\n');
   }
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`tandem: ${message}\n`);
   if (ctx.verbose) {
-    if (TandemError.is(err) && Object.keys(err.details).length > 0) process.stderr.write(`details: ${JSON.stringify(err.details, null, 2)}\n`);
+    if (TandemError.is(err) && Object.keys(err.details).length > 0)
+      process.stderr.write(`details: ${JSON.stringify(err.details, null, 2)}\n`);
     if (err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
   } else if (!TandemError.is(err)) {
     process.stderr.write('tandem: this is a bug; run again with --verbose and report the output\n');
@@ -67,7 +75,8 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return ExitCode.ok;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return ExitCode.ok;
       return ExitCode.usage;
     }
     throw err;

@@ -1,4 +1,14 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+  openSync,
+  closeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { ConflictError, NotFoundError, type SessionState, type Workspace } from '@tandem/core';
 
@@ -59,18 +69,24 @@ export class StateDir {
     if (workspace) {
       const r = this.find(workspace);
       if (!r) {
-        throw new NotFoundError(`No session for workspace "${workspace}". Start one with: tandem up <workspace file>.`, {
-          details: { workspace, known: this.list().map((x) => x.workspace) },
-        });
+        throw new NotFoundError(
+          `No session for workspace "${workspace}". Start one with: tandem up <workspace file>.`,
+          {
+            details: { workspace, known: this.list().map((x) => x.workspace) },
+          },
+        );
       }
       return r;
     }
     const all = this.list();
     if (all.length === 1) return all[0]!;
     if (all.length === 0) throw new NotFoundError('There is no session. Start one with: tandem up <workspace file>.');
-    throw new NotFoundError(`There are ${all.length} sessions (${all.map((x) => x.workspace).join(', ')}): name the workspace.`, {
-      details: { known: all.map((x) => x.workspace) },
-    });
+    throw new NotFoundError(
+      `There are ${all.length} sessions (${all.map((x) => x.workspace).join(', ')}): name the workspace.`,
+      {
+        details: { known: all.map((x) => x.workspace) },
+      },
+    );
   }
 
   /** Saves atomically: a crash leaves the old record or the new one, never half of one. */

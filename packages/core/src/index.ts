@@ -55,7 +55,13 @@ export type {
   HypervisorAdapter,
   AdapterModule,
 } from './adapter/types.js';
-export { AdapterRegistry, loadAdapterModule, supports, requireSnapshots, requireCapability } from './adapter/registry.js';
+export {
+  AdapterRegistry,
+  loadAdapterModule,
+  supports,
+  requireSnapshots,
+  requireCapability,
+} from './adapter/registry.js';
 export type { Detection, DetectionReport } from './adapter/registry.js';
 export { buildSnapshotTree, formatSnapshotTree } from './adapter/snapshot-tree.js';
 export type { SnapshotNode } from './adapter/snapshot-tree.js';

@@ -26,7 +26,14 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
           } catch (err) {
             live = `unknown (${(err as Error).message.split('\n')[0]})`;
           }
-          rows.push({ workspace: record.workspace, session: record.id, adapter: record.adapter.name, vm: record.vm, state: live, file: record.file });
+          rows.push({
+            workspace: record.workspace,
+            session: record.id,
+            adapter: record.adapter.name,
+            vm: record.vm,
+            state: live,
+            file: record.file,
+          });
         }
         ctx.result(
           { sessions: rows },
@@ -44,7 +51,11 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
     .option('--save', 'save the VM state to disk instead of pausing it in memory')
     .action(
       host.run(async (ctx, ws: string | undefined, opts: { save?: boolean }) => {
-        const s = await withSession(ctx, ws, async (session) => (await session.suspend({ mode: opts.save ? 'save' : 'pause' }), session));
+        const s = await withSession(
+          ctx,
+          ws,
+          async (session) => (await session.suspend({ mode: opts.save ? 'save' : 'pause' }), session),
+        );
         ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
       }),
     );
@@ -63,9 +74,15 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
       host.run(async (ctx, ws: string | undefined, opts: { force?: boolean; timeout: string }) => {
         const timeoutMs = Number(opts.timeout) * 1000;
         if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
-          throw new InvalidInputError(`--timeout "${opts.timeout}" is not a number of seconds.`, { details: { timeout: opts.timeout } });
+          throw new InvalidInputError(`--timeout "${opts.timeout}" is not a number of seconds.`, {
+            details: { timeout: opts.timeout },
+          });
         }
-        const s = await withSession(ctx, ws, async (session) => (await session.stop({ force: opts.force ?? false, timeoutMs }), session));
+        const s = await withSession(
+          ctx,
+          ws,
+          async (session) => (await session.stop({ force: opts.force ?? false, timeoutMs }), session),
+        );
         ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
       }),
     );
@@ -84,7 +101,10 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
     }),
   );
 
-  simple('down', 'end the session: power the VM off, remove its definition (disks are kept) and forget the session').action(
+  simple(
+    'down',
+    'end the session: power the VM off, remove its definition (disks are kept) and forget the session',
+  ).action(
     host.run(async (ctx, ws: string | undefined) => {
       const state = new StateDir(ctx.stateDir);
       const record = state.resolve(ws);
@@ -97,7 +117,10 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
         }
       });
       state.remove(record.workspace);
-      ctx.result({ session: record.id, workspace: record.workspace, removed: true }, `${record.workspace}: session ended, VM ${record.vm} removed`);
+      ctx.result(
+        { session: record.id, workspace: record.workspace, removed: true },
+        `${record.workspace}: session ended, VM ${record.vm} removed`,
+      );
     }),
   );
 }

@@ -54,7 +54,10 @@ export function registerSnapshot(program: Command, host: CommandHost): void {
     .action(
       host.run(async (ctx, id: string, opts: { workspace?: string; children?: boolean }) => {
         await withSession(ctx, opts.workspace, (s) => s.deleteSnapshot(id, { children: opts.children ?? false }));
-        ctx.result({ deleted: id, children: opts.children ?? false }, `deleted ${id}${opts.children ? ' and its children' : ''}`);
+        ctx.result(
+          { deleted: id, children: opts.children ?? false },
+          `deleted ${id}${opts.children ? ' and its children' : ''}`,
+        );
       }),
     );
 }

@@ -12,7 +12,10 @@ export function registerUp(program: Command, host: CommandHost): void {
     .command('up')
     .description('open a session for a workspace file: define its VM (memory sized by this host) and start it')
     .argument('<file>', 'workspace file (YAML or JSON)')
-    .option('-a, --adapter <name>', 'libvirt, virtualbox, hyperv, mock, or an adapter package name (default: $TANDEM_ADAPTER, else detect)')
+    .option(
+      '-a, --adapter <name>',
+      'libvirt, virtualbox, hyperv, mock, or an adapter package name (default: $TANDEM_ADAPTER, else detect)',
+    )
     .option('--adapter-option <key=value>', 'adapter option, e.g. uri=qemu:///system (repeatable)', collect, [])
     .option('--no-start', 'define the VM and record the session without starting it')
     .action(
@@ -28,14 +31,18 @@ export function registerUp(program: Command, host: CommandHost): void {
             { code: 'TANDEM_CONFLICT', fault: 'user', details: { workspace: name, adapter: existing.adapter.name } },
           );
         }
-        const adapterOptions = existing && !opts.adapterOption.length ? existing.adapter.options : parseAdapterOptions(opts.adapterOption);
+        const adapterOptions =
+          existing && !opts.adapterOption.length ? existing.adapter.options : parseAdapterOptions(opts.adapterOption);
         await state.withVmLock(vm, async () => {
           let opened;
           try {
             opened = await openAdapter(state, opts.adapter ?? existing?.adapter.name, adapterOptions);
           } catch (err) {
             if (err instanceof NoAdapterError || TandemError.is(err, 'TANDEM_NO_ADAPTER')) {
-              throw new NoAdapterError(`${(err as Error).message}\nTo try Tandem without a hypervisor, use --adapter mock.`, { cause: err });
+              throw new NoAdapterError(
+                `${(err as Error).message}\nTo try Tandem without a hypervisor, use --adapter mock.`,
+                { cause: err },
+              );
             }
             throw err;
           }

@@ -6,7 +6,9 @@ import type { CommandHost } from '../program.js';
 export function registerValidate(program: Command, host: CommandHost): void {
   program
     .command('validate')
-    .description('check a workspace file; exit 3 with every problem (file:line:column path: expected) when it is invalid')
+    .description(
+      'check a workspace file; exit 3 with every problem (file:line:column path: expected) when it is invalid',
+    )
     .argument('<file>', 'workspace file (YAML or JSON)')
     .option('--host-memory <MiB>', 'show the VM memory this workspace gets on a host with this much RAM')
     .action(
@@ -19,7 +21,13 @@ export function registerValidate(program: Command, host: CommandHost): void {
             ? buildVmSpec(workspace, { hostMemoryMiB, baseDir: loaded.baseDir })
             : undefined;
         ctx.result(
-          { valid: true, file: loaded.file, name: workspace.metadata.name, version: workspace.metadata.version, ...(spec ? { memoryMiB: spec.memoryMiB } : {}) },
+          {
+            valid: true,
+            file: loaded.file,
+            name: workspace.metadata.name,
+            version: workspace.metadata.version,
+            ...(spec ? { memoryMiB: spec.memoryMiB } : {}),
+          },
           [
             `${loaded.file}: valid workspace ${workspace.metadata.name} ${workspace.metadata.version}`,
             ...(spec ? [`memory on a ${hostMemoryMiB} MiB host: ${spec.memoryMiB} MiB`] : []),

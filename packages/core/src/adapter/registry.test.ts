@@ -16,7 +16,11 @@ const unusable = (name: string, reason: string, fix?: string): AdapterModule => 
 
 describe('AdapterRegistry', () => {
   it('detects the first usable adapter in order, keeping every report', async () => {
-    const registry = new AdapterRegistry([unusable('hyperv', 'not Windows'), mockAdapterModule, unusable('virtualbox', 'never asked')]);
+    const registry = new AdapterRegistry([
+      unusable('hyperv', 'not Windows'),
+      mockAdapterModule,
+      unusable('virtualbox', 'never asked'),
+    ]);
     const found = await registry.detect();
     expect(found.adapter.name).toBe('mock');
     expect(found.reports.map((r) => r.adapter)).toEqual(['hyperv', 'mock']);
@@ -26,7 +30,11 @@ describe('AdapterRegistry', () => {
     const registry = new AdapterRegistry([
       unusable('libvirt', 'libvirtd is not running', 'start libvirtd'),
       unusable('virtualbox', 'VBoxManage not found'),
-      { name: 'broken', create: () => ({ name: 'broken', probe: () => Promise.reject(new Error('boom')) }) as unknown as HypervisorAdapter },
+      {
+        name: 'broken',
+        create: () =>
+          ({ name: 'broken', probe: () => Promise.reject(new Error('boom')) }) as unknown as HypervisorAdapter,
+      },
     ]);
     const err = await registry.detect().catch((e: unknown) => e);
     expect(TandemError.is(err, 'TANDEM_NO_ADAPTER')).toBe(true);
@@ -42,7 +50,9 @@ describe('AdapterRegistry', () => {
   });
 
   it('loads third-party adapters by package name and explains bad packages', async () => {
-    await expect(loadAdapterModule('tandem-adapter-that-does-not-exist')).rejects.toMatchObject({ code: 'TANDEM_NOT_FOUND' });
+    await expect(loadAdapterModule('tandem-adapter-that-does-not-exist')).rejects.toMatchObject({
+      code: 'TANDEM_NOT_FOUND',
+    });
     await expect(loadAdapterModule('node:path')).rejects.toMatchObject({ code: 'TANDEM_INVALID_INPUT' });
     const mod = await loadAdapterModule('@tandem/core/testing').catch((e: unknown) => e);
     // @tandem/core/testing exports mockAdapterModule, not tandemAdapter: it is not an adapter package.

@@ -45,10 +45,9 @@ export class AdapterRegistry {
   create(name: string, options?: unknown): HypervisorAdapter {
     const module = this.#modules.get(name);
     if (!module) {
-      throw new NotFoundError(
-        `No adapter named "${name}". Known adapters: ${this.names().join(', ') || '(none)'}.`,
-        { details: { adapter: name, known: this.names() } },
-      );
+      throw new NotFoundError(`No adapter named "${name}". Known adapters: ${this.names().join(', ') || '(none)'}.`, {
+        details: { adapter: name, known: this.names() },
+      });
     }
     return module.create(options);
   }
@@ -57,14 +56,19 @@ export class AdapterRegistry {
    * Probes each candidate in order (all registered ones by default) and returns the first
    * usable one. When none fits, throws NoAdapterError listing every candidate's reason.
    */
-  async detect(options: { candidates?: readonly string[]; options?: Record<string, unknown> } = {}): Promise<Detection> {
+  async detect(
+    options: { candidates?: readonly string[]; options?: Record<string, unknown> } = {},
+  ): Promise<Detection> {
     const reports: DetectionReport[] = [];
     for (const name of options.candidates ?? this.names()) {
       let adapter: HypervisorAdapter;
       try {
         adapter = this.create(name, options.options?.[name]);
       } catch (err) {
-        reports.push({ adapter: name, result: { usable: false, adapter: name, reason: String((err as Error).message) } });
+        reports.push({
+          adapter: name,
+          result: { usable: false, adapter: name, reason: String((err as Error).message) },
+        });
         continue;
       }
       const result = await safeProbe(adapter);
@@ -73,7 +77,9 @@ export class AdapterRegistry {
       await adapter.close?.();
     }
     const lines = reports.map((r) =>
-      r.result.usable ? `${r.adapter}: usable` : `${r.adapter}: ${r.result.reason}${r.result.fix ? ` (fix: ${r.result.fix})` : ''}`,
+      r.result.usable
+        ? `${r.adapter}: usable`
+        : `${r.adapter}: ${r.result.reason}${r.result.fix ? ` (fix: ${r.result.fix})` : ''}`,
     );
     throw new NoAdapterError(`No hypervisor adapter is usable on this host:\n  ${lines.join('\n  ')}`, {
       details: { reports },
@@ -115,10 +121,13 @@ export async function loadAdapterModule(packageName: string): Promise<AdapterMod
   try {
     mod = (await import(packageName)) as Record<string, unknown>;
   } catch (err) {
-    throw new NotFoundError(`Cannot load adapter package "${packageName}": ${(err as Error).message}. Install it with npm install ${packageName}.`, {
-      cause: err,
-      details: { package: packageName },
-    });
+    throw new NotFoundError(
+      `Cannot load adapter package "${packageName}": ${(err as Error).message}. Install it with npm install ${packageName}.`,
+      {
+        cause: err,
+        details: { package: packageName },
+      },
+    );
   }
   const candidate = (mod['tandemAdapter'] ?? mod['default']) as Partial<AdapterModule> | undefined;
   if (!candidate || typeof candidate.name !== 'string' || typeof candidate.create !== 'function') {

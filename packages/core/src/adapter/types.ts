@@ -5,15 +5,7 @@ import type { Duplex } from 'node:stream';
  * (libvirt shutoff/running/paused/crashed/pmsuspended; VirtualBox poweroff/running/paused/
  * saved/aborted/gurumeditation; Hyper-V Off/Running/Paused/Saved/...).
  */
-export type VmState =
-  | 'stopped'
-  | 'starting'
-  | 'running'
-  | 'paused'
-  | 'saved'
-  | 'stopping'
-  | 'crashed'
-  | 'unknown';
+export type VmState = 'stopped' | 'starting' | 'running' | 'paused' | 'saved' | 'stopping' | 'crashed' | 'unknown';
 
 /** All normalized VM states, in a stable order. */
 export const VM_STATES: readonly VmState[] = [

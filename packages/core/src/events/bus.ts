@@ -6,7 +6,9 @@ import type { AnyTandemEvent, TandemEvent, TandemEventMap, TandemEventType } fro
 type TypedEmitter<T extends TypedEmitterTypes.EventMap> = TypedEmitterTypes.default<T>;
 
 type Listeners = {
-  [K in TandemEventType | '*']: K extends TandemEventType ? (event: TandemEvent<K>) => void : (event: AnyTandemEvent) => void;
+  [K in TandemEventType | '*']: K extends TandemEventType
+    ? (event: TandemEvent<K>) => void
+    : (event: AnyTandemEvent) => void;
 };
 
 /** Where an event belongs. */

@@ -17,7 +17,11 @@ describe('events', () => {
     const all: string[] = [];
     bus.on('session.transition', (e) => byType.push(`${e.data.from}>${e.data.to}`));
     bus.on('*', (e) => all.push(`${e.type}@${e.at}`));
-    bus.publish('session.transition', { from: 'stopped', to: 'starting', operation: 'start', vm: 'vm' }, { workspace: 'erp', session: 's1' });
+    bus.publish(
+      'session.transition',
+      { from: 'stopped', to: 'starting', operation: 'start', vm: 'vm' },
+      { workspace: 'erp', session: 's1' },
+    );
     bus.publish('adapter.warning', { adapter: 'virtualbox', message: 'newer than tested' });
     expect(byType).toEqual(['stopped>starting']);
     expect(all).toEqual(['session.transition@2026-11-21T12:00:00.000Z', 'adapter.warning@2026-11-21T12:00:00.000Z']);

@@ -47,14 +47,18 @@ export class SessionManager {
    * session already drives that VM.
    */
   async open(source: LoadedWorkspace | Workspace, options: OpenSessionOptions = {}): Promise<Session> {
-    const loaded: LoadedWorkspace = 'workspace' in source ? source : { workspace: source, file: '<inline>', baseDir: process.cwd() };
+    const loaded: LoadedWorkspace =
+      'workspace' in source ? source : { workspace: source, file: '<inline>', baseDir: process.cwd() };
     const { workspace } = loaded;
     const vm = options.vmName ?? vmNameFor(workspace);
     if (this.#byVm.has(vm) || this.#opening.has(vm)) {
       const holder = this.#byVm.get(vm);
-      throw new ConflictError(`VM "${vm}" is already driven by session ${holder?.id ?? '(opening)'}; close that session first.`, {
-        details: { vm, session: holder?.id },
-      });
+      throw new ConflictError(
+        `VM "${vm}" is already driven by session ${holder?.id ?? '(opening)'}; close that session first.`,
+        {
+          details: { vm, session: holder?.id },
+        },
+      );
     }
     this.#opening.add(vm);
     try {
@@ -64,7 +68,9 @@ export class SessionManager {
       if (!existing) {
         const probe = await this.adapter.probe();
         if (!probe.usable) {
-          throw new InvalidInputError(`The ${this.adapter.name} adapter is not usable: ${probe.reason}`, { details: { probe } });
+          throw new InvalidInputError(`The ${this.adapter.name} adapter is not usable: ${probe.reason}`, {
+            details: { probe },
+          });
         }
         const spec = buildVmSpec(workspace, {
           hostMemoryMiB: probe.host.memoryMiB,

@@ -31,7 +31,9 @@ function setup(options: { hostMemoryMiB?: number } = {}) {
 }
 
 const transitions = (seen: AnyTandemEvent[]) =>
-  seen.filter((e) => e.type === 'session.transition').map((e) => (e.type === 'session.transition' ? `${e.data.from}>${e.data.to}` : ''));
+  seen
+    .filter((e) => e.type === 'session.transition')
+    .map((e) => (e.type === 'session.transition' ? `${e.data.from}>${e.data.to}` : ''));
 
 describe('Session', () => {
   it('defines the VM with memory sized by the host RAM', async () => {
@@ -129,7 +131,10 @@ describe('Session', () => {
     adapter.faults.failNext('start');
     await expect(s.start()).rejects.toMatchObject({ code: 'TANDEM_HYPERVISOR' });
     expect(s.state).toBe('stopped');
-    expect(seen.find((e) => e.type === 'session.error')?.data).toMatchObject({ operation: 'start', code: 'TANDEM_HYPERVISOR' });
+    expect(seen.find((e) => e.type === 'session.error')?.data).toMatchObject({
+      operation: 'start',
+      code: 'TANDEM_HYPERVISOR',
+    });
     await s.start();
     expect(s.state).toBe('running');
   });

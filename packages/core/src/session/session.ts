@@ -5,7 +5,13 @@ import { AuthError, TandemError, UnsupportedCapabilityError } from '../errors.js
 import type { EventBus } from '../events/bus.js';
 import type { TandemEventMap, TandemEventType } from '../events/types.js';
 import type { Workspace } from '../workspace/schema.js';
-import { assertTransition, SESSION_TRANSITIONS, sessionStateForVm, type SessionOperation, type SessionState } from './state-machine.js';
+import {
+  assertTransition,
+  SESSION_TRANSITIONS,
+  sessionStateForVm,
+  type SessionOperation,
+  type SessionState,
+} from './state-machine.js';
 
 /** Options of {@link Session.stop}. */
 export interface SessionStopOptions {
@@ -154,8 +160,14 @@ export class Session {
     let info!: SnapshotInfo;
     return this.#run('snapshot', async (from) => {
       const ops = requireSnapshots(this.adapter);
-      if (from !== 'stopped' && this.adapter.capabilities.snapshots !== false && !this.adapter.capabilities.snapshots.live) {
-        throw new UnsupportedCapabilityError(`The ${this.adapter.name} adapter can only snapshot a stopped VM; stop the session first.`);
+      if (
+        from !== 'stopped' &&
+        this.adapter.capabilities.snapshots !== false &&
+        !this.adapter.capabilities.snapshots.live
+      ) {
+        throw new UnsupportedCapabilityError(
+          `The ${this.adapter.name} adapter can only snapshot a stopped VM; stop the session first.`,
+        );
       }
       info = await ops.create(this.vm, { name, ...(description !== undefined ? { description } : {}) });
       this.#publish('snapshot.created', { vm: this.vm, snapshot: info.name });
@@ -242,7 +254,12 @@ export class Session {
     const from = this.#state;
     if (from === to) return;
     this.#state = to;
-    this.#publish('session.transition', { from, to, operation: reason ? `${operation}: ${reason}` : operation, vm: this.vm });
+    this.#publish('session.transition', {
+      from,
+      to,
+      operation: reason ? `${operation}: ${reason}` : operation,
+      vm: this.vm,
+    });
   }
 
   #onHypervisorEvent(e: HypervisorEvent): void {

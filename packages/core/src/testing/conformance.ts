@@ -62,7 +62,11 @@ export function adapterConformanceSuite(
   const prefix = options.prefix ?? 'tandem-conf';
   const graceMs = options.gracefulStopTimeoutMs ?? 2_000;
 
-  const test = (name: string, body: (t: TestKit) => Promise<void>, when: (a: HypervisorAdapter) => boolean = () => true): void => {
+  const test = (
+    name: string,
+    body: (t: TestKit) => Promise<void>,
+    when: (a: HypervisorAdapter) => boolean = () => true,
+  ): void => {
     it(
       name,
       async () => {
@@ -79,12 +83,20 @@ export function adapterConformanceSuite(
     );
   };
 
-  const hasSnapshots = (a: HypervisorAdapter): boolean => !options.skip?.snapshots && a.capabilities.snapshots !== false && a.snapshots !== undefined;
+  const hasSnapshots = (a: HypervisorAdapter): boolean =>
+    !options.skip?.snapshots && a.capabilities.snapshots !== false && a.snapshots !== undefined;
   const hasLive = (a: HypervisorAdapter): boolean =>
-    hasSnapshots(a) && !options.skip?.liveSnapshots && a.capabilities.snapshots !== false && a.capabilities.snapshots.live;
-  const hasSave = (a: HypervisorAdapter): boolean => !options.skip?.save && a.capabilities.suspend.save && !!a.save && !!a.restore;
+    hasSnapshots(a) &&
+    !options.skip?.liveSnapshots &&
+    a.capabilities.snapshots !== false &&
+    a.capabilities.snapshots.live;
+  const hasSave = (a: HypervisorAdapter): boolean =>
+    !options.skip?.save && a.capabilities.suspend.save && !!a.save && !!a.restore;
   const hasDeleteChildren = (a: HypervisorAdapter): boolean =>
-    hasSnapshots(a) && !options.skip?.deleteWithChildren && a.capabilities.snapshots !== false && a.capabilities.snapshots.deleteWithChildren;
+    hasSnapshots(a) &&
+    !options.skip?.deleteWithChildren &&
+    a.capabilities.snapshots !== false &&
+    a.capabilities.snapshots.deleteWithChildren;
 
   test('probe reports a usable hypervisor with host facts', async ({ adapter }) => {
     const probe = await adapter.probe();
@@ -181,7 +193,10 @@ export function adapterConformanceSuite(
       const tree = buildSnapshotTree(list);
       equal(tree.length, 1, 'one root');
       equal(
-        tree[0]?.children.map((n) => n.name).sort().join(','),
+        tree[0]?.children
+          .map((n) => n.name)
+          .sort()
+          .join(','),
         'b,c',
         'children of a',
       );
@@ -191,8 +206,18 @@ export function adapterConformanceSuite(
       await rejects(s.revert(vm, 'no-such-snapshot'), 'TANDEM_NOT_FOUND', 'revert to an unknown snapshot');
       await s.delete(vm, a.id);
       list = await s.list(vm);
-      equal(list.map((x) => x.name).sort().join(','), 'b,c', 'after deleting a');
-      check(list.every((x) => x.parentId === null), 'children of a became roots');
+      equal(
+        list
+          .map((x) => x.name)
+          .sort()
+          .join(','),
+        'b,c',
+        'after deleting a',
+      );
+      check(
+        list.every((x) => x.parentId === null),
+        'children of a became roots',
+      );
       await rejects(s.delete(vm, a.id), 'TANDEM_NOT_FOUND', 'delete a deleted snapshot');
     },
     hasSnapshots,
@@ -251,10 +276,16 @@ export function adapterConformanceSuite(
     const ok = results.filter((r) => r.status === 'fulfilled').length;
     equal(ok, 1, 'exactly one of two concurrent starts succeeds');
     const failed = results.find((r) => r.status === 'rejected');
-    check(failed !== undefined && TandemError.is(failed.reason, 'TANDEM_INVALID_STATE'), 'the other is InvalidStateError');
+    check(
+      failed !== undefined && TandemError.is(failed.reason, 'TANDEM_INVALID_STATE'),
+      'the other is InvalidStateError',
+    );
     equal(await t.adapter.state(vm), 'running', 'state after concurrent starts');
     const ops = await Promise.allSettled([t.adapter.suspend(vm), t.adapter.resume(vm), t.adapter.state(vm)]);
-    check(ops.every((r) => r.status === 'fulfilled'), `suspend, resume, state in one burst: ${describe(ops)}`);
+    check(
+      ops.every((r) => r.status === 'fulfilled'),
+      `suspend, resume, state in one burst: ${describe(ops)}`,
+    );
     equal(await t.adapter.state(vm), 'running', 'state after suspend+resume burst');
     if (hasLive(t.adapter)) {
       const snaps = await Promise.all(['p', 'q', 'r'].map((name) => t.adapter.snapshots!.create(vm, { name })));
@@ -326,7 +357,7 @@ async function rejects(p: Promise<unknown>, code: string, what: string): Promise
     await p;
   } catch (err) {
     if (TandemError.is(err, code)) return err;
-    throw new Error(`conformance: ${what}: expected a TandemError ${code}, got ${describeError(err)}`);
+    throw new Error(`conformance: ${what}: expected a TandemError ${code}, got ${describeError(err)}`, { cause: err });
   }
   throw new Error(`conformance: ${what}: expected a TandemError ${code}, but it succeeded`);
 }

@@ -25,7 +25,10 @@ describe('MockAdapter conformance', () => {
 
 describe('MockAdapter conformance, persisted to a state file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-mock-'));
-  adapterConformanceSuite(it, async () => ({ adapter: new MockAdapter({ stateFile: join(dir, 'mock.json') }), vmSpec: (n) => spec(n) }));
+  adapterConformanceSuite(it, async () => ({
+    adapter: new MockAdapter({ stateFile: join(dir, 'mock.json') }),
+    vmSpec: (n) => spec(n),
+  }));
 });
 
 describe('MockAdapter without optional capabilities', () => {
@@ -123,12 +126,18 @@ describe('MockAdapter specifics', () => {
     const a = new MockAdapter();
     await a.define(spec('win'));
     await a.define(spec('lin', { osFamily: 'linux' }));
-    await expect(a.seamless.launch('win', { appId: 'erp', command: 'C:\\erp.exe', mode: 'seamless' })).rejects.toMatchObject({
+    await expect(
+      a.seamless.launch('win', { appId: 'erp', command: 'C:\\erp.exe', mode: 'seamless' }),
+    ).rejects.toMatchObject({
       code: 'TANDEM_INVALID_STATE',
     });
     await a.start('win');
     await a.start('lin');
-    const win = await a.seamless.launch('win', { appId: 'erp', command: 'C:\\Program Files\\ERP\\erp.exe', mode: 'seamless' });
+    const win = await a.seamless.launch('win', {
+      appId: 'erp',
+      command: 'C:\\Program Files\\ERP\\erp.exe',
+      mode: 'seamless',
+    });
     expect(win.transport).toBe('rdp-remoteapp');
     expect(win.argv).toContain('--app=C:\\Program Files\\ERP\\erp.exe');
     const lin = await a.seamless.launch('lin', { appId: 'xterm', command: 'xterm', mode: 'seamless' });
@@ -144,7 +153,9 @@ describe('MockAdapter specifics', () => {
     await a.diskEncryption.encrypt(s.disks[0]!, key);
     await a.define(s);
     await expect(a.start('vm')).rejects.toMatchObject({ code: 'TANDEM_INVALID_INPUT' });
-    await expect(a.start('vm', { diskKeys: new Map([['k1', new Uint8Array(32)]]) })).rejects.toMatchObject({ code: 'TANDEM_INTEGRITY' });
+    await expect(a.start('vm', { diskKeys: new Map([['k1', new Uint8Array(32)]]) })).rejects.toMatchObject({
+      code: 'TANDEM_INTEGRITY',
+    });
     await a.start('vm', { diskKeys: new Map([['k1', key]]) });
     expect(await a.state('vm')).toBe('running');
   });

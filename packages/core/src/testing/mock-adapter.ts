@@ -21,7 +21,14 @@ import type {
   VmState,
 } from '../adapter/types.js';
 import { systemClock, type Clock } from '../clock.js';
-import { ConflictError, IntegrityError, InvalidInputError, InvalidStateError, NotFoundError, TimeoutError } from '../errors.js';
+import {
+  ConflictError,
+  IntegrityError,
+  InvalidInputError,
+  InvalidStateError,
+  NotFoundError,
+  TimeoutError,
+} from '../errors.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
 import { MockFaults, type MockCall, type MockOperation } from './mock-faults.js';
 import { emptyState, readState, writeState, type MockHypervisorState, type MockVmRecord } from './mock-state.js';
@@ -90,13 +97,16 @@ export class MockAdapter implements HypervisorAdapter {
     this.#state = options.stateFile ? readState(options.stateFile) : emptyState();
     this.snapshots = {
       create: (vm, o) => this.#op('snapshot.create', vm, (r) => this.#snapshotCreate(r, o.name, o.description)),
-      list: (vm) => this.#op('snapshot.list', vm, (r) => Promise.resolve(r.snapshots.map((s) => this.#withCurrent(r, s)))),
+      list: (vm) =>
+        this.#op('snapshot.list', vm, (r) => Promise.resolve(r.snapshots.map((s) => this.#withCurrent(r, s)))),
       revert: (vm, id) => this.#op('snapshot.revert', vm, (r) => this.#snapshotRevert(r, id)),
       delete: (vm, id, o) => this.#op('snapshot.delete', vm, (r) => this.#snapshotDelete(r, id, o?.children ?? false)),
     };
     this.seamless = { launch: (vm, req) => this.#op('seamless.launch', vm, (r) => this.#launch(r, req)) };
     this.guestChannel = { open: (vm) => this.#op('guestChannel.open', vm, (r) => this.#openChannel(r)) };
-    this.diskEncryption = { encrypt: (disk, key) => this.#op('diskEncryption.encrypt', undefined, () => this.#encrypt(disk, key)) };
+    this.diskEncryption = {
+      encrypt: (disk, key) => this.#op('diskEncryption.encrypt', undefined, () => this.#encrypt(disk, key)),
+    };
   }
 
   async probe(): Promise<ProbeResult> {
@@ -104,7 +114,11 @@ export class MockAdapter implements HypervisorAdapter {
       usable: true as const,
       adapter: this.name,
       hypervisorVersion: `mock ${this.version}`,
-      host: { memoryMiB: this.#options.hostMemoryMiB ?? 16384, cpus: this.#options.hostCpus ?? 8, hostname: 'mock-host' },
+      host: {
+        memoryMiB: this.#options.hostMemoryMiB ?? 16384,
+        cpus: this.#options.hostCpus ?? 8,
+        hostname: 'mock-host',
+      },
       details: { stateFile: this.#options.stateFile ?? '(in memory)' },
     }));
   }
@@ -115,9 +129,19 @@ export class MockAdapter implements HypervisorAdapter {
 
   async define(spec: VmSpec): Promise<VmInfo> {
     return this.#op('define', spec.name, async () => {
-      if (spec.name.includes('\0')) throw new InvalidInputError('A VM name cannot contain a NUL byte.', { details: { name: spec.name } });
-      if (this.#find(spec.name)) throw new ConflictError(`A VM named "${spec.name}" already exists.`, { details: { vm: spec.name } });
-      const record: MockVmRecord = { name: spec.name, id: randomUUID(), spec, state: 'stopped', snapshots: [], currentSnapshot: null, diskKeys: {} };
+      if (spec.name.includes('\0'))
+        throw new InvalidInputError('A VM name cannot contain a NUL byte.', { details: { name: spec.name } });
+      if (this.#find(spec.name))
+        throw new ConflictError(`A VM named "${spec.name}" already exists.`, { details: { vm: spec.name } });
+      const record: MockVmRecord = {
+        name: spec.name,
+        id: randomUUID(),
+        spec,
+        state: 'stopped',
+        snapshots: [],
+        currentSnapshot: null,
+        diskKeys: {},
+      };
       this.#state.vms.push(record);
       return this.#info(record);
     });
@@ -142,7 +166,9 @@ export class MockAdapter implements HypervisorAdapter {
         // The guest ignores the request: wait out the timeout, then power off or give up.
         await this.#clock.sleep(options.timeoutMs ?? 60_000, options.signal);
         if (options.forceAfterTimeout === false) {
-          throw new TimeoutError(`VM "${r.name}" did not shut down within ${options.timeoutMs ?? 60_000} ms.`, { details: { vm: r.name } });
+          throw new TimeoutError(`VM "${r.name}" did not shut down within ${options.timeoutMs ?? 60_000} ms.`, {
+            details: { vm: r.name },
+          });
         }
       }
       r.state = 'stopped';
@@ -233,7 +259,13 @@ export class MockAdapter implements HypervisorAdapter {
         this.calls.push({ op, ...(vm !== undefined ? { vm } : {}), at, outcome: 'ok' });
         return result;
       } catch (err) {
-        this.calls.push({ op, ...(vm !== undefined ? { vm } : {}), at, outcome: 'error', error: (err as Error).message });
+        this.calls.push({
+          op,
+          ...(vm !== undefined ? { vm } : {}),
+          at,
+          outcome: 'error',
+          error: (err as Error).message,
+        });
         throw err;
       }
     };
@@ -269,12 +301,16 @@ export class MockAdapter implements HypervisorAdapter {
 
   #findSnapshot(r: MockVmRecord, idOrName: string): SnapshotInfo {
     const s = r.snapshots.find((x) => x.id === idOrName) ?? r.snapshots.find((x) => x.name === idOrName);
-    if (!s) throw new NotFoundError(`VM "${r.name}" has no snapshot "${idOrName}".`, { details: { vm: r.name, snapshot: idOrName } });
+    if (!s)
+      throw new NotFoundError(`VM "${r.name}" has no snapshot "${idOrName}".`, {
+        details: { vm: r.name, snapshot: idOrName },
+      });
     return s;
   }
 
   async #snapshotCreate(r: MockVmRecord, name: string, description?: string): Promise<SnapshotInfo> {
-    if (!name || name.includes('\0')) throw new InvalidInputError('A snapshot name must be non-empty and contain no NUL byte.', { details: { name } });
+    if (!name || name.includes('\0'))
+      throw new InvalidInputError('A snapshot name must be non-empty and contain no NUL byte.', { details: { name } });
     expectState(r, ['stopped', 'running', 'paused'], 'take a snapshot');
     const info: SnapshotInfo = {
       id: `snap-${this.#state.nextId++}`,
@@ -300,7 +336,7 @@ export class MockAdapter implements HypervisorAdapter {
     const s = this.#findSnapshot(r, id);
     if (children) {
       const doomed = new Set([s.id]);
-      for (let grew = true; grew; ) {
+      for (let grew = true; grew;) {
         grew = false;
         for (const x of r.snapshots) {
           if (x.parentId !== null && doomed.has(x.parentId) && !doomed.has(x.id)) {
@@ -312,7 +348,9 @@ export class MockAdapter implements HypervisorAdapter {
       r.snapshots = r.snapshots.filter((x) => !doomed.has(x.id));
       if (r.currentSnapshot !== null && doomed.has(r.currentSnapshot)) r.currentSnapshot = s.parentId;
     } else {
-      r.snapshots = r.snapshots.filter((x) => x.id !== s.id).map((x) => (x.parentId === s.id ? { ...x, parentId: s.parentId } : x));
+      r.snapshots = r.snapshots
+        .filter((x) => x.id !== s.id)
+        .map((x) => (x.parentId === s.id ? { ...x, parentId: s.parentId } : x));
       if (r.currentSnapshot === s.id) r.currentSnapshot = s.parentId;
     }
   }
@@ -340,7 +378,8 @@ export class MockAdapter implements HypervisorAdapter {
   }
 
   async #encrypt(disk: DiskSpec, key: Uint8Array): Promise<void> {
-    if (!disk.encryption) throw new InvalidInputError(`Disk ${disk.path} has no encryption.keyId.`, { details: { disk: disk.path } });
+    if (!disk.encryption)
+      throw new InvalidInputError(`Disk ${disk.path} has no encryption.keyId.`, { details: { disk: disk.path } });
     for (const r of this.#state.vms) {
       if (r.spec.disks.some((d) => d.path === disk.path)) r.diskKeys[disk.path] = sha256(key);
     }
@@ -353,9 +392,12 @@ export class MockAdapter implements HypervisorAdapter {
       const expected = r.diskKeys[d.path] ?? this.#pendingKeys.get(d.path);
       const key = keys?.get(d.encryption.keyId);
       if (!key) {
-        throw new InvalidInputError(`Disk ${d.path} of VM "${r.name}" is encrypted; pass its key "${d.encryption.keyId}" in diskKeys.`, {
-          details: { vm: r.name, disk: d.path, keyId: d.encryption.keyId },
-        });
+        throw new InvalidInputError(
+          `Disk ${d.path} of VM "${r.name}" is encrypted; pass its key "${d.encryption.keyId}" in diskKeys.`,
+          {
+            details: { vm: r.name, disk: d.path, keyId: d.encryption.keyId },
+          },
+        );
       }
       if (expected !== undefined && expected !== sha256(key)) {
         throw new IntegrityError(`The key "${d.encryption.keyId}" does not open disk ${d.path} of VM "${r.name}".`, {

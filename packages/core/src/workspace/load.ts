@@ -42,10 +42,18 @@ export async function loadWorkspaceFile(path: string): Promise<LoadedWorkspace> 
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new NotFoundError(`Workspace file ${file} does not exist.`, { cause: err, details: { file } });
-    throw new InvalidInputError(`Cannot read workspace file ${file}: ${(err as Error).message}`, { cause: err, details: { file } });
+    if (code === 'ENOENT')
+      throw new NotFoundError(`Workspace file ${file} does not exist.`, { cause: err, details: { file } });
+    throw new InvalidInputError(`Cannot read workspace file ${file}: ${(err as Error).message}`, {
+      cause: err,
+      details: { file },
+    });
   }
-  return { workspace: parseWorkspace(text, { file, json: extname(file).toLowerCase() === '.json' }), file, baseDir: dirname(file) };
+  return {
+    workspace: parseWorkspace(text, { file, json: extname(file).toLowerCase() === '.json' }),
+    file,
+    baseDir: dirname(file),
+  };
 }
 
 /** Validates workspace text (YAML or JSON). `file` is only used in messages. */
@@ -57,7 +65,11 @@ export function parseWorkspace(text: string, options: { file?: string; json?: bo
   if (doc.errors.length > 0) {
     const issues: WorkspaceIssue[] = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
-      return { path: '', message: e.message.split('\n')[0] ?? e.message, ...(pos ? { line: pos.line, column: pos.col } : {}) };
+      return {
+        path: '',
+        message: e.message.split('\n')[0] ?? e.message,
+        ...(pos ? { line: pos.line, column: pos.col } : {}),
+      };
     });
     throw workspaceError(file, issues, options.json ? 'JSON' : 'YAML');
   }
@@ -68,7 +80,10 @@ export function parseWorkspace(text: string, options: { file?: string; json?: bo
 /** Validates an already parsed object as a workspace. */
 export function validateWorkspace(
   data: unknown,
-  options: { file?: string; locate?: (path: readonly PropertyKey[]) => { line: number; column: number } | undefined } = {},
+  options: {
+    file?: string;
+    locate?: (path: readonly PropertyKey[]) => { line: number; column: number } | undefined;
+  } = {},
 ): Workspace {
   const file = options.file ?? '<inline>';
   const result = WorkspaceSchema.safeParse(data);
@@ -103,10 +118,17 @@ function unionMessage(issue: z.core.$ZodIssueInvalidUnion): string {
   const keysOfBranches = branches
     .map((b) => b.find((i) => i.code === 'unrecognized_keys'))
     .filter((i) => i !== undefined);
-  const deep = branches.map((b) => b.filter((i) => i.code !== 'unrecognized_keys')).find((b) => b.length > 0 && b.every((i) => i.code !== 'invalid_type' || i.path.length > 0));
+  const deep = branches
+    .map((b) => b.filter((i) => i.code !== 'unrecognized_keys'))
+    .find((b) => b.length > 0 && b.every((i) => i.code !== 'invalid_type' || i.path.length > 0));
   if (deep && deep[0]) return `${formatPath(deep[0].path) ? formatPath(deep[0].path) + ': ' : ''}${deep[0].message}`;
-  if (keysOfBranches.length === branches.length && branches.length > 0) return issue.message === 'Invalid input' ? 'expected exactly one of the documented forms (see the workspace reference)' : issue.message;
-  return issue.message === 'Invalid input' ? 'expected one of the documented forms (see the workspace reference)' : issue.message;
+  if (keysOfBranches.length === branches.length && branches.length > 0)
+    return issue.message === 'Invalid input'
+      ? 'expected exactly one of the documented forms (see the workspace reference)'
+      : issue.message;
+  return issue.message === 'Invalid input'
+    ? 'expected one of the documented forms (see the workspace reference)'
+    : issue.message;
 }
 
 /** `spec.publishedApps[0].id` */

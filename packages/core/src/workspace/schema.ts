@@ -1,5 +1,12 @@
 import { z } from 'zod';
-import { CidrSchema, DurationSchema, ProvisioningSchema, TransferRuleSchema, UsagePolicySchema, WebRedirectionSchema } from './policy-schema.js';
+import {
+  CidrSchema,
+  DurationSchema,
+  ProvisioningSchema,
+  TransferRuleSchema,
+  UsagePolicySchema,
+  WebRedirectionSchema,
+} from './policy-schema.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const SEMVER = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
@@ -37,10 +44,19 @@ export const WorkspaceSchema = z
     }),
     spec: z.strictObject({
       image: z.strictObject({
-        source: z.string().min(1).describe('path of the disk image, relative to the workspace file, or a repository reference'),
+        source: z
+          .string()
+          .min(1)
+          .describe('path of the disk image, relative to the workspace file, or a repository reference'),
         format: z.enum(['qcow2', 'raw', 'vdi', 'vhdx', 'vmdk']),
-        encryption: z.strictObject({ keyId: z.string().min(1) }).optional().describe('the image is encrypted under this key'),
-        sha256: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex digits').optional(),
+        encryption: z
+          .strictObject({ keyId: z.string().min(1) })
+          .optional()
+          .describe('the image is encrypted under this key'),
+        sha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex digits')
+          .optional(),
       }),
       guestOs: z.enum(['windows', 'linux', 'other']).default('windows'),
       hardware: z.strictObject({
@@ -56,7 +72,10 @@ export const WorkspaceSchema = z
             .string()
             .regex(/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/, 'expected a MAC address such as 52:54:00:12:34:56')
             .optional(),
-          profiles: z.array(NetworkProfileSchema).default([]).describe('network settings per host network; first match wins'),
+          profiles: z
+            .array(NetworkProfileSchema)
+            .default([])
+            .describe('network settings per host network; first match wins'),
         })
         .refine((n) => n.mode !== 'bridged' || n.bridge !== undefined, {
           message: 'expected a bridge name when mode is bridged',
