@@ -93,7 +93,64 @@ export type { SessionState, SessionOperation } from './session/state-machine.js'
 export { IdleLock } from './session/idle-lock.js';
 
 // host (command runner: issue 4)
+export type { CommandRequest, CommandResult, CommandRunner, RunningCommand, RemoteShell } from './host/types.js';
+export { LocalRunner } from './host/local-runner.js';
+export { SshRunner } from './host/ssh-runner.js';
+export type { SshHostOptions } from './host/ssh-runner.js';
+export {
+  quotePosix,
+  posixCommandLine,
+  quoteWindowsArg,
+  windowsArguments,
+  encodePowerShellCommand,
+  powershellLauncherScript,
+  windowsCommandLine,
+  remoteCommandLine,
+  POWERSHELL_OPTIONS,
+} from './host/remote-command.js';
+export { assertArgument, assertRequest } from './host/validate.js';
+export {
+  parseKnownHosts,
+  knownHostName,
+  entryMatches,
+  keyFingerprint,
+  keyTypeOf,
+  verifyHostKey,
+  hostKeyAlgorithms,
+} from './host/known-hosts.js';
+export type { KnownHostEntry, HostKeyVerdict } from './host/known-hosts.js';
+export { KeyedSerializer } from './host/serial.js';
 
 // policy (issue 5)
+export { POLICY_LAYERS } from './policy/types.js';
+export type { PolicyLayerName, DecisionLayer, Side, CrossingDirection, PolicySubject, RuleRef, PolicyDecisionBase } from './policy/types.js';
+export { normalizeUrl, normalizeHost, normalizePercentEncoding, REDIRECTABLE_SCHEMES } from './policy/url-normalize.js';
+export type { NormalizedUrl, NormalizedHost, HostKind, RedirectableScheme } from './policy/url-normalize.js';
+export type { IpAddress, IpPrefix } from './policy/ip.js';
+export { parseUrlPattern } from './policy/url-pattern.js';
+export type { UrlPattern, PatternHost, PathCondition } from './policy/url-pattern.js';
+export { compileUrlRule, describeUrlRule, urlRuleMatches } from './policy/url-rules.js';
+export type { UrlRule, UrlRuleInput, UrlMatch, CompiledUrlRule, RuleHost } from './policy/url-rules.js';
+export { compileUrlMatcher, linearUrlMatcher } from './policy/url-matcher.js';
+export type { UrlMatcher, UrlMatcherOptions } from './policy/url-matcher.js';
+export { importEnterpriseSiteList } from './policy/site-list.js';
+export type { SiteListImport, ImportedSite, UnmappedSite } from './policy/site-list.js';
+export { transferRuleApplies, describeTransferRule } from './policy/transfer.js';
+export type { TransferChannel, ContentType, TransferAction, TransferRequest, TransferMatch, TransferDecision } from './policy/transfer.js';
+export { evaluateUsage } from './policy/usage.js';
+export type { UsageSettings, UsageState, UsageCheck, UsageDecision, SessionEndAction } from './policy/usage.js';
+export type { ProvisioningDecision } from './policy/provisioning.js';
+export { groupMatches, userMatches, normalizeDn } from './policy/principals.js';
+export { DEFAULT_MERGE_RULES } from './policy/layers.js';
+export type { PolicyLayerInput, PolicyDocument, PolicyDocumentInput, PolicyAssignmentInput, MergeRules, TransferRule, Sourced, ApplicableEntry } from './policy/layers.js';
+export type { UrlDecision, WebRedirection } from './policy/web-redirection.js';
+export { PolicyEngine, SubjectPolicy } from './policy/engine.js';
+export type { PolicyEngineOptions, PolicyDecision, PolicyQuestion, SiteListReport } from './policy/engine.js';
+export { toDecisionEvent, formatDecision, decisionSubject } from './policy/decision.js';
+export { loadPolicy, parsePolicyLayer, parsePolicyTestTable, runPolicyTestFile } from './policy/load.js';
+export type { LoadedPolicy, LoadPolicyOptions } from './policy/load.js';
+export { runPolicyTests, PolicyTestTableSchema } from './policy/test-table.js';
+export type { PolicyTestTable, PolicyTestCase, PolicyTestResult } from './policy/test-table.js';
+export { PolicyDocumentSchema, PolicyLayerFileSchema, PolicyAssignmentSchema, MergeRulesSchema, UrlRuleSchema, TransferRuleSchema } from './workspace/policy-schema.js';
 
 // delivery (issue 6)

@@ -1,0 +1,101 @@
+import { isIP } from 'node:net';
+
+/** An IP address as a number (IPv4, 32 bits) or a bigint (IPv6, 128 bits). */
+export type IpAddress = { readonly family: 4; readonly value: number } | { readonly family: 6; readonly value: bigint };
+
+/** An IP prefix (CIDR) with its network bits already masked. */
+export type IpPrefix =
+  | { readonly family: 4; readonly network: number; readonly length: number }
+  | { readonly family: 6; readonly network: bigint; readonly length: number };
+
+const V4_MAPPED_HIGH = 0xffffn << 32n;
+
+/** Parses a dotted-quad IPv4 address (`10.20.0.1`) into an unsigned 32-bit number. */
+export function parseIpv4(text: string): number | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  let value = 0;
+  for (const p of parts) {
+    if (!/^\d{1,3}$/.test(p)) return undefined;
+    const n = Number(p);
+    if (n > 255) return undefined;
+    value = value * 256 + n;
+  }
+  return value;
+}
+
+/** Parses an IPv6 address (with or without brackets, `::` and a dotted-quad tail) into a bigint. */
+export function parseIpv6(text: string): bigint | undefined {
+  let addr = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  if (isIP(addr) !== 6) return undefined;
+  const lastColon = addr.lastIndexOf(':');
+  const tail = addr.slice(lastColon + 1);
+  if (tail.includes('.')) {
+    const v4 = parseIpv4(tail);
+    if (v4 === undefined) return undefined;
+    addr = `${addr.slice(0, lastColon + 1)}${(v4 >>> 16).toString(16)}:${(v4 & 0xffff).toString(16)}`;
+  }
+  const halves = addr.split('::');
+  const toGroups = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
+  const left = toGroups(halves[0] ?? '');
+  const right = halves.length > 1 ? toGroups(halves[1] ?? '') : [];
+  const fill = 8 - left.length - right.length;
+  if (fill < 0 || (halves.length === 1 && fill !== 0)) return undefined;
+  let value = 0n;
+  for (const g of [...left, ...new Array<number>(fill).fill(0), ...right]) value = (value << 16n) | BigInt(g);
+  return value;
+}
+
+/** Formats a 32-bit number as dotted quad. */
+export function formatIpv4(value: number): string {
+  return [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
+}
+
+/**
+ * When `value` is an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`), the IPv4 address it maps;
+ * such a URL reaches the IPv4 host, so rules for the IPv4 address apply to it.
+ */
+export function unmapIpv4(value: bigint): number | undefined {
+  return value >> 32n === 0xffffn ? Number(value & 0xffffffffn) : undefined;
+}
+
+/** Masks an IPv4 address to its first `length` bits. */
+export function maskIpv4(value: number, length: number): number {
+  if (length === 0) return 0;
+  return (value & (0xffffffff << (32 - length))) >>> 0;
+}
+
+/** Masks an IPv6 address to its first `length` bits. */
+export function maskIpv6(value: bigint, length: number): bigint {
+  if (length === 0) return 0n;
+  const shift = BigInt(128 - length);
+  return (value >> shift) << shift;
+}
+
+/**
+ * Parses a CIDR prefix (`10.20.0.0/16`, `fd00::/8`). Host bits are cleared. An IPv4-mapped IPv6
+ * prefix of at least 96 bits becomes the IPv4 prefix it covers. Returns undefined when invalid.
+ */
+export function parseIpPrefix(text: string): IpPrefix | undefined {
+  const slash = text.indexOf('/');
+  if (slash < 0) return undefined;
+  const addr = text.slice(0, slash);
+  const bits = text.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(bits)) return undefined;
+  const length = Number(bits);
+  const v4 = parseIpv4(addr);
+  if (v4 !== undefined) return length <= 32 ? { family: 4, network: maskIpv4(v4, length), length } : undefined;
+  const v6 = parseIpv6(addr);
+  if (v6 === undefined || length > 128) return undefined;
+  if (length >= 96 && (v6 >> 32n) << 32n === V4_MAPPED_HIGH) {
+    return { family: 4, network: maskIpv4(Number(v6 & 0xffffffffn), length - 96), length: length - 96 };
+  }
+  return { family: 6, network: maskIpv6(v6, length), length };
+}
+
+/** True when `address` lies inside `prefix`. */
+export function prefixContains(prefix: IpPrefix, address: IpAddress): boolean {
+  if (prefix.family === 4 && address.family === 4) return maskIpv4(address.value, prefix.length) === prefix.network;
+  if (prefix.family === 6 && address.family === 6) return maskIpv6(address.value, prefix.length) === prefix.network;
+  return false;
+}
