@@ -93,33 +93,6 @@ export type { SessionState, SessionOperation } from './session/state-machine.js'
 export { IdleLock } from './session/idle-lock.js';
 
 // host (command runner: issue 4)
-export type { CommandRequest, CommandResult, CommandRunner, RunningCommand, RemoteShell } from './host/types.js';
-export { LocalRunner } from './host/local-runner.js';
-export { SshRunner } from './host/ssh-runner.js';
-export type { SshHostOptions } from './host/ssh-runner.js';
-export {
-  quotePosix,
-  posixCommandLine,
-  quoteWindowsArg,
-  windowsArguments,
-  encodePowerShellCommand,
-  powershellLauncherScript,
-  windowsCommandLine,
-  remoteCommandLine,
-  POWERSHELL_OPTIONS,
-} from './host/remote-command.js';
-export { assertArgument, assertRequest } from './host/validate.js';
-export {
-  parseKnownHosts,
-  knownHostName,
-  entryMatches,
-  keyFingerprint,
-  keyTypeOf,
-  verifyHostKey,
-  hostKeyAlgorithms,
-} from './host/known-hosts.js';
-export type { KnownHostEntry, HostKeyVerdict } from './host/known-hosts.js';
-export { KeyedSerializer } from './host/serial.js';
 
 // policy (issue 5)
 export { POLICY_LAYERS } from './policy/types.js';
