@@ -1,0 +1,199 @@
+import { open } from 'node:fs/promises';
+import { InvalidInputError } from '../errors.js';
+import { GEAR, GEAR_TABLE_NAME, gearTableDigest } from './gear.js';
+
+/**
+ * How an image is cut into chunks. Recorded in every manifest, so that any client can cut a
+ * seed file the same way and find chunks it already has.
+ */
+export interface ChunkingParams {
+  readonly algorithm: 'fastcdc';
+  /** Name of the gear table (`tandem-gear-v1`). */
+  readonly gear: string;
+  /** SHA-256 of the gear table, so a client can tell whether it has the same one. */
+  readonly gearSha256: string;
+  /** No chunk is shorter, except the last. */
+  readonly minSize: number;
+  /** Target average; a power of two. */
+  readonly avgSize: number;
+  /** No chunk is longer. */
+  readonly maxSize: number;
+  /** FastCDC normalization level (0-3): higher gives chunk sizes closer to the average. */
+  readonly normalization: number;
+}
+
+/** Options for {@link chunkingParams}; everything defaults to 16/64/256 KiB, normalization 2. */
+export interface ChunkingOptions {
+  minSize?: number;
+  avgSize?: number;
+  maxSize?: number;
+  normalization?: number;
+}
+
+const GEAR_SHA256 = gearTableDigest();
+
+/**
+ * Builds and checks chunking parameters.
+ *
+ * @example
+ * ```ts
+ * const params = chunkingParams({ avgSize: 64 * 1024 }); // 16/64/256 KiB
+ * ```
+ */
+export function chunkingParams(options: ChunkingOptions = {}): ChunkingParams {
+  const avgSize = options.avgSize ?? 64 * 1024;
+  const minSize = options.minSize ?? Math.max(64, avgSize / 4);
+  const maxSize = options.maxSize ?? avgSize * 4;
+  const normalization = options.normalization ?? 2;
+  const params: ChunkingParams = { algorithm: 'fastcdc', gear: GEAR_TABLE_NAME, gearSha256: GEAR_SHA256, minSize, avgSize, maxSize, normalization };
+  checkChunkingParams(params);
+  return params;
+}
+
+/** The default: FastCDC 16/64/256 KiB, normalization level 2, Tandem's gear table. */
+export const DEFAULT_CHUNKING: ChunkingParams = chunkingParams();
+
+/**
+ * Throws InvalidInputError unless `params` can be used here: a known gear table, sizes with
+ * `64 <= minSize < avgSize < maxSize <= 64 MiB`, `avgSize` a power of two.
+ */
+export function checkChunkingParams(params: ChunkingParams, where = 'chunking parameters'): void {
+  const problems: string[] = [];
+  if (params.algorithm !== 'fastcdc') problems.push(`algorithm is ${JSON.stringify(params.algorithm)}, expected "fastcdc"`);
+  if (params.gear !== GEAR_TABLE_NAME || params.gearSha256 !== GEAR_SHA256) {
+    problems.push(`gear table ${params.gear} (${params.gearSha256.slice(0, 12)}...) is not ${GEAR_TABLE_NAME}`);
+  }
+  const { minSize, avgSize, maxSize, normalization } = params;
+  const ints = [minSize, avgSize, maxSize, normalization].every((n) => Number.isSafeInteger(n));
+  if (!ints) problems.push('sizes and normalization must be integers');
+  else {
+    if (!(minSize >= 64 && minSize < avgSize && avgSize < maxSize && maxSize <= 64 * 1024 * 1024)) {
+      problems.push(`expected 64 <= minSize < avgSize < maxSize <= 64 MiB, got ${minSize}/${avgSize}/${maxSize}`);
+    }
+    if ((avgSize & (avgSize - 1)) !== 0) problems.push(`avgSize ${avgSize} is not a power of two`);
+    const bits = Math.log2(avgSize);
+    if (normalization < 0 || normalization > 3 || bits - normalization < 1 || bits + normalization > 31) {
+      problems.push(`normalization ${normalization} does not fit avgSize ${avgSize}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new InvalidInputError(`Unusable ${where}: ${problems.join('; ')}.`, { details: { params } });
+  }
+}
+
+/** Masks over the top bits of the 32-bit gear hash; see FastCDC's normalized chunking. */
+interface Masks {
+  /** Harder to match: used before the average size. */
+  readonly small: number;
+  /** Easier to match: used after it. */
+  readonly large: number;
+}
+
+function masksFor(params: ChunkingParams): Masks {
+  const bits = Math.log2(params.avgSize);
+  const top = (k: number): number => (0xffffffff << (32 - k)) | 0;
+  return { small: top(bits + params.normalization), large: top(bits - params.normalization) };
+}
+
+/**
+ * Length of the next chunk of `data[start, end)`. `end - start` may be shorter than
+ * `maxSize` only at the end of the input.
+ */
+function cutPoint(data: Uint8Array, start: number, end: number, params: ChunkingParams, masks: Masks): number {
+  let n = end - start;
+  if (n <= params.minSize) return n;
+  if (n > params.maxSize) n = params.maxSize;
+  const normal = n < params.avgSize ? n : params.avgSize;
+  const gear = GEAR;
+  const { small, large } = masks;
+  let hash = 0;
+  // The first minSize bytes are skipped (FastCDC's cut-point skipping); the 32-bit hash only
+  // depends on the last 32 bytes, so boundaries still re-synchronise after a change.
+  let i = start + params.minSize;
+  const normalEnd = start + normal;
+  for (; i < normalEnd; i++) {
+    hash = ((hash << 1) + gear[data[i]!]!) | 0;
+    if ((hash & small) === 0) return i + 1 - start;
+  }
+  const last = start + n;
+  for (; i < last; i++) {
+    hash = ((hash << 1) + gear[data[i]!]!) | 0;
+    if ((hash & large) === 0) return i + 1 - start;
+  }
+  return n;
+}
+
+/** One chunk's place in its input. */
+export interface ChunkSpan {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/**
+ * Cuts a buffer into chunks. Pure and synchronous.
+ *
+ * @example
+ * ```ts
+ * for (const { offset, length } of chunkBuffer(data, DEFAULT_CHUNKING)) console.log(offset, length);
+ * ```
+ */
+export function* chunkBuffer(data: Uint8Array, params: ChunkingParams = DEFAULT_CHUNKING): Generator<ChunkSpan> {
+  checkChunkingParams(params);
+  const masks = masksFor(params);
+  let offset = 0;
+  while (offset < data.length) {
+    const length = cutPoint(data, offset, data.length, params, masks);
+    yield { offset, length };
+    offset += length;
+  }
+}
+
+/** A chunk of a file: `data` is only valid until the generator is resumed. */
+export interface FileChunk extends ChunkSpan {
+  readonly data: Uint8Array;
+}
+
+/**
+ * Cuts a file into chunks, reading it in large blocks. Each yielded `data` is a view into a
+ * reused buffer: copy it if it must outlive the next iteration.
+ */
+export async function* chunkFile(
+  path: string,
+  params: ChunkingParams = DEFAULT_CHUNKING,
+  options: { blockSize?: number } = {},
+): AsyncGenerator<FileChunk> {
+  checkChunkingParams(params);
+  const masks = masksFor(params);
+  const blockSize = Math.max(options.blockSize ?? 16 * 1024 * 1024, params.maxSize);
+  const buffer = Buffer.allocUnsafe(blockSize + params.maxSize);
+  const handle = await open(path, 'r');
+  try {
+    let filled = 0; // bytes of buffer holding unread data
+    let pos = 0; // start of the unchunked data in buffer
+    let fileOffset = 0; // file offset of buffer[pos]
+    let eof = false;
+    for (;;) {
+      if (!eof && filled - pos < params.maxSize) {
+        // Move the tail to the front and refill.
+        buffer.copy(buffer, 0, pos, filled);
+        filled -= pos;
+        pos = 0;
+        while (filled < buffer.length) {
+          const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
+          if (bytesRead === 0) {
+            eof = true;
+            break;
+          }
+          filled += bytesRead;
+        }
+      }
+      if (pos >= filled) return;
+      const length = cutPoint(buffer, pos, filled, params, masks);
+      yield { offset: fileOffset, length, data: buffer.subarray(pos, pos + length) };
+      pos += length;
+      fileOffset += length;
+    }
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,157 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { InvalidInputError } from '../errors.js';
+import { checkChunkingParams, type ChunkingParams } from './fastcdc.js';
+import { isSafeRelativePath } from './paths.js';
+
+/** One chunk of an image: its id (SHA-256 of its bytes), where it sits and how long it is. */
+export interface ChunkRef {
+  readonly id: string;
+  readonly offset: number;
+  readonly length: number;
+  /** All zeros: a client makes it locally instead of fetching it. */
+  readonly zero?: boolean;
+}
+
+/** Where a chunk's compressed bytes are: index into `storage.packs`, offset and size there. */
+export type ChunkLocation = readonly [pack: number, offset: number, size: number];
+
+/** The special pack name for "this package file". */
+export const PACKAGE_SELF = '@package';
+
+/**
+ * A version of a workspace: its workspace file, its image as a list of chunks, and where the
+ * chunks' compressed bytes are stored. The same format is used inside a package and in a
+ * repository (only `storage` differs).
+ */
+export interface ImageManifest {
+  readonly format: 'tandem.manifest/v1';
+  readonly workspace: {
+    readonly name: string;
+    readonly version: string;
+    /** The workspace file, verbatim; `spec.image.source` points at `image.path`. */
+    readonly file: { readonly name: string; readonly text: string; readonly sha256: string };
+  };
+  readonly image: {
+    /** Relative to the workspace file's directory. */
+    readonly path: string;
+    readonly format: string;
+    readonly size: number;
+    readonly sha256: string;
+  };
+  readonly chunking: ChunkingParams;
+  readonly compression: 'zstd';
+  readonly createdAt: string;
+  readonly chunks: readonly ChunkRef[];
+  readonly storage: {
+    /** Pack objects, relative to the repository root (or `@package`). */
+    readonly packs: readonly string[];
+    /** Every distinct non-zero chunk id. */
+    readonly locations: Readonly<Record<string, ChunkLocation>>;
+  };
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const uint = z.number().int().nonnegative();
+
+const ManifestSchema = z.strictObject({
+  format: z.literal('tandem.manifest/v1'),
+  workspace: z.strictObject({
+    name: z.string().min(1).max(63),
+    version: z.string().min(1).max(128),
+    file: z.strictObject({ name: z.string().min(1), text: z.string(), sha256: z.string().regex(HEX64) }),
+  }),
+  image: z.strictObject({ path: z.string().min(1), format: z.string().min(1), size: uint, sha256: z.string().regex(HEX64) }),
+  chunking: z.strictObject({
+    algorithm: z.literal('fastcdc'),
+    gear: z.string(),
+    gearSha256: z.string(),
+    minSize: uint,
+    avgSize: uint,
+    maxSize: uint,
+    normalization: uint,
+  }),
+  compression: z.literal('zstd'),
+  createdAt: z.string(),
+  chunks: z.array(
+    z.strictObject({ id: z.string().regex(HEX64), offset: uint, length: z.number().int().positive(), zero: z.literal(true).optional() }),
+  ),
+  storage: z.strictObject({
+    packs: z.array(z.string()),
+    locations: z.record(z.string().regex(HEX64), z.tuple([uint, uint, z.number().int().positive()])),
+  }),
+});
+
+/**
+ * Parses and checks a manifest: its shape, that chunks tile the image exactly, that every
+ * non-zero chunk has a location in a listed pack, and that no path leaves its directory.
+ * `source` names where it came from in error messages.
+ */
+export function parseManifest(bytes: Uint8Array | string, source: string): ImageManifest {
+  let data: unknown;
+  try {
+    data = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw new InvalidInputError(`Manifest ${source} is not valid JSON: ${(err as Error).message}.`, { cause: err, details: { source } });
+  }
+  const parsed = ManifestSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue ? issue.path.join('.') : '';
+    throw new InvalidInputError(`Manifest ${source} is not a Tandem manifest: ${where ? `${where}: ` : ''}${issue?.message ?? 'invalid'}.`, {
+      details: { source, issues: parsed.error.issues },
+    });
+  }
+  const manifest = parsed.data as ImageManifest;
+  checkManifest(manifest, source);
+  return manifest;
+}
+
+function checkManifest(m: ImageManifest, source: string): void {
+  const fail = (what: string): never => {
+    throw new InvalidInputError(`Manifest ${source} is inconsistent: ${what}.`, { details: { source } });
+  };
+  checkChunkingParams(m.chunking, `chunking parameters in manifest ${source}`);
+  if (!isSafeRelativePath(m.image.path)) fail(`image path ${JSON.stringify(m.image.path)} leaves the workspace directory`);
+  if (!isSafeRelativePath(m.workspace.file.name) || m.workspace.file.name.includes('/')) {
+    fail(`workspace file name ${JSON.stringify(m.workspace.file.name)} is not a plain file name`);
+  }
+  if (sha256Hex(m.workspace.file.text) !== m.workspace.file.sha256) fail('the workspace file does not match its SHA-256');
+  for (const pack of m.storage.packs) {
+    if (pack !== PACKAGE_SELF && !isSafeRelativePath(pack)) fail(`pack path ${JSON.stringify(pack)} leaves the repository`);
+  }
+  let offset = 0;
+  for (const [i, c] of m.chunks.entries()) {
+    if (c.offset !== offset) fail(`chunk ${i} starts at ${c.offset}, expected ${offset}`);
+    if (c.length > m.chunking.maxSize) fail(`chunk ${i} is longer than maxSize`);
+    offset += c.length;
+    if (!c.zero) {
+      const loc = m.storage.locations[c.id];
+      if (!loc) fail(`chunk ${c.id} has no location`);
+      else if (loc[0] >= m.storage.packs.length) fail(`chunk ${c.id} is in pack ${loc[0]}, which is not listed`);
+    }
+  }
+  if (offset !== m.image.size) fail(`chunks cover ${offset} bytes, the image has ${m.image.size}`);
+}
+
+/** Serializes a manifest (compact JSON). */
+export function serializeManifest(manifest: ImageManifest): Buffer {
+  return Buffer.from(JSON.stringify(manifest), 'utf8');
+}
+
+/** SHA-256 of text or bytes, hex. */
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Distinct non-zero chunks of a manifest, each with every image offset it is written to. */
+export function distinctChunks(manifest: ImageManifest): Map<string, { length: number; offsets: number[] }> {
+  const out = new Map<string, { length: number; offsets: number[] }>();
+  for (const c of manifest.chunks) {
+    if (c.zero) continue;
+    const entry = out.get(c.id);
+    if (entry) entry.offsets.push(c.offset);
+    else out.set(c.id, { length: c.length, offsets: [c.offset] });
+  }
+  return out;
+}

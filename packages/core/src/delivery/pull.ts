@@ -1,0 +1,345 @@
+import { createReadStream } from 'node:fs';
+import { createHash, hash as digest } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { systemClock, type Clock } from '../clock.js';
+import { CancelledError, IntegrityError, NotFoundError, TandemError } from '../errors.js';
+import type { EventBus } from '../events/bus.js';
+import { decompressChunk } from './compress.js';
+import { planRanges, type ChunkToFetch } from './fetch-plan.js';
+import { exists, InstallDir, type InstalledPointer } from './install-dir.js';
+import { distinctChunks, parseManifest, sha256Hex, type ImageManifest } from './manifest.js';
+import { ProgressTracker, type SyncProgress } from './progress.js';
+import { seedFromFile, seedFromVersion, zeroChunkId, type NeededChunks, type SeedTarget } from './seeds.js';
+import { Staging, VERSION_META_DIR } from './staging.js';
+import { openStore, type OpenStoreOptions } from './store/open.js';
+import type { RepoStore } from './store/types.js';
+import { RepositoryClient } from './trust/client.js';
+import { DirectoryTrustStore } from './trust/trust-store.js';
+
+/** Options for {@link pullWorkspace}. */
+export interface PullOptions {
+  /** The repository: a URL (`https://`, `s3://`), a directory, or an open store. */
+  repo: string | RepoStore;
+  /** Options for opening `repo` when it is an address (parallel connections, ranges, ...). */
+  storeOptions?: OpenStoreOptions;
+  /** The workspace's name in the repository. */
+  workspace: string;
+  /** The install directory of this workspace on this endpoint. */
+  dir: string;
+  /** An exact version. */
+  version?: string;
+  /** A channel (`stable`, `pilot`); default `stable`, else the highest version. */
+  channel?: string;
+  /** Extra seed files (older images, copies on removable media). */
+  seeds?: readonly string[];
+  /** The repository's root.json, obtained out of band; needed on the first pull into `dir`. */
+  trustedRoot?: Uint8Array;
+  /** Requests in flight; default 8. */
+  parallel?: number;
+  /** Versions kept, the installed one included; default 2. */
+  retain?: number;
+  /** Largest merged range request; default 8 MiB. */
+  maxRangeBytes?: number;
+  /** Merge ranges across gaps up to this size; default 0 (neighbours only). */
+  maxGap?: number;
+  events?: EventBus;
+  onProgress?: (progress: SyncProgress) => void;
+  clock?: Clock;
+  signal?: AbortSignal;
+}
+
+/** What {@link pullWorkspace} did. */
+export interface PullResult {
+  readonly workspace: string;
+  readonly version: string;
+  readonly previousVersion: string | null;
+  /** The version was installed already; nothing was fetched. */
+  readonly upToDate: boolean;
+  /** Absolute paths of the installed workspace file and image. */
+  readonly workspaceFile: string;
+  readonly image: string;
+  readonly imageSha256: string;
+  readonly bytesTotal: number;
+  readonly bytesResumed: number;
+  readonly bytesFromSeeds: number;
+  /** Bytes received from the repository, metadata included. */
+  readonly bytesFetched: number;
+  readonly requests: number;
+  readonly chunksFetched: number;
+  /** Versions removed by the retention rule. */
+  readonly removedVersions: readonly string[];
+}
+
+/**
+ * Installs a workspace version from a signed repository: resolves it from verified metadata,
+ * takes every chunk it can from local seeds (installed versions, seed files, runs of zeros),
+ * fetches the rest in parallel merged range requests, verifies every chunk and then the whole
+ * image, and switches the `installed.json` pointer atomically. The installed version is never
+ * touched before the new one is verified; an interrupted pull resumes without fetching the
+ * chunks it had verified.
+ *
+ * @example
+ * ```ts
+ * const result = await pullWorkspace({ repo: 'https://cdn.example.com/tandem/', workspace: 'legacy-erp', dir: '/var/lib/tandem/legacy-erp', channel: 'stable', trustedRoot });
+ * console.log(result.version, result.bytesFetched, 'bytes fetched');
+ * ```
+ */
+export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
+  const clock = options.clock ?? systemClock;
+  const store = typeof options.repo === 'string' ? openStore(options.repo, { clock, ...options.storeOptions }) : options.repo;
+  const install = new InstallDir(resolve(options.dir));
+  const context = { workspace: options.workspace };
+  const progress = new ProgressTracker(options.workspace, options.version ?? options.channel ?? '?', clock, (p) => {
+    options.onProgress?.(p);
+    options.events?.publish(
+      'sync.progress',
+      { version: p.version, bytesNeeded: p.bytesNeeded, bytesFromSeeds: p.bytesFromSeeds, bytesFetched: p.bytesFetched, bytesPerSecond: p.bytesPerSecond, etaMs: p.etaMs },
+      context,
+    );
+  });
+  const start = store.stats();
+  const traffic = (): { bytes: number; requests: number } => {
+    const now = store.stats();
+    return { bytes: now.bytesReceived - start.bytesReceived, requests: now.requests - start.requests };
+  };
+  let unlock: (() => Promise<void>) | undefined;
+  try {
+    unlock = await install.lock();
+    const client = new RepositoryClient({
+      store,
+      trust: new DirectoryTrustStore(install.trustDir),
+      ...(options.trustedRoot ? { initialRoot: options.trustedRoot } : {}),
+      clock,
+      onIntegrityFailure: (err) => reportIntegrity(options, err),
+    });
+    await client.refresh();
+    const target = client.resolve(options.workspace, { ...(options.version ? { version: options.version } : {}), ...(options.channel ? { channel: options.channel } : {}) });
+    const manifestBytes = await client.fetchTarget(target);
+    const manifest = parseManifest(manifestBytes, target.path);
+    const manifestSha256 = sha256Hex(manifestBytes);
+    checkManifestMatchesTarget(manifest, target.file.custom, options.workspace, target.path);
+    progress.version = manifest.workspace.version;
+    progress.bytesTotal = manifest.image.size;
+
+    const previous = await install.installed();
+    const finish = async (upToDate: boolean, fetched: number): Promise<PullResult> => {
+      const removedVersions = await install.applyRetention(options.retain ?? 2);
+      await install.cleanStaging();
+      progress.phase = 'done';
+      progress.tick(true);
+      const t = traffic();
+      const result: PullResult = {
+        workspace: options.workspace,
+        version: manifest.workspace.version,
+        previousVersion: previous?.version ?? null,
+        upToDate,
+        workspaceFile: join(install.versionDir(manifest.workspace.version), manifest.workspace.file.name),
+        image: join(install.versionDir(manifest.workspace.version), ...manifest.image.path.split('/')),
+        imageSha256: manifest.image.sha256,
+        bytesTotal: manifest.image.size,
+        bytesResumed: progress.bytesResumed,
+        bytesFromSeeds: progress.bytesFromSeeds,
+        bytesFetched: t.bytes,
+        requests: t.requests,
+        chunksFetched: fetched,
+        removedVersions,
+      };
+      options.events?.publish('sync.completed', { version: result.version, bytesFetched: result.bytesFetched, bytesFromSeeds: result.bytesFromSeeds, requests: result.requests }, context);
+      return result;
+    };
+    const pointer: InstalledPointer = {
+      workspace: options.workspace,
+      version: manifest.workspace.version,
+      manifestSha256,
+      imageSha256: manifest.image.sha256,
+      workspaceFile: `versions/${manifest.workspace.version}/${manifest.workspace.file.name}`,
+      image: `versions/${manifest.workspace.version}/${manifest.image.path}`,
+      installedAt: new Date(clock.now()).toISOString(),
+    };
+    if (previous?.version === manifest.workspace.version && previous.manifestSha256 === manifestSha256) return await finish(true, 0);
+    // A retained version (a rollback to the previous one) needs no download, only a check.
+    if (await intactVersion(install.versionDir(manifest.workspace.version), manifest, manifestSha256)) {
+      progress.phase = 'installing';
+      await install.switchTo(pointer);
+      return await finish(false, 0);
+    }
+
+    const staging = await Staging.open(install, manifest, manifestBytes, manifestSha256);
+    let fetched = 0;
+    try {
+      const needed: NeededChunks = distinctChunks(manifest);
+      progress.phase = 'seeding';
+      // Resume: chunks a stopped pull verified are checked again locally, never fetched again.
+      for (const id of staging.journaled) {
+        const entry = needed.get(id);
+        if (entry && (await staging.verify(id, entry.length, entry.offsets))) {
+          needed.delete(id);
+          progress.bytesResumed += entry.length * entry.offsets.length;
+        }
+      }
+      for (const c of manifest.chunks) {
+        if (!c.zero) continue;
+        if (zeroChunkId(c.length) !== c.id) throw new IntegrityError(`${target.path} marks chunk ${c.id} as zeros, but it is not; the manifest is forged.`);
+        progress.bytesFromSeeds += c.length;
+      }
+      const seedTarget: SeedTarget = {
+        needed,
+        staging,
+        took: (n) => {
+          progress.bytesFromSeeds += n;
+          progress.tick();
+        },
+        ...(options.signal ? { signal: options.signal } : {}),
+      };
+      for (const version of await install.versions()) {
+        if (needed.size === 0) break;
+        const dir = install.versionDir(version);
+        const old = await seedFromVersion(dir, seedTarget);
+        // Different chunking: cut the old image again the new way.
+        if (old && old.chunking.avgSize !== manifest.chunking.avgSize) await seedFromFile(join(dir, ...old.image.path.split('/')), manifest.chunking, seedTarget);
+      }
+      for (const seed of options.seeds ?? []) if (needed.size > 0) await seedFromFile(resolve(seed), manifest.chunking, seedTarget);
+
+      const items: ChunkToFetch[] = [...needed].map(([id, e]) => {
+        const [pack, offset, size] = manifest.storage.locations[id]!;
+        return { id, pack: manifest.storage.packs[pack]!, offset, size, length: e.length };
+      });
+      const ranges = store.ranges
+        ? planRanges(items, { maxBytes: options.maxRangeBytes ?? 8 * 1024 * 1024, maxGap: options.maxGap ?? 0 })
+        : planRanges(items, { maxBytes: Number.MAX_SAFE_INTEGER, maxGap: Number.MAX_SAFE_INTEGER });
+      progress.bytesNeeded = ranges.reduce((n, r) => n + (store.ranges ? r.length : 0), 0);
+      progress.startFetching();
+      const fetchedBefore = traffic().bytes;
+      const update = (): void => {
+        progress.bytesFetched = traffic().bytes - fetchedBefore;
+        progress.requests = traffic().requests;
+        progress.tick();
+      };
+      fetched = await fetchAll(ranges, { store, needed, staging, parallel: options.parallel ?? 8, update, options });
+      progress.bytesFetched = traffic().bytes - fetchedBefore;
+
+      progress.phase = 'verifying';
+      progress.tick(true);
+      const actual = await staging.imageSha256(manifest.image.size);
+      if (actual !== manifest.image.sha256) {
+        await staging.discard();
+        const err = new IntegrityError(`The assembled image of ${options.workspace} ${manifest.workspace.version} does not match its SHA-256; nothing was installed, and the next pull starts afresh.`, {
+          details: { expected: manifest.image.sha256, actual },
+        });
+        reportIntegrity(options, err, manifest.image.sha256, actual);
+        throw err;
+      }
+      progress.phase = 'installing';
+      progress.tick(true);
+      await staging.complete(manifest, install.versionDir(manifest.workspace.version));
+    } catch (err) {
+      await staging.close();
+      throw err;
+    }
+    await install.switchTo(pointer);
+    return await finish(false, fetched);
+  } catch (err) {
+    const error = TandemError.is(err) ? err : new TandemError(`Pull failed: ${(err as Error).message}`, { code: 'TANDEM_HOST', fault: 'host', cause: err });
+    options.events?.publish('sync.failed', { version: progress.version, code: error.code, message: error.message }, context);
+    throw error;
+  } finally {
+    await unlock?.();
+    if (typeof options.repo === 'string') store.close?.();
+  }
+}
+
+function checkManifestMatchesTarget(m: ImageManifest, custom: { workspace: string; version: string; imageSha256: string; imageSize: number }, workspace: string, path: string): void {
+  if (m.workspace.name !== workspace || m.workspace.version !== custom.version || m.image.sha256 !== custom.imageSha256 || m.image.size !== custom.imageSize) {
+    throw new IntegrityError(`${path} describes ${m.workspace.name} ${m.workspace.version}, not what targets metadata signed for it; the repository is inconsistent or forged.`);
+  }
+  if (m.image.path.startsWith(`${VERSION_META_DIR}/`) || m.workspace.file.name === VERSION_META_DIR) {
+    throw new IntegrityError(`${path} puts files in ${VERSION_META_DIR}/, which is reserved.`);
+  }
+}
+
+async function intactVersion(dir: string, manifest: ImageManifest, manifestSha256: string): Promise<boolean> {
+  const sha = await readFile(join(dir, VERSION_META_DIR, 'manifest.sha256'), 'utf8').catch(() => null);
+  if (sha !== manifestSha256) return false;
+  const file = join(dir, ...manifest.image.path.split('/'));
+  if (!(await exists(file))) return false;
+  const digestOf = await fileSha256(file).catch(() => null);
+  return digestOf !== null && digestOf.size === manifest.image.size && digestOf.sha256 === manifest.image.sha256;
+}
+
+function reportIntegrity(options: PullOptions, err: IntegrityError, expected?: string, actual?: string): void {
+  const subject = typeof err.details['source'] === 'string' ? err.details['source'] : typeof err.details['chunk'] === 'string' ? `chunk ${err.details['chunk']}` : 'image';
+  options.events?.publish(
+    'integrity.failure',
+    { subject, message: err.message, ...(expected ? { expected } : {}), ...(actual ? { actual } : {}) },
+    { workspace: options.workspace },
+  );
+}
+
+interface FetchContext {
+  store: RepoStore;
+  needed: NeededChunks;
+  staging: Staging;
+  parallel: number;
+  update: () => void;
+  options: PullOptions;
+}
+
+/** Fetches ranges with `parallel` workers; the first error stops them all. Returns chunks fetched. */
+async function fetchAll(ranges: ReturnType<typeof planRanges>, ctx: FetchContext): Promise<number> {
+  const queue = [...ranges];
+  const stop = new AbortController();
+  const signal = ctx.options.signal ? AbortSignal.any([ctx.options.signal, stop.signal]) : stop.signal;
+  let failure: unknown;
+  let count = 0;
+  const worker = async (): Promise<void> => {
+    for (let r = queue.shift(); r && failure === undefined; r = queue.shift()) {
+      if (ctx.options.signal?.aborted) throw new CancelledError('The pull was cancelled; run it again to resume.');
+      const data = ctx.store.ranges ? await ctx.store.getRange(r.pack, r.offset, r.length, { signal }) : await wholePack(ctx.store, r.pack, signal);
+      for (const c of r.chunks) {
+        const at = ctx.store.ranges ? c.at : c.offset;
+        const raw = decompressChunk(data.subarray(at, at + c.size), c.length, c.id);
+        const actual = digest('sha256', raw, 'hex');
+        if (raw.length !== c.length || actual !== c.id) {
+          const err = new IntegrityError(`Chunk ${c.id} from ${r.pack} does not match its id; the repository copy is damaged or was tampered with. Nothing was installed; verified chunks are kept for the next pull.`, {
+            details: { chunk: c.id, pack: r.pack, expected: c.id, actual },
+          });
+          reportIntegrity(ctx.options, err, c.id, actual);
+          throw err;
+        }
+        const entry = ctx.needed.get(c.id)!;
+        await ctx.staging.write(raw, entry.offsets);
+        await ctx.staging.record(c.id);
+        ctx.needed.delete(c.id);
+        count++;
+      }
+      ctx.update();
+    }
+  };
+  const workers = Array.from({ length: Math.max(1, Math.min(ctx.parallel, queue.length)) }, () =>
+    worker().catch((err: unknown) => {
+      failure ??= err;
+      stop.abort();
+    }),
+  );
+  await Promise.all(workers);
+  if (failure !== undefined) throw failure;
+  return count;
+}
+
+async function wholePack(store: RepoStore, pack: string, signal: AbortSignal): Promise<Buffer> {
+  const data = await store.get(pack, { signal });
+  if (!data) throw new NotFoundError(`Pack ${pack} is listed in the manifest but missing from ${store.location}; the repository is incomplete.`);
+  return data;
+}
+
+/** SHA-256 and size of a file, read as a stream. */
+export async function fileSha256(path: string): Promise<{ sha256: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) {
+    h.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { sha256: h.digest('hex'), size };
+}

@@ -1,0 +1,196 @@
+import http, { type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import { systemClock, type Clock } from '../../clock.js';
+import { CancelledError, HostError, TandemError, TimeoutError } from '../../errors.js';
+import type { StoreStats } from './types.js';
+
+/** Options of the HTTP transport shared by the HTTP and S3 stores. */
+export interface HttpTransportOptions {
+  /** Connections kept open per host, and so requests in flight; default 8. */
+  parallel?: number;
+  /** Attempts after the first for dropped connections, timeouts and 5xx answers; default 4. */
+  retries?: number;
+  /** First delay between attempts, doubled each time; default 250 ms. */
+  retryDelayMs?: number;
+  /** A request fails when its socket is idle this long; default 30 s. */
+  timeoutMs?: number;
+  /** Extra headers on every request (an API key for a CDN, ...). */
+  headers?: Record<string, string>;
+  clock?: Clock;
+}
+
+/** One request's description. */
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'PUT';
+  url: URL;
+  headers?: Record<string, string>;
+  body?: Uint8Array;
+  /** Error when the body is larger. */
+  maxBytes?: number;
+  signal?: AbortSignal;
+  /** Looks at the status and headers first; throwing here drops the connection without reading the body. */
+  accept?: (status: number, headers: IncomingHttpHeaders) => void;
+  /** Receives a 2xx body as it arrives instead of collecting it. */
+  onBody?: (chunk: Buffer) => void;
+}
+
+/** An answer; `body` is empty when `onBody` took it. */
+export interface HttpAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * HTTP/1.1 with keep-alive connections, retries with exponential back-off, and traffic
+ * counters. Connection drops, timeouts and 5xx answers are retryable HostErrors.
+ */
+export class HttpTransport {
+  readonly #agents: { http: http.Agent; https: https.Agent };
+  readonly #retries: number;
+  readonly #retryDelayMs: number;
+  readonly #timeoutMs: number;
+  readonly #headers: Record<string, string>;
+  readonly #clock: Clock;
+  readonly counters: StoreStats = { requests: 0, bytesReceived: 0, bytesSent: 0 };
+
+  constructor(options: HttpTransportOptions = {}) {
+    const maxSockets = options.parallel ?? 8;
+    this.#agents = {
+      http: new http.Agent({ keepAlive: true, maxSockets }),
+      https: new https.Agent({ keepAlive: true, maxSockets }),
+    };
+    this.#retries = options.retries ?? 4;
+    this.#retryDelayMs = options.retryDelayMs ?? 250;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#headers = options.headers ?? {};
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** One attempt. */
+  send(req: HttpRequest): Promise<HttpAnswer> {
+    const { url } = req;
+    const lib = url.protocol === 'https:' ? https : http;
+    const agent = url.protocol === 'https:' ? this.#agents.https : this.#agents.http;
+    this.counters.requests++;
+    return new Promise<HttpAnswer>((resolvePromise, reject) => {
+      let settled = false;
+      const fail = (err: unknown): void => {
+        if (settled) return;
+        settled = true;
+        reject(err instanceof Error ? err : new Error(String(err)));
+      };
+      const headers: Record<string, string> = { ...this.#headers, ...req.headers };
+      if (req.body) headers['content-length'] = String(req.body.length);
+      const request = lib.request(url, { method: req.method, headers, agent, ...(req.signal ? { signal: req.signal } : {}) }, (res) => {
+        const status = res.statusCode ?? 0;
+        try {
+          req.accept?.(status, res.headers);
+        } catch (err) {
+          res.destroy();
+          request.destroy();
+          fail(err);
+          return;
+        }
+        const ok = status >= 200 && status < 300;
+        const parts: Buffer[] = [];
+        let received = 0;
+        const expected = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
+        res.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+          this.counters.bytesReceived += chunk.length;
+          if (req.maxBytes !== undefined && received > req.maxBytes) {
+            res.destroy();
+            fail(new HostError(`${url.href} is larger than the ${req.maxBytes} bytes allowed for it; the repository is damaged or hostile.`, { details: { url: url.href } }));
+            return;
+          }
+          if (ok && req.onBody) {
+            try {
+              req.onBody(chunk);
+            } catch (err) {
+              res.destroy();
+              fail(err);
+            }
+          } else if (ok || received <= 65536) parts.push(chunk);
+        });
+        res.on('end', () => {
+          if (!res.complete || (expected !== undefined && received < expected)) {
+            fail(dropped(url, received, expected));
+            return;
+          }
+          if (settled) return;
+          settled = true;
+          resolvePromise({ status, headers: res.headers, body: Buffer.concat(parts) });
+        });
+        res.on('error', (err) => fail(networkError(url, err, received, expected)));
+        res.on('close', () => {
+          if (!res.complete) fail(dropped(url, received, expected));
+        });
+      });
+      request.setTimeout(this.#timeoutMs, () => {
+        request.destroy(new TimeoutError(`${url.href} sent nothing for ${this.#timeoutMs} ms; the server or the network is stalled.`, { details: { url: url.href } }));
+      });
+      request.on('error', (err) => {
+        if (req.signal?.aborted) fail(new CancelledError(`The request for ${url.href} was cancelled.`, { cause: err }));
+        else fail(TandemError.is(err) ? err : networkError(url, err));
+      });
+      if (req.body) {
+        this.counters.bytesSent += req.body.length;
+        request.end(req.body);
+      } else request.end();
+    });
+  }
+
+  /** Runs `attempt` until it succeeds, fails with a non-retryable error, or the retries run out. */
+  async withRetries<T>(attempt: (n: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt(n);
+      } catch (err) {
+        if (!TandemError.is(err)) throw err;
+        const retryable = err.retryable && err.code !== 'TANDEM_CANCELLED';
+        if (!retryable || n >= this.#retries || signal?.aborted) {
+          if (retryable && n > 0) {
+            throw new HostError(`${err.message} (gave up after ${n + 1} attempts)`, { cause: err, retryable: true, details: err.details });
+          }
+          throw err;
+        }
+        await this.#clock.sleep(this.#retryDelayMs * 2 ** n, signal);
+      }
+    }
+  }
+
+  /** Closes idle connections. */
+  close(): void {
+    this.#agents.http.destroy();
+    this.#agents.https.destroy();
+  }
+}
+
+function dropped(url: URL, received: number, expected: number | undefined): HostError {
+  return new HostError(
+    `The connection to ${url.host} dropped after ${received}${expected !== undefined ? ` of ${expected}` : ''} bytes of ${url.pathname}; it will be retried, and a later pull resumes where this one stopped.`,
+    { retryable: true, details: { url: url.href, received, ...(expected !== undefined ? { expected } : {}) } },
+  );
+}
+
+function networkError(url: URL, err: unknown, received?: number, expected?: number): HostError {
+  if (TandemError.is(err)) return err as HostError;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (received !== undefined && received > 0) return dropped(url, received, expected);
+  return new HostError(`Cannot reach ${url.host} for ${url.pathname}: ${(err as Error).message}; check the repository URL and the network.`, {
+    cause: err,
+    retryable: true,
+    details: { url: url.href, ...(code ? { errno: code } : {}) },
+  });
+}
+
+/** The HostError for an unexpected HTTP status; 5xx and 429 are retryable. */
+export function statusError(url: URL, status: number, body: Buffer): HostError {
+  const text = body.toString('utf8', 0, Math.min(body.length, 300)).trim();
+  const retryable = status >= 500 || status === 429;
+  return new HostError(
+    `${url.host} answered ${status} for ${url.pathname}${retryable ? ' (a server-side problem)' : ''}; ${status === 403 || status === 401 ? 'check the credentials and the bucket policy' : 'check the repository URL and the server'}.`,
+    { retryable, details: { url: url.href, status, ...(text ? { body: text } : {}) } },
+  );
+}
