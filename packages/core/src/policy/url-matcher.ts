@@ -1,4 +1,4 @@
-import { maskIpv4, maskIpv6 } from './ip.js';
+import { maskIpv4 } from './ip.js';
 import type { NormalizedUrl } from './url-normalize.js';
 import { conditionsHold, urlRuleMatches, type CompiledUrlRule } from './url-rules.js';
 import type { CrossingDirection } from './types.js';
@@ -58,6 +58,20 @@ function push<K>(map: Map<K, Entry[]>, key: K, entry: Entry): void {
   else map.set(key, [entry]);
 }
 
+/** An IPv6 address as 32 hex digits. */
+function hex128(value: bigint): string {
+  return value.toString(16).padStart(32, '0');
+}
+
+/** The table key of an IPv6 address under a prefix length: its first `length` bits, in hex. */
+function ipv6Key(hex: string, length: number): string {
+  const whole = length >> 2;
+  const rest = length & 3;
+  if (rest === 0) return hex.slice(0, whole);
+  const nibble = parseInt(hex[whole] ?? '0', 16) & (0xf0 >> rest) & 0xf;
+  return hex.slice(0, whole) + nibble.toString(16);
+}
+
 const newNode = (): TrieNode => ({ children: new Map(), suffix: [], sub: [] });
 
 /**
@@ -76,7 +90,7 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
   const exact = new Map<string, Entry[]>();
   const root = newNode();
   const v4 = new Map<number, Map<number, Entry[]>>();
-  const v6 = new Map<number, Map<bigint, Entry[]>>();
+  const v6 = new Map<number, Map<string, Entry[]>>();
   const local: Entry[] = [];
   const any: Entry[] = [];
   const entries = ordered(rules, options);
@@ -107,7 +121,7 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
         } else {
           let table = v6.get(p.length);
           if (!table) v6.set(p.length, (table = new Map()));
-          push(table, p.network, entry);
+          push(table, ipv6Key(hex128(p.network), p.length), entry);
         }
         break;
       }
@@ -120,21 +134,21 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
     }
   }
   // Entries were pushed in order, so every list is already sorted by order.
-  const v4Tables = [...v4.entries()].sort((a, b) => b[0] - a[0]);
-  const v6Tables = [...v6.entries()].sort((a, b) => b[0] - a[0]);
+  const v4Lengths = [...v4.keys()].sort((a, b) => b - a);
+  const v4Tables = v4Lengths.map((l) => v4.get(l) ?? new Map<number, Entry[]>());
+  const v6Lengths = [...v6.keys()].sort((a, b) => b - a);
+  const v6Tables = v6Lengths.map((l) => v6.get(l) ?? new Map<string, Entry[]>());
 
   return {
     size: entries.length,
     match(url, dir) {
       let best: Entry | undefined;
       let limit = Number.POSITIVE_INFINITY;
-      const take = (e: Entry | undefined): void => {
-        if (e !== undefined && e.order < limit) {
-          best = e;
-          limit = e.order;
-        }
-      };
-      take(firstHolding(exact.get(url.host), url, dir, limit));
+      let e = firstHolding(exact.get(url.host), url, dir, limit);
+      if (e !== undefined) {
+        best = e;
+        limit = e.order;
+      }
       if (url.kind === 'name') {
         const host = url.host;
         let node: TrieNode | undefined = root;
@@ -143,21 +157,43 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
           const dot = host.lastIndexOf('.', end - 1);
           node = node.children.get(host.slice(dot + 1, end));
           if (node === undefined) break;
-          if (node.suffix.length > 0) take(firstHolding(node.suffix, url, dir, limit));
+          if (node.suffix.length > 0 && (e = firstHolding(node.suffix, url, dir, limit)) !== undefined) {
+            best = e;
+            limit = e.order;
+          }
           if (dot < 0) break;
-          if (node.sub.length > 0) take(firstHolding(node.sub, url, dir, limit));
+          if (node.sub.length > 0 && (e = firstHolding(node.sub, url, dir, limit)) !== undefined) {
+            best = e;
+            limit = e.order;
+          }
           end = dot;
         }
-        if (local.length > 0 && !host.includes('.')) take(firstHolding(local, url, dir, limit));
+        if (local.length > 0 && !host.includes('.') && (e = firstHolding(local, url, dir, limit)) !== undefined) {
+          best = e;
+          limit = e.order;
+        }
       } else if (url.ip !== undefined) {
         const ip = url.ip;
         if (ip.family === 4) {
-          for (const [length, table] of v4Tables) take(firstHolding(table.get(maskIpv4(ip.value, length)), url, dir, limit));
-        } else {
-          for (const [length, table] of v6Tables) take(firstHolding(table.get(maskIpv6(ip.value, length)), url, dir, limit));
+          for (let i = 0; i < v4Lengths.length; i++) {
+            const list = v4Tables[i]?.get(maskIpv4(ip.value, v4Lengths[i] ?? 0));
+            if (list !== undefined && (e = firstHolding(list, url, dir, limit)) !== undefined) {
+              best = e;
+              limit = e.order;
+            }
+          }
+        } else if (v6Lengths.length > 0) {
+          const hex = hex128(ip.value);
+          for (let i = 0; i < v6Lengths.length; i++) {
+            const list = v6Tables[i]?.get(ipv6Key(hex, v6Lengths[i] ?? 0));
+            if (list !== undefined && (e = firstHolding(list, url, dir, limit)) !== undefined) {
+              best = e;
+              limit = e.order;
+            }
+          }
         }
       }
-      if (any.length > 0) take(firstHolding(any, url, dir, limit));
+      if (any.length > 0 && (e = firstHolding(any, url, dir, limit)) !== undefined) best = e;
       return best?.rule;
     },
   };

@@ -164,9 +164,10 @@ export function compileUrlRule(rule: UrlRuleInput, ref: RuleRef): CompiledUrlRul
     target: rule.target,
     direction: rule.direction ?? 'any',
     host: part.host,
-    ...(scheme ? { scheme } : {}),
-    ...(port !== undefined ? { port } : {}),
-    ...(path ? { path } : {}),
+    // Every key present, even when undefined: one object shape keeps matching monomorphic.
+    scheme,
+    port,
+    path,
     specificity,
   };
 }
