@@ -148,14 +148,15 @@ export function* chunkBuffer(data: Uint8Array, params: ChunkingParams = DEFAULT_
   }
 }
 
-/** A chunk of a file: `data` is only valid until the generator is resumed. */
+/** A chunk of a file. */
 export interface FileChunk extends ChunkSpan {
+  /** A view of the chunk's bytes; copy it to keep it long, as it pins a whole read block. */
   readonly data: Uint8Array;
 }
 
 /**
- * Cuts a file into chunks, reading it in large blocks. Each yielded `data` is a view into a
- * reused buffer: copy it if it must outlive the next iteration.
+ * Cuts a file into chunks, reading it in large blocks with the next read already under way
+ * while the current block is cut.
  */
 export async function* chunkFile(
   path: string,
@@ -165,35 +166,38 @@ export async function* chunkFile(
   checkChunkingParams(params);
   const masks = masksFor(params);
   const blockSize = Math.max(options.blockSize ?? 16 * 1024 * 1024, params.maxSize);
-  const buffer = Buffer.allocUnsafe(blockSize + params.maxSize);
   const handle = await open(path, 'r');
+  const readBlock = async (): Promise<Buffer> => {
+    const block = Buffer.allocUnsafe(blockSize);
+    let filled = 0;
+    while (filled < blockSize) {
+      const { bytesRead } = await handle.read(block, filled, blockSize - filled, null);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return block.subarray(0, filled);
+  };
+  let next: Promise<Buffer> | undefined = readBlock();
   try {
-    let filled = 0; // bytes of buffer holding unread data
-    let pos = 0; // start of the unchunked data in buffer
-    let fileOffset = 0; // file offset of buffer[pos]
-    let eof = false;
-    for (;;) {
-      if (!eof && filled - pos < params.maxSize) {
-        // Move the tail to the front and refill.
-        buffer.copy(buffer, 0, pos, filled);
-        filled -= pos;
-        pos = 0;
-        while (filled < buffer.length) {
-          const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
-          if (bytesRead === 0) {
-            eof = true;
-            break;
-          }
-          filled += bytesRead;
-        }
+    let carry: Buffer = Buffer.alloc(0);
+    let fileOffset = 0;
+    while (next) {
+      const block: Buffer = await next;
+      const eof: boolean = block.length < blockSize;
+      next = eof ? undefined : readBlock();
+      const data = carry.length > 0 ? Buffer.concat([carry, block]) : block;
+      let pos = 0;
+      while (pos < data.length && (eof || data.length - pos >= params.maxSize)) {
+        const length = cutPoint(data, pos, data.length, params, masks);
+        yield { offset: fileOffset, length, data: data.subarray(pos, pos + length) };
+        pos += length;
+        fileOffset += length;
       }
-      if (pos >= filled) return;
-      const length = cutPoint(buffer, pos, filled, params, masks);
-      yield { offset: fileOffset, length, data: buffer.subarray(pos, pos + length) };
-      pos += length;
-      fileOffset += length;
+      carry = data.subarray(pos);
     }
   } finally {
+    // Let a read still in flight finish before closing its handle.
+    await next?.catch(() => undefined);
     await handle.close();
   }
 }

@@ -25,7 +25,7 @@ export interface InstalledPointer {
  * Paths of an install directory:
  * ```
  * installed.json             the pointer to the version in use
- * versions/<version>/        complete, verified versions (workspace file, image, .tandem/manifest.json)
+ * versions/<version>/        complete, verified versions (workspace file, image, .tandem/manifest.zst)
  * staging/<version>/         a version being pulled (partial image, journal of verified chunks)
  * trust/                     the last verified repository metadata
  * pull.lock                  held while a pull runs
@@ -111,7 +111,7 @@ export class InstallDir {
 
   /** Removes staging areas of versions other than `except`. */
   async cleanStaging(except?: string): Promise<void> {
-    let names: string[] = [];
+    let names: string[];
     try {
       names = await readdir(join(this.root, 'staging'));
     } catch {

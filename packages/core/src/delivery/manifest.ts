@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.js';
 import { checkChunkingParams, type ChunkingParams } from './fastcdc.js';
@@ -53,8 +54,17 @@ export interface ImageManifest {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const uint = z.number().int().nonnegative();
+const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+/** A manifest never needs more than this once decompressed (about 3 million chunks). */
+const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
 
-const ManifestSchema = z.strictObject({
+/**
+ * The manifest as stored: JSON, zstd-compressed, with the chunk table in columns (ids as one
+ * base64 string of 32-byte digests, lengths, indices of zero chunks, and a flat list of
+ * pack/offset/size triples for distinct chunks in order of first appearance). About 45 bytes
+ * per chunk, so fetching a manifest costs little next to the chunks it lists.
+ */
+const WireSchema = z.strictObject({
   format: z.literal('tandem.manifest/v1'),
   workspace: z.strictObject({
     name: z.string().min(1).max(63),
@@ -73,13 +83,8 @@ const ManifestSchema = z.strictObject({
   }),
   compression: z.literal('zstd'),
   createdAt: z.string(),
-  chunks: z.array(
-    z.strictObject({ id: z.string().regex(HEX64), offset: uint, length: z.number().int().positive(), zero: z.literal(true).optional() }),
-  ),
-  storage: z.strictObject({
-    packs: z.array(z.string()),
-    locations: z.record(z.string().regex(HEX64), z.tuple([uint, uint, z.number().int().positive()])),
-  }),
+  chunks: z.strictObject({ ids: z.base64(), lengths: z.array(z.number().int().positive()), zero: z.array(uint) }),
+  storage: z.strictObject({ packs: z.array(z.string()), locations: z.array(uint) }),
 });
 
 /**
@@ -87,22 +92,62 @@ const ManifestSchema = z.strictObject({
  * non-zero chunk has a location in a listed pack, and that no path leaves its directory.
  * `source` names where it came from in error messages.
  */
-export function parseManifest(bytes: Uint8Array | string, source: string): ImageManifest {
+export function parseManifest(bytes: Uint8Array, source: string): ImageManifest {
+  const bad = (what: string, cause?: unknown): InvalidInputError =>
+    new InvalidInputError(`Manifest ${source} is not a Tandem manifest: ${what}.`, { cause, details: { source } });
+  let text: string;
+  try {
+    const raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    text = (raw.subarray(0, 4).equals(ZSTD_MAGIC) ? zstdDecompressSync(raw, { maxOutputLength: MAX_MANIFEST_BYTES }) : raw).toString('utf8');
+  } catch (err) {
+    throw bad(`cannot decompress it (${(err as Error).message})`, err);
+  }
   let data: unknown;
   try {
-    data = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8'));
+    data = JSON.parse(text);
   } catch (err) {
-    throw new InvalidInputError(`Manifest ${source} is not valid JSON: ${(err as Error).message}.`, { cause: err, details: { source } });
+    throw bad(`not valid JSON (${(err as Error).message})`, err);
   }
-  const parsed = ManifestSchema.safeParse(data);
+  const parsed = WireSchema.safeParse(data);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const where = issue ? issue.path.join('.') : '';
-    throw new InvalidInputError(`Manifest ${source} is not a Tandem manifest: ${where ? `${where}: ` : ''}${issue?.message ?? 'invalid'}.`, {
-      details: { source, issues: parsed.error.issues },
-    });
+    throw bad(`${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
   }
-  const manifest = parsed.data as ImageManifest;
+  const wire = parsed.data;
+  const ids = Buffer.from(wire.chunks.ids, 'base64');
+  const count = wire.chunks.lengths.length;
+  if (ids.length !== count * 32) throw bad(`chunks.ids holds ${ids.length / 32} ids for ${count} lengths`);
+  const zero = new Set(wire.chunks.zero);
+  const chunks: ChunkRef[] = new Array<ChunkRef>(count);
+  const locations: Record<string, ChunkLocation> = {};
+  const loc = wire.storage.locations;
+  let next = 0;
+  let offset = 0;
+  for (let i = 0; i < count; i++) {
+    const id = ids.toString('hex', i * 32, i * 32 + 32);
+    const length = wire.chunks.lengths[i]!;
+    if (zero.has(i)) chunks[i] = { id, offset, length, zero: true };
+    else {
+      chunks[i] = { id, offset, length };
+      if (!(id in locations)) {
+        if (next + 3 > loc.length) throw bad('storage.locations is shorter than the chunk list');
+        locations[id] = [loc[next]!, loc[next + 1]!, loc[next + 2]!];
+        next += 3;
+      }
+    }
+    offset += length;
+  }
+  if (next !== loc.length) throw bad('storage.locations is longer than the chunk list');
+  const manifest: ImageManifest = {
+    format: wire.format,
+    workspace: wire.workspace,
+    image: wire.image,
+    chunking: { ...wire.chunking, algorithm: 'fastcdc' },
+    compression: 'zstd',
+    createdAt: wire.createdAt,
+    chunks,
+    storage: { packs: wire.storage.packs, locations },
+  };
   checkManifest(manifest, source);
   return manifest;
 }
@@ -134,9 +179,30 @@ function checkManifest(m: ImageManifest, source: string): void {
   if (offset !== m.image.size) fail(`chunks cover ${offset} bytes, the image has ${m.image.size}`);
 }
 
-/** Serializes a manifest (compact JSON). */
+/** Serializes a manifest: compact columns, zstd-compressed (see the wire format above). */
 export function serializeManifest(manifest: ImageManifest): Buffer {
-  return Buffer.from(JSON.stringify(manifest), 'utf8');
+  const ids = Buffer.allocUnsafe(manifest.chunks.length * 32);
+  const lengths: number[] = [];
+  const zero: number[] = [];
+  const locations: number[] = [];
+  const placed = new Set<string>();
+  manifest.chunks.forEach((c, i) => {
+    ids.write(c.id, i * 32, 'hex');
+    lengths.push(c.length);
+    if (c.zero) zero.push(i);
+    else if (!placed.has(c.id)) {
+      placed.add(c.id);
+      const loc = manifest.storage.locations[c.id];
+      if (!loc) throw new InvalidInputError(`Chunk ${c.id} has no storage location; the manifest cannot be written.`);
+      locations.push(loc[0], loc[1], loc[2]);
+    }
+  });
+  const wire = {
+    ...manifest,
+    chunks: { ids: ids.toString('base64'), lengths, zero },
+    storage: { packs: manifest.storage.packs, locations },
+  };
+  return zstdCompressSync(Buffer.from(JSON.stringify(wire), 'utf8'), { params: { [constants.ZSTD_c_compressionLevel]: 9 } });
 }
 
 /** SHA-256 of text or bytes, hex. */

@@ -5,7 +5,7 @@ import { parseDocument } from 'yaml';
 import { systemClock, type Clock } from '../clock.js';
 import { InvalidInputError, NotFoundError } from '../errors.js';
 import { loadWorkspaceFile } from '../workspace/load.js';
-import { compressChunk, DEFAULT_ZSTD_LEVEL } from './compress.js';
+import { compressChunkSync, DEFAULT_ZSTD_LEVEL } from './compress.js';
 import { chunkFile, chunkingParams, type ChunkingOptions, type ChunkingParams } from './fastcdc.js';
 import { PACKAGE_SELF, serializeManifest, sha256Hex, type ChunkLocation, type ChunkRef, type ImageManifest } from './manifest.js';
 import { PACKAGE_MAGIC, packageTrailer } from './package-file.js';
@@ -58,7 +58,7 @@ export interface PackResult {
  */
 export async function packWorkspace(options: PackOptions): Promise<PackResult> {
   const clock = options.clock ?? systemClock;
-  const params = 'algorithm' in (options.chunking ?? {}) ? (options.chunking as ChunkingParams) : chunkingParams(options.chunking as ChunkingOptions);
+  const params = 'algorithm' in (options.chunking ?? {}) ? (options.chunking as ChunkingParams) : chunkingParams(options.chunking);
   const level = options.level ?? DEFAULT_ZSTD_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new InvalidInputError(`zstd level ${level} is out of range; expected 1 to 19.`);
   const loaded = await loadWorkspaceFile(options.workspaceFile);
@@ -98,19 +98,22 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
     const chunks: ChunkRef[] = [];
     const locations: Record<string, ChunkLocation> = {};
     const queued = new Set<string>();
-    const pipeline: Promise<{ id: string; data: Buffer }>[] = [];
     const imageHash = createHash('sha256');
+    // Compressed chunks are written in batches: one write per chunk costs more than the chunking.
+    let batch: Buffer[] = [];
+    let outBytes = 0;
+    let written = PACKAGE_MAGIC.length;
+    const flush = async (): Promise<void> => {
+      await handle.writev(batch, written);
+      written += outBytes;
+      batch = [];
+      outBytes = 0;
+    };
     let zeroChunks = 0;
     let bytesRead = 0;
     let lastReport = clock.now();
-    const flushOne = async (): Promise<void> => {
-      const { id, data } = await pipeline.shift()!;
-      await handle.write(data, 0, data.length, at);
-      locations[id] = [0, at, data.length];
-      at += data.length;
-    };
     for await (const chunk of chunkFile(imageFile, params)) {
-      const data = Buffer.from(chunk.data);
+      const data = chunk.data;
       imageHash.update(data);
       const id = digest('sha256', data, 'hex');
       const zero = isZero(data);
@@ -119,15 +122,20 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
       if (zero) zeroChunks++;
       else if (!queued.has(id)) {
         queued.add(id);
-        pipeline.push(compressChunk(data, level).then((c) => ({ id, data: c })));
-        if (pipeline.length >= 8) await flushOne();
+        // Synchronous zstd: node's async zstd builds a new context per call and is many times slower.
+        const compressed = compressChunkSync(data, level);
+        locations[id] = [0, at, compressed.length];
+        at += compressed.length;
+        batch.push(compressed);
+        outBytes += compressed.length;
+        if (outBytes >= 8 * 1024 * 1024) await flush();
       }
       if (options.onProgress && clock.now() - lastReport >= 200) {
         lastReport = clock.now();
         options.onProgress({ bytesRead, bytesTotal: imageSize, chunks: chunks.length });
       }
     }
-    while (pipeline.length > 0) await flushOne();
+    await flush();
     if (bytesRead !== imageSize) {
       throw new InvalidInputError(`The image ${imageFile} changed size while it was packed (${imageSize} -> ${bytesRead} bytes); pack it again when nothing writes to it.`);
     }

@@ -1,17 +1,18 @@
 import { createReadStream } from 'node:fs';
-import { createHash, hash as digest } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../clock.js';
-import { CancelledError, IntegrityError, NotFoundError, TandemError } from '../errors.js';
+import { IntegrityError, TandemError } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
-import { decompressChunk } from './compress.js';
 import { planRanges, type ChunkToFetch } from './fetch-plan.js';
 import { exists, InstallDir, type InstalledPointer } from './install-dir.js';
 import { distinctChunks, parseManifest, sha256Hex, type ImageManifest } from './manifest.js';
 import { ProgressTracker, type SyncProgress } from './progress.js';
 import { seedFromFile, seedFromVersion, zeroChunkId, type NeededChunks, type SeedTarget } from './seeds.js';
-import { Staging, VERSION_META_DIR } from './staging.js';
+import { fetchRanges } from './fetch-ranges.js';
+import { ChunkWorkers, ImageCursor } from './workers.js';
+import { SeedSink, Staging, VERSION_META_DIR } from './staging.js';
 import { openStore, type OpenStoreOptions } from './store/open.js';
 import type { RepoStore } from './store/types.js';
 import { RepositoryClient } from './trust/client.js';
@@ -43,6 +44,8 @@ export interface PullOptions {
   maxRangeBytes?: number;
   /** Merge ranges across gaps up to this size; default 0 (neighbours only). */
   maxGap?: number;
+  /** Worker threads verifying and writing chunks; default the CPU count less one (1 to 4). */
+  workers?: number;
   events?: EventBus;
   onProgress?: (progress: SyncProgress) => void;
   clock?: Clock;
@@ -166,9 +169,17 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     }
 
     const staging = await Staging.open(install, manifest, manifestBytes, manifestSha256);
+    const workers = new ChunkWorkers(staging.imageFile, options.workers);
     let fetched = 0;
     try {
       const needed: NeededChunks = distinctChunks(manifest);
+      const cursor = new ImageCursor(manifest.chunks);
+      let hashedTo = 0;
+      const written = (offsets: Iterable<number>): void => {
+        for (const o of offsets) cursor.mark(o);
+        const upTo = cursor.advance();
+        if (upTo > hashedTo) workers.hashTo((hashedTo = upTo));
+      };
       progress.phase = 'seeding';
       // Resume: chunks a stopped pull verified are checked again locally, never fetched again.
       for (const id of staging.journaled) {
@@ -176,22 +187,23 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         if (entry && (await staging.verify(id, entry.length, entry.offsets))) {
           needed.delete(id);
           progress.bytesResumed += entry.length * entry.offsets.length;
+          written(entry.offsets);
         }
       }
       for (const c of manifest.chunks) {
         if (!c.zero) continue;
         if (zeroChunkId(c.length) !== c.id) throw new IntegrityError(`${target.path} marks chunk ${c.id} as zeros, but it is not; the manifest is forged.`);
+        // The partial image is sparse: zeros are there without being written.
         progress.bytesFromSeeds += c.length;
+        cursor.mark(c.offset);
       }
-      const seedTarget: SeedTarget = {
-        needed,
-        staging,
-        took: (n) => {
-          progress.bytesFromSeeds += n;
-          progress.tick();
-        },
-        ...(options.signal ? { signal: options.signal } : {}),
-      };
+      written([]);
+      const sink = new SeedSink(needed, staging, (bytes, offsets) => {
+        progress.bytesFromSeeds += bytes;
+        written(offsets);
+        progress.tick();
+      });
+      const seedTarget: SeedTarget = { needed, put: (id, data) => sink.put(id, data), ...(options.signal ? { signal: options.signal } : {}) };
       for (const version of await install.versions()) {
         if (needed.size === 0) break;
         const dir = install.versionDir(version);
@@ -200,6 +212,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         if (old && old.chunking.avgSize !== manifest.chunking.avgSize) await seedFromFile(join(dir, ...old.image.path.split('/')), manifest.chunking, seedTarget);
       }
       for (const seed of options.seeds ?? []) if (needed.size > 0) await seedFromFile(resolve(seed), manifest.chunking, seedTarget);
+      await sink.flush();
 
       const items: ChunkToFetch[] = [...needed].map(([id, e]) => {
         const [pack, offset, size] = manifest.storage.locations[id]!;
@@ -208,32 +221,44 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
       const ranges = store.ranges
         ? planRanges(items, { maxBytes: options.maxRangeBytes ?? 8 * 1024 * 1024, maxGap: options.maxGap ?? 0 })
         : planRanges(items, { maxBytes: Number.MAX_SAFE_INTEGER, maxGap: Number.MAX_SAFE_INTEGER });
-      progress.bytesNeeded = ranges.reduce((n, r) => n + (store.ranges ? r.length : 0), 0);
+      progress.bytesNeeded = ranges.reduce((n, r) => n + r.length, 0);
       progress.startFetching();
+      progress.tick(true);
       const fetchedBefore = traffic().bytes;
-      const update = (): void => {
-        progress.bytesFetched = traffic().bytes - fetchedBefore;
-        progress.requests = traffic().requests;
-        progress.tick();
-      };
-      fetched = await fetchAll(ranges, { store, needed, staging, parallel: options.parallel ?? 8, update, options });
+      fetched = await fetchRanges(ranges, {
+        store,
+        needed,
+        staging,
+        workers,
+        parallel: options.parallel ?? 8,
+        ...(options.signal ? { signal: options.signal } : {}),
+        written: (offsets) => {
+          written(offsets);
+          progress.bytesFetched = traffic().bytes - fetchedBefore;
+          progress.requests = traffic().requests;
+          progress.tick();
+        },
+      });
       progress.bytesFetched = traffic().bytes - fetchedBefore;
 
       progress.phase = 'verifying';
       progress.tick(true);
-      const actual = await staging.imageSha256(manifest.image.size);
-      if (actual !== manifest.image.sha256) {
+      workers.hashTo(manifest.image.size);
+      const image = await workers.digest();
+      if (image.sha256 !== manifest.image.sha256 || image.bytes !== manifest.image.size) {
         await staging.discard();
         const err = new IntegrityError(`The assembled image of ${options.workspace} ${manifest.workspace.version} does not match its SHA-256; nothing was installed, and the next pull starts afresh.`, {
-          details: { expected: manifest.image.sha256, actual },
+          details: { expected: manifest.image.sha256, actual: image.sha256 },
         });
-        reportIntegrity(options, err, manifest.image.sha256, actual);
+        reportIntegrity(options, err, manifest.image.sha256, image.sha256);
         throw err;
       }
       progress.phase = 'installing';
       progress.tick(true);
+      await workers.close();
       await staging.complete(manifest, install.versionDir(manifest.workspace.version));
     } catch (err) {
+      await workers.close();
       await staging.close();
       throw err;
     }
@@ -274,63 +299,6 @@ function reportIntegrity(options: PullOptions, err: IntegrityError, expected?: s
     { subject, message: err.message, ...(expected ? { expected } : {}), ...(actual ? { actual } : {}) },
     { workspace: options.workspace },
   );
-}
-
-interface FetchContext {
-  store: RepoStore;
-  needed: NeededChunks;
-  staging: Staging;
-  parallel: number;
-  update: () => void;
-  options: PullOptions;
-}
-
-/** Fetches ranges with `parallel` workers; the first error stops them all. Returns chunks fetched. */
-async function fetchAll(ranges: ReturnType<typeof planRanges>, ctx: FetchContext): Promise<number> {
-  const queue = [...ranges];
-  const stop = new AbortController();
-  const signal = ctx.options.signal ? AbortSignal.any([ctx.options.signal, stop.signal]) : stop.signal;
-  let failure: unknown;
-  let count = 0;
-  const worker = async (): Promise<void> => {
-    for (let r = queue.shift(); r && failure === undefined; r = queue.shift()) {
-      if (ctx.options.signal?.aborted) throw new CancelledError('The pull was cancelled; run it again to resume.');
-      const data = ctx.store.ranges ? await ctx.store.getRange(r.pack, r.offset, r.length, { signal }) : await wholePack(ctx.store, r.pack, signal);
-      for (const c of r.chunks) {
-        const at = ctx.store.ranges ? c.at : c.offset;
-        const raw = decompressChunk(data.subarray(at, at + c.size), c.length, c.id);
-        const actual = digest('sha256', raw, 'hex');
-        if (raw.length !== c.length || actual !== c.id) {
-          const err = new IntegrityError(`Chunk ${c.id} from ${r.pack} does not match its id; the repository copy is damaged or was tampered with. Nothing was installed; verified chunks are kept for the next pull.`, {
-            details: { chunk: c.id, pack: r.pack, expected: c.id, actual },
-          });
-          reportIntegrity(ctx.options, err, c.id, actual);
-          throw err;
-        }
-        const entry = ctx.needed.get(c.id)!;
-        await ctx.staging.write(raw, entry.offsets);
-        await ctx.staging.record(c.id);
-        ctx.needed.delete(c.id);
-        count++;
-      }
-      ctx.update();
-    }
-  };
-  const workers = Array.from({ length: Math.max(1, Math.min(ctx.parallel, queue.length)) }, () =>
-    worker().catch((err: unknown) => {
-      failure ??= err;
-      stop.abort();
-    }),
-  );
-  await Promise.all(workers);
-  if (failure !== undefined) throw failure;
-  return count;
-}
-
-async function wholePack(store: RepoStore, pack: string, signal: AbortSignal): Promise<Buffer> {
-  const data = await store.get(pack, { signal });
-  if (!data) throw new NotFoundError(`Pack ${pack} is listed in the manifest but missing from ${store.location}; the repository is incomplete.`);
-  return data;
 }
 
 /** SHA-256 and size of a file, read as a stream. */

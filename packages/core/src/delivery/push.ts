@@ -50,7 +50,7 @@ export interface PushResult extends PushProgress {
 
 /** Where a workspace version's manifest lives in a repository. */
 export function manifestPathFor(workspace: string, version: string): string {
-  return `manifests/${workspace}/${version}.json`;
+  return `manifests/${workspace}/${version}.manifest`;
 }
 
 /**

@@ -4,38 +4,31 @@ import { join } from 'node:path';
 import { NotFoundError } from '../errors.js';
 import { chunkFile, type ChunkingParams } from './fastcdc.js';
 import { parseManifest, type ImageManifest } from './manifest.js';
-import type { Staging } from './staging.js';
 
 /** The chunks still missing, by id, with every offset each one goes to. */
 export type NeededChunks = Map<string, { readonly length: number; readonly offsets: readonly number[] }>;
 
-/** What seeding needs: the missing chunks (satisfied ones are removed) and where to write. */
+/** Where seeding puts what it finds. */
 export interface SeedTarget {
   readonly needed: NeededChunks;
-  readonly staging: Staging;
-  /** Called with the image bytes each satisfied chunk provides. */
-  readonly took: (bytes: number) => void;
+  /** Takes a verified chunk that is needed (and removes it from `needed`). */
+  readonly put: (id: string, data: Uint8Array) => Promise<void>;
   readonly signal?: AbortSignal;
 }
 
-async function take(target: SeedTarget, id: string, data: Uint8Array): Promise<void> {
-  const entry = target.needed.get(id);
-  if (!entry) return;
-  target.needed.delete(id);
-  await target.staging.write(data, entry.offsets);
-  await target.staging.record(id);
-  target.took(entry.length * entry.offsets.length);
-}
+const BLOCK = 16 * 1024 * 1024;
 
 /**
  * Uses a complete local version as a seed: its manifest says where each chunk is, so only the
- * chunks still needed are read, and each is hashed again before use (the file may have changed).
- * Returns its manifest, or null when the version has no readable manifest or image.
+ * chunks still needed are read (in large sequential blocks), and each is hashed again before
+ * use (the file may have changed since). Returns the version's manifest, or null when it has no
+ * readable manifest or image.
  */
 export async function seedFromVersion(versionDir: string, target: SeedTarget): Promise<ImageManifest | null> {
   let manifest: ImageManifest;
   try {
-    manifest = parseManifest(await readFile(join(versionDir, '.tandem', 'manifest.json')), join(versionDir, '.tandem', 'manifest.json'));
+    const file = join(versionDir, '.tandem', 'manifest.zst');
+    manifest = parseManifest(await readFile(file), file);
   } catch {
     return null;
   }
@@ -46,13 +39,20 @@ export async function seedFromVersion(versionDir: string, target: SeedTarget): P
     return null;
   }
   try {
-    const buf = Buffer.allocUnsafe(manifest.chunking.maxSize);
+    let block = Buffer.alloc(0);
+    let blockAt = 0;
     for (const c of manifest.chunks) {
-      if (target.signal?.aborted) return manifest;
+      if (target.needed.size === 0 || target.signal?.aborted) break;
       if (c.zero || !target.needed.has(c.id)) continue;
-      const { bytesRead } = await handle.read(buf, 0, c.length, c.offset);
-      const data = buf.subarray(0, bytesRead);
-      if (bytesRead === c.length && digest('sha256', data, 'hex') === c.id) await take(target, c.id, data);
+      if (c.offset < blockAt || c.offset + c.length > blockAt + block.length) {
+        // A fresh block each time: chunks handed on keep pointing into the old one.
+        block = Buffer.allocUnsafe(Math.max(BLOCK, c.length));
+        const { bytesRead } = await handle.read(block, 0, block.length, c.offset);
+        block = block.subarray(0, bytesRead);
+        blockAt = c.offset;
+      }
+      const data = block.subarray(c.offset - blockAt, c.offset - blockAt + c.length);
+      if (data.length === c.length && digest('sha256', data, 'hex') === c.id) await target.put(c.id, data);
     }
   } finally {
     await handle.close();
@@ -72,7 +72,7 @@ export async function seedFromFile(path: string, params: ChunkingParams, target:
       if (target.needed.size === 0 || target.signal?.aborted) return;
       if (!lengths.has(chunk.length)) continue;
       const id = digest('sha256', chunk.data, 'hex');
-      if (target.needed.has(id)) await take(target, id, chunk.data);
+      if (target.needed.has(id)) await target.put(id, chunk.data);
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`Seed file ${path} does not exist.`, { cause: err });

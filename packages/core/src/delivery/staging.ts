@@ -16,6 +16,8 @@ const META = '.tandem';
 export class Staging {
   private constructor(
     readonly dir: string,
+    /** The partial image file. */
+    readonly imageFile: string,
     private readonly image: FileHandle,
     private readonly journal: FileHandle,
     /** Chunk ids the journal lists (not yet re-verified). */
@@ -31,7 +33,7 @@ export class Staging {
       if (previous !== manifestSha256) {
         await rm(dir, { recursive: true, force: true });
         await mkdir(meta, { recursive: true });
-        await writeFile(join(meta, 'manifest.json'), manifestBytes);
+        await writeFile(join(meta, 'manifest.zst'), manifestBytes);
         await writeFile(join(meta, 'manifest.sha256'), manifestSha256);
       }
       const partial = join(meta, 'image.partial');
@@ -45,7 +47,7 @@ export class Staging {
       // Drop a torn last line so new entries start on a line of their own.
       if (!text.endsWith('\n') && text.length > 0) await writeFile(journalFile, [...journaled].map((id) => `${id}\n`).join(''));
       const journal = await open(journalFile, 'a');
-      return new Staging(dir, image, journal, journaled);
+      return new Staging(dir, partial, image, journal, journaled);
     } catch (err) {
       throw toHostError(err, `preparing ${dir}`);
     }
@@ -66,10 +68,32 @@ export class Staging {
     }
   }
 
-  /** Records that a chunk is written everywhere it belongs. */
-  async record(id: string): Promise<void> {
+  /**
+   * Writes pieces at their offsets, with one vectored write for each run of neighbours (a range
+   * of a cold pull is one run).
+   */
+  async writeRuns(pieces: { offset: number; data: Uint8Array }[]): Promise<void> {
+    pieces.sort((a, b) => a.offset - b.offset);
     try {
-      await this.journal.write(`${id}\n`);
+      for (let i = 0; i < pieces.length; ) {
+        let j = i + 1;
+        let end = pieces[i]!.offset + pieces[i]!.data.length;
+        while (j < pieces.length && pieces[j]!.offset === end) end += pieces[j++]!.data.length;
+        const run = pieces.slice(i, j);
+        const { bytesWritten } = await this.image.writev(run.map((p) => p.data), run[0]!.offset);
+        if (bytesWritten !== end - run[0]!.offset) for (const p of run) await this.write(p.data, [p.offset]);
+        i = j;
+      }
+    } catch (err) {
+      throw toHostError(err, `writing the new image in ${this.dir}`);
+    }
+  }
+
+  /** Records that chunks are written everywhere they belong. */
+  async record(...ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    try {
+      await this.journal.write(ids.map((id) => `${id}\n`).join(''));
     } catch (err) {
       throw toHostError(err, `writing the journal in ${this.dir}`);
     }
@@ -149,3 +173,42 @@ export class Staging {
 
 /** Name of the metadata folder inside a version directory. */
 export const VERSION_META_DIR = META;
+
+/**
+ * Collects seeded chunks and writes them in batches of about 8 MiB (one vectored write per run
+ * of neighbours, one journal write per batch).
+ */
+export class SeedSink {
+  #pieces: { offset: number; data: Uint8Array }[] = [];
+  #ids: string[] = [];
+  #bytes = 0;
+
+  constructor(
+    private readonly needed: Map<string, { readonly length: number; readonly offsets: readonly number[] }>,
+    private readonly staging: Staging,
+    private readonly written: (bytes: number, offsets: number[]) => void,
+  ) {}
+
+  async put(id: string, data: Uint8Array): Promise<void> {
+    const entry = this.needed.get(id);
+    if (!entry) return;
+    this.needed.delete(id);
+    for (const offset of entry.offsets) this.#pieces.push({ offset, data });
+    this.#ids.push(id);
+    this.#bytes += data.length * entry.offsets.length;
+    if (this.#bytes >= 8 * 1024 * 1024) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.#ids.length === 0) return;
+    const pieces = this.#pieces;
+    const ids = this.#ids;
+    const bytes = this.#bytes;
+    this.#pieces = [];
+    this.#ids = [];
+    this.#bytes = 0;
+    await this.staging.writeRuns(pieces);
+    await this.staging.record(...ids);
+    this.written(bytes, pieces.map((p) => p.offset));
+  }
+}

@@ -1,0 +1,65 @@
+import { CancelledError, NotFoundError } from '../errors.js';
+import type { RangeRequest } from './fetch-plan.js';
+import type { NeededChunks } from './seeds.js';
+import type { Staging } from './staging.js';
+import type { RepoStore } from './store/types.js';
+import type { ChunkWorkers } from './workers.js';
+
+/** What fetching needs. */
+export interface FetchContext {
+  readonly store: RepoStore;
+  readonly needed: NeededChunks;
+  readonly staging: Staging;
+  readonly workers: ChunkWorkers;
+  readonly parallel: number;
+  /** Called after each range is written and journaled, with the image offsets it filled. */
+  readonly written: (offsets: number[]) => void;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Fetches ranges with `parallel` requests in flight; worker threads verify and write each
+ * range, then its chunks are journaled. The first error stops everything (requests in flight
+ * are aborted) and is thrown. Returns the number of chunks fetched.
+ */
+export async function fetchRanges(ranges: readonly RangeRequest[], ctx: FetchContext): Promise<number> {
+  const queue = [...ranges];
+  const stop = new AbortController();
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
+  let failure: Error | undefined;
+  let count = 0;
+  const worker = async (): Promise<void> => {
+    for (let r = queue.shift(); r && failure === undefined; r = queue.shift()) {
+      if (ctx.signal?.aborted) throw new CancelledError('The pull was cancelled; run it again to resume.');
+      const data = ctx.store.ranges ? await ctx.store.getRange(r.pack, r.offset, r.length, { signal }) : await wholePack(ctx.store, r.pack, signal);
+      const chunks = r.chunks.map((c) => ({
+        id: c.id,
+        at: ctx.store.ranges ? c.at : c.offset,
+        size: c.size,
+        length: c.length,
+        offsets: ctx.needed.get(c.id)!.offsets,
+      }));
+      await ctx.workers.verifyAndWrite(data, chunks, r.pack);
+      // Journaled only once written: a pull killed in between fetches these chunks again.
+      await ctx.staging.record(...chunks.map((c) => c.id));
+      for (const c of chunks) ctx.needed.delete(c.id);
+      count += chunks.length;
+      ctx.written(chunks.flatMap((c) => c.offsets));
+    }
+  };
+  const workers = Array.from({ length: Math.max(1, Math.min(ctx.parallel, queue.length)) }, () =>
+    worker().catch((err: unknown) => {
+      failure ??= err instanceof Error ? err : new Error(String(err));
+      stop.abort();
+    }),
+  );
+  await Promise.all(workers);
+  if (failure !== undefined) throw failure;
+  return count;
+}
+
+async function wholePack(store: RepoStore, pack: string, signal: AbortSignal): Promise<Buffer> {
+  const data = await store.get(pack, { signal });
+  if (!data) throw new NotFoundError(`Pack ${pack} is listed in the manifest but missing from ${store.location}; the repository is incomplete.`);
+  return data;
+}

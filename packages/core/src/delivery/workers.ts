@@ -1,0 +1,144 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { HostError, IntegrityError } from '../errors.js';
+import { toHostError } from './io-errors.js';
+
+/** A chunk in a fetched range, and every image offset it goes to. */
+export interface RangeChunk {
+  readonly id: string;
+  readonly at: number;
+  readonly size: number;
+  readonly length: number;
+  readonly offsets: readonly number[];
+}
+
+interface Reply {
+  seq: number;
+  error?: { kind: 'corrupt' | 'integrity' | 'io'; chunk?: string; actual?: string; code?: string; message?: string };
+  digest?: string;
+  hashed?: number;
+}
+
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './chunk-worker.ts' : './chunk-worker.js', import.meta.url);
+
+/**
+ * Worker threads for a pull: some verify and write fetched ranges, one hashes the image in
+ * order as it fills up, so the main thread only talks HTTP and the whole-image check costs
+ * little at the end.
+ */
+export class ChunkWorkers {
+  readonly #verifiers: Worker[];
+  readonly #hasher: Worker;
+  readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: unknown) => void }>();
+  #seq = 0;
+  #next = 0;
+  #failed: Error | undefined;
+
+  constructor(file: string, count = Math.max(1, Math.min(4, availableParallelism() - 1))) {
+    const spawn = (): Worker => {
+      const w = new Worker(WORKER_URL, { workerData: { file } });
+      w.on('message', (r: Reply) => {
+        const p = this.#pending.get(r.seq);
+        this.#pending.delete(r.seq);
+        p?.resolve(r);
+      });
+      w.on('error', (err: Error) => this.#fail(err));
+      w.on('exit', (code) => {
+        if (code !== 0) this.#fail(new HostError(`A pull worker thread stopped with exit code ${code}.`));
+      });
+      return w;
+    };
+    this.#verifiers = Array.from({ length: count }, spawn);
+    this.#hasher = spawn();
+  }
+
+  #fail(err: Error): void {
+    this.#failed ??= err;
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  #call(worker: Worker, message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    const seq = ++this.#seq;
+    return new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(seq, { resolve, reject });
+      worker.postMessage({ ...message, seq }, transfer);
+    });
+  }
+
+  /**
+   * Verifies every chunk of a fetched range and writes it at its offsets. Throws
+   * IntegrityError for a chunk that does not match its id, HostError for a write that fails.
+   */
+  async verifyAndWrite(data: Buffer, chunks: readonly RangeChunk[], source: string): Promise<void> {
+    // Hand the bytes over without a copy when they own their memory.
+    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    const bytes = owned ? data : Buffer.from(data);
+    const worker = this.#verifiers[this.#next++ % this.#verifiers.length]!;
+    const reply = await this.#call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
+    const e = reply.error;
+    if (!e) return;
+    if (e.kind === 'io') throw toHostError(Object.assign(new Error(e.message ?? 'write failed'), { code: e.code }), 'writing the new image');
+    throw new IntegrityError(
+      e.kind === 'corrupt'
+        ? `Chunk ${e.chunk} from ${source} is not valid zstd data; the repository copy is damaged or was tampered with. Nothing was installed; verified chunks are kept for the next pull.`
+        : `Chunk ${e.chunk} from ${source} does not match its id; the repository copy is damaged or was tampered with. Nothing was installed; verified chunks are kept for the next pull.`,
+      { details: { chunk: e.chunk, source, expected: e.chunk, ...(e.actual ? { actual: e.actual } : {}) } },
+    );
+  }
+
+  /** Lets the hasher read the image up to `offset` (everything before it is final). */
+  hashTo(offset: number): void {
+    if (this.#failed === undefined) this.#hasher.postMessage({ type: 'hash', upTo: offset });
+  }
+
+  /** SHA-256 of the image hashed so far, and how many bytes that is. */
+  async digest(): Promise<{ sha256: string; bytes: number }> {
+    const reply = await this.#call(this.#hasher, { type: 'digest' });
+    return { sha256: reply.digest!, bytes: reply.hashed! };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#verifiers, this.#hasher].map((w) => w.terminate()));
+  }
+}
+
+/**
+ * Tracks which chunks of the image are final, in image order, so the hasher can run right
+ * behind the writers.
+ */
+export class ImageCursor {
+  readonly #offsets: Float64Array;
+  readonly #ends: Float64Array;
+  readonly #done: Uint8Array;
+  #index = 0;
+
+  constructor(chunks: readonly { offset: number; length: number }[]) {
+    this.#offsets = Float64Array.from(chunks, (c) => c.offset);
+    this.#ends = Float64Array.from(chunks, (c) => c.offset + c.length);
+    this.#done = new Uint8Array(chunks.length);
+  }
+
+  /** Marks the chunk that starts at `offset` as written. */
+  mark(offset: number): void {
+    let lo = 0;
+    let hi = this.#offsets.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.#offsets[mid]!;
+      if (v === offset) {
+        this.#done[mid] = 1;
+        return;
+      }
+      if (v < offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+  }
+
+  /** The end of the longest run of written chunks from the start of the image. */
+  advance(): number {
+    while (this.#index < this.#done.length && this.#done[this.#index] === 1) this.#index++;
+    return this.#index === 0 ? 0 : this.#ends[this.#index - 1]!;
+  }
+}
