@@ -6,6 +6,7 @@ import { registerUp } from './up.js';
 import { registerLifecycle } from './lifecycle.js';
 import { registerSnapshot } from './snapshot.js';
 import { registerEvents } from './events.js';
+import { registerPolicy } from './policy.js';
 
 /** Registers every command. Each command lives in its own file under commands/. */
 export function registerCommands(program: Command, host: CommandHost): void {
@@ -15,4 +16,5 @@ export function registerCommands(program: Command, host: CommandHost): void {
   registerLifecycle(program, host);
   registerSnapshot(program, host);
   registerEvents(program, host);
+  registerPolicy(program, host);
 }

@@ -6,9 +6,8 @@ import type { Clock } from '../clock.js';
 import { InvalidInputError, NotFoundError } from '../errors.js';
 import { formatPath, loadWorkspaceFile, type LoadedWorkspace } from '../workspace/load.js';
 import { PolicyLayerFileSchema } from '../workspace/policy-schema.js';
-import type { Workspace } from '../workspace/schema.js';
 import { PolicyEngine } from './engine.js';
-import type { PolicyDocumentInput, PolicyLayerInput } from './layers.js';
+import type { PolicyLayerInput } from './layers.js';
 import { PolicyTestTableSchema, runPolicyTests, type PolicyTestResult, type PolicyTestTable } from './test-table.js';
 
 async function readText(file: string, what: string): Promise<string> {
@@ -114,41 +113,38 @@ export interface LoadPolicyOptions {
  */
 export async function loadPolicy(options: LoadPolicyOptions): Promise<LoadedPolicy> {
   const loaded = await loadWorkspaceFile(options.workspaceFile);
+  // Site lists are keyed by the reference as written (so decisions show `sites.xml:12`); two
+  // files that write the same reference for different files would be ambiguous and are refused.
   const siteLists: Record<string, string> = {};
-  const resolveSiteList = async (reference: string | undefined, baseDir: string): Promise<string | undefined> => {
-    if (reference === undefined) return undefined;
+  const resolvedFrom = new Map<string, string>();
+  const readSiteList = async (reference: string | undefined, baseDir: string, by: string): Promise<void> => {
+    if (reference === undefined) return;
     const file = resolve(baseDir, reference);
-    siteLists[file] ??= await readText(file, 'Enterprise Mode Site List');
-    return file;
+    const seen = resolvedFrom.get(reference);
+    if (seen !== undefined && seen !== file) {
+      throw new InvalidInputError(
+        `${by} references the site list "${reference}", which is ${file}, while another file's "${reference}" is ${seen}; give the site lists different names.`,
+        { details: { reference, files: [seen, file] } },
+      );
+    }
+    resolvedFrom.set(reference, file);
+    siteLists[reference] ??= await readText(file, 'Enterprise Mode Site List');
   };
-  const workspace = await withSiteList(loaded.workspace, (ref) => resolveSiteList(ref, loaded.baseDir));
+  await readSiteList(loaded.workspace.spec.webRedirection?.enterpriseSiteList, loaded.baseDir, loaded.file);
   const layers: PolicyLayerInput[] = [];
   for (const layerFile of options.layerFiles ?? []) {
     const file = resolve(layerFile);
     const layer = parsePolicyLayer(await readText(file, 'Policy layer file'), { file });
-    const fix = async (doc: PolicyDocumentInput | undefined): Promise<PolicyDocumentInput | undefined> => {
-      const ref = doc?.webRedirection?.enterpriseSiteList;
-      if (doc === undefined || ref === undefined || doc.webRedirection === undefined) return doc;
-      return { ...doc, webRedirection: { ...doc.webRedirection, enterpriseSiteList: await resolveSiteList(ref, dirname(file)) } };
-    };
-    const policy = await fix(layer.policy);
-    const assignments = [];
-    for (const a of layer.assignments ?? []) assignments.push({ ...a, policy: (await fix(a.policy)) ?? a.policy });
-    layers.push({ ...layer, ...(policy ? { policy } : {}), assignments });
+    await readSiteList(layer.policy?.webRedirection?.enterpriseSiteList, dirname(file), file);
+    for (const a of layer.assignments ?? []) await readSiteList(a.policy.webRedirection?.enterpriseSiteList, dirname(file), file);
+    layers.push(layer);
   }
   const engine = new PolicyEngine({
-    workspace,
+    workspace: loaded.workspace,
     workspaceSource: loaded.file,
     layers,
     siteLists,
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  return { engine, workspace: { ...loaded, workspace }, layers };
-}
-
-async function withSiteList(workspace: Workspace, resolveRef: (ref: string | undefined) => Promise<string | undefined>): Promise<Workspace> {
-  const web = workspace.spec.webRedirection;
-  const file = await resolveRef(web?.enterpriseSiteList);
-  if (web === undefined || file === undefined) return workspace;
-  return { ...workspace, spec: { ...workspace.spec, webRedirection: { ...web, enterpriseSiteList: file } } };
+  return { engine, workspace: loaded, layers };
 }
