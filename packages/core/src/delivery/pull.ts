@@ -114,7 +114,6 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
       trust: new DirectoryTrustStore(install.trustDir),
       ...(options.trustedRoot ? { initialRoot: options.trustedRoot } : {}),
       clock,
-      onIntegrityFailure: (err) => reportIntegrity(options, err),
     });
     await client.refresh();
     const target = client.resolve(options.workspace, { ...(options.version ? { version: options.version } : {}), ...(options.channel ? { channel: options.channel } : {}) });
@@ -250,7 +249,6 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         const err = new IntegrityError(`The assembled image of ${options.workspace} ${manifest.workspace.version} does not match its SHA-256; nothing was installed, and the next pull starts afresh.`, {
           details: { expected: manifest.image.sha256, actual: image.sha256 },
         });
-        reportIntegrity(options, err, manifest.image.sha256, image.sha256);
         throw err;
       }
       progress.phase = 'installing';
@@ -266,6 +264,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     return await finish(false, fetched);
   } catch (err) {
     const error = TandemError.is(err) ? err : new TandemError(`Pull failed: ${(err as Error).message}`, { code: 'TANDEM_HOST', fault: 'host', cause: err });
+    if (error instanceof IntegrityError) reportIntegrity(options, error);
     options.events?.publish('sync.failed', { version: progress.version, code: error.code, message: error.message }, context);
     throw error;
   } finally {
@@ -292,13 +291,13 @@ async function intactVersion(dir: string, manifest: ImageManifest, manifestSha25
   return digestOf !== null && digestOf.size === manifest.image.size && digestOf.sha256 === manifest.image.sha256;
 }
 
-function reportIntegrity(options: PullOptions, err: IntegrityError, expected?: string, actual?: string): void {
-  const subject = typeof err.details['source'] === 'string' ? err.details['source'] : typeof err.details['chunk'] === 'string' ? `chunk ${err.details['chunk']}` : 'image';
-  options.events?.publish(
-    'integrity.failure',
-    { subject, message: err.message, ...(expected ? { expected } : {}), ...(actual ? { actual } : {}) },
-    { workspace: options.workspace },
-  );
+function reportIntegrity(options: PullOptions, err: IntegrityError): void {
+  const d = err.details;
+  const text = (k: string): string | undefined => (typeof d[k] === 'string' ? d[k] : undefined);
+  const subject = text('chunk') ? `chunk ${text('chunk')}` : (text('source') ?? 'image');
+  const expected = text('expected');
+  const actual = text('actual');
+  options.events?.publish('integrity.failure', { subject, message: err.message, ...(expected ? { expected } : {}), ...(actual ? { actual } : {}) }, { workspace: options.workspace });
 }
 
 /** SHA-256 and size of a file, read as a stream. */

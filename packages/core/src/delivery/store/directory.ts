@@ -35,7 +35,9 @@ export class DirectoryStore implements RepoStore {
       if (options.maxBytes !== undefined) {
         const st = await stat(file);
         if (st.size > options.maxBytes) {
-          throw new HostError(`${file} is ${st.size} bytes, more than the ${options.maxBytes} allowed for it; the repository is damaged or hostile.`);
+          throw new HostError(`${file} is ${st.size} bytes, more than the ${options.maxBytes} allowed for it; the repository is damaged or hostile.`, {
+            details: { path: file, tooLarge: true },
+          });
         }
       }
       const data = await readFile(file);

@@ -101,7 +101,7 @@ export class HttpTransport {
           this.counters.bytesReceived += chunk.length;
           if (req.maxBytes !== undefined && received > req.maxBytes) {
             res.destroy();
-            fail(new HostError(`${url.href} is larger than the ${req.maxBytes} bytes allowed for it; the repository is damaged or hostile.`, { details: { url: url.href } }));
+            fail(new HostError(`${url.href} is larger than the ${req.maxBytes} bytes allowed for it; the repository is damaged or hostile.`, { details: { url: url.href, tooLarge: true } }));
             return;
           }
           if (ok && req.onBody) {

@@ -1,5 +1,5 @@
 import { systemClock, type Clock } from '../../clock.js';
-import { IntegrityError, InvalidInputError, NotFoundError } from '../../errors.js';
+import { IntegrityError, InvalidInputError, NotFoundError, TandemError } from '../../errors.js';
 import { compareVersions } from '../paths.js';
 import { sha256Hex } from '../manifest.js';
 import type { RepoStore } from '../store/types.js';
@@ -171,7 +171,13 @@ export class RepositoryClient {
   }
 
   async #fetchMeta(path: string, meta: MetaFile): Promise<Buffer> {
-    const data = await this.#store.get(path, { maxBytes: meta.length ?? MAX_OTHER });
+    let data: Buffer | null;
+    try {
+      data = await this.#store.get(path, { maxBytes: meta.length ?? MAX_OTHER });
+    } catch (err) {
+      if (TandemError.is(err) && err.details['tooLarge'] === true) throw integrity(`${path} is longer than its signed length`, 'digest', path);
+      throw err;
+    }
     if (!data) throw new NotFoundError(`${path} is missing from ${this.#store.location}; the repository is incomplete (a push may be in progress).`);
     if (meta.length !== undefined && data.length !== meta.length) throw integrity(`${path} is ${data.length} bytes, its signed length is ${meta.length}`, 'digest', path);
     if (meta.hashes && sha256Hex(data) !== meta.hashes.sha256) throw integrity(`${path} does not match its signed SHA-256`, 'digest', path);
