@@ -23,7 +23,8 @@ function parseYaml<S extends z.ZodType>(schema: S, text: string, file: string, w
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    const lines = doc.errors.map((e) => `${file}:${e.linePos?.[0]?.line ?? 1}: ${e.message.split('\n')[0] ?? e.message}`);
+    // The first problems are the real ones; later ones tend to follow from them.
+    const lines = doc.errors.slice(0, 5).map((e) => `${file}:${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0] ?? e.message}`);
     throw new InvalidInputError(`${file} is not valid YAML:\n  ${lines.join('\n  ')}`, { details: { file } });
   }
   const result = schema.safeParse(doc.toJS());
