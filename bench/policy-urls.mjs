@@ -6,7 +6,14 @@
 // dist of @tandem/core:
 //
 //   npx tsc -b && node bench/policy-urls.mjs [--rules 10000] [--urls 1000000] [--naive 20000]
-import { compileUrlMatcher, compileUrlRule, describeUrlRule, linearUrlMatcher, normalizeUrl, PolicyEngine } from '@tandem/core';
+import {
+  compileUrlMatcher,
+  compileUrlRule,
+  describeUrlRule,
+  linearUrlMatcher,
+  normalizeUrl,
+  PolicyEngine,
+} from '@tandem/core';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,7 +33,23 @@ const rand = () => {
 };
 const int = (n) => Math.floor(rand() * n);
 const pick = (a) => a[int(a.length)];
-const WORDS = ['app', 'erp', 'hr', 'crm', 'intranet', 'legacy', 'portal', 'wiki', 'mail', 'sales', 'finance', 'ops', 'dev', 'test', 'docs'];
+const WORDS = [
+  'app',
+  'erp',
+  'hr',
+  'crm',
+  'intranet',
+  'legacy',
+  'portal',
+  'wiki',
+  'mail',
+  'sales',
+  'finance',
+  'ops',
+  'dev',
+  'test',
+  'docs',
+];
 const TLDS = ['example', 'corp', 'local', 'test', 'com', 'net'];
 const domain = () => `${pick(WORDS)}${int(2000)}.${pick(WORDS)}${int(50)}.${pick(TLDS)}`;
 const ipv4 = () => `${10 + int(3)}.${int(256)}.${int(256)}.${int(256)}`;
@@ -69,7 +92,12 @@ for (let i = 0; i < RULES; i++) {
     v4Prefixes.push(a);
     rule = { match: { ipPrefix: `${a}/${len}` }, target };
   } else if (r < 0.98) {
-    rule = { match: { ipPrefix: `fd${int(256).toString(16).padStart(2, '0')}:${int(65536).toString(16)}::/${pick([16, 32, 48, 64])}` }, target };
+    rule = {
+      match: {
+        ipPrefix: `fd${int(256).toString(16).padStart(2, '0')}:${int(65536).toString(16)}::/${pick([16, 32, 48, 64])}`,
+      },
+      target,
+    };
   } else if (r < 0.995) {
     const d = domain();
     domains.push(d);
@@ -103,7 +131,8 @@ for (let i = 0; i < URLS; i++) {
   if (r < 0.45) {
     const d = pick(domains);
     const host = rand() < 0.5 ? d : `${pick(WORDS)}.${d}`;
-    urls[i] = `${scheme}://${rand() < 0.1 ? host.toUpperCase() + '.' : host}${rand() < 0.05 ? ':8443' : ''}${path}?q=${i}`;
+    urls[i] =
+      `${scheme}://${rand() < 0.1 ? host.toUpperCase() + '.' : host}${rand() < 0.05 ? ':8443' : ''}${path}?q=${i}`;
   } else if (r < 0.55) {
     urls[i] = `${scheme}://phish${pick(domains)}${path}`; // not on a label boundary: must not match
   } else if (r < 0.75) {
@@ -112,7 +141,8 @@ for (let i = 0; i < URLS; i++) {
     const a = rand() < 0.5 ? pick(v4Prefixes) : ipv4();
     urls[i] = `${scheme}://${a}${path}`;
   } else if (r < 0.88) {
-    urls[i] = `${scheme}://[fd${int(256).toString(16).padStart(2, '0')}:${int(65536).toString(16)}::${int(65536).toString(16)}]${path}`;
+    urls[i] =
+      `${scheme}://[fd${int(256).toString(16).padStart(2, '0')}:${int(65536).toString(16)}::${int(65536).toString(16)}]${path}`;
   } else if (r < 0.9) {
     urls[i] = `http://${pick(WORDS)}${int(10)}/`; // local names
   } else if (r < 0.93) {
@@ -168,7 +198,13 @@ const workspace = {
     network: { mode: 'nat', profiles: [] },
     display: { mode: 'seamless' },
     publishedApps: [],
-    webRedirection: { enabled: true, defaultTarget: 'host', hostToGuest: true, guestToHost: false, rules: ruleInputs.map((r) => ({ direction: 'any', ...r })) },
+    webRedirection: {
+      enabled: true,
+      defaultTarget: 'host',
+      hostToGuest: true,
+      guestToHost: false,
+      rules: ruleInputs.map((r) => ({ direction: 'any', ...r })),
+    },
     dataTransfer: [],
     usage: { lockOnHostSleep: true, mode: 'persistent', onSessionEnd: 'shutdown' },
     provisioning: { users: [], groups: [] },
@@ -196,13 +232,17 @@ const e2e = rate(URLS, compiledEndToEndMs);
 const naiveE2e = rate(NAIVE, naiveEndToEndMs);
 const matchOnly = rate(URLS, compiledMatchMs);
 const naiveMatch = rate(NAIVE, naiveMatchMs);
-console.log(`node ${process.version}, ${RULES} rules, ${URLS} URLs (${fmt(matched)} matched a rule, ${fmt(guest)} to the guest); naive scan on the first ${NAIVE}`);
+console.log(
+  `node ${process.version}, ${RULES} rules, ${URLS} URLs (${fmt(matched)} matched a rule, ${fmt(guest)} to the guest); naive scan on the first ${NAIVE}`,
+);
 console.log(`compile ${RULES} rules: ${compileMs.toFixed(0)} ms`);
 console.log(`compiled, normalize + match:  ${fmt(e2e)} decisions/s`);
 console.log(`compiled, match only:         ${fmt(matchOnly)} decisions/s`);
 console.log(`engine decideUrl (explained): ${fmt(rate(URLS, engineMs))} decisions/s`);
 console.log(`naive scan, normalize + match: ${fmt(naiveE2e)} decisions/s`);
 console.log(`naive scan, match only:        ${fmt(naiveMatch)} decisions/s`);
-console.log(`speed-up, normalize + match: ${(e2e / naiveE2e).toFixed(0)}x; match only: ${(matchOnly / naiveMatch).toFixed(0)}x`);
+console.log(
+  `speed-up, normalize + match: ${(e2e / naiveE2e).toFixed(0)}x; match only: ${(matchOnly / naiveMatch).toFixed(0)}x`,
+);
 console.log(`compiled and naive disagree on ${mismatches} of ${NAIVE} URLs${sink < 0 ? '' : ''}`);
 if (mismatches > 0) process.exitCode = 1;

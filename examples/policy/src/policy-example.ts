@@ -38,14 +38,21 @@ export async function runPolicyExample(print: (line: string) => void = console.l
   }
   print(`Merge rules: ${JSON.stringify(engine.mergeRules)}\n`);
 
-  const alice = engine.forSubject({ user: 'alice', groups: ['CN=ERP Users,OU=Groups,DC=corp,DC=example', 'CN=Finance,OU=Groups,DC=corp,DC=example'] });
+  const alice = engine.forSubject({
+    user: 'alice',
+    groups: ['CN=ERP Users,OU=Groups,DC=corp,DC=example', 'CN=Finance,OU=Groups,DC=corp,DC=example'],
+  });
   const decisions: PolicyDecision[] = [
     alice.decideUrl('HTTP://ERP.Intranet.Example./orders?id=7'),
     alice.decideUrl('https://portal.finance.example/'),
     alice.decideUrl('https://www.example.org/news', { from: 'guest' }),
     alice.decideTransfer({ channel: 'clipboard', direction: 'guest-to-host', contentType: 'image' }),
     alice.decideTransfer({ channel: 'usb', direction: 'host-to-guest' }),
-    alice.decideUsage({ online: false, lastOnlineCheckAt: '2026-08-31T09:00:00Z', lastActivityAt: '2026-09-01T08:55:00Z' }),
+    alice.decideUsage({
+      online: false,
+      lastOnlineCheckAt: '2026-08-31T09:00:00Z',
+      lastActivityAt: '2026-09-01T08:55:00Z',
+    }),
     alice.decideProvisioning(),
   ];
   for (const d of decisions) print(`${formatDecision(d).join('\n')}\n`);
@@ -54,7 +61,8 @@ export async function runPolicyExample(print: (line: string) => void = console.l
   await clock.advance(2 * 24 * 3_600_000);
   const later = alice.decideUsage({ online: false, lastOnlineCheckAt: '2026-08-31T09:00:00Z' });
   const first = decisions[5];
-  if (first?.kind === 'usage' && first.offlineRemainingMs !== null) print(`Offline time left at 09:00: ${formatDuration(first.offlineRemainingMs)}`);
+  if (first?.kind === 'usage' && first.offlineRemainingMs !== null)
+    print(`Offline time left at 09:00: ${formatDuration(first.offlineRemainingMs)}`);
   print(`Two days later, offline: ${later.outcome} (${later.reason})`);
   decisions.push(later);
 
@@ -62,7 +70,8 @@ export async function runPolicyExample(print: (line: string) => void = console.l
   const bus = new EventBus({ clock });
   let events = 0;
   bus.on('policy.decision', () => events++);
-  for (const d of decisions) bus.publish('policy.decision', toDecisionEvent(d), { workspace: engine.workspace.metadata.name });
+  for (const d of decisions)
+    bus.publish('policy.decision', toDecisionEvent(d), { workspace: engine.workspace.metadata.name });
 
   const { results } = await runPolicyTestFile(here('policy.test.yaml'));
   const passed = results.filter((r) => r.passed).length;

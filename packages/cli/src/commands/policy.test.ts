@@ -109,21 +109,86 @@ describe('tandem policy explain', () => {
 
   it('uses layers, users and groups', async () => {
     const args = ['--json', 'policy', 'explain', join(dir, 'erp.yaml'), '--layer', join(dir, 'machine.yaml')];
-    const finance = await tandem(...args, '--user', 'alice', '--group', 'Finance', '--url', 'http://portal.example/', '--from', 'host');
-    expect(finance.json).toMatchObject({ kind: 'url', target: 'guest', redirect: true, layer: 'machine-policy', rule: { id: 'finance-portal', appliesTo: 'group Finance' } });
+    const finance = await tandem(
+      ...args,
+      '--user',
+      'alice',
+      '--group',
+      'Finance',
+      '--url',
+      'http://portal.example/',
+      '--from',
+      'host',
+    );
+    expect(finance.json).toMatchObject({
+      kind: 'url',
+      target: 'guest',
+      redirect: true,
+      layer: 'machine-policy',
+      rule: { id: 'finance-portal', appliesTo: 'group Finance' },
+    });
     const other = await tandem(...args, '--user', 'alice', '--url', 'http://portal.example/');
     expect(other.json).toMatchObject({ target: 'host', layer: 'package-default' });
-    const clip = await tandem(...args, '--transfer', 'clipboard', '--direction', 'guest-to-host', '--content-type', 'text');
-    expect(clip.json).toMatchObject({ kind: 'transfer', outcome: 'deny', layer: 'machine-policy', rule: { id: 'dlp' } });
+    const clip = await tandem(
+      ...args,
+      '--transfer',
+      'clipboard',
+      '--direction',
+      'guest-to-host',
+      '--content-type',
+      'text',
+    );
+    expect(clip.json).toMatchObject({
+      kind: 'transfer',
+      outcome: 'deny',
+      layer: 'machine-policy',
+      rule: { id: 'dlp' },
+    });
   });
 
   it('explains transfers, usage and provisioning', async () => {
     const ws = join(dir, 'erp.yaml');
-    const file = await tandem('policy', 'explain', ws, '--transfer', 'file', '--direction', 'guest-to-host', '--size', '1024');
+    const file = await tandem(
+      'policy',
+      'explain',
+      ws,
+      '--transfer',
+      'file',
+      '--direction',
+      'guest-to-host',
+      '--size',
+      '1024',
+    );
     expect(file.stdout).toContain('decision: ask (ask the user for this one transfer; no answer is deny)');
-    const usage = await tandem('--json', 'policy', 'explain', ws, '--usage', '--now', '2026-06-01T00:00:00Z', '--offline', '--last-online', '2026-05-20T00:00:00Z');
-    expect(usage.json).toMatchObject({ kind: 'usage', outcome: 'allow', offlineRemainingMs: 2 * 86_400_000, now: '2026-06-01T00:00:00.000Z' });
-    const late = await tandem('policy', 'explain', ws, '--usage', '--now', '2026-06-10T00:00:00Z', '--offline', '--last-online', '2026-05-20T00:00:00Z');
+    const usage = await tandem(
+      '--json',
+      'policy',
+      'explain',
+      ws,
+      '--usage',
+      '--now',
+      '2026-06-01T00:00:00Z',
+      '--offline',
+      '--last-online',
+      '2026-05-20T00:00:00Z',
+    );
+    expect(usage.json).toMatchObject({
+      kind: 'usage',
+      outcome: 'allow',
+      offlineRemainingMs: 2 * 86_400_000,
+      now: '2026-06-01T00:00:00.000Z',
+    });
+    const late = await tandem(
+      'policy',
+      'explain',
+      ws,
+      '--usage',
+      '--now',
+      '2026-06-10T00:00:00Z',
+      '--offline',
+      '--last-online',
+      '2026-05-20T00:00:00Z',
+    );
     expect(late.stdout).toContain('decision: deny');
     expect(late.stdout).toMatch(/FAIL offline: offline for 21d, over the P14D allowed/);
     const prov = await tandem('policy', 'explain', ws, '--provisioning', '--user', 'bob', '--group', 'Sales');
@@ -137,9 +202,13 @@ describe('tandem policy explain', () => {
     expect(err.join('')).toMatch(/Ask exactly one question/);
     expect((await tandem('policy', 'explain', ws, '--url', 'intranet.example')).code).toBe(ExitCode.invalidInput);
     expect(err.join('')).toMatch(/Cannot decide on URL "intranet.example": it has no scheme/);
-    expect((await tandem('policy', 'explain', ws, '--transfer', 'fax', '--direction', 'host-to-guest')).code).toBe(ExitCode.invalidInput);
+    expect((await tandem('policy', 'explain', ws, '--transfer', 'fax', '--direction', 'host-to-guest')).code).toBe(
+      ExitCode.invalidInput,
+    );
     expect((await tandem('policy', 'explain', ws, '--usage', '--now', 'tomorrow')).code).toBe(ExitCode.invalidInput);
-    expect((await tandem('policy', 'explain', join(dir, 'missing.yaml'), '--provisioning')).code).toBe(ExitCode.notFound);
+    expect((await tandem('policy', 'explain', join(dir, 'missing.yaml'), '--provisioning')).code).toBe(
+      ExitCode.notFound,
+    );
   });
 });
 
@@ -154,20 +223,36 @@ describe('tandem policy test', () => {
   it('exits 10 and says what differed when a case fails', async () => {
     writeFileSync(
       join(dir, 'policy.test.yaml'),
-      TABLE.replace('{ outcome: guest, rule: intranet, layer: package-default }', '{ outcome: host, layer: machine-policy }'),
+      TABLE.replace(
+        '{ outcome: guest, rule: intranet, layer: package-default }',
+        '{ outcome: host, layer: machine-policy }',
+      ),
     );
     const r = await tandem('--json', 'policy', 'test', join(dir, 'policy.test.yaml'));
     expect(r.code).toBe(ExitCode.checkFailed);
     expect(r.json).toMatchObject({ passed: 9, failed: 1 });
-    expect(r.json.results[0]).toMatchObject({ passed: false, outcome: 'guest', rule: 'intranet', layer: 'package-default' });
-    expect(r.json.results[0].failures).toEqual([expect.stringMatching(/^expected host, got guest/), 'expected layer machine-policy, got package-default']);
+    expect(r.json.results[0]).toMatchObject({
+      passed: false,
+      outcome: 'guest',
+      rule: 'intranet',
+      layer: 'package-default',
+    });
+    expect(r.json.results[0].failures).toEqual([
+      expect.stringMatching(/^expected host, got guest/),
+      'expected layer machine-policy, got package-default',
+    ]);
     expect(r.stderr).toContain('1 of 10 policy test cases did not decide as expected');
   });
 
   it('refuses a malformed table with exit 3, naming the line', async () => {
-    writeFileSync(join(dir, 'bad.yaml'), 'apiVersion: tandem/v1\nkind: PolicyTest\nworkspace: erp.yaml\ncases:\n  - { url: "http://x/", expect: { outcome: maybe } }\n');
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      'apiVersion: tandem/v1\nkind: PolicyTest\nworkspace: erp.yaml\ncases:\n  - { url: "http://x/", expect: { outcome: maybe } }\n',
+    );
     const r = await tandem('policy', 'test', join(dir, 'bad.yaml'));
     expect(r.code).toBe(ExitCode.invalidInput);
-    expect(r.stderr).toMatch(/bad\.yaml is not a valid policy test table:\n\s+.*bad\.yaml:5: cases\[0\]\.expect\.outcome: /);
+    expect(r.stderr).toMatch(
+      /bad\.yaml is not a valid policy test table:\n\s+.*bad\.yaml:5: cases\[0\]\.expect\.outcome: /,
+    );
   });
 });

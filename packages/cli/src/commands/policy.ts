@@ -36,30 +36,42 @@ function instant(value: string | undefined, option: string): number | undefined 
   if (value === undefined) return undefined;
   const ms = Date.parse(value);
   if (!Number.isFinite(ms)) {
-    throw new InvalidInputError(`${option} ${JSON.stringify(value)} is not a time: expected ISO 8601 such as 2026-05-01T12:00:00Z.`, {
-      details: { option, value },
-    });
+    throw new InvalidInputError(
+      `${option} ${JSON.stringify(value)} is not a time: expected ISO 8601 such as 2026-05-01T12:00:00Z.`,
+      {
+        details: { option, value },
+      },
+    );
   }
   return ms;
 }
 
 function question(o: ExplainOptions): PolicyQuestion {
-  const asked = [o.url !== undefined, o.transfer !== undefined, o.usage === true, o.provisioning === true].filter(Boolean).length;
+  const asked = [o.url !== undefined, o.transfer !== undefined, o.usage === true, o.provisioning === true].filter(
+    Boolean,
+  ).length;
   if (asked !== 1) {
-    throw new InvalidInputError('Ask exactly one question: --url URL, --transfer CHANNEL --direction DIR, --usage, or --provisioning.', {
-      details: { asked },
-    });
+    throw new InvalidInputError(
+      'Ask exactly one question: --url URL, --transfer CHANNEL --direction DIR, --usage, or --provisioning.',
+      {
+        details: { asked },
+      },
+    );
   }
   if (o.url !== undefined) {
     const from = o.from ?? 'host';
-    if (from !== 'host' && from !== 'guest') throw new InvalidInputError(`--from "${from}" is not a side: expected host or guest.`, { details: { from } });
+    if (from !== 'host' && from !== 'guest')
+      throw new InvalidInputError(`--from "${from}" is not a side: expected host or guest.`, { details: { from } });
     return { url: o.url, from };
   }
   if (o.transfer !== undefined) {
-    if (o.direction === undefined) throw new InvalidInputError('--transfer needs --direction host-to-guest or guest-to-host.', { details: {} });
+    if (o.direction === undefined)
+      throw new InvalidInputError('--transfer needs --direction host-to-guest or guest-to-host.', { details: {} });
     const size = o.size === undefined ? undefined : Number(o.size);
     if (size !== undefined && !(Number.isInteger(size) && size >= 0)) {
-      throw new InvalidInputError(`--size "${o.size}" is not a size: expected a whole number of bytes.`, { details: { size: o.size } });
+      throw new InvalidInputError(`--size "${o.size}" is not a size: expected a whole number of bytes.`, {
+        details: { size: o.size },
+      });
     }
     return {
       transfer: {
@@ -93,7 +105,9 @@ function reportSiteLists(ctx: CliContext, reports: readonly SiteListReport[]): v
 
 /** `tandem policy explain ...` and `tandem policy test FILE` */
 export function registerPolicy(program: Command, host: CommandHost): void {
-  const policy = program.command('policy').description('explain policy decisions and test a table of expected decisions');
+  const policy = program
+    .command('policy')
+    .description('explain policy decisions and test a table of expected decisions');
 
   policy
     .command('explain')
@@ -118,7 +132,11 @@ export function registerPolicy(program: Command, host: CommandHost): void {
       host.run(async (ctx, file: string, opts: ExplainOptions) => {
         const q = question(opts);
         const now = instant(opts.now, '--now');
-        const { engine } = await loadPolicy({ workspaceFile: file, layerFiles: opts.layer, ...(now !== undefined ? { clock: { now: () => now } } : {}) });
+        const { engine } = await loadPolicy({
+          workspaceFile: file,
+          layerFiles: opts.layer,
+          ...(now !== undefined ? { clock: { now: () => now } } : {}),
+        });
         reportSiteLists(ctx, engine.siteLists);
         const subject = { ...(opts.user !== undefined ? { user: opts.user } : {}), groups: opts.group };
         const decision: PolicyDecision = engine.explain(subject, q);
@@ -128,26 +146,43 @@ export function registerPolicy(program: Command, host: CommandHost): void {
 
   policy
     .command('test')
-    .description(`check a table of expected decisions (kind: PolicyTest); exit ${ExitCode.checkFailed} when any case fails`)
+    .description(
+      `check a table of expected decisions (kind: PolicyTest); exit ${ExitCode.checkFailed} when any case fails`,
+    )
     .argument('<file>', 'the test table (YAML or JSON)')
     .action(
       host.run(async (ctx, file: string) => {
         const { results, policy: loaded } = await runPolicyTestFile(file);
         reportSiteLists(ctx, loaded.engine.siteLists);
         const failed = results.filter((r) => !r.passed);
-        const lines = results.flatMap((r) => [`${r.passed ? 'ok  ' : 'FAIL'} ${r.index + 1}. ${r.name}`, ...r.failures.map((f) => `       ${f}`)]);
-        lines.push(`${results.length - failed.length} of ${results.length} cases as expected${failed.length > 0 ? `; ${failed.length} not` : ''}`);
+        const lines = results.flatMap((r) => [
+          `${r.passed ? 'ok  ' : 'FAIL'} ${r.index + 1}. ${r.name}`,
+          ...r.failures.map((f) => `       ${f}`),
+        ]);
+        lines.push(
+          `${results.length - failed.length} of ${results.length} cases as expected${failed.length > 0 ? `; ${failed.length} not` : ''}`,
+        );
         ctx.result(
           {
             file,
             passed: results.length - failed.length,
             failed: failed.length,
-            results: results.map((r) => ({ index: r.index, name: r.name, passed: r.passed, failures: r.failures, ...(r.decision ? { outcome: r.decision.outcome, rule: r.decision.rule?.label ?? null, layer: r.decision.layer } : { error: r.error }) })),
+            results: results.map((r) => ({
+              index: r.index,
+              name: r.name,
+              passed: r.passed,
+              failures: r.failures,
+              ...(r.decision
+                ? { outcome: r.decision.outcome, rule: r.decision.rule?.label ?? null, layer: r.decision.layer }
+                : { error: r.error }),
+            })),
           },
           lines,
         );
         if (failed.length === 0) return ExitCode.ok;
-        process.stderr.write(`tandem: ${failed.length} of ${results.length} policy test cases did not decide as expected\n`);
+        process.stderr.write(
+          `tandem: ${failed.length} of ${results.length} policy test cases did not decide as expected\n`,
+        );
         return ExitCode.checkFailed;
       }),
     );

@@ -45,20 +45,32 @@ export function formatDecision(decision: PolicyDecision): string[] {
   const lines: string[] = [];
   switch (decision.kind) {
     case 'url':
-      lines.push(`decision: ${decision.target} (${decision.redirect ? `redirect from the ${decision.openedOn}` : `stays on the ${decision.openedOn}`})`);
-      lines.push(`url: ${decision.url}${decision.normalized !== decision.url ? ` (compared as ${decision.normalized})` : ''}`);
+      lines.push(
+        `decision: ${decision.target} (${decision.redirect ? `redirect from the ${decision.openedOn}` : `stays on the ${decision.openedOn}`})`,
+      );
+      lines.push(
+        `url: ${decision.url}${decision.normalized !== decision.url ? ` (compared as ${decision.normalized})` : ''}`,
+      );
       break;
     case 'transfer':
-      lines.push(`decision: ${decision.outcome}${decision.outcome === 'ask' ? ' (ask the user for this one transfer; no answer is deny)' : ''}`);
+      lines.push(
+        `decision: ${decision.outcome}${decision.outcome === 'ask' ? ' (ask the user for this one transfer; no answer is deny)' : ''}`,
+      );
       lines.push(`transfer: ${decisionSubject(decision)}`);
       break;
     case 'usage':
       lines.push(`decision: ${decision.outcome}`);
       lines.push(`now: ${decision.now}`);
       lines.push(`expires in: ${decision.expiresInMs === null ? 'never' : ms(decision.expiresInMs)}`);
-      lines.push(`offline time left: ${decision.offlineRemainingMs === null ? 'no limit' : ms(decision.offlineRemainingMs)}`);
-      lines.push(`idle lock: ${decision.idleLockMs === null ? 'none' : `after ${ms(decision.idleLockMs)}`}${decision.idleLockInMs !== null ? ` (in ${ms(decision.idleLockInMs)})` : ''}`);
-      lines.push(`lock on host sleep: ${decision.lockOnHostSleep ? 'yes' : 'no'}; mode: ${decision.mode}; at session end: ${decision.onSessionEnd}`);
+      lines.push(
+        `offline time left: ${decision.offlineRemainingMs === null ? 'no limit' : ms(decision.offlineRemainingMs)}`,
+      );
+      lines.push(
+        `idle lock: ${decision.idleLockMs === null ? 'none' : `after ${ms(decision.idleLockMs)}`}${decision.idleLockInMs !== null ? ` (in ${ms(decision.idleLockInMs)})` : ''}`,
+      );
+      lines.push(
+        `lock on host sleep: ${decision.lockOnHostSleep ? 'yes' : 'no'}; mode: ${decision.mode}; at session end: ${decision.onSessionEnd}`,
+      );
       break;
     case 'provisioning':
       lines.push(`decision: ${decision.outcome}`);
@@ -71,8 +83,10 @@ export function formatDecision(decision: PolicyDecision): string[] {
   lines.push(`layer: ${decision.layer}${r ? ` (${r.source}), for ${r.appliesTo}` : ''}`);
   lines.push(`why: ${decision.reason}`);
   if (decision.kind === 'transfer' && decision.considered.length > 1) {
-    for (const c of decision.considered) lines.push(`  considered: ${c.action} by ${c.rule.label} for ${c.rule.appliesTo}`);
+    for (const c of decision.considered)
+      lines.push(`  considered: ${c.action} by ${c.rule.label} for ${c.rule.appliesTo}`);
   }
-  if (decision.kind === 'usage') for (const c of decision.checks) lines.push(`  ${c.ok ? 'ok' : 'FAIL'} ${c.check}: ${c.reason}`);
+  if (decision.kind === 'usage')
+    for (const c of decision.checks) lines.push(`  ${c.ok ? 'ok' : 'FAIL'} ${c.check}: ${c.reason}`);
   return lines;
 }

@@ -1,7 +1,15 @@
 import { systemClock, type Clock } from '../clock.js';
 import { InvalidInputError } from '../errors.js';
 import type { Workspace } from '../workspace/schema.js';
-import { applicableEntries, buildEntries, effectiveMergeRules, type ApplicableEntry, type MergeRules, type PolicyEntry, type PolicyLayerInput } from './layers.js';
+import {
+  applicableEntries,
+  buildEntries,
+  effectiveMergeRules,
+  type ApplicableEntry,
+  type MergeRules,
+  type PolicyEntry,
+  type PolicyLayerInput,
+} from './layers.js';
 import { decideProvisioning, type ProvisioningDecision } from './provisioning.js';
 import { importEnterpriseSiteList, type UnmappedSite } from './site-list.js';
 import { decideTransfer, type TransferDecision, type TransferRequest } from './transfer.js';
@@ -76,14 +84,23 @@ export class PolicyEngine {
   constructor(options: PolicyEngineOptions) {
     this.workspace = options.workspace;
     this.#clock = options.clock ?? systemClock;
-    this.#entries = buildEntries(options.workspace, options.workspaceSource ?? `workspace ${options.workspace.metadata.name}`, options.layers ?? []);
+    this.#entries = buildEntries(
+      options.workspace,
+      options.workspaceSource ?? `workspace ${options.workspace.metadata.name}`,
+      options.layers ?? [],
+    );
     this.mergeRules = effectiveMergeRules(this.#entries);
     const reports: SiteListReport[] = [];
-    for (const entry of this.#entries) this.#rules.set(entry, this.#compileEntry(entry, options.siteLists ?? {}, reports));
+    for (const entry of this.#entries)
+      this.#rules.set(entry, this.#compileEntry(entry, options.siteLists ?? {}, reports));
     this.siteLists = reports;
   }
 
-  #compileEntry(entry: PolicyEntry, siteLists: Readonly<Record<string, string>>, reports: SiteListReport[]): CompiledUrlRule[] {
+  #compileEntry(
+    entry: PolicyEntry,
+    siteLists: Readonly<Record<string, string>>,
+    reports: SiteListReport[],
+  ): CompiledUrlRule[] {
     const web = entry.doc.webRedirection;
     if (web === undefined) return [];
     const base = `${entry.basePath}.webRedirection`;
@@ -101,7 +118,10 @@ export class PolicyEngine {
       try {
         return compileUrlRule(rule, ref(path, rule.id, describeUrlRule(rule)));
       } catch (err) {
-        throw new InvalidInputError(`${entry.source}: ${path}: ${(err as Error).message}`, { cause: err, details: { file: entry.source, path } });
+        throw new InvalidInputError(`${entry.source}: ${path}: ${(err as Error).message}`, {
+          cause: err,
+          details: { file: entry.source, path },
+        });
       }
     });
     const reference = web.enterpriseSiteList;
@@ -116,7 +136,13 @@ export class PolicyEngine {
       const imported = importEnterpriseSiteList(xml, { source: reference });
       imported.sites.forEach((site) => {
         const label = `${reference}:${site.line}`;
-        rules.push(compileUrlRule(site.rule, { ...ref(`${base}.enterpriseSiteList`, undefined, ''), label, text: `site ${site.url} open-in ${site.openIn} -> ${site.rule.target}` }));
+        rules.push(
+          compileUrlRule(site.rule, {
+            ...ref(`${base}.enterpriseSiteList`, undefined, ''),
+            label,
+            text: `site ${site.url} open-in ${site.openIn} -> ${site.rule.target}`,
+          }),
+        );
       });
       reports.push({
         reference,

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { InvalidInputError } from '../errors.js';
 import { formatPath } from '../workspace/load.js';
 import {
-  MergeRulesSchema,
+  type MergeRulesSchema,
   PolicyAssignmentSchema,
   PolicyDocumentSchema,
   type TransferRuleSchema,
@@ -91,7 +91,10 @@ function validateDocument(data: unknown, source: string, basePath: string): Poli
     return `${source}: ${path}: ${i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')} (check the spelling)` : i.message}`;
   });
   throw new InvalidInputError(`${source} is not a valid policy layer:\n  ${lines.join('\n  ')}`, {
-    details: { file: source, issues: result.error.issues.map((i) => ({ path: formatPath([basePath, ...i.path]), message: i.message })) },
+    details: {
+      file: source,
+      issues: result.error.issues.map((i) => ({ path: formatPath([basePath, ...i.path]), message: i.message })),
+    },
   });
 }
 
@@ -118,15 +121,22 @@ function workspaceEntry(workspace: Workspace, source: string): PolicyEntry {
  * Builds the entries of every layer, highest precedence first, validating each layer's
  * documents. Throws InvalidInputError naming the source and the path of each problem.
  */
-export function buildEntries(workspace: Workspace, workspaceSource: string, layers: readonly PolicyLayerInput[]): PolicyEntry[] {
+export function buildEntries(
+  workspace: Workspace,
+  workspaceSource: string,
+  layers: readonly PolicyLayerInput[],
+): PolicyEntry[] {
   const entries: PolicyEntry[] = [workspaceEntry(workspace, workspaceSource)];
   const counters = new Map<PolicyLayerName, number>();
   for (const input of layers) {
     const rank = POLICY_LAYERS.indexOf(input.layer);
     if (rank < 0 || input.layer === ('package-default' as string)) {
-      throw new InvalidInputError(`"${String(input.layer)}" is not a policy layer: expected one of ${POLICY_LAYERS.slice(0, -1).join(', ')}.`, {
-        details: { layer: input.layer },
-      });
+      throw new InvalidInputError(
+        `"${String(input.layer)}" is not a policy layer: expected one of ${POLICY_LAYERS.slice(0, -1).join(', ')}.`,
+        {
+          details: { layer: input.layer },
+        },
+      );
     }
     const source = input.source ?? input.layer;
     const next = (): number => {
@@ -135,7 +145,14 @@ export function buildEntries(workspace: Workspace, workspaceSource: string, laye
       return n;
     };
     if (input.policy !== undefined) {
-      entries.push({ layer: input.layer, rank, order: next(), source, basePath: 'policy', doc: validateDocument(input.policy, source, 'policy') });
+      entries.push({
+        layer: input.layer,
+        rank,
+        order: next(),
+        source,
+        basePath: 'policy',
+        doc: validateDocument(input.policy, source, 'policy'),
+      });
     }
     (input.assignments ?? []).forEach((raw, i) => {
       const basePath = `assignments[${i}]`;
@@ -143,9 +160,12 @@ export function buildEntries(workspace: Workspace, workspaceSource: string, laye
       if (!parsed.success) {
         validateDocument((raw as { policy?: unknown }).policy, source, `${basePath}.policy`);
         const issue = parsed.error.issues[0];
-        throw new InvalidInputError(`${source}: ${formatPath([basePath, ...(issue?.path ?? [])])}: ${issue?.message ?? 'invalid assignment'}`, {
-          details: { file: source, path: basePath },
-        });
+        throw new InvalidInputError(
+          `${source}: ${formatPath([basePath, ...(issue?.path ?? [])])}: ${issue?.message ?? 'invalid assignment'}`,
+          {
+            details: { file: source, path: basePath },
+          },
+        );
       }
       entries.push({
         layer: input.layer,
@@ -206,7 +226,13 @@ export function resolveSetting<T>(
     if (best !== undefined && entry.rank !== layerRank) break;
     const value = get(entry.doc);
     if (value === undefined) continue;
-    const candidate: Sourced<T> = { value, layer: entry.layer, source: entry.source, path: `${entry.basePath}.${subPath}`, appliesTo };
+    const candidate: Sourced<T> = {
+      value,
+      layer: entry.layer,
+      source: entry.source,
+      path: `${entry.basePath}.${subPath}`,
+      appliesTo,
+    };
     const score = permissiveness ? permissiveness(value) : 0;
     if (best === undefined) {
       best = candidate;

@@ -14,8 +14,12 @@ async function readText(file: string, what: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${what} ${file} does not exist.`, { cause: err, details: { file } });
-    throw new InvalidInputError(`Cannot read ${what} ${file}: ${(err as Error).message}`, { cause: err, details: { file } });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new NotFoundError(`${what} ${file} does not exist.`, { cause: err, details: { file } });
+    throw new InvalidInputError(`Cannot read ${what} ${file}: ${(err as Error).message}`, {
+      cause: err,
+      details: { file },
+    });
   }
 }
 
@@ -24,7 +28,9 @@ function parseYaml<S extends z.ZodType>(schema: S, text: string, file: string, w
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     // The first problems are the real ones; later ones tend to follow from them.
-    const lines = doc.errors.slice(0, 5).map((e) => `${file}:${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0] ?? e.message}`);
+    const lines = doc.errors
+      .slice(0, 5)
+      .map((e) => `${file}:${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0] ?? e.message}`);
     throw new InvalidInputError(`${file} is not valid YAML:\n  ${lines.join('\n  ')}`, { details: { file } });
   }
   const result = schema.safeParse(doc.toJS());
@@ -39,8 +45,12 @@ function parseYaml<S extends z.ZodType>(schema: S, text: string, file: string, w
         : i.message;
     return { path: formatPath(path), message, ...(line !== undefined ? { line } : {}) };
   });
-  const lines = issues.map((i) => `${i.line !== undefined ? `${file}:${i.line}` : file}: ${i.path ? `${i.path}: ` : ''}${i.message}`);
-  throw new InvalidInputError(`${file} is not a valid ${what}:\n  ${lines.join('\n  ')}`, { details: { file, issues } });
+  const lines = issues.map(
+    (i) => `${i.line !== undefined ? `${file}:${i.line}` : file}: ${i.path ? `${i.path}: ` : ''}${i.message}`,
+  );
+  throw new InvalidInputError(`${file} is not a valid ${what}:\n  ${lines.join('\n  ')}`, {
+    details: { file, issues },
+  });
 }
 
 /**
@@ -73,7 +83,10 @@ export function parsePolicyTestTable(text: string, options: { file?: string } = 
  * process.exitCode = results.every((r) => r.passed) ? 0 : 10;
  * ```
  */
-export async function runPolicyTestFile(file: string, options: { clock?: Pick<Clock, 'now'> } = {}): Promise<{ table: PolicyTestTable; policy: LoadedPolicy; results: PolicyTestResult[] }> {
+export async function runPolicyTestFile(
+  file: string,
+  options: { clock?: Pick<Clock, 'now'> } = {},
+): Promise<{ table: PolicyTestTable; policy: LoadedPolicy; results: PolicyTestResult[] }> {
   const path = resolve(file);
   const table = parsePolicyTestTable(await readText(path, 'Policy test table'), { file: path });
   const base = dirname(path);
@@ -137,7 +150,8 @@ export async function loadPolicy(options: LoadPolicyOptions): Promise<LoadedPoli
     const file = resolve(layerFile);
     const layer = parsePolicyLayer(await readText(file, 'Policy layer file'), { file });
     await readSiteList(layer.policy?.webRedirection?.enterpriseSiteList, dirname(file), file);
-    for (const a of layer.assignments ?? []) await readSiteList(a.policy.webRedirection?.enterpriseSiteList, dirname(file), file);
+    for (const a of layer.assignments ?? [])
+      await readSiteList(a.policy.webRedirection?.enterpriseSiteList, dirname(file), file);
     layers.push(layer);
   }
   const engine = new PolicyEngine({

@@ -73,7 +73,9 @@ export function findPrincipal(
   users: readonly string[],
   groups: readonly string[],
   subject: { readonly user?: string; readonly groups?: readonly string[] },
-): { readonly kind: 'user' | 'group'; readonly index: number; readonly entry: string; readonly matched: string } | undefined {
+):
+  | { readonly kind: 'user' | 'group'; readonly index: number; readonly entry: string; readonly matched: string }
+  | undefined {
   if (subject.user !== undefined) {
     const user = subject.user;
     const index = users.findIndex((u) => userMatches(u, user));

@@ -21,7 +21,11 @@ function who(subject: PolicySubject): string {
  * (or sets `everyone`) decides: allow when the user id or one of the groups is listed there.
  * When no layer restricts, every user gets the workspace.
  */
-export function decideProvisioning(applicable: readonly ApplicableEntry[], subject: PolicySubject, workspace: string): ProvisioningDecision {
+export function decideProvisioning(
+  applicable: readonly ApplicableEntry[],
+  subject: PolicySubject,
+  workspace: string,
+): ProvisioningDecision {
   let layerRank = -1;
   const lists: string[] = [];
   for (const { entry, appliesTo } of applicable) {
@@ -32,20 +36,54 @@ export function decideProvisioning(applicable: readonly ApplicableEntry[], subje
     const base = `${entry.basePath}.provisioning`;
     lists.push(`${base} in ${entry.layer} (${entry.source})`);
     if (p.everyone === true) {
-      const rule = { layer: entry.layer, source: entry.source, path: `${base}.everyone`, label: `${base}.everyone`, text: 'everyone', appliesTo };
-      return { kind: 'provisioning', outcome: 'allow', workspace, layer: entry.layer, rule, reason: `${workspace} is provisioned to everyone by ${base}.everyone in ${entry.layer} (${entry.source})` };
+      const rule = {
+        layer: entry.layer,
+        source: entry.source,
+        path: `${base}.everyone`,
+        label: `${base}.everyone`,
+        text: 'everyone',
+        appliesTo,
+      };
+      return {
+        kind: 'provisioning',
+        outcome: 'allow',
+        workspace,
+        layer: entry.layer,
+        rule,
+        reason: `${workspace} is provisioned to everyone by ${base}.everyone in ${entry.layer} (${entry.source})`,
+      };
     }
     const hit = findPrincipal(p.users ?? [], p.groups ?? [], subject);
     if (hit) {
       const path = `${base}.${hit.kind === 'user' ? 'users' : 'groups'}[${hit.index}]`;
-      const rule = { layer: entry.layer, source: entry.source, path, label: path, text: `${hit.kind} ${hit.entry}`, appliesTo };
+      const rule = {
+        layer: entry.layer,
+        source: entry.source,
+        path,
+        label: path,
+        text: `${hit.kind} ${hit.entry}`,
+        appliesTo,
+      };
       const via = hit.kind === 'user' ? `user ${hit.matched}` : `group ${hit.matched}`;
-      return { kind: 'provisioning', outcome: 'allow', workspace, layer: entry.layer, rule, reason: `${workspace} is provisioned to ${via} by ${path} ("${hit.entry}") in ${entry.layer} (${entry.source})` };
+      return {
+        kind: 'provisioning',
+        outcome: 'allow',
+        workspace,
+        layer: entry.layer,
+        rule,
+        reason: `${workspace} is provisioned to ${via} by ${path} ("${hit.entry}") in ${entry.layer} (${entry.source})`,
+      };
     }
   }
   const first = applicable.find((a) => a.entry.rank === layerRank);
   if (first === undefined) {
-    return { kind: 'provisioning', outcome: 'allow', workspace, layer: 'built-in', reason: `no layer restricts who gets ${workspace}: every user does` };
+    return {
+      kind: 'provisioning',
+      outcome: 'allow',
+      workspace,
+      layer: 'built-in',
+      reason: `no layer restricts who gets ${workspace}: every user does`,
+    };
   }
   return {
     kind: 'provisioning',

@@ -67,13 +67,43 @@ describe('importEnterpriseSiteList', () => {
   it('maps IE11 to the guest, MSEdge to the host, None to stay', () => {
     expect(result.version).toBe('205');
     const byUrl = Object.fromEntries(result.sites.map((s) => [s.url, s.rule]));
-    expect(byUrl['www.cpandl.com']).toEqual({ match: { domainSuffix: 'www.cpandl.com' }, direction: 'any', target: 'guest' });
-    expect(byUrl['contoso.com/travel']).toEqual({ match: { domainSuffix: 'contoso.com' }, pathPrefix: '/travel', direction: 'host-to-guest', target: 'host' });
-    expect(byUrl['relecloud.com']).toEqual({ match: { domainSuffix: 'relecloud.com' }, direction: 'host-to-guest', target: 'host' });
-    expect(byUrl['fabrikam.com:8080/app']).toEqual({ match: { domainSuffix: 'fabrikam.com' }, pathPrefix: '/app', port: 8080, direction: 'any', target: 'guest' });
-    expect(byUrl['https://adatum.com/hr']).toEqual({ match: { domainSuffix: 'adatum.com' }, pathPrefix: '/hr', scheme: 'https', direction: 'any', target: 'host' });
+    expect(byUrl['www.cpandl.com']).toEqual({
+      match: { domainSuffix: 'www.cpandl.com' },
+      direction: 'any',
+      target: 'guest',
+    });
+    expect(byUrl['contoso.com/travel']).toEqual({
+      match: { domainSuffix: 'contoso.com' },
+      pathPrefix: '/travel',
+      direction: 'host-to-guest',
+      target: 'host',
+    });
+    expect(byUrl['relecloud.com']).toEqual({
+      match: { domainSuffix: 'relecloud.com' },
+      direction: 'host-to-guest',
+      target: 'host',
+    });
+    expect(byUrl['fabrikam.com:8080/app']).toEqual({
+      match: { domainSuffix: 'fabrikam.com' },
+      pathPrefix: '/app',
+      port: 8080,
+      direction: 'any',
+      target: 'guest',
+    });
+    expect(byUrl['https://adatum.com/hr']).toEqual({
+      match: { domainSuffix: 'adatum.com' },
+      pathPrefix: '/hr',
+      scheme: 'https',
+      direction: 'any',
+      target: 'host',
+    });
     expect(byUrl['10.1.2.3']).toEqual({ match: { host: '10.1.2.3' }, direction: 'any', target: 'guest' });
-    expect(byUrl['northwind.example/a&b']).toEqual({ match: { domainSuffix: 'northwind.example' }, pathPrefix: '/a&b', direction: 'any', target: 'guest' });
+    expect(byUrl['northwind.example/a&b']).toEqual({
+      match: { domainSuffix: 'northwind.example' },
+      pathPrefix: '/a&b',
+      direction: 'any',
+      target: 'guest',
+    });
   });
 
   it('reports every entry it cannot map, with its line and why', () => {
@@ -92,10 +122,18 @@ describe('importEnterpriseSiteList', () => {
 
   it('decides like the site list: the most specific entry wins', () => {
     const rules = result.sites.map((s, i) =>
-      compileUrlRule(s.rule, { layer: 'package-default', source: 'sites.xml', path: `site[${i}]`, label: s.url, text: describeUrlRule(s.rule), appliesTo: 'everyone' }),
+      compileUrlRule(s.rule, {
+        layer: 'package-default',
+        source: 'sites.xml',
+        path: `site[${i}]`,
+        label: s.url,
+        text: describeUrlRule(s.rule),
+        appliesTo: 'everyone',
+      }),
     );
     const m = compileUrlMatcher(rules);
-    const decide = (url: string, dir: 'host-to-guest' | 'guest-to-host' = 'host-to-guest'): string | undefined => m.match(normalizeUrl(url), dir)?.ref.label;
+    const decide = (url: string, dir: 'host-to-guest' | 'guest-to-host' = 'host-to-guest'): string | undefined =>
+      m.match(normalizeUrl(url), dir)?.ref.label;
     expect(decide('http://www.contoso.com/')).toBe('contoso.com');
     expect(decide('http://contoso.com/travel/x')).toBe('contoso.com/travel');
     expect(decide('http://contoso.com/travel/x', 'guest-to-host')).toBe('contoso.com'); // None: stays in the guest
@@ -107,7 +145,9 @@ describe('importEnterpriseSiteList', () => {
   });
 
   it('refuses a v1 list and anything that is not a site list', () => {
-    expect(() => importEnterpriseSiteList('<rules version="1"><emie><domain>contoso.com</domain></emie></rules>')).toThrow(/v1.*Convert it/);
+    expect(() =>
+      importEnterpriseSiteList('<rules version="1"><emie><domain>contoso.com</domain></emie></rules>'),
+    ).toThrow(/v1.*Convert it/);
     expect(() => importEnterpriseSiteList('<html/>')).toThrow(/root element is <html>/);
     let caught: unknown;
     try {
@@ -126,7 +166,9 @@ describe('importEnterpriseSiteList', () => {
 
 describe('parseXml', () => {
   it('reads elements, attributes, text, entities, CDATA and comments', () => {
-    const root = parseXml(`<?xml version="1.0"?>\n<!DOCTYPE a>\n<a x='1' y="&lt;&#65;&#x42;&quot;">t&amp;<!-- c --><b/><![CDATA[<raw>]]></a>`);
+    const root = parseXml(
+      `<?xml version="1.0"?>\n<!DOCTYPE a>\n<a x='1' y="&lt;&#65;&#x42;&quot;">t&amp;<!-- c --><b/><![CDATA[<raw>]]></a>`,
+    );
     expect(root.name).toBe('a');
     expect(root.attributes).toEqual({ x: '1', y: '<AB"' });
     expect(root.text).toBe('t&<raw>');

@@ -28,7 +28,14 @@ export interface SiteListImport {
   readonly unmapped: readonly UnmappedSite[];
 }
 
-const DUMMY_REF = { layer: 'package-default', source: '', path: '', label: '', text: '', appliesTo: 'everyone' } as const;
+const DUMMY_REF = {
+  layer: 'package-default',
+  source: '',
+  path: '',
+  label: '',
+  text: '',
+  appliesTo: 'everyone',
+} as const;
 
 function childText(site: XmlElement, name: string): string | undefined {
   const el = site.children.find((c) => c.name === name);
@@ -39,7 +46,8 @@ function childText(site: XmlElement, name: string): string | undefined {
 function mapUrl(url: string): Omit<UrlRuleInput, 'target' | 'direction'> | string {
   let rest = url.trim();
   if (rest === '') return 'the url attribute is empty';
-  if (rest.includes('*')) return 'wildcards are not part of the site list format; write the domain (it covers its subdomains)';
+  if (rest.includes('*'))
+    return 'wildcards are not part of the site list format; write the domain (it covers its subdomains)';
   let scheme: 'http' | 'https' | undefined;
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(rest);
   if (m) {
@@ -104,9 +112,12 @@ export function importEnterpriseSiteList(xml: string, options: { source?: string
     );
   }
   if (root.name !== 'site-list') {
-    throw new InvalidInputError(`${source} is not an Enterprise Mode Site List: its root element is <${root.name}>, expected <site-list>.`, {
-      details: { file: source, reason: `root element ${root.name}` },
-    });
+    throw new InvalidInputError(
+      `${source} is not an Enterprise Mode Site List: its root element is <${root.name}>, expected <site-list>.`,
+      {
+        details: { file: source, reason: `root element ${root.name}` },
+      },
+    );
   }
   const sites: ImportedSite[] = [];
   const unmapped: UnmappedSite[] = [];

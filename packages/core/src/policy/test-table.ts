@@ -116,11 +116,18 @@ export function runPolicyTests(engine: PolicyEngine, table: PolicyTestTable): Po
     } catch (err) {
       if (!TandemError.is(err)) throw err;
       const passed = c.expect.outcome === 'error';
-      return { index, name, passed, failures: passed ? [] : [`expected ${c.expect.outcome}, but deciding failed: ${err.message}`], error: err.message };
+      return {
+        index,
+        name,
+        passed,
+        failures: passed ? [] : [`expected ${c.expect.outcome}, but deciding failed: ${err.message}`],
+        error: err.message,
+      };
     }
     const failures: string[] = [];
     const e = c.expect;
-    if (decision.outcome !== e.outcome) failures.push(`expected ${e.outcome}, got ${decision.outcome} (${decision.reason})`);
+    if (decision.outcome !== e.outcome)
+      failures.push(`expected ${e.outcome}, got ${decision.outcome} (${decision.reason})`);
     if (e.redirect !== undefined && decision.kind === 'url' && decision.redirect !== e.redirect) {
       failures.push(`expected redirect ${e.redirect}, got ${decision.redirect}`);
     }
@@ -129,10 +136,13 @@ export function runPolicyTests(engine: PolicyEngine, table: PolicyTestTable): Po
       if (e.rule === null) {
         if (r !== undefined) failures.push(`expected no rule (a default), got rule ${r.label}`);
       } else if (r === undefined || ![r.id, r.label, r.path].includes(e.rule)) {
-        failures.push(`expected rule ${e.rule}, got ${r ? `rule ${r.label} (${r.path})` : 'no rule (a default decided)'}`);
+        failures.push(
+          `expected rule ${e.rule}, got ${r ? `rule ${r.label} (${r.path})` : 'no rule (a default decided)'}`,
+        );
       }
     }
-    if (e.layer !== undefined && decision.layer !== e.layer) failures.push(`expected layer ${e.layer}, got ${decision.layer}`);
+    if (e.layer !== undefined && decision.layer !== e.layer)
+      failures.push(`expected layer ${e.layer}, got ${decision.layer}`);
     return { index, name, passed: failures.length === 0, failures, decision };
   });
 }

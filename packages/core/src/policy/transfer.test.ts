@@ -16,7 +16,9 @@ function workspace(dataTransfer: NonNullable<WorkspaceInput['spec']['dataTransfe
 
 describe('data transfer decisions', () => {
   it('denies by default, naming no rule', () => {
-    const d = new PolicyEngine({ workspace: workspace([]) }).forSubject({ user: 'alice' }).decideTransfer({ channel: 'usb', direction: 'host-to-guest' });
+    const d = new PolicyEngine({ workspace: workspace([]) })
+      .forSubject({ user: 'alice' })
+      .decideTransfer({ channel: 'usb', direction: 'host-to-guest' });
     expect(d).toMatchObject({ kind: 'transfer', outcome: 'deny', layer: 'built-in' });
     expect(d.rule).toBeUndefined();
     expect(d.reason).toMatch(/no rule in any layer applies to usb host-to-guest: default deny/);
@@ -30,9 +32,18 @@ describe('data transfer decisions', () => {
         { id: 'never-reached', channel: 'clipboard', direction: 'host-to-guest', action: 'deny' },
       ]),
     }).forSubject({});
-    expect(p.decideTransfer({ channel: 'clipboard', direction: 'host-to-guest', contentType: 'files' })).toMatchObject({ outcome: 'deny', rule: { id: 'no-files', path: 'spec.dataTransfer[0]' } });
-    expect(p.decideTransfer({ channel: 'clipboard', direction: 'host-to-guest', contentType: 'text' })).toMatchObject({ outcome: 'allow', rule: { id: 'clip' } });
-    expect(p.decideTransfer({ channel: 'clipboard', direction: 'guest-to-host' })).toMatchObject({ outcome: 'allow', rule: { id: 'clip' } });
+    expect(p.decideTransfer({ channel: 'clipboard', direction: 'host-to-guest', contentType: 'files' })).toMatchObject({
+      outcome: 'deny',
+      rule: { id: 'no-files', path: 'spec.dataTransfer[0]' },
+    });
+    expect(p.decideTransfer({ channel: 'clipboard', direction: 'host-to-guest', contentType: 'text' })).toMatchObject({
+      outcome: 'allow',
+      rule: { id: 'clip' },
+    });
+    expect(p.decideTransfer({ channel: 'clipboard', direction: 'guest-to-host' })).toMatchObject({
+      outcome: 'allow',
+      rule: { id: 'clip' },
+    });
   });
 
   it('applies size limits, and a transfer of unknown size does not meet one', () => {
@@ -42,7 +53,9 @@ describe('data transfer decisions', () => {
         { channel: 'file', direction: 'any', action: 'ask' },
       ]),
     }).forSubject({});
-    expect(p.decideTransfer({ channel: 'file', direction: 'host-to-guest', sizeBytes: 1_000_000 }).outcome).toBe('allow');
+    expect(p.decideTransfer({ channel: 'file', direction: 'host-to-guest', sizeBytes: 1_000_000 }).outcome).toBe(
+      'allow',
+    );
     expect(p.decideTransfer({ channel: 'file', direction: 'host-to-guest', sizeBytes: 1_000_001 }).outcome).toBe('ask');
     expect(p.decideTransfer({ channel: 'file', direction: 'host-to-guest' }).outcome).toBe('ask');
     expect(p.decideTransfer({ channel: 'print', direction: 'guest-to-host' }).outcome).toBe('deny');
@@ -63,13 +76,34 @@ describe('data transfer decisions', () => {
 
   it('a higher layer with an applicable rule decides; one without falls through', () => {
     const layers: PolicyLayerInput[] = [
-      { layer: 'machine-policy', source: 'gpo', policy: { dataTransfer: [{ id: 'dlp', channel: 'clipboard', direction: 'guest-to-host', action: 'deny' }] } },
-      { layer: 'user-local', source: 'prefs', policy: { dataTransfer: [{ id: 'mine', channel: 'clipboard', direction: 'any', action: 'allow' }] } },
+      {
+        layer: 'machine-policy',
+        source: 'gpo',
+        policy: { dataTransfer: [{ id: 'dlp', channel: 'clipboard', direction: 'guest-to-host', action: 'deny' }] },
+      },
+      {
+        layer: 'user-local',
+        source: 'prefs',
+        policy: { dataTransfer: [{ id: 'mine', channel: 'clipboard', direction: 'any', action: 'allow' }] },
+      },
     ];
-    const p = new PolicyEngine({ workspace: workspace([{ channel: 'any', direction: 'any', action: 'ask' }]), layers }).forSubject({});
-    expect(p.decideTransfer({ channel: 'clipboard', direction: 'guest-to-host' })).toMatchObject({ outcome: 'deny', layer: 'machine-policy', rule: { id: 'dlp', source: 'gpo', path: 'policy.dataTransfer[0]' } });
-    expect(p.decideTransfer({ channel: 'clipboard', direction: 'host-to-guest' })).toMatchObject({ outcome: 'allow', layer: 'user-local' });
-    expect(p.decideTransfer({ channel: 'file', direction: 'host-to-guest' })).toMatchObject({ outcome: 'ask', layer: 'package-default' });
+    const p = new PolicyEngine({
+      workspace: workspace([{ channel: 'any', direction: 'any', action: 'ask' }]),
+      layers,
+    }).forSubject({});
+    expect(p.decideTransfer({ channel: 'clipboard', direction: 'guest-to-host' })).toMatchObject({
+      outcome: 'deny',
+      layer: 'machine-policy',
+      rule: { id: 'dlp', source: 'gpo', path: 'policy.dataTransfer[0]' },
+    });
+    expect(p.decideTransfer({ channel: 'clipboard', direction: 'host-to-guest' })).toMatchObject({
+      outcome: 'allow',
+      layer: 'user-local',
+    });
+    expect(p.decideTransfer({ channel: 'file', direction: 'host-to-guest' })).toMatchObject({
+      outcome: 'ask',
+      layer: 'package-default',
+    });
   });
 
   describe('a user in several groups', () => {
@@ -79,8 +113,14 @@ describe('data transfer decisions', () => {
         layer: 'user-policy',
         source: 'server',
         assignments: [
-          { groups: ['Contractors'], policy: { dataTransfer: [{ channel: 'clipboard', direction: 'any', action: 'deny' }] } },
-          { groups: ['CN=ERP Users,OU=Groups,DC=corp,DC=example'], policy: { dataTransfer: [{ channel: 'clipboard', direction: 'any', action: 'allow' }] } },
+          {
+            groups: ['Contractors'],
+            policy: { dataTransfer: [{ channel: 'clipboard', direction: 'any', action: 'deny' }] },
+          },
+          {
+            groups: ['CN=ERP Users,OU=Groups,DC=corp,DC=example'],
+            policy: { dataTransfer: [{ channel: 'clipboard', direction: 'any', action: 'allow' }] },
+          },
           { users: ['alice'], policy: { dataTransfer: [{ channel: 'clipboard', direction: 'any', action: 'ask' }] } },
         ],
       },
@@ -90,13 +130,21 @@ describe('data transfer decisions', () => {
 
     it('least restrictive by default (MED-V v1): allow over ask over deny', () => {
       const d = new PolicyEngine({ workspace: workspace([]), layers: layer() }).forSubject(subject).decideTransfer(req);
-      expect(d).toMatchObject({ outcome: 'allow', layer: 'user-policy', rule: { path: 'assignments[1].policy.dataTransfer[0]', appliesTo: 'group ERP Users' } });
+      expect(d).toMatchObject({
+        outcome: 'allow',
+        layer: 'user-policy',
+        rule: { path: 'assignments[1].policy.dataTransfer[0]', appliesTo: 'group ERP Users' },
+      });
       expect(d.considered.map((c) => c.action)).toEqual(['deny', 'allow', 'ask']);
-      expect(d.reason).toMatch(/least-restrictive merge over 3 assignments chose it over deny for group contractors, ask for user Alice/);
+      expect(d.reason).toMatch(
+        /least-restrictive merge over 3 assignments chose it over deny for group contractors, ask for user Alice/,
+      );
     });
 
     it('most restrictive when the policy says so', () => {
-      const d = new PolicyEngine({ workspace: workspace([]), layers: layer('most-restrictive') }).forSubject(subject).decideTransfer(req);
+      const d = new PolicyEngine({ workspace: workspace([]), layers: layer('most-restrictive') })
+        .forSubject(subject)
+        .decideTransfer(req);
       expect(d).toMatchObject({ outcome: 'deny', rule: { appliesTo: 'group contractors' } });
     });
 
@@ -108,7 +156,10 @@ describe('data transfer decisions', () => {
     });
 
     it('only the assignments that apply count', () => {
-      const p = new PolicyEngine({ workspace: workspace([]), layers: layer() }).forSubject({ user: 'bob', groups: ['Contractors'] });
+      const p = new PolicyEngine({ workspace: workspace([]), layers: layer() }).forSubject({
+        user: 'bob',
+        groups: ['Contractors'],
+      });
       expect(p.decideTransfer(req)).toMatchObject({ outcome: 'deny', rule: { appliesTo: 'group Contractors' } });
     });
   });

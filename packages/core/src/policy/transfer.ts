@@ -41,19 +41,28 @@ const PERMISSIVENESS: Record<TransferAction, number> = { deny: 0, ask: 1, allow:
 /** Checks a request and throws InvalidInputError naming what is wrong. */
 export function checkTransferRequest(request: TransferRequest): void {
   if (!TransferChannelSchema.safeParse(request.channel).success) {
-    throw new InvalidInputError(`"${String(request.channel)}" is not a transfer channel: expected clipboard, file, print, usb, audio, smartcard or x-name.`, {
-      details: { channel: request.channel },
-    });
+    throw new InvalidInputError(
+      `"${String(request.channel)}" is not a transfer channel: expected clipboard, file, print, usb, audio, smartcard or x-name.`,
+      {
+        details: { channel: request.channel },
+      },
+    );
   }
   if (request.direction !== 'host-to-guest' && request.direction !== 'guest-to-host') {
-    throw new InvalidInputError(`"${String(request.direction)}" is not a transfer direction: expected host-to-guest or guest-to-host.`, {
-      details: { direction: request.direction },
-    });
+    throw new InvalidInputError(
+      `"${String(request.direction)}" is not a transfer direction: expected host-to-guest or guest-to-host.`,
+      {
+        details: { direction: request.direction },
+      },
+    );
   }
   if (request.contentType !== undefined && !ContentTypeSchema.safeParse(request.contentType).success) {
-    throw new InvalidInputError(`"${String(request.contentType)}" is not a content type: expected text, image or files.`, {
-      details: { contentType: request.contentType },
-    });
+    throw new InvalidInputError(
+      `"${String(request.contentType)}" is not a content type: expected text, image or files.`,
+      {
+        details: { contentType: request.contentType },
+      },
+    );
   }
   if (request.sizeBytes !== undefined && !(Number.isInteger(request.sizeBytes) && request.sizeBytes >= 0)) {
     throw new InvalidInputError(`${String(request.sizeBytes)} is not a size: expected a whole number of bytes.`, {
@@ -67,8 +76,13 @@ export function transferRuleApplies(rule: TransferRule, request: TransferRequest
   if (rule.channel !== 'any' && rule.channel !== request.channel) return false;
   if (rule.direction !== 'any' && rule.direction !== request.direction) return false;
   const when = rule.when;
-  if (when?.contentType !== undefined && (request.contentType === undefined || !when.contentType.includes(request.contentType))) return false;
-  if (when?.maxBytes !== undefined && (request.sizeBytes === undefined || request.sizeBytes > when.maxBytes)) return false;
+  if (
+    when?.contentType !== undefined &&
+    (request.contentType === undefined || !when.contentType.includes(request.contentType))
+  )
+    return false;
+  if (when?.maxBytes !== undefined && (request.sizeBytes === undefined || request.sizeBytes > when.maxBytes))
+    return false;
   return true;
 }
 
@@ -82,7 +96,9 @@ export function describeTransferRule(rule: TransferRule): string {
 
 /** Describes a request in words: `clipboard guest-to-host (text, 12 bytes)`. */
 export function describeTransferRequest(r: TransferRequest): string {
-  const extra = [r.contentType, r.sizeBytes !== undefined ? `${r.sizeBytes} bytes` : undefined].filter((x) => x !== undefined);
+  const extra = [r.contentType, r.sizeBytes !== undefined ? `${r.sizeBytes} bytes` : undefined].filter(
+    (x) => x !== undefined,
+  );
   return `${r.channel} ${r.direction}${extra.length > 0 ? ` (${extra.join(', ')})` : ''}`;
 }
 
@@ -92,7 +108,11 @@ export function describeTransferRequest(r: TransferRequest): string {
  * first layer with an applicable rule decides; inside that layer, several assignments (a user in
  * several groups) combine by the merge rule. Nothing applies: deny.
  */
-export function decideTransfer(applicable: readonly ApplicableEntry[], request: TransferRequest, merge: MergeRules['dataTransfer']): TransferDecision {
+export function decideTransfer(
+  applicable: readonly ApplicableEntry[],
+  request: TransferRequest,
+  merge: MergeRules['dataTransfer'],
+): TransferDecision {
   checkTransferRequest(request);
   const what = describeTransferRequest(request);
   let layerRank = -1;
@@ -120,12 +140,22 @@ export function decideTransfer(applicable: readonly ApplicableEntry[], request: 
   }
   const first = matches[0];
   if (first === undefined) {
-    return { kind: 'transfer', outcome: 'deny', layer: 'built-in', reason: `no rule in any layer applies to ${what}: default deny`, request, considered: [] };
+    return {
+      kind: 'transfer',
+      outcome: 'deny',
+      layer: 'built-in',
+      reason: `no rule in any layer applies to ${what}: default deny`,
+      request,
+      considered: [],
+    };
   }
   let chosen = first;
   if (merge !== 'first') {
     for (const m of matches) {
-      const better = merge === 'least-restrictive' ? PERMISSIVENESS[m.action] > PERMISSIVENESS[chosen.action] : PERMISSIVENESS[m.action] < PERMISSIVENESS[chosen.action];
+      const better =
+        merge === 'least-restrictive'
+          ? PERMISSIVENESS[m.action] > PERMISSIVENESS[chosen.action]
+          : PERMISSIVENESS[m.action] < PERMISSIVENESS[chosen.action];
       if (better) chosen = m;
     }
   }

@@ -2,7 +2,13 @@
  * The policy layers, highest precedence first, as MED-V v2 read them: machine policy, then
  * user policy, then machine and user local settings, then the workspace package's own default.
  */
-export const POLICY_LAYERS = ['machine-policy', 'user-policy', 'machine-local', 'user-local', 'package-default'] as const;
+export const POLICY_LAYERS = [
+  'machine-policy',
+  'user-policy',
+  'machine-local',
+  'user-local',
+  'package-default',
+] as const;
 
 /** One of {@link POLICY_LAYERS}. */
 export type PolicyLayerName = (typeof POLICY_LAYERS)[number];

@@ -137,7 +137,9 @@ describe('precedence', () => {
       { id: 'second', match: { domainSuffix: 'Contoso.COM' }, target: 'host' },
     ]);
     expect(compileUrlMatcher(rules).match(normalizeUrl('http://contoso.com/'), 'host-to-guest')?.ref.id).toBe('first');
-    expect(compileUrlMatcher([...rules].reverse()).match(normalizeUrl('http://contoso.com/'), 'host-to-guest')?.ref.id).toBe('second');
+    expect(
+      compileUrlMatcher([...rules].reverse()).match(normalizeUrl('http://contoso.com/'), 'host-to-guest')?.ref.id,
+    ).toBe('second');
   });
 
   it('as-given: the first matching rule in the order given, however general', () => {
@@ -167,7 +169,9 @@ const LABELS = ['a', 'b', 'xn--bcher-kva'];
 const name = fc.array(fc.constantFrom(...LABELS), { minLength: 1, maxLength: 3 }).map((l) => l.join('.'));
 const octet = fc.constantFrom(0, 1, 255);
 const ipv4 = fc.tuple(fc.constantFrom(10, 192), octet, octet, octet).map((p) => p.join('.'));
-const ipv6 = fc.tuple(fc.constantFrom('fd00', 'fd01', 'fe80', '2001'), fc.constantFrom('0', '1', 'ff'), fc.constantFrom('1', '2')).map(([a, b, c]) => `${a}:${b}::${c}`);
+const ipv6 = fc
+  .tuple(fc.constantFrom('fd00', 'fd01', 'fe80', '2001'), fc.constantFrom('0', '1', 'ff'), fc.constantFrom('1', '2'))
+  .map(([a, b, c]) => `${a}:${b}::${c}`);
 const path = fc.constantFrom('/', '/app', '/app/', '/app/x', '/apple', '/x/app', '/cgi-bin/a');
 const rarely = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> =>
   fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: arb });
@@ -184,7 +188,12 @@ const ruleArb: fc.Arbitrary<UrlRuleInput> = fc
       fc
         .tuple(
           fc.constantFrom('http://', 'https://', '*://', ''),
-          fc.oneof(fc.constant('*'), name.map((n) => `*.${n}`), name, ipv4),
+          fc.oneof(
+            fc.constant('*'),
+            name.map((n) => `*.${n}`),
+            name,
+            ipv4,
+          ),
           fc.constantFrom('', ':8080', ':*'),
           fc.constantFrom('', '/app', '/app/*', '/*/x', '/cgi-bin/*'),
         )
@@ -198,7 +207,16 @@ const ruleArb: fc.Arbitrary<UrlRuleInput> = fc
   })
   .map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as UrlRuleInput);
 const urlArb = fc
-  .tuple(fc.constantFrom('http', 'https'), fc.oneof(name, ipv4, ipv6.map((a) => `[${a}]`)), fc.constantFrom('', ':8080', ':443'), path)
+  .tuple(
+    fc.constantFrom('http', 'https'),
+    fc.oneof(
+      name,
+      ipv4,
+      ipv6.map((a) => `[${a}]`),
+    ),
+    fc.constantFrom('', ':8080', ':443'),
+    path,
+  )
   .map(([s, h, p, pa]) => `${s}://${h}${p}${pa}`);
 
 function compileValid(rules: UrlRuleInput[]): CompiledUrlRule[] {
@@ -218,57 +236,74 @@ describe('URL matcher properties', () => {
     let compiledRules = 0;
     let matches = 0;
     fc.assert(
-      fc.property(fc.array(ruleArb, { minLength: 10, maxLength: 40 }), fc.array(urlArb, { minLength: 5, maxLength: 20 }), fc.constantFrom('most-specific' as const, 'as-given' as const), (rawRules, urls, precedence) => {
-        const rules = compileValid(rawRules);
-        compiledRules += rules.length;
-        const compiled = compileUrlMatcher(rules, { precedence });
-        const linear = linearUrlMatcher(rules, { precedence });
-        for (const u of urls) {
-          const n = normalizeUrl(u);
-          for (const dir of ['host-to-guest', 'guest-to-host'] as const) {
-            const rule = compiled.match(n, dir);
-            expect(rule).toBe(linear.match(n, dir));
-            if (rule) matches++;
+      fc.property(
+        fc.array(ruleArb, { minLength: 10, maxLength: 40 }),
+        fc.array(urlArb, { minLength: 5, maxLength: 20 }),
+        fc.constantFrom('most-specific' as const, 'as-given' as const),
+        (rawRules, urls, precedence) => {
+          const rules = compileValid(rawRules);
+          compiledRules += rules.length;
+          const compiled = compileUrlMatcher(rules, { precedence });
+          const linear = linearUrlMatcher(rules, { precedence });
+          for (const u of urls) {
+            const n = normalizeUrl(u);
+            for (const dir of ['host-to-guest', 'guest-to-host'] as const) {
+              const rule = compiled.match(n, dir);
+              expect(rule).toBe(linear.match(n, dir));
+              if (rule) matches++;
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 400 },
     );
     // The generators make rules that compile and URLs that they match, not just misses.
-        expect(compiledRules).toBeGreaterThan(1000);
+    expect(compiledRules).toBeGreaterThan(1000);
     expect(matches).toBeGreaterThan(1000);
   });
 
   it('a domain suffix matches on a label boundary only', () => {
     const word = fc.stringMatching(/^[a-z0-9-]{1,6}$/);
     fc.assert(
-      fc.property(fc.array(word, { minLength: 1, maxLength: 3 }), fc.string({ maxLength: 6 }).map((s) => s.replace(/[^a-z0-9.-]/g, '')), (suffixLabels, prefix) => {
-        const suffix = suffixLabels.join('.');
-        const host = `${prefix}${suffix}`.replace(/^\.+/, '');
-        if (/\.\./.test(host) || /(^|\.)(\d+|0x[0-9a-f]*)$/.test(host) || /(^|\.)(\d+|0x[0-9a-f]*)$/.test(suffix)) return;
-        let n;
-        try {
-          n = normalizeUrl(`http://${host}/`);
-        } catch {
-          return;
-        }
-        const m = compileUrlMatcher(compile([{ match: { domainSuffix: suffix }, target: 'guest' }]));
-        const expected = host === suffix || host.endsWith(`.${suffix}`);
-        expect(m.match(n, 'host-to-guest') !== undefined).toBe(expected);
-        const sub = compileUrlMatcher(compile([{ match: { subdomainsOf: suffix }, target: 'guest' }]));
-        expect(sub.match(n, 'host-to-guest') !== undefined).toBe(host.endsWith(`.${suffix}`));
-      }),
+      fc.property(
+        fc.array(word, { minLength: 1, maxLength: 3 }),
+        fc.string({ maxLength: 6 }).map((s) => s.replace(/[^a-z0-9.-]/g, '')),
+        (suffixLabels, prefix) => {
+          const suffix = suffixLabels.join('.');
+          const host = `${prefix}${suffix}`.replace(/^\.+/, '');
+          if (/\.\./.test(host) || /(^|\.)(\d+|0x[0-9a-f]*)$/.test(host) || /(^|\.)(\d+|0x[0-9a-f]*)$/.test(suffix))
+            return;
+          let n;
+          try {
+            n = normalizeUrl(`http://${host}/`);
+          } catch {
+            return;
+          }
+          const m = compileUrlMatcher(compile([{ match: { domainSuffix: suffix }, target: 'guest' }]));
+          const expected = host === suffix || host.endsWith(`.${suffix}`);
+          expect(m.match(n, 'host-to-guest') !== undefined).toBe(expected);
+          const sub = compileUrlMatcher(compile([{ match: { subdomainsOf: suffix }, target: 'guest' }]));
+          expect(sub.match(n, 'host-to-guest') !== undefined).toBe(host.endsWith(`.${suffix}`));
+        },
+      ),
     );
   });
 
   it('an IPv4 prefix matches exactly the addresses that share its first bits', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 32 }), (addr, net, len) => {
-        const dotted = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-        const bits = (n: number): string => n.toString(2).padStart(32, '0').slice(0, len);
-        const m = compileUrlMatcher(compile([{ match: { ipPrefix: `${dotted(net)}/${len}` }, target: 'guest' }]));
-        expect(m.match(normalizeUrl(`http://${addr}/`), 'host-to-guest') !== undefined).toBe(bits(addr) === bits(net));
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 32 }),
+        (addr, net, len) => {
+          const dotted = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+          const bits = (n: number): string => n.toString(2).padStart(32, '0').slice(0, len);
+          const m = compileUrlMatcher(compile([{ match: { ipPrefix: `${dotted(net)}/${len}` }, target: 'guest' }]));
+          expect(m.match(normalizeUrl(`http://${addr}/`), 'host-to-guest') !== undefined).toBe(
+            bits(addr) === bits(net),
+          );
+        },
+      ),
     );
   });
 
@@ -276,11 +311,17 @@ describe('URL matcher properties', () => {
     const big = fc.bigInt({ min: 0n, max: (1n << 128n) - 1n });
     fc.assert(
       fc.property(big, big, fc.integer({ min: 0, max: 128 }), (addr, net, len) => {
-        const hex = (n: bigint): string => n.toString(16).padStart(32, '0').replace(/(.{4})(?!$)/g, '$1:');
+        const hex = (n: bigint): string =>
+          n
+            .toString(16)
+            .padStart(32, '0')
+            .replace(/(.{4})(?!$)/g, '$1:');
         const bits = (n: bigint): string => n.toString(2).padStart(128, '0').slice(0, len);
         if (addr >> 32n === 0xffffn || net >> 32n === 0xffffn) return; // IPv4-mapped: compared as IPv4
         const m = compileUrlMatcher(compile([{ match: { ipPrefix: `${hex(net)}/${len}` }, target: 'guest' }]));
-        expect(m.match(normalizeUrl(`http://[${hex(addr)}]/`), 'host-to-guest') !== undefined).toBe(bits(addr) === bits(net));
+        expect(m.match(normalizeUrl(`http://[${hex(addr)}]/`), 'host-to-guest') !== undefined).toBe(
+          bits(addr) === bits(net),
+        );
       }),
     );
   });

@@ -43,7 +43,12 @@ function ordered(rules: readonly CompiledUrlRule[], options: UrlMatcherOptions):
   return entries.map((e, order) => ({ rule: e.rule, order }));
 }
 
-function firstHolding(list: readonly Entry[] | undefined, url: NormalizedUrl, dir: CrossingDirection, limit: number): Entry | undefined {
+function firstHolding(
+  list: readonly Entry[] | undefined,
+  url: NormalizedUrl,
+  dir: CrossingDirection,
+  limit: number,
+): Entry | undefined {
   if (list === undefined) return undefined;
   for (const e of list) {
     if (e.order >= limit) return undefined;
@@ -116,11 +121,11 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
         const p = h.prefix;
         if (p.family === 4) {
           let table = v4.get(p.length);
-          if (!table) v4.set(p.length, (table = new Map()));
+          if (!table) v4.set(p.length, (table = new Map<number, Entry[]>()));
           push(table, p.network, entry);
         } else {
           let table = v6.get(p.length);
-          if (!table) v6.set(p.length, (table = new Map()));
+          if (!table) v6.set(p.length, (table = new Map<string, Entry[]>()));
           push(table, ipv6Key(hex128(p.network), p.length), entry);
         }
         break;

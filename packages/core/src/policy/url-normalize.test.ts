@@ -2,11 +2,20 @@ import { domainToASCII } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TandemError } from '../errors.js';
-import { fastNormalize, normalizeHost, normalizePercentEncoding, normalizeUrl, parseAndNormalize } from './url-normalize.js';
+import {
+  fastNormalize,
+  normalizeHost,
+  normalizePercentEncoding,
+  normalizeUrl,
+  parseAndNormalize,
+} from './url-normalize.js';
 
 describe('normalizeUrl: tricky URLs', () => {
   const table: [string, { href: string; host: string; kind: string; port: number }][] = [
-    ['HTTP://WWW.Contoso.COM/App', { href: 'http://www.contoso.com/App', host: 'www.contoso.com', kind: 'name', port: 80 }],
+    [
+      'HTTP://WWW.Contoso.COM/App',
+      { href: 'http://www.contoso.com/App', host: 'www.contoso.com', kind: 'name', port: 80 },
+    ],
     ['http://www.contoso.com./', { href: 'http://www.contoso.com/', host: 'www.contoso.com', kind: 'name', port: 80 }],
     ['http://www.contoso.com../', { href: 'http://www.contoso.com/', host: 'www.contoso.com', kind: 'name', port: 80 }],
     ['http://user:secret@contoso.com/', { href: 'http://contoso.com/', host: 'contoso.com', kind: 'name', port: 80 }],
@@ -14,18 +23,39 @@ describe('normalizeUrl: tricky URLs', () => {
     ['http://contoso.com:80/', { href: 'http://contoso.com/', host: 'contoso.com', kind: 'name', port: 80 }],
     ['http://contoso.com:0080/', { href: 'http://contoso.com/', host: 'contoso.com', kind: 'name', port: 80 }],
     ['https://contoso.com:443/x', { href: 'https://contoso.com/x', host: 'contoso.com', kind: 'name', port: 443 }],
-    ['https://contoso.com:8443/x', { href: 'https://contoso.com:8443/x', host: 'contoso.com', kind: 'name', port: 8443 }],
-    ['ftp://files.contoso.com/pub', { href: 'ftp://files.contoso.com/pub', host: 'files.contoso.com', kind: 'name', port: 21 }],
+    [
+      'https://contoso.com:8443/x',
+      { href: 'https://contoso.com:8443/x', host: 'contoso.com', kind: 'name', port: 8443 },
+    ],
+    [
+      'ftp://files.contoso.com/pub',
+      { href: 'ftp://files.contoso.com/pub', host: 'files.contoso.com', kind: 'name', port: 21 },
+    ],
     ['http://contoso.com/a/./b/../c', { href: 'http://contoso.com/a/c', host: 'contoso.com', kind: 'name', port: 80 }],
     ['http://contoso.com/a/%2e%2E/c', { href: 'http://contoso.com/c', host: 'contoso.com', kind: 'name', port: 80 }],
-    ['http://contoso.com/%7euser/%41%2f%2F', { href: 'http://contoso.com/~user/A%2F%2F', host: 'contoso.com', kind: 'name', port: 80 }],
+    [
+      'http://contoso.com/%7euser/%41%2f%2F',
+      { href: 'http://contoso.com/~user/A%2F%2F', host: 'contoso.com', kind: 'name', port: 80 },
+    ],
     ['http://contoso.com\\app\\x', { href: 'http://contoso.com/app/x', host: 'contoso.com', kind: 'name', port: 80 }],
-    ['http://contoso.com/p?q=1#frag', { href: 'http://contoso.com/p?q=1', host: 'contoso.com', kind: 'name', port: 80 }],
+    [
+      'http://contoso.com/p?q=1#frag',
+      { href: 'http://contoso.com/p?q=1', host: 'contoso.com', kind: 'name', port: 80 },
+    ],
     ['http://%63ontoso.com/', { href: 'http://contoso.com/', host: 'contoso.com', kind: 'name', port: 80 }],
     ['  http://contoso.com/  ', { href: 'http://contoso.com/', host: 'contoso.com', kind: 'name', port: 80 }],
-    ['http://bücher.example/', { href: 'http://xn--bcher-kva.example/', host: 'xn--bcher-kva.example', kind: 'name', port: 80 }],
-    ['http://BÜCHER.example./', { href: 'http://xn--bcher-kva.example/', host: 'xn--bcher-kva.example', kind: 'name', port: 80 }],
-    ['http://xn--bcher-kva.example/', { href: 'http://xn--bcher-kva.example/', host: 'xn--bcher-kva.example', kind: 'name', port: 80 }],
+    [
+      'http://bücher.example/',
+      { href: 'http://xn--bcher-kva.example/', host: 'xn--bcher-kva.example', kind: 'name', port: 80 },
+    ],
+    [
+      'http://BÜCHER.example./',
+      { href: 'http://xn--bcher-kva.example/', host: 'xn--bcher-kva.example', kind: 'name', port: 80 },
+    ],
+    [
+      'http://xn--bcher-kva.example/',
+      { href: 'http://xn--bcher-kva.example/', host: 'xn--bcher-kva.example', kind: 'name', port: 80 },
+    ],
     ['http://intranet/', { href: 'http://intranet/', host: 'intranet', kind: 'name', port: 80 }],
     ['http://0x7f.1/', { href: 'http://127.0.0.1/', host: '127.0.0.1', kind: 'ipv4', port: 80 }],
     ['http://2130706433/', { href: 'http://127.0.0.1/', host: '127.0.0.1', kind: 'ipv4', port: 80 }],
@@ -34,7 +64,10 @@ describe('normalizeUrl: tricky URLs', () => {
     ['http://10.20.1.2./', { href: 'http://10.20.1.2/', host: '10.20.1.2', kind: 'ipv4', port: 80 }],
     ['http://10.20.1.2../', { href: 'http://10.20.1.2/', host: '10.20.1.2', kind: 'ipv4', port: 80 }],
     ['http://[::ffff:10.20.1.2]/', { href: 'http://10.20.1.2/', host: '10.20.1.2', kind: 'ipv4', port: 80 }],
-    ['http://[2001:DB8:0:0::1]:8080/', { href: 'http://[2001:db8::1]:8080/', host: '[2001:db8::1]', kind: 'ipv6', port: 8080 }],
+    [
+      'http://[2001:DB8:0:0::1]:8080/',
+      { href: 'http://[2001:db8::1]:8080/', host: '[2001:db8::1]', kind: 'ipv6', port: 8080 },
+    ],
     ['http://[::1]/', { href: 'http://[::1]/', host: '[::1]', kind: 'ipv6', port: 80 }],
   ];
   it.each(table)('%s', (input, expected) => {
@@ -94,8 +127,24 @@ const nameHost = fc
   .array(label, { minLength: 1, maxLength: 4 })
   .map((ls) => ls.join('.'))
   .filter((h) => !/(^|\.)(\d+|0x[0-9a-f]*)$/.test(h) && !h.includes('xn--'));
-const pathChars = fc.constantFrom(...'abcXYZ019-._~!$&\'()*+,;=:@%/'.split(''), '%41', '%7e', '%2F', '%2e', '%zz', '/./', '/../', '..', ' ', 'é', '?', '#');
-const safePath = fc.array(fc.constantFrom(...'abcXYZ019-._~!$&()*+,;=:@/'.split(''), '%41', '%2F', '%3a'), { maxLength: 12 }).map((cs) => `/${cs.join('')}`);
+const pathChars = fc.constantFrom(
+  ..."abcXYZ019-._~!$&'()*+,;=:@%/".split(''),
+  '%41',
+  '%7e',
+  '%2F',
+  '%2e',
+  '%zz',
+  '/./',
+  '/../',
+  '..',
+  ' ',
+  'é',
+  '?',
+  '#',
+);
+const safePath = fc
+  .array(fc.constantFrom(...'abcXYZ019-._~!$&()*+,;=:@/'.split(''), '%41', '%2F', '%3a'), { maxLength: 12 })
+  .map((cs) => `/${cs.join('')}`);
 const pathText = fc.array(pathChars, { maxLength: 12 }).map((cs) => `/${cs.join('')}`);
 
 describe('normalizeUrl properties', () => {
@@ -125,12 +174,23 @@ describe('normalizeUrl properties', () => {
       .tuple(
         fc.constantFrom('http', 'https', 'http', 'https', 'HTTP', 'ftp'),
         hostText,
-        fc.option(fc.oneof(fc.integer({ min: 0, max: 70000 }).map(String), fc.constantFrom('080', '443', '')), { nil: undefined }),
+        fc.option(fc.oneof(fc.integer({ min: 0, max: 70000 }).map(String), fc.constantFrom('080', '443', '')), {
+          nil: undefined,
+        }),
         fc.option(fc.oneof(pathText, safePath), { nil: undefined }),
-        fc.option(fc.array(pathChars, { maxLength: 6 }).map((cs) => `?${cs.join('')}`), { nil: undefined }),
-        fc.option(fc.string({ maxLength: 5 }).map((s) => `#${s}`), { nil: undefined }),
+        fc.option(
+          fc.array(pathChars, { maxLength: 6 }).map((cs) => `?${cs.join('')}`),
+          { nil: undefined },
+        ),
+        fc.option(
+          fc.string({ maxLength: 5 }).map((s) => `#${s}`),
+          { nil: undefined },
+        ),
       )
-      .map(([s, h, port, path, q, f]) => `${s}://${h}${port !== undefined ? `:${port}` : ''}${path ?? ''}${q ?? ''}${f ?? ''}`);
+      .map(
+        ([s, h, port, path, q, f]) =>
+          `${s}://${h}${port !== undefined ? `:${port}` : ''}${path ?? ''}${q ?? ''}${f ?? ''}`,
+      );
     let fastHits = 0;
     fc.assert(
       fc.property(urlText, (url) => {
@@ -161,11 +221,16 @@ describe('normalizeUrl properties', () => {
 
   it('drops user info and default ports', () => {
     fc.assert(
-      fc.property(nameHost, fc.stringMatching(/^[a-z0-9]{1,8}$/), fc.stringMatching(/^[a-z0-9]{0,8}$/), (host, user, pw) => {
-        const base = normalizeUrl(`https://${host}/x`);
-        expect(normalizeUrl(`https://${user}:${pw}@${host}:443/x`)).toEqual(base);
-        expect(normalizeUrl(`http://${user}@${host}:80/x`).href).toBe(`http://${host}/x`);
-      }),
+      fc.property(
+        nameHost,
+        fc.stringMatching(/^[a-z0-9]{1,8}$/),
+        fc.stringMatching(/^[a-z0-9]{0,8}$/),
+        (host, user, pw) => {
+          const base = normalizeUrl(`https://${host}/x`);
+          expect(normalizeUrl(`https://${user}:${pw}@${host}:443/x`)).toEqual(base);
+          expect(normalizeUrl(`http://${user}@${host}:80/x`).href).toBe(`http://${host}/x`);
+        },
+      ),
     );
   });
 
@@ -197,32 +262,40 @@ describe('normalizeUrl properties', () => {
   it('decodes escapes of unreserved characters, and only those', () => {
     const unreserved = fc.constantFrom(...'AZaz09-._~'.split(''));
     fc.assert(
-      fc.property(fc.array(fc.tuple(unreserved, fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 20 }), (chars) => {
-        const plain = chars.map(([c]) => c).join('');
-        const encoded = chars
-          .map(([c, enc, lower]) => {
-            if (!enc) return c;
-            const hex = c.charCodeAt(0).toString(16);
-            return `%${lower ? hex.toLowerCase() : hex.toUpperCase()}`;
-          })
-          .join('');
-        if (/^\.{1,2}$/.test(plain)) return; // "." and ".." are dot segments
-        expect(normalizeUrl(`http://h.example/p/${encoded}`).path).toBe(normalizeUrl(`http://h.example/p/${plain}`).path);
-        expect(normalizePercentEncoding(`%2f%3A${encoded}`)).toBe(`%2F%3A${plain}`);
-      }),
+      fc.property(
+        fc.array(fc.tuple(unreserved, fc.boolean(), fc.boolean()), { minLength: 1, maxLength: 20 }),
+        (chars) => {
+          const plain = chars.map(([c]) => c).join('');
+          const encoded = chars
+            .map(([c, enc, lower]) => {
+              if (!enc) return c;
+              const hex = c.charCodeAt(0).toString(16);
+              return `%${lower ? hex.toLowerCase() : hex.toUpperCase()}`;
+            })
+            .join('');
+          if (/^\.{1,2}$/.test(plain)) return; // "." and ".." are dot segments
+          expect(normalizeUrl(`http://h.example/p/${encoded}`).path).toBe(
+            normalizeUrl(`http://h.example/p/${plain}`).path,
+          );
+          expect(normalizePercentEncoding(`%2f%3A${encoded}`)).toBe(`%2F%3A${plain}`);
+        },
+      ),
     );
   });
 
   it('compares internationalized names in punycode', () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom('ü', 'ß', 'é', 'ñ', 'д', 'a', 'b', 'x'), { minLength: 1, maxLength: 8 }), (cs) => {
-        const unicode = `${cs.join('')}.example`;
-        const ascii = domainToASCII(unicode);
-        if (ascii === '') return;
-        expect(normalizeUrl(`http://${unicode}/`).host).toBe(ascii);
-        expect(normalizeUrl(`http://${ascii}/`).host).toBe(ascii);
-        expect(normalizeHost(unicode).host).toBe(ascii);
-      }),
+      fc.property(
+        fc.array(fc.constantFrom('ü', 'ß', 'é', 'ñ', 'д', 'a', 'b', 'x'), { minLength: 1, maxLength: 8 }),
+        (cs) => {
+          const unicode = `${cs.join('')}.example`;
+          const ascii = domainToASCII(unicode);
+          if (ascii === '') return;
+          expect(normalizeUrl(`http://${unicode}/`).host).toBe(ascii);
+          expect(normalizeUrl(`http://${ascii}/`).host).toBe(ascii);
+          expect(normalizeHost(unicode).host).toBe(ascii);
+        },
+      ),
     );
   });
 });

@@ -186,17 +186,23 @@ function failUrl(text: string): never {
 export function normalizeHost(text: string): NormalizedHost {
   const reason = hostSyntaxError(text);
   if (reason !== undefined) {
-    throw new InvalidInputError(`"${text}" is not a host: ${reason}. Expected a name such as intranet.example or an address such as 10.0.0.1.`, {
-      details: { host: text, reason },
-    });
+    throw new InvalidInputError(
+      `"${text}" is not a host: ${reason}. Expected a name such as intranet.example or an address such as 10.0.0.1.`,
+      {
+        details: { host: text, reason },
+      },
+    );
   }
   const bare = text.includes(':') && !text.startsWith('[') ? `[${text}]` : text;
   const url = URL.parse(`http://${bare}/`);
   const host = url === null ? 'it is not a valid host name' : canonicalHost(url.hostname);
   if (typeof host === 'string') {
-    throw new InvalidInputError(`"${text}" is not a host: ${host}. Expected a name such as intranet.example or an address such as 10.0.0.1.`, {
-      details: { host: text, reason: host },
-    });
+    throw new InvalidInputError(
+      `"${text}" is not a host: ${host}. Expected a name such as intranet.example or an address such as 10.0.0.1.`,
+      {
+        details: { host: text, reason: host },
+      },
+    );
   }
   return host;
 }
@@ -204,7 +210,8 @@ export function normalizeHost(text: string): NormalizedHost {
 function hostSyntaxError(text: string): string | undefined {
   if (text.trim() === '') return 'it is empty';
   if (/[\s/?#@\\*%]/.test(text)) return 'it contains a character a host cannot have (space, /, ?, #, @, \\, * or %)';
-  if (text.includes(':') && parseIpv6(text) === undefined) return 'a host cannot carry a port (use the rule\'s "port" key)';
+  if (text.includes(':') && parseIpv6(text) === undefined)
+    return 'a host cannot carry a port (use the rule\'s "port" key)';
   return undefined;
 }
 

@@ -21,9 +21,24 @@ describe('parseUrlPattern', () => {
     ['HTTPS://Portal.Example:8443', 'https', { kind: 'exact', host: { host: 'portal.example', kind: 'name' } }, 8443],
     ['contoso.com', undefined, { kind: 'exact', host: { host: 'contoso.com', kind: 'name' } }, undefined],
     ['*.bücher.example', undefined, { kind: 'subdomains', suffix: 'xn--bcher-kva.example' }, undefined],
-    ['http://10.1.2.3:*/x', 'http', { kind: 'exact', host: { host: '10.1.2.3', kind: 'ipv4', ip: { family: 4, value: 167838211 } } }, undefined],
-    ['http://[::1]:8080/', 'http', { kind: 'exact', host: { host: '[::1]', kind: 'ipv6', ip: { family: 6, value: 1n } } }, 8080],
-    ['fe80::1', undefined, { kind: 'exact', host: { host: '[fe80::1]', kind: 'ipv6', ip: { family: 6, value: 0xfe80n << 112n | 1n } } }, undefined],
+    [
+      'http://10.1.2.3:*/x',
+      'http',
+      { kind: 'exact', host: { host: '10.1.2.3', kind: 'ipv4', ip: { family: 4, value: 167838211 } } },
+      undefined,
+    ],
+    [
+      'http://[::1]:8080/',
+      'http',
+      { kind: 'exact', host: { host: '[::1]', kind: 'ipv6', ip: { family: 6, value: 1n } } },
+      8080,
+    ],
+    [
+      'fe80::1',
+      undefined,
+      { kind: 'exact', host: { host: '[fe80::1]', kind: 'ipv6', ip: { family: 6, value: (0xfe80n << 112n) | 1n } } },
+      undefined,
+    ],
   ])('%s', (text, scheme, host, port) => {
     const p = parseUrlPattern(text);
     expect(p.scheme).toBe(scheme);
@@ -33,7 +48,14 @@ describe('parseUrlPattern', () => {
 
   it('treats a path without * as a prefix on a segment boundary', () => {
     const p = parseUrlPattern('http://intranet/app');
-    for (const [path, ok] of [['/app', true], ['/app/', true], ['/app/x/y', true], ['/apple', false], ['/ap', false], ['/x/app', false]] as const) {
+    for (const [path, ok] of [
+      ['/app', true],
+      ['/app/', true],
+      ['/app/x/y', true],
+      ['/apple', false],
+      ['/ap', false],
+      ['/x/app', false],
+    ] as const) {
       expect(p.path?.test(path, '')).toBe(ok);
     }
   });
@@ -46,7 +68,8 @@ describe('parseUrlPattern', () => {
   });
 
   it('any path: /, /* or none', () => {
-    for (const t of ['http://a.example', 'http://a.example/', 'http://a.example/*']) expect(parseUrlPattern(t).path).toBeUndefined();
+    for (const t of ['http://a.example', 'http://a.example/', 'http://a.example/*'])
+      expect(parseUrlPattern(t).path).toBeUndefined();
   });
 
   it.each([

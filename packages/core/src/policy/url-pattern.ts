@@ -1,5 +1,10 @@
 import { InvalidInputError } from '../errors.js';
-import { normalizeHost, normalizePercentEncoding, type NormalizedHost, type RedirectableScheme } from './url-normalize.js';
+import {
+  normalizeHost,
+  normalizePercentEncoding,
+  type NormalizedHost,
+  type RedirectableScheme,
+} from './url-normalize.js';
 
 /** How a URL pattern's host part matches. */
 export type PatternHost =
@@ -63,7 +68,11 @@ function globCondition(glob: string): PathCondition {
     .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
     .join('.*');
   const re = new RegExp(`^${source}$`, 's');
-  return { text, literalLength, test: includesQuery ? (path, query) => re.test(path + query) : (path) => re.test(path) };
+  return {
+    text,
+    literalLength,
+    test: includesQuery ? (path, query) => re.test(path + query) : (path) => re.test(path),
+  };
 }
 
 /**
@@ -93,7 +102,8 @@ export function parseUrlPattern(pattern: string): UrlPattern {
   if (sep >= 0) {
     const s = rest.slice(0, sep).toLowerCase();
     if (s !== '*') {
-      if (s !== 'http' && s !== 'https' && s !== 'ftp') throw patternError(pattern, `the scheme "${s}" is not http, https, ftp or *`);
+      if (s !== 'http' && s !== 'https' && s !== 'ftp')
+        throw patternError(pattern, `the scheme "${s}" is not http, https, ftp or *`);
       scheme = s;
     }
     rest = rest.slice(sep + 3);
@@ -123,7 +133,8 @@ export function parseUrlPattern(pattern: string): UrlPattern {
 
 function pathCondition(pattern: string, pathText: string): PathCondition {
   if (!pathText.startsWith('/')) throw patternError(pattern, 'the path must start with /');
-  if (pathText.includes('#')) throw patternError(pattern, 'a fragment (#) is never sent to a server and cannot be matched');
+  if (pathText.includes('#'))
+    throw patternError(pattern, 'a fragment (#) is never sent to a server and cannot be matched');
   return pathText.includes('*') || pathText.includes('?') ? globCondition(pathText) : pathPrefixCondition(pathText);
 }
 
@@ -138,7 +149,10 @@ function parsePatternHost(pattern: string, text: string): PatternHost {
     return { kind: 'subdomains', suffix: h.host };
   }
   if (text.includes('*')) {
-    throw patternError(pattern, 'a wildcard in the host must be the whole leftmost label (*.contoso.com) or the whole host (*)');
+    throw patternError(
+      pattern,
+      'a wildcard in the host must be the whole leftmost label (*.contoso.com) or the whole host (*)',
+    );
   }
   return { kind: 'exact', host: hostOrThrow(pattern, text) };
 }

@@ -42,15 +42,20 @@ function ruleError(reason: string, rule: unknown): InvalidInputError {
 }
 
 function reasonOf(err: unknown): string {
-  return err instanceof InvalidInputError && typeof err.details['reason'] === 'string' ? err.details['reason'] : String(err);
+  return err instanceof InvalidInputError && typeof err.details['reason'] === 'string'
+    ? err.details['reason']
+    : String(err);
 }
 
 function nameHost(value: string, key: string): NormalizedHost {
   const text = value.startsWith('.') ? value.slice(1) : value;
   if (text.startsWith('*')) {
-    throw new InvalidInputError(`"${value}" is not a domain for ${key}: write the domain alone (contoso.com); use subdomainsOf for subdomains only.`, {
-      details: { value, reason: `${key} takes a domain without a wildcard (write contoso.com, or use subdomainsOf)` },
-    });
+    throw new InvalidInputError(
+      `"${value}" is not a domain for ${key}: write the domain alone (contoso.com); use subdomainsOf for subdomains only.`,
+      {
+        details: { value, reason: `${key} takes a domain without a wildcard (write contoso.com, or use subdomainsOf)` },
+      },
+    );
   }
   return normalizeHost(text);
 }
@@ -83,14 +88,20 @@ export function compileUrlMatch(match: UrlMatch): MatchPart {
     const labels = labelCount(h.host);
     const dotted = `.${h.host}`;
     return {
-      host: key === 'domainSuffix' ? { kind: 'suffix', suffix: h.host, dotted, labels } : { kind: 'subdomains', suffix: h.host, dotted, labels },
+      host:
+        key === 'domainSuffix'
+          ? { kind: 'suffix', suffix: h.host, dotted, labels }
+          : { kind: 'subdomains', suffix: h.host, dotted, labels },
     };
   }
   if ('ipPrefix' in match) {
     const prefix = parseIpPrefix(match.ipPrefix);
     if (!prefix) {
       throw new InvalidInputError(`"${match.ipPrefix}" is not a CIDR prefix such as 10.20.0.0/16.`, {
-        details: { value: match.ipPrefix, reason: 'expected an IPv4 or IPv6 prefix in CIDR notation, such as 10.20.0.0/16' },
+        details: {
+          value: match.ipPrefix,
+          reason: 'expected an IPv4 or IPv6 prefix in CIDR notation, such as 10.20.0.0/16',
+        },
       });
     }
     return { host: { kind: 'prefix', prefix } };
@@ -103,7 +114,12 @@ export function compileUrlMatch(match: UrlMatch): MatchPart {
       : p.host.kind === 'exact'
         ? { kind: 'exact', host: p.host.host.host }
         : { kind: 'subdomains', suffix: p.host.suffix, dotted: `.${p.host.suffix}`, labels: labelCount(p.host.suffix) };
-  return { host, ...(p.scheme ? { scheme: p.scheme } : {}), ...(p.port !== undefined ? { port: p.port } : {}), ...(p.path ? { path: p.path } : {}) };
+  return {
+    host,
+    ...(p.scheme ? { scheme: p.scheme } : {}),
+    ...(p.port !== undefined ? { port: p.port } : {}),
+    ...(p.path ? { path: p.path } : {}),
+  };
 }
 
 /** Describes a rule's match in words (`domainSuffix intranet.example`). */
@@ -141,7 +157,7 @@ function hostSpecificity(host: RuleHost): number {
 export function compileUrlRule(rule: UrlRuleInput, ref: RuleRef): CompiledUrlRule {
   let part: MatchPart;
   try {
-    part = compileUrlMatch(rule.match as UrlMatch);
+    part = compileUrlMatch(rule.match);
   } catch (err) {
     throw ruleError(reasonOf(err), rule);
   }
@@ -158,7 +174,8 @@ export function compileUrlRule(rule: UrlRuleInput, ref: RuleRef): CompiledUrlRul
   const port = rule.port ?? part.port;
   const path = rule.pathPrefix !== undefined ? pathPrefixCondition(rule.pathPrefix) : part.path;
   const pathScore = path ? 1 + Math.min(path.literalLength, 100_000) : 0;
-  const specificity = hostSpecificity(part.host) * 1e9 + pathScore * 4 + (scheme ? 2 : 0) + (port !== undefined ? 1 : 0);
+  const specificity =
+    hostSpecificity(part.host) * 1e9 + pathScore * 4 + (scheme ? 2 : 0) + (port !== undefined ? 1 : 0);
   return {
     ref,
     target: rule.target,
@@ -174,7 +191,7 @@ export function compileUrlRule(rule: UrlRuleInput, ref: RuleRef): CompiledUrlRul
 
 /** Describes a rule in words: `domainSuffix intranet.example, path /app -> guest`. */
 export function describeUrlRule(rule: UrlRuleInput): string {
-  const parts = [describeMatch(rule.match as UrlMatch)];
+  const parts = [describeMatch(rule.match)];
   if (rule.pathPrefix !== undefined) parts.push(`path ${rule.pathPrefix}`);
   if (rule.scheme !== undefined) parts.push(`scheme ${rule.scheme}`);
   if (rule.port !== undefined) parts.push(`port ${rule.port}`);
@@ -203,7 +220,10 @@ export function hostMatches(host: RuleHost, url: NormalizedUrl): boolean {
       const ip = url.ip;
       if (ip === undefined || ip.family !== host.prefix.family) return false;
       if (ip.family === 4 && host.prefix.family === 4) {
-        return host.prefix.length === 0 || (ip.value & (0xffffffff << (32 - host.prefix.length))) >>> 0 === host.prefix.network;
+        return (
+          host.prefix.length === 0 ||
+          (ip.value & (0xffffffff << (32 - host.prefix.length))) >>> 0 === host.prefix.network
+        );
       }
       if (ip.family === 6 && host.prefix.family === 6) {
         const shift = BigInt(128 - host.prefix.length);

@@ -24,7 +24,14 @@ describe('usage decisions', () => {
     const clock = new VirtualClock(T0);
     const p = new PolicyEngine({ workspace: workspace({ expiresAt: '2026-06-03T00:00:00Z' }), clock }).forSubject({});
     const before = p.decideUsage({ online: true });
-    expect(before).toMatchObject({ kind: 'usage', outcome: 'allow', expiresInMs: 2 * D, validForMs: 2 * D, layer: 'package-default', rule: { path: 'spec.usage.expiresAt' } });
+    expect(before).toMatchObject({
+      kind: 'usage',
+      outcome: 'allow',
+      expiresInMs: 2 * D,
+      validForMs: 2 * D,
+      layer: 'package-default',
+      rule: { path: 'spec.usage.expiresAt' },
+    });
     await clock.advance(2 * D);
     const after = p.decideUsage({ online: true });
     expect(after).toMatchObject({ outcome: 'deny', expiresInMs: 0, rule: { path: 'spec.usage.expiresAt' } });
@@ -33,25 +40,51 @@ describe('usage decisions', () => {
 
   it('limits offline use by the time since the last online check', async () => {
     const clock = new VirtualClock(T0);
-    const p = new PolicyEngine({ workspace: workspace({ offline: { allowed: true, maxDuration: 'P14D' } }), clock }).forSubject({});
+    const p = new PolicyEngine({
+      workspace: workspace({ offline: { allowed: true, maxDuration: 'P14D' } }),
+      clock,
+    }).forSubject({});
     const last = T0 - 10 * D;
-    expect(p.decideUsage({ online: true, lastOnlineCheckAt: last })).toMatchObject({ outcome: 'allow', offlineRemainingMs: null, validForMs: null });
-    expect(p.decideUsage({ online: false, lastOnlineCheckAt: last })).toMatchObject({ outcome: 'allow', offlineRemainingMs: 4 * D, validForMs: 4 * D });
-    expect(p.decideUsage({ online: false, lastOnlineCheckAt: new Date(last).toISOString() }).offlineRemainingMs).toBe(4 * D);
+    expect(p.decideUsage({ online: true, lastOnlineCheckAt: last })).toMatchObject({
+      outcome: 'allow',
+      offlineRemainingMs: null,
+      validForMs: null,
+    });
+    expect(p.decideUsage({ online: false, lastOnlineCheckAt: last })).toMatchObject({
+      outcome: 'allow',
+      offlineRemainingMs: 4 * D,
+      validForMs: 4 * D,
+    });
+    expect(p.decideUsage({ online: false, lastOnlineCheckAt: new Date(last).toISOString() }).offlineRemainingMs).toBe(
+      4 * D,
+    );
     await clock.advance(4 * D - 1);
-    expect(p.decideUsage({ online: false, lastOnlineCheckAt: new Date(last) })).toMatchObject({ outcome: 'allow', offlineRemainingMs: 1 });
+    expect(p.decideUsage({ online: false, lastOnlineCheckAt: new Date(last) })).toMatchObject({
+      outcome: 'allow',
+      offlineRemainingMs: 1,
+    });
     await clock.advance(1);
     const d = p.decideUsage({ online: false, lastOnlineCheckAt: last });
-    expect(d).toMatchObject({ outcome: 'deny', offlineRemainingMs: 0, rule: { path: 'spec.usage.offline.maxDuration' } });
+    expect(d).toMatchObject({
+      outcome: 'deny',
+      offlineRemainingMs: 0,
+      rule: { path: 'spec.usage.offline.maxDuration' },
+    });
     expect(d.reason).toMatch(/over the P14D allowed.*connect to the network/);
     expect(p.decideUsage({ online: false })).toMatchObject({ outcome: 'deny' });
     expect(p.decideUsage({ online: false }).reason).toMatch(/never an online check/);
   });
 
   it('denies offline use when it is not allowed at all', () => {
-    const p = new PolicyEngine({ workspace: workspace({ offline: { allowed: false } }), clock: { now: () => T0 } }).forSubject({});
+    const p = new PolicyEngine({
+      workspace: workspace({ offline: { allowed: false } }),
+      clock: { now: () => T0 },
+    }).forSubject({});
     expect(p.decideUsage({ online: true }).outcome).toBe('allow');
-    expect(p.decideUsage({ online: false, lastOnlineCheckAt: T0 })).toMatchObject({ outcome: 'deny', rule: { path: 'spec.usage.offline.allowed' } });
+    expect(p.decideUsage({ online: false, lastOnlineCheckAt: T0 })).toMatchObject({
+      outcome: 'deny',
+      rule: { path: 'spec.usage.offline.allowed' },
+    });
   });
 
   it('reports the idle lock, lock on sleep, mode and session end', () => {
@@ -72,7 +105,10 @@ describe('usage decisions', () => {
   });
 
   it('takes the decision time from the clock passed in, if any', () => {
-    const p = new PolicyEngine({ workspace: workspace({ expiresAt: '2026-06-02T00:00:00Z' }), clock: { now: () => T0 } }).forSubject({});
+    const p = new PolicyEngine({
+      workspace: workspace({ expiresAt: '2026-06-02T00:00:00Z' }),
+      clock: { now: () => T0 },
+    }).forSubject({});
     expect(p.decideUsage({ online: true }, { now: () => T0 + 2 * D }).outcome).toBe('deny');
     expect(p.decideUsage({ online: true }).now).toBe('2026-06-01T00:00:00.000Z');
   });
@@ -82,8 +118,17 @@ describe('usage decisions', () => {
       { layer: 'machine-policy', source: 'gpo', policy: { usage: { idleLock: 'PT5M' } } },
       { layer: 'user-local', source: 'prefs', policy: { usage: { idleLock: 'PT1H', lockOnHostSleep: false } } },
     ];
-    const p = new PolicyEngine({ workspace: workspace({ idleLock: 'PT15M', expiresAt: '2027-01-01T00:00:00Z' }), layers, clock: { now: () => T0 } }).forSubject({});
-    expect(p.usage.idleLock).toMatchObject({ value: 'PT5M', layer: 'machine-policy', path: 'policy.usage.idleLock', source: 'gpo' });
+    const p = new PolicyEngine({
+      workspace: workspace({ idleLock: 'PT15M', expiresAt: '2027-01-01T00:00:00Z' }),
+      layers,
+      clock: { now: () => T0 },
+    }).forSubject({});
+    expect(p.usage.idleLock).toMatchObject({
+      value: 'PT5M',
+      layer: 'machine-policy',
+      path: 'policy.usage.idleLock',
+      source: 'gpo',
+    });
     expect(p.usage.lockOnHostSleep).toMatchObject({ value: false, layer: 'user-local' });
     expect(p.usage.expiresAt).toMatchObject({ value: '2027-01-01T00:00:00Z', layer: 'package-default' });
     expect(p.usage.mode).toMatchObject({ value: 'persistent', layer: 'package-default' });
@@ -95,21 +140,58 @@ describe('usage decisions', () => {
       {
         layer: 'user-policy',
         assignments: [
-          { groups: ['a'], policy: { usage: { expiresAt: '2026-07-01T00:00:00Z', idleLock: 'PT30M', offline: { maxDuration: 'P2D' }, mode: 'revertible' } } },
-          { groups: ['b'], policy: { usage: { expiresAt: '2026-08-01T00:00:00Z', idleLock: 'PT10M', offline: { maxDuration: 'P7D' }, mode: 'persistent' } } },
+          {
+            groups: ['a'],
+            policy: {
+              usage: {
+                expiresAt: '2026-07-01T00:00:00Z',
+                idleLock: 'PT30M',
+                offline: { maxDuration: 'P2D' },
+                mode: 'revertible',
+              },
+            },
+          },
+          {
+            groups: ['b'],
+            policy: {
+              usage: {
+                expiresAt: '2026-08-01T00:00:00Z',
+                idleLock: 'PT10M',
+                offline: { maxDuration: 'P7D' },
+                mode: 'persistent',
+              },
+            },
+          },
         ],
       },
     ];
     const subject = { user: 'u', groups: ['a', 'b'] };
-    const least = new PolicyEngine({ workspace: workspace({}), layers: layers('least-restrictive') }).forSubject(subject).usage;
-    expect([least.expiresAt?.value, least.idleLock?.value, least.offlineMaxDuration?.value, least.mode.value]).toEqual(['2026-08-01T00:00:00Z', 'PT30M', 'P7D', 'persistent']);
+    const least = new PolicyEngine({ workspace: workspace({}), layers: layers('least-restrictive') }).forSubject(
+      subject,
+    ).usage;
+    expect([least.expiresAt?.value, least.idleLock?.value, least.offlineMaxDuration?.value, least.mode.value]).toEqual([
+      '2026-08-01T00:00:00Z',
+      'PT30M',
+      'P7D',
+      'persistent',
+    ]);
     expect(least.expiresAt?.appliesTo).toBe('group b');
-    const most = new PolicyEngine({ workspace: workspace({}), layers: layers('most-restrictive') }).forSubject(subject).usage;
-    expect([most.expiresAt?.value, most.idleLock?.value, most.offlineMaxDuration?.value, most.mode.value]).toEqual(['2026-07-01T00:00:00Z', 'PT10M', 'P2D', 'revertible']);
+    const most = new PolicyEngine({ workspace: workspace({}), layers: layers('most-restrictive') }).forSubject(
+      subject,
+    ).usage;
+    expect([most.expiresAt?.value, most.idleLock?.value, most.offlineMaxDuration?.value, most.mode.value]).toEqual([
+      '2026-07-01T00:00:00Z',
+      'PT10M',
+      'P2D',
+      'revertible',
+    ]);
   });
 
   it('refuses an instant it cannot read', () => {
-    const p = new PolicyEngine({ workspace: workspace({ offline: { maxDuration: 'P1D' } }), clock: { now: () => T0 } }).forSubject({});
+    const p = new PolicyEngine({
+      workspace: workspace({ offline: { maxDuration: 'P1D' } }),
+      clock: { now: () => T0 },
+    }).forSubject({});
     let caught: unknown;
     try {
       p.decideUsage({ online: false, lastOnlineCheckAt: 'yesterday' });

@@ -59,23 +59,64 @@ export interface UsageDecision extends PolicyDecisionBase {
   readonly settings: UsageSettings;
 }
 
-const SESSION_END_PERMISSIVENESS: Record<SessionEndAction, number> = { revert: 0, shutdown: 1, snapshot: 2, suspend: 3 };
+const SESSION_END_PERMISSIVENESS: Record<SessionEndAction, number> = {
+  revert: 0,
+  shutdown: 1,
+  snapshot: 2,
+  suspend: 3,
+};
 const BUILT_IN = { layer: 'built-in', source: 'Tandem', path: '', appliesTo: 'everyone' } as const;
 
 /** Resolves the usage settings across layers with the usage merge rule. */
 export function resolveUsage(applicable: readonly ApplicableEntry[], merge: MergeRules['usage']): UsageSettings {
   const duration = (d: string): number => parseDuration(d);
-  const expiresAt = resolveSetting(applicable, (d) => d.usage?.expiresAt, 'usage.expiresAt', merge, (v) => Date.parse(v));
-  const offlineMaxDuration = resolveSetting(applicable, (d) => d.usage?.offline?.maxDuration, 'usage.offline.maxDuration', merge, duration);
+  const expiresAt = resolveSetting(
+    applicable,
+    (d) => d.usage?.expiresAt,
+    'usage.expiresAt',
+    merge,
+    (v) => Date.parse(v),
+  );
+  const offlineMaxDuration = resolveSetting(
+    applicable,
+    (d) => d.usage?.offline?.maxDuration,
+    'usage.offline.maxDuration',
+    merge,
+    duration,
+  );
   const idleLock = resolveSetting(applicable, (d) => d.usage?.idleLock, 'usage.idleLock', merge, duration);
   return {
     ...(expiresAt ? { expiresAt } : {}),
-    offlineAllowed: resolveSetting(applicable, (d) => d.usage?.offline?.allowed, 'usage.offline.allowed', merge, (v) => (v ? 1 : 0)) ?? { ...BUILT_IN, value: true },
+    offlineAllowed: resolveSetting(
+      applicable,
+      (d) => d.usage?.offline?.allowed,
+      'usage.offline.allowed',
+      merge,
+      (v) => (v ? 1 : 0),
+    ) ?? { ...BUILT_IN, value: true },
     ...(offlineMaxDuration ? { offlineMaxDuration } : {}),
     ...(idleLock ? { idleLock } : {}),
-    lockOnHostSleep: resolveSetting(applicable, (d) => d.usage?.lockOnHostSleep, 'usage.lockOnHostSleep', merge, (v) => (v ? 0 : 1)) ?? { ...BUILT_IN, value: true },
-    mode: resolveSetting(applicable, (d) => d.usage?.mode, 'usage.mode', merge, (v) => (v === 'persistent' ? 1 : 0)) ?? { ...BUILT_IN, value: 'persistent' },
-    onSessionEnd: resolveSetting(applicable, (d) => d.usage?.onSessionEnd, 'usage.onSessionEnd', merge, (v) => SESSION_END_PERMISSIVENESS[v]) ?? {
+    lockOnHostSleep: resolveSetting(
+      applicable,
+      (d) => d.usage?.lockOnHostSleep,
+      'usage.lockOnHostSleep',
+      merge,
+      (v) => (v ? 0 : 1),
+    ) ?? { ...BUILT_IN, value: true },
+    mode: resolveSetting(
+      applicable,
+      (d) => d.usage?.mode,
+      'usage.mode',
+      merge,
+      (v) => (v === 'persistent' ? 1 : 0),
+    ) ?? { ...BUILT_IN, value: 'persistent' },
+    onSessionEnd: resolveSetting(
+      applicable,
+      (d) => d.usage?.onSessionEnd,
+      'usage.onSessionEnd',
+      merge,
+      (v) => SESSION_END_PERMISSIVENESS[v],
+    ) ?? {
       ...BUILT_IN,
       value: 'shutdown',
     },
@@ -85,14 +126,18 @@ export function resolveUsage(applicable: readonly ApplicableEntry[], merge: Merg
 function instant(value: number | Date | string, name: string): number {
   const ms = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : value.getTime();
   if (!Number.isFinite(ms)) {
-    throw new InvalidInputError(`${name} ${JSON.stringify(value)} is not an instant: expected an ISO 8601 time such as 2026-05-01T12:00:00Z.`, {
-      details: { [name]: value },
-    });
+    throw new InvalidInputError(
+      `${name} ${JSON.stringify(value)} is not an instant: expected an ISO 8601 time such as 2026-05-01T12:00:00Z.`,
+      {
+        details: { [name]: value },
+      },
+    );
   }
   return ms;
 }
 
-const at = (s: Sourced<unknown>): string => (s.layer === 'built-in' ? "Tandem's default" : `${s.path} in ${s.layer} (${s.source})`);
+const at = (s: Sourced<unknown>): string =>
+  s.layer === 'built-in' ? "Tandem's default" : `${s.path} in ${s.layer} (${s.source})`;
 
 /**
  * Decides whether the workspace may run now, with the injected clock: not past its expiry, and
@@ -119,18 +164,36 @@ export function evaluateUsage(settings: UsageSettings, state: UsageState, clock:
     const s = settings.expiresAt;
     expiresInMs = Date.parse(s.value) - now;
     const ok = expiresInMs > 0;
-    add('expiry', ok, ok ? `expires at ${s.value} (${at(s)}), in ${formatDuration(expiresInMs)}` : `expired at ${s.value} (${at(s)})`, s, `expiresAt ${s.value}`);
+    add(
+      'expiry',
+      ok,
+      ok ? `expires at ${s.value} (${at(s)}), in ${formatDuration(expiresInMs)}` : `expired at ${s.value} (${at(s)})`,
+      s,
+      `expiresAt ${s.value}`,
+    );
   }
   if (!state.online) {
     const allowed = settings.offlineAllowed;
     if (!allowed.value) {
-      add('offline', false, `offline use is not allowed (${at(allowed)}); connect to the network to start`, allowed, 'offline.allowed false');
+      add(
+        'offline',
+        false,
+        `offline use is not allowed (${at(allowed)}); connect to the network to start`,
+        allowed,
+        'offline.allowed false',
+      );
     } else if (settings.offlineMaxDuration) {
       const s = settings.offlineMaxDuration;
       const max = parseDuration(s.value);
       if (state.lastOnlineCheckAt === undefined) {
         offlineRemainingMs = 0;
-        add('offline', false, `offline use is limited to ${s.value} (${at(s)}) and there was never an online check; connect once`, s, `offline.maxDuration ${s.value}`);
+        add(
+          'offline',
+          false,
+          `offline use is limited to ${s.value} (${at(s)}) and there was never an online check; connect once`,
+          s,
+          `offline.maxDuration ${s.value}`,
+        );
       } else {
         const last = instant(state.lastOnlineCheckAt, 'lastOnlineCheckAt');
         offlineRemainingMs = last + max - now;
@@ -146,26 +209,50 @@ export function evaluateUsage(settings: UsageSettings, state: UsageState, clock:
         );
       }
     } else {
-      add('offline', true, `offline use is allowed without a time limit (${at(allowed)})`, allowed, 'offline.allowed true');
+      add(
+        'offline',
+        true,
+        `offline use is allowed without a time limit (${at(allowed)})`,
+        allowed,
+        'offline.allowed true',
+      );
     }
   }
   const idleLockMs = settings.idleLock ? parseDuration(settings.idleLock.value) : null;
   let idleLockInMs: number | null = null;
   if (idleLockMs !== null && state.lastActivityAt !== undefined && settings.idleLock) {
     idleLockInMs = Math.max(0, instant(state.lastActivityAt, 'lastActivityAt') + idleLockMs - now);
-    add('idle-lock', true, idleLockInMs === 0 ? `idle for ${settings.idleLock.value} or more: lock now` : `idle lock in ${formatDuration(idleLockInMs)}`, settings.idleLock, `idleLock ${settings.idleLock.value}`);
+    add(
+      'idle-lock',
+      true,
+      idleLockInMs === 0
+        ? `idle for ${settings.idleLock.value} or more: lock now`
+        : `idle lock in ${formatDuration(idleLockInMs)}`,
+      settings.idleLock,
+      `idleLock ${settings.idleLock.value}`,
+    );
   }
   const failed = checks.find((c) => !c.ok);
   const limits = [expiresInMs, offlineRemainingMs].filter((v): v is number => v !== null);
   const validForMs = limits.length > 0 ? Math.max(0, Math.min(...limits)) : null;
   // The deciding setting: the one that failed, else the limit that ends soonest.
   const remaining = (c: UsageCheck): number =>
-    (c.check === 'expiry' ? expiresInMs : c.check === 'offline' ? offlineRemainingMs : null) ?? Number.POSITIVE_INFINITY;
-  const binding = failed ?? checks.filter((c) => c.check !== 'idle-lock' && c.setting).sort((a, b) => Math.sign(remaining(a) - remaining(b)) || 0)[0];
+    (c.check === 'expiry' ? expiresInMs : c.check === 'offline' ? offlineRemainingMs : null) ??
+    Number.POSITIVE_INFINITY;
+  const binding =
+    failed ??
+    checks
+      .filter((c) => c.check !== 'idle-lock' && c.setting)
+      .sort((a, b) => Math.sign(remaining(a) - remaining(b)) || 0)[0];
   const layer: DecisionLayer = binding?.setting?.layer ?? 'built-in';
   const reason = failed
     ? `deny: ${failed.reason}`
-    : `allow: ${checks.filter((c) => c.check !== 'idle-lock').map((c) => c.reason).join('; ') || 'no expiry and no offline limit apply'}`;
+    : `allow: ${
+        checks
+          .filter((c) => c.check !== 'idle-lock')
+          .map((c) => c.reason)
+          .join('; ') || 'no expiry and no offline limit apply'
+      }`;
   return {
     kind: 'usage',
     outcome: failed ? 'deny' : 'allow',

@@ -1,4 +1,11 @@
-import { resolveSetting, settingRef, type ApplicableEntry, type MergeRules, type PolicyEntry, type Sourced } from './layers.js';
+import {
+  resolveSetting,
+  settingRef,
+  type ApplicableEntry,
+  type MergeRules,
+  type PolicyEntry,
+  type Sourced,
+} from './layers.js';
 import { compileUrlMatcher, type UrlMatcher } from './url-matcher.js';
 import { normalizeUrl } from './url-normalize.js';
 import type { CompiledUrlRule } from './url-rules.js';
@@ -33,7 +40,13 @@ export interface WebRedirection {
   readonly matcher: UrlMatcher;
 }
 
-const builtIn = <T>(value: T): Sourced<T> => ({ value, layer: 'built-in', source: 'Tandem', path: '', appliesTo: 'everyone' });
+const builtIn = <T>(value: T): Sourced<T> => ({
+  value,
+  layer: 'built-in',
+  source: 'Tandem',
+  path: '',
+  appliesTo: 'everyone',
+});
 
 /**
  * Orders the rules of the applicable entries and compiles them. Precedence: the higher layer
@@ -52,20 +65,32 @@ export function buildWebRedirection(
       keyed.push({ rule: withWho, rank: entry.rank, group: merge === 'first' ? pos : 0, pos, i });
     });
   });
-  keyed.sort((a, b) => a.rank - b.rank || a.group - b.group || b.rule.specificity - a.rule.specificity || a.pos - b.pos || a.i - b.i);
+  keyed.sort(
+    (a, b) =>
+      a.rank - b.rank || a.group - b.group || b.rule.specificity - a.rule.specificity || a.pos - b.pos || a.i - b.i,
+  );
   const rules = keyed.map((k) => k.rule);
   const configured = applicable.some((a) => a.entry.doc.webRedirection !== undefined);
   return {
-    enabled: resolveSetting(applicable, (d) => d.webRedirection?.enabled, 'webRedirection.enabled', 'first') ?? builtIn(configured),
-    defaultTarget: resolveSetting(applicable, (d) => d.webRedirection?.defaultTarget, 'webRedirection.defaultTarget', 'first') ?? builtIn<Side>('host'),
-    hostToGuest: resolveSetting(applicable, (d) => d.webRedirection?.hostToGuest, 'webRedirection.hostToGuest', 'first') ?? builtIn(true),
-    guestToHost: resolveSetting(applicable, (d) => d.webRedirection?.guestToHost, 'webRedirection.guestToHost', 'first') ?? builtIn(false),
+    enabled:
+      resolveSetting(applicable, (d) => d.webRedirection?.enabled, 'webRedirection.enabled', 'first') ??
+      builtIn(configured),
+    defaultTarget:
+      resolveSetting(applicable, (d) => d.webRedirection?.defaultTarget, 'webRedirection.defaultTarget', 'first') ??
+      builtIn<Side>('host'),
+    hostToGuest:
+      resolveSetting(applicable, (d) => d.webRedirection?.hostToGuest, 'webRedirection.hostToGuest', 'first') ??
+      builtIn(true),
+    guestToHost:
+      resolveSetting(applicable, (d) => d.webRedirection?.guestToHost, 'webRedirection.guestToHost', 'first') ??
+      builtIn(false),
     rules,
     matcher: compileUrlMatcher(rules, { precedence: 'as-given' }),
   };
 }
 
-const where = (s: Sourced<unknown>): string => (s.layer === 'built-in' ? "Tandem's default" : `${s.path} in ${s.layer} (${s.source})`);
+const where = (s: Sourced<unknown>): string =>
+  s.layer === 'built-in' ? "Tandem's default" : `${s.path} in ${s.layer} (${s.source})`;
 
 /**
  * Decides where a URL opened on `from` opens. Throws InvalidInputError for a URL that cannot be
@@ -74,15 +99,34 @@ const where = (s: Sourced<unknown>): string => (s.layer === 'built-in' ? "Tandem
 export function decideUrl(web: WebRedirection, input: string | URL, from: Side): UrlDecision {
   const url = normalizeUrl(input);
   const direction: CrossingDirection = from === 'host' ? 'host-to-guest' : 'guest-to-host';
-  const base = { kind: 'url' as const, openedOn: from, direction, url: typeof input === 'string' ? input : input.href, normalized: url.href };
+  const base = {
+    kind: 'url' as const,
+    openedOn: from,
+    direction,
+    url: typeof input === 'string' ? input : input.href,
+    normalized: url.href,
+  };
   const stay = (s: Sourced<boolean>, key: string, why: string): UrlDecision => {
     const rule = settingRef(s, `${key} ${String(s.value)}`);
-    return { ...base, outcome: from, target: from, redirect: false, layer: s.layer, ...(rule ? { rule } : {}), reason: why };
+    return {
+      ...base,
+      outcome: from,
+      target: from,
+      redirect: false,
+      layer: s.layer,
+      ...(rule ? { rule } : {}),
+      reason: why,
+    };
   };
-  if (!web.enabled.value) return stay(web.enabled, 'enabled', `web redirection is off (${where(web.enabled)}): the URL stays on the ${from}`);
+  if (!web.enabled.value)
+    return stay(web.enabled, 'enabled', `web redirection is off (${where(web.enabled)}): the URL stays on the ${from}`);
   const switchOn = from === 'host' ? web.hostToGuest : web.guestToHost;
   if (!switchOn.value) {
-    return stay(switchOn, from === 'host' ? 'hostToGuest' : 'guestToHost', `redirection of URLs opened on the ${from} is off (${from === 'host' ? 'hostToGuest' : 'guestToHost'} false, ${where(switchOn)}): the URL stays on the ${from}`);
+    return stay(
+      switchOn,
+      from === 'host' ? 'hostToGuest' : 'guestToHost',
+      `redirection of URLs opened on the ${from} is off (${from === 'host' ? 'hostToGuest' : 'guestToHost'} false, ${where(switchOn)}): the URL stays on the ${from}`,
+    );
   }
   const rule = web.matcher.match(url, direction);
   if (rule) {

@@ -47,7 +47,9 @@ export function parseXml(xml: string, source = '<xml>'): XmlElement {
   };
   const fail = (message: string, at = pos): never => {
     const line = lineAt(at);
-    throw new InvalidInputError(`${source}:${line}: not well-formed XML: ${message}.`, { details: { file: source, line, reason: message } });
+    throw new InvalidInputError(`${source}:${line}: not well-formed XML: ${message}.`, {
+      details: { file: source, line, reason: message },
+    });
   };
   const stack: XmlElement[] = [];
   let root: XmlElement | undefined;
@@ -91,7 +93,8 @@ export function parseXml(xml: string, source = '<xml>'): XmlElement {
       const close = xml.indexOf('>', NAME.lastIndex);
       if (close < 0 || xml.slice(NAME.lastIndex, close).trim() !== '') fail(`the closing tag </${name}> is malformed`);
       const open = stack.pop();
-      if (!open || open.name !== name) fail(`</${name}> closes ${open ? `<${open.name}> (line ${open.line})` : 'nothing'}`);
+      if (!open || open.name !== name)
+        fail(`</${name}> closes ${open ? `<${open.name}> (line ${open.line})` : 'nothing'}`);
       pos = close + 1;
     } else {
       const start = pos;

@@ -58,23 +58,62 @@ function problems(yamlSpecPart: string): string {
 describe('policy parts of the workspace schema', () => {
   it("accepts DESIGN.md's example and applies the defaults", () => {
     const ws = parseWorkspace(DESIGN_EXAMPLE);
-    expect(ws.spec.webRedirection).toMatchObject({ enabled: true, defaultTarget: 'host', hostToGuest: true, guestToHost: false });
+    expect(ws.spec.webRedirection).toMatchObject({
+      enabled: true,
+      defaultTarget: 'host',
+      hostToGuest: true,
+      guestToHost: false,
+    });
     expect(ws.spec.webRedirection?.rules[0]?.direction).toBe('any');
-    expect(ws.spec.usage).toMatchObject({ expiresAt: '2027-06-30T00:00:00Z', idleLock: 'PT15M', onSessionEnd: 'snapshot' });
+    expect(ws.spec.usage).toMatchObject({
+      expiresAt: '2027-06-30T00:00:00Z',
+      idleLock: 'PT15M',
+      onSessionEnd: 'snapshot',
+    });
   });
 
   it.each([
-    ['  webRedirection:\n    rules:\n      - { match: { domainSufix: a.example }, target: guest }\n', /w.yaml:9:\d+: spec.webRedirection.rules\[0\].match: /],
-    ['  webRedirection:\n    rules:\n      - { match: { domainSuffix: "*.a.example" }, target: guest }\n', /spec.webRedirection.rules\[0\].match.domainSuffix: domainSuffix takes a domain without a wildcard/],
-    ['  webRedirection:\n    rules:\n      - { match: { host: "a b" }, target: guest }\n', /spec.webRedirection.rules\[0\].match.host: it contains a character a host cannot have/],
-    ['  webRedirection:\n    rules:\n      - { match: { url: "http://www.*.com/" }, target: guest }\n', /spec.webRedirection.rules\[0\].match.url: a wildcard in the host must be the whole leftmost label/],
-    ['  webRedirection:\n    rules:\n      - { match: { ipPrefix: 10.0.0.0/33 }, target: guest }\n', /spec.webRedirection.rules\[0\].match.ipPrefix: expected an IPv4 or IPv6 prefix/],
-    ['  webRedirection:\n    rules:\n      - { match: { url: "https://a.example/x" }, scheme: http, target: guest }\n', /spec.webRedirection.rules\[0\]: its url pattern says https but its scheme key says http/],
-    ['  webRedirection:\n    rules:\n      - { match: { host: a.example }, target: guest, colour: red }\n', /unknown key "colour"/],
-    ['  webRedirection:\n    defaultTarget: browser\n', /spec.webRedirection.defaultTarget: expected one of "host", "guest"/],
+    [
+      '  webRedirection:\n    rules:\n      - { match: { domainSufix: a.example }, target: guest }\n',
+      /w.yaml:9:\d+: spec.webRedirection.rules\[0\].match: /,
+    ],
+    [
+      '  webRedirection:\n    rules:\n      - { match: { domainSuffix: "*.a.example" }, target: guest }\n',
+      /spec.webRedirection.rules\[0\].match.domainSuffix: domainSuffix takes a domain without a wildcard/,
+    ],
+    [
+      '  webRedirection:\n    rules:\n      - { match: { host: "a b" }, target: guest }\n',
+      /spec.webRedirection.rules\[0\].match.host: it contains a character a host cannot have/,
+    ],
+    [
+      '  webRedirection:\n    rules:\n      - { match: { url: "http://www.*.com/" }, target: guest }\n',
+      /spec.webRedirection.rules\[0\].match.url: a wildcard in the host must be the whole leftmost label/,
+    ],
+    [
+      '  webRedirection:\n    rules:\n      - { match: { ipPrefix: 10.0.0.0/33 }, target: guest }\n',
+      /spec.webRedirection.rules\[0\].match.ipPrefix: expected an IPv4 or IPv6 prefix/,
+    ],
+    [
+      '  webRedirection:\n    rules:\n      - { match: { url: "https://a.example/x" }, scheme: http, target: guest }\n',
+      /spec.webRedirection.rules\[0\]: its url pattern says https but its scheme key says http/,
+    ],
+    [
+      '  webRedirection:\n    rules:\n      - { match: { host: a.example }, target: guest, colour: red }\n',
+      /unknown key "colour"/,
+    ],
+    [
+      '  webRedirection:\n    defaultTarget: browser\n',
+      /spec.webRedirection.defaultTarget: expected one of "host", "guest"/,
+    ],
     ['  dataTransfer:\n    - { channel: fax, direction: any, action: allow }\n', /spec.dataTransfer\[0\].channel/],
-    ['  dataTransfer:\n    - { channel: file, direction: any, action: allow, when: { contentType: [text] } }\n', /spec.dataTransfer\[0\].when.contentType: contentType applies to the clipboard channel only/],
-    ['  dataTransfer:\n    - { channel: clipboard, direction: any, action: allow, when: { size: 3 } }\n', /unknown key "size"/],
+    [
+      '  dataTransfer:\n    - { channel: file, direction: any, action: allow, when: { contentType: [text] } }\n',
+      /spec.dataTransfer\[0\].when.contentType: contentType applies to the clipboard channel only/,
+    ],
+    [
+      '  dataTransfer:\n    - { channel: clipboard, direction: any, action: allow, when: { size: 3 } }\n',
+      /unknown key "size"/,
+    ],
     ['  usage:\n    idleLock: 15 minutes\n', /spec.usage.idleLock: expected an ISO 8601 duration/],
     ['  usage:\n    offline: { allowed: true, maxDays: 3 }\n', /unknown key "maxDays"/],
     ['  provisioning:\n    group: [a]\n', /unknown key "group"/],
@@ -88,11 +127,22 @@ describe('policy parts of the workspace schema', () => {
       kind: 'PolicyLayer',
       layer: 'user-policy',
       policy: { merge: { dataTransfer: 'most-restrictive' } },
-      assignments: [{ groups: ['ERP Users'], policy: { dataTransfer: [{ channel: 'clipboard', direction: 'any', action: 'allow' }] } }],
+      assignments: [
+        {
+          groups: ['ERP Users'],
+          policy: { dataTransfer: [{ channel: 'clipboard', direction: 'any', action: 'allow' }] },
+        },
+      ],
     });
     expect(layer.assignments[0]?.users).toEqual([]);
     expect(layer.policy?.webRedirection).toBeUndefined();
-    expect(PolicyLayerFileSchema.safeParse({ apiVersion: 'tandem/v1', kind: 'PolicyLayer', layer: 'package-default' }).success).toBe(false);
-    expect(PolicyLayerFileSchema.safeParse({ apiVersion: 'tandem/v1', kind: 'PolicyLayer', layer: 'user-policy', extra: 1 }).success).toBe(false);
+    expect(
+      PolicyLayerFileSchema.safeParse({ apiVersion: 'tandem/v1', kind: 'PolicyLayer', layer: 'package-default' })
+        .success,
+    ).toBe(false);
+    expect(
+      PolicyLayerFileSchema.safeParse({ apiVersion: 'tandem/v1', kind: 'PolicyLayer', layer: 'user-policy', extra: 1 })
+        .success,
+    ).toBe(false);
   });
 });

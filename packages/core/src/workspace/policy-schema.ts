@@ -137,11 +137,7 @@ export const TransferRuleSchema = z
       .describe('ask: the enforcing side asks the user for this one transfer; no answer is deny'),
     when: z
       .strictObject({
-        contentType: z
-          .array(ContentTypeSchema)
-          .min(1)
-          .optional()
-          .describe('only clipboard content of these types'),
+        contentType: z.array(ContentTypeSchema).min(1).optional().describe('only clipboard content of these types'),
         maxBytes: z
           .number()
           .int()
@@ -157,10 +153,7 @@ export const TransferRuleSchema = z
   });
 
 const usageFields = {
-  expiresAt: z.iso
-    .datetime({ offset: true })
-    .optional()
-    .describe('after this instant the workspace no longer starts'),
+  expiresAt: z.iso.datetime({ offset: true }).optional().describe('after this instant the workspace no longer starts'),
   idleLock: DurationSchema.optional().describe('lock the session after this much idle time'),
 };
 const ModeSchema = z.enum(['persistent', 'revertible']);
@@ -214,7 +207,9 @@ export const MergeRulesSchema = z
     webRedirection: z
       .enum(['most-specific', 'first'])
       .optional()
-      .describe('most-specific: pool the rules, the most specific wins; first: the first listed assignment with a match'),
+      .describe(
+        'most-specific: pool the rules, the most specific wins; first: the first listed assignment with a match',
+      ),
     dataTransfer: z.enum(['least-restrictive', 'most-restrictive', 'first']).optional(),
     usage: z.enum(['least-restrictive', 'most-restrictive', 'first']).optional(),
   })
