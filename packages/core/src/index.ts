@@ -124,7 +124,15 @@ export { KeyedSerializer } from './host/serial.js';
 
 // policy (issue 5)
 export { POLICY_LAYERS } from './policy/types.js';
-export type { PolicyLayerName, DecisionLayer, Side, CrossingDirection, PolicySubject, RuleRef, PolicyDecisionBase } from './policy/types.js';
+export type {
+  PolicyLayerName,
+  DecisionLayer,
+  Side,
+  CrossingDirection,
+  PolicySubject,
+  RuleRef,
+  PolicyDecisionBase,
+} from './policy/types.js';
 export { normalizeUrl, normalizeHost, normalizePercentEncoding, REDIRECTABLE_SCHEMES } from './policy/url-normalize.js';
 export type { NormalizedUrl, NormalizedHost, HostKind, RedirectableScheme } from './policy/url-normalize.js';
 export type { IpAddress, IpPrefix } from './policy/ip.js';
@@ -137,13 +145,29 @@ export type { UrlMatcher, UrlMatcherOptions } from './policy/url-matcher.js';
 export { importEnterpriseSiteList } from './policy/site-list.js';
 export type { SiteListImport, ImportedSite, UnmappedSite } from './policy/site-list.js';
 export { transferRuleApplies, describeTransferRule } from './policy/transfer.js';
-export type { TransferChannel, ContentType, TransferAction, TransferRequest, TransferMatch, TransferDecision } from './policy/transfer.js';
+export type {
+  TransferChannel,
+  ContentType,
+  TransferAction,
+  TransferRequest,
+  TransferMatch,
+  TransferDecision,
+} from './policy/transfer.js';
 export { evaluateUsage } from './policy/usage.js';
 export type { UsageSettings, UsageState, UsageCheck, UsageDecision, SessionEndAction } from './policy/usage.js';
 export type { ProvisioningDecision } from './policy/provisioning.js';
 export { groupMatches, userMatches, normalizeDn } from './policy/principals.js';
 export { DEFAULT_MERGE_RULES } from './policy/layers.js';
-export type { PolicyLayerInput, PolicyDocument, PolicyDocumentInput, PolicyAssignmentInput, MergeRules, TransferRule, Sourced, ApplicableEntry } from './policy/layers.js';
+export type {
+  PolicyLayerInput,
+  PolicyDocument,
+  PolicyDocumentInput,
+  PolicyAssignmentInput,
+  MergeRules,
+  TransferRule,
+  Sourced,
+  ApplicableEntry,
+} from './policy/layers.js';
 export type { UrlDecision, WebRedirection } from './policy/web-redirection.js';
 export { PolicyEngine, SubjectPolicy } from './policy/engine.js';
 export type { PolicyEngineOptions, PolicyDecision, PolicyQuestion, SiteListReport } from './policy/engine.js';
@@ -152,7 +176,14 @@ export { loadPolicy, parsePolicyLayer, parsePolicyTestTable, runPolicyTestFile }
 export type { LoadedPolicy, LoadPolicyOptions } from './policy/load.js';
 export { runPolicyTests, PolicyTestTableSchema } from './policy/test-table.js';
 export type { PolicyTestTable, PolicyTestCase, PolicyTestResult } from './policy/test-table.js';
-export { PolicyDocumentSchema, PolicyLayerFileSchema, PolicyAssignmentSchema, MergeRulesSchema, UrlRuleSchema, TransferRuleSchema } from './workspace/policy-schema.js';
+export {
+  PolicyDocumentSchema,
+  PolicyLayerFileSchema,
+  PolicyAssignmentSchema,
+  MergeRulesSchema,
+  UrlRuleSchema,
+  TransferRuleSchema,
+} from './workspace/policy-schema.js';
 
 // delivery (issue 6)
 export { GEAR_TABLE_NAME, gearTableDigest } from './delivery/gear.js';
