@@ -10,7 +10,7 @@
 // Run against the built dist of @tandem/core (needs casync and rsync from Debian):
 //
 //   npx tsc -b && node bench/delivery.mjs [--mib 1024] [--changed 0.02]
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, execSync, spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { copyFile, mkdir, rm, writeFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -107,8 +107,12 @@ await writeFile(join(OUT, 'v2/disk.img'), v2);
 await writeFile(join(OUT, 'v1/tandem.workspace.yaml'), workspace('bench', '1.0.0'));
 await writeFile(join(OUT, 'v2/tandem.workspace.yaml'), workspace('bench', '2.0.0'));
 const results = { imageBytes: SIZE, v2Bytes: v2.length, changedBytes: changed, edits };
+// Every measurement starts with clean page-cache writeback, so no tool pays for another's writes.
+const settle = () => execSync('sync');
+settle();
 
 // --- Tandem: pack, push, pull v1 (cold), pull v2 (delta) ---
+settle();
 const pack1 = await time(() => packWorkspace({ workspaceFile: join(OUT, 'v1/tandem.workspace.yaml'), out: join(OUT, 'v1.tandem') }));
 const pack2 = await time(() => packWorkspace({ workspaceFile: join(OUT, 'v2/tandem.workspace.yaml'), out: join(OUT, 'v2.tandem') }));
 const store = new DirectoryStore(join(OUT, 'repo'));
@@ -116,10 +120,12 @@ const { keys, root } = await initRepository({ store });
 await pushPackage({ package: join(OUT, 'v1.tandem'), store, keys, channels: ['stable'] });
 const server = await startServer(join(OUT));
 const dir = join(OUT, 'endpoint');
+settle();
 const pull1 = await time(() => pullWorkspace({ repo: `${server.url}/repo/`, workspace: 'bench', dir, trustedRoot: root }));
 const s1 = await server.stats();
 await pushPackage({ package: join(OUT, 'v2.tandem'), store, keys, channels: ['stable'] });
 await server.reset();
+settle();
 const pull2 = await time(() => pullWorkspace({ repo: `${server.url}/repo/`, workspace: 'bench', dir }));
 const s2 = await server.stats();
 results.tandem = {
@@ -138,10 +144,12 @@ results.tandem = {
 // --- casync: make v1 and v2 into one store, extract v2 over HTTP with v1 as seed ---
 const casync = (args) => execFileSync('casync', args, { stdio: ['ignore', 'ignore', 'inherit'] });
 const cs = join(OUT, 'casync');
+settle();
 const make1 = await time(() => casync(['make', `--store=${cs}/store.castr`, '--chunk-size=16384:65536:262144', `${cs}/v1.caibx`, join(OUT, 'v1/disk.img')]));
 casync(['make', `--store=${cs}/store.castr`, '--chunk-size=16384:65536:262144', `${cs}/v2.caibx`, join(OUT, 'v2/disk.img')]);
 await copyFile(join(OUT, 'v1/disk.img'), join(cs, 'seed.img'));
 await server.reset();
+settle();
 const extract = await time(() =>
   casync(['extract', `--store=${server.url}/casync/store.castr`, `--seed=${cs}/seed.img`, `${server.url}/casync/v2.caibx`, `${cs}/out.img`]),
 );
@@ -159,6 +167,7 @@ const port = 28000 + Math.floor(Math.random() * 1000);
 await writeFile(join(rs, 'rsyncd.conf'), `use chroot = no\n[bench]\n  path = ${rs}/module\n  read only = yes\n`);
 const daemon = spawn('rsync', ['--daemon', '--no-detach', `--config=${rs}/rsyncd.conf`, `--port=${port}`, '--address=127.0.0.1'], { stdio: 'ignore' });
 await new Promise((r) => setTimeout(r, 500));
+settle();
 const rsync = await time(() => execFileSync('rsync', ['--stats', '--no-whole-file', `rsync://127.0.0.1:${port}/bench/disk.img`, join(rs, 'client/disk.img')], { encoding: 'utf8' }));
 daemon.kill();
 const received = Number(/Total bytes received: ([\d,]+)/.exec(rsync.value)[1].replace(/,/g, ''));

@@ -96,6 +96,16 @@ function masksFor(params: ChunkingParams): Masks {
 }
 
 /**
+ * Where the harder mask gives way to the easier one. Hashing only starts after `minSize`, so
+ * switching at `avgSize` itself would make chunks about 15% longer than asked for; switching
+ * at `avgSize - 3/4 minSize` brings the mean back to `avgSize` (measured: 63.2 KiB for
+ * 16/64/256 KiB on random data).
+ */
+function normalPoint(params: ChunkingParams): number {
+  return Math.max(params.minSize + 1, params.avgSize - Math.floor((params.minSize * 3) / 4));
+}
+
+/**
  * Length of the next chunk of `data[start, end)`. `end - start` may be shorter than
  * `maxSize` only at the end of the input.
  */
@@ -103,7 +113,8 @@ function cutPoint(data: Uint8Array, start: number, end: number, params: Chunking
   let n = end - start;
   if (n <= params.minSize) return n;
   if (n > params.maxSize) n = params.maxSize;
-  const normal = n < params.avgSize ? n : params.avgSize;
+  const switchAt = normalPoint(params);
+  const normal = n < switchAt ? n : switchAt;
   const gear = GEAR;
   const { small, large } = masks;
   let hash = 0;

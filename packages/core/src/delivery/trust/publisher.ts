@@ -222,6 +222,11 @@ export async function rotateKey(options: RepoAdminOptions, role: RoleName, newKe
   const root: RootMetadata = { ...oldRoot, version: oldRoot.version + 1, expires: expires(ctx, 'root'), keys, roles };
   await writeRoot(ctx, root, role === 'root' ? [oldRootKey, newKey] : [oldRootKey]);
   const newKeys: KeySet = { ...ctx.keys, [role]: newKey };
-  await updateTargets({ ...options, keys: newKeys }, (targets) => ({ ...targets }));
+  // Re-sign the rest with the new keys (the current targets may be signed by the replaced key,
+  // so they cannot be read back through the new root first).
+  await writeTopLevel({ ...ctx, keys: newKeys }, root, { targets: { ...trusted.targets.targets }, version: trusted.targets.version + 1 }, {
+    snapshot: trusted.snapshot.version + 1,
+    timestamp: trusted.timestamp.version + 1,
+  });
   return newKeys;
 }
