@@ -138,9 +138,29 @@ function build(
 // falls back to the full parser; a property test holds the two to the same answers.
 const FAST =
   /^(https?):\/\/(?:((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})|([a-z0-9-]+(?:\.[a-z0-9-]+)*))(?::([1-9]\d{0,4}))?(\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)?(\?[A-Za-z0-9\-._~!$&()*+,;=:@/?%]*)?(?:#[^]*)?$/;
-const NUMERIC_LABEL = /(?:^|\.)(?:\d+|0x[0-9a-f]*)$/;
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)|%2e/i;
 const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
+
+/**
+ * WHATWG reads a host whose last label is all digits, or 0x and hex digits, as an IPv4 number;
+ * such hosts go to the full parser.
+ */
+function endsInNumber(host: string): boolean {
+  const start = host.lastIndexOf('.') + 1;
+  let i = start;
+  if (host.charCodeAt(i) === 48 && host.charCodeAt(i + 1) === 120) {
+    for (i += 2; i < host.length; i++) {
+      const c = host.charCodeAt(i);
+      if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+    }
+    return true;
+  }
+  for (; i < host.length; i++) {
+    const c = host.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return i > start;
+}
 
 /** The fast path: a URL already in canonical form, or undefined for the full parser. */
 export function fastNormalize(text: string): NormalizedUrl | undefined {
@@ -157,13 +177,14 @@ export function fastNormalize(text: string): NormalizedUrl | undefined {
     ip = { family: 4, value: parseIpv4(host) ?? 0 };
   } else {
     host = m[3] ?? '';
-    if (NUMERIC_LABEL.test(host) || host.includes('xn--')) return undefined;
+    if (endsInNumber(host) || host.includes('xn--')) return undefined;
   }
   const port = m[4] === undefined ? DEFAULT_PORTS[scheme] : Number(m[4]);
   if (port > 65535) return undefined;
   let path = m[5] ?? '/';
-  if (path.length > 1 && DOT_SEGMENT.test(path)) return undefined;
-  if (path.includes('%')) {
+  const percent = path.includes('%');
+  if ((percent || path.includes('/.')) && DOT_SEGMENT.test(path)) return undefined;
+  if (percent) {
     if (BAD_PERCENT.test(path)) return undefined;
     path = normalizePercentEncoding(path);
   }
