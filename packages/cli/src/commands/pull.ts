@@ -17,6 +17,7 @@ interface PullFlags {
   root?: string;
   parallel?: string;
   retain?: string;
+  maxRangeKib?: string;
   ranges: boolean;
 }
 
@@ -75,6 +76,7 @@ export function registerPull(program: Command, host: CommandHost): void {
     .option('--root <file>', "the repository's root.json, obtained out of band; needed on the first pull")
     .option('--parallel <n>', 'requests in flight (default 8)')
     .option('--retain <n>', 'versions to keep, the installed one included (default 2)')
+    .option('--max-range-kib <KiB>', 'largest merged range request, in KiB (default 8192)')
     .option('--no-ranges', 'the server does not serve byte ranges: read whole pack files')
     .action(
       host.run(async (ctx, repo: string, workspace: string, opts: PullFlags) => {
@@ -83,6 +85,7 @@ export function registerPull(program: Command, host: CommandHost): void {
         const trustedRoot = opts.root ? await readFile(opts.root) : undefined;
         const parallel = count(opts.parallel, '--parallel');
         const retain = count(opts.retain, '--retain');
+        const maxRangeKib = count(opts.maxRangeKib, '--max-range-kib');
         const progress = progressReporter(ctx);
         let result;
         try {
@@ -96,6 +99,7 @@ export function registerPull(program: Command, host: CommandHost): void {
             ...(trustedRoot ? { trustedRoot } : {}),
             ...(parallel !== undefined ? { parallel } : {}),
             ...(retain !== undefined ? { retain } : {}),
+            ...(maxRangeKib !== undefined ? { maxRangeBytes: maxRangeKib * 1024 } : {}),
             storeOptions: { ranges: opts.ranges },
             onProgress: progress.report,
           });

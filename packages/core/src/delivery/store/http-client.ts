@@ -95,7 +95,7 @@ export class HttpTransport {
         const ok = status >= 200 && status < 300;
         const parts: Buffer[] = [];
         let received = 0;
-        const expected = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
+        const expected = req.method !== 'HEAD' && res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
         res.on('data', (chunk: Buffer) => {
           received += chunk.length;
           this.counters.bytesReceived += chunk.length;
