@@ -11,6 +11,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 
 interface PullFlags {
   version?: string;
+  release?: string;
   channel?: string;
   seed: string[];
   dir?: string;
@@ -70,6 +71,7 @@ export function registerPull(program: Command, host: CommandHost): void {
     .argument('<repo>', 'repository: http(s):// URL, s3://bucket/prefix, file:// or a directory')
     .argument('<workspace>', 'workspace name in the repository')
     .option('--version <v>', 'this exact version')
+    .option('--release <v>', 'the same as --version (use it while the top-level `tandem --version` takes precedence)')
     .option('--channel <name>', 'the version this channel points at (default: stable, else the highest)')
     .option('--seed <file>', 'another file to take chunks from (an older image); repeatable', collect, [])
     .option('--dir <dir>', 'install directory (default <state-dir>/workspaces/<workspace>)')
@@ -80,7 +82,8 @@ export function registerPull(program: Command, host: CommandHost): void {
     .option('--no-ranges', 'the server does not serve byte ranges: read whole pack files')
     .action(
       host.run(async (ctx, repo: string, workspace: string, opts: PullFlags) => {
-        if (opts.version !== undefined && opts.channel !== undefined) throw new InvalidInputError('Give --version or --channel, not both.');
+        const version = opts.version ?? opts.release;
+        if (version !== undefined && opts.channel !== undefined) throw new InvalidInputError('Give --version or --channel, not both.');
         const dir = opts.dir ?? join(ctx.stateDir, 'workspaces', workspace);
         const trustedRoot = opts.root ? await readFile(opts.root) : undefined;
         const parallel = count(opts.parallel, '--parallel');
@@ -93,7 +96,7 @@ export function registerPull(program: Command, host: CommandHost): void {
             repo,
             workspace,
             dir,
-            ...(opts.version !== undefined ? { version: opts.version } : {}),
+            ...(version !== undefined ? { version } : {}),
             ...(opts.channel !== undefined ? { channel: opts.channel } : {}),
             seeds: opts.seed,
             ...(trustedRoot ? { trustedRoot } : {}),

@@ -74,7 +74,8 @@ export class ChunkWorkers {
   async verifyAndWrite(data: Buffer, chunks: readonly RangeChunk[], source: string): Promise<void> {
     // Hand the bytes over without a copy when they own their memory.
     const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
-    const bytes = owned ? data : Buffer.from(data);
+    // (Buffer.from would copy a small range into Node's shared pool, which cannot be transferred.)
+    const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
     const worker = this.#verifiers[this.#next++ % this.#verifiers.length]!;
     const reply = await this.#call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
     const e = reply.error;
