@@ -88,6 +88,18 @@ describe('tandem CLI on the mock adapter', () => {
     expect((await tandem('--json', 'status')).json.sessions).toEqual([]);
   });
 
+  it('ends a revertible session back at its baseline', async () => {
+    writeFileSync(
+      join(dir, 'rev.yaml'),
+      WORKSPACE.replace('name: erp', 'name: rev') + '  usage: { mode: revertible }\n',
+    );
+    expect((await tandem('--json', 'up', join(dir, 'rev.yaml'), '--adapter', 'mock')).json.state).toBe('running');
+    expect((await tandem('--json', 'snapshot', 'create', 'work', '-w', 'rev')).code).toBe(0);
+    expect((await tandem('--json', 'end', 'rev')).json).toMatchObject({ action: 'revert', state: 'stopped' });
+    const list = (await tandem('--json', 'snapshot', 'list', '-w', 'rev')).json.snapshots;
+    expect(list.find((s: { current: boolean }) => s.current).name).toBe('tandem-baseline');
+  });
+
   it('exits 5 with one line naming the state for an illegal transition', async () => {
     await tandem('up', join(dir, 'erp.yaml'), '--adapter', 'mock', '--no-start');
     const r = await tandem('resume');

@@ -84,13 +84,15 @@ export type { VmSpecOptions } from './workspace/vm-spec.js';
 export { workspaceJsonSchema } from './workspace/json-schema.js';
 
 // session (foundation)
-export { Session } from './session/session.js';
+export { Session, BASELINE_SNAPSHOT } from './session/session.js';
 export type { SessionInit, SessionStopOptions, SessionSuspendOptions } from './session/session.js';
 export { SessionManager } from './session/manager.js';
 export type { OpenSessionOptions } from './session/manager.js';
 export { SESSION_TRANSITIONS, assertTransition, sessionStateForVm } from './session/state-machine.js';
 export type { SessionState, SessionOperation } from './session/state-machine.js';
 export { IdleLock } from './session/idle-lock.js';
+export { Watchdog } from './session/watchdog.js';
+export type { WatchdogOptions } from './session/watchdog.js';
 
 // host (command runner: issue 4)
 export type { CommandRequest, CommandResult, CommandRunner, RunningCommand, RemoteShell } from './host/types.js';

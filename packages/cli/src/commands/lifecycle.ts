@@ -87,6 +87,31 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
       }),
     );
 
+  simple(
+    'end',
+    "end the session as the workspace's usage policy says (snapshot, shutdown, suspend, or revert to the baseline)",
+  )
+    .option('--timeout <seconds>', 'how long the guest gets to shut down', '60')
+    .action(
+      host.run(async (ctx, ws: string | undefined, opts: { timeout: string }) => {
+        const timeoutMs = Number(opts.timeout) * 1000;
+        if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+          throw new InvalidInputError(`--timeout "${opts.timeout}" is not a number of seconds.`, {
+            details: { timeout: opts.timeout },
+          });
+        }
+        const [action, s] = await withSession(
+          ctx,
+          ws,
+          async (session) => [await session.end({ timeoutMs }), session] as const,
+        );
+        ctx.result(
+          { session: s.id, action, state: s.state },
+          `${s.workspace.metadata.name}: ended (${action}), ${s.state}`,
+        );
+      }),
+    );
+
   simple('lock', 'lock the session (the VM keeps running; its apps are hidden until unlock)').action(
     host.run(async (ctx, ws: string | undefined) => {
       const s = await withSession(ctx, ws, async (session) => (await session.lock('tandem lock'), session));

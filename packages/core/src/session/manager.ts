@@ -1,10 +1,10 @@
 import type { HypervisorAdapter } from '../adapter/types.js';
-import { ConflictError, NotFoundError, InvalidInputError } from '../errors.js';
+import { ConflictError, NotFoundError, InvalidInputError, UnsupportedCapabilityError } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { LoadedWorkspace } from '../workspace/load.js';
 import type { Workspace } from '../workspace/schema.js';
 import { buildVmSpec, vmNameFor } from '../workspace/vm-spec.js';
-import { Session } from './session.js';
+import { BASELINE_SNAPSHOT, Session } from './session.js';
 import { sessionStateForVm } from './state-machine.js';
 
 /** Options of {@link SessionManager.open}. */
@@ -78,7 +78,20 @@ export class SessionManager {
           vmName: vm,
           ...(options.diskPath ? { diskPath: options.diskPath } : {}),
         });
+        const revertible = workspace.spec.usage.mode === 'revertible';
+        if (revertible && (this.adapter.capabilities.snapshots === false || !this.adapter.snapshots)) {
+          throw new UnsupportedCapabilityError(
+            `Workspace "${workspace.metadata.name}" is revertible, which needs snapshots, and the ${this.adapter.name} adapter has none. Use another adapter or set usage.mode to persistent.`,
+            { details: { workspace: workspace.metadata.name, adapter: this.adapter.name } },
+          );
+        }
         await this.adapter.define(spec);
+        // The baseline a revertible workspace returns to: the image as delivered, never booted.
+        if (revertible)
+          await this.adapter.snapshots!.create(vm, {
+            name: BASELINE_SNAPSHOT,
+            description: 'revertible workspace baseline',
+          });
         initial = 'stopped';
       }
       const session = new Session({

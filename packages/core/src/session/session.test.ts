@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { VirtualClock } from '../clock.js';
 import { EventBus } from '../events/bus.js';
 import type { AnyTandemEvent } from '../events/types.js';
@@ -6,6 +6,7 @@ import { TandemError } from '../errors.js';
 import { MockAdapter } from '../testing/mock-adapter.js';
 import { parseWorkspace } from '../workspace/load.js';
 import { IdleLock } from './idle-lock.js';
+import { Watchdog } from './watchdog.js';
 import { SessionManager } from './manager.js';
 
 const YAML = `
@@ -193,5 +194,76 @@ describe('Session', () => {
     await s.stop({ force: true });
     await s.snapshot('x');
     expect((await s.snapshots()).map((x) => x.name)).toEqual(['x']);
+  });
+});
+
+describe('session end, revertible workspaces and the watchdog', () => {
+  const withUsage = (usage: string) =>
+    parseWorkspace(YAML.replace('usage: { idleLock: PT15M, lockOnHostSleep: true }', usage));
+
+  it('ends as usage.onSessionEnd says', async () => {
+    const { adapter } = setup();
+    const manager = new SessionManager({ adapter });
+    const snap = await manager.open(withUsage('usage: { onSessionEnd: snapshot }'), { vmName: 'a' });
+    await snap.start();
+    expect(await snap.end({ timeoutMs: 1000 })).toBe('snapshot');
+    expect(snap.state).toBe('stopped');
+    expect((await snap.snapshots()).map((s) => s.name)).toEqual([expect.stringMatching(/^session-end-/)]);
+
+    const susp = await manager.open(withUsage('usage: { onSessionEnd: suspend }'), { vmName: 'b' });
+    await susp.start();
+    expect(await susp.end()).toBe('suspend');
+    expect(await adapter.state('b')).toBe('saved');
+
+    const shut = await manager.open(withUsage('usage: { onSessionEnd: shutdown }'), { vmName: 'c' });
+    await shut.start();
+    expect(await shut.end({ timeoutMs: 1000 })).toBe('shutdown');
+    expect(shut.state).toBe('stopped');
+  });
+
+  it('returns a revertible workspace to its never-booted baseline at every end', async () => {
+    const { adapter } = setup();
+    const manager = new SessionManager({ adapter });
+    const s = await manager.open(withUsage('usage: { mode: revertible }'));
+    expect((await s.snapshots()).map((x) => x.name)).toEqual(['tandem-baseline']);
+    await s.start();
+    await s.snapshot('user-work');
+    expect(await s.end()).toBe('revert');
+    expect(s.state).toBe('stopped');
+    const current = (await s.snapshots()).find((x) => x.current);
+    expect(current?.name).toBe('tandem-baseline');
+  });
+
+  it('refuses a revertible workspace on an adapter without snapshots', async () => {
+    const adapter = new MockAdapter({ capabilities: { snapshots: false } });
+    await expect(new SessionManager({ adapter }).open(withUsage('usage: { mode: revertible }'))).rejects.toMatchObject({
+      code: 'TANDEM_UNSUPPORTED',
+      message: expect.stringMatching(/revertible, which needs snapshots/),
+    });
+    expect(await adapter.list()).toEqual([]);
+  });
+
+  it('restarts a crashed VM with backoff, and gives up after maxRestarts in the window', async () => {
+    const { manager, workspace, adapter, clock, events, seen } = setup();
+    const s = await manager.open(workspace);
+    await s.start();
+    const dog = new Watchdog(s, { clock, events, maxRestarts: 2, backoffMs: 1000 });
+    dog.start();
+    for (const wait of [1000, 2000]) {
+      adapter.crash(s.vm);
+      expect(s.state).toBe('crashed');
+      await clock.waitForSleepers();
+      await clock.advance(wait - 1);
+      expect(s.state).toBe('crashed');
+      await clock.advance(1);
+      await vi.waitFor(() => expect(s.state).toBe('running'));
+    }
+    adapter.crash(s.vm);
+    await clock.advance(60_000);
+    expect(s.state).toBe('crashed'); // budget spent: left for the user to see
+    expect(
+      seen.filter((e) => e.type === 'watchdog.restart').map((e) => (e.data as { attempt: number }).attempt),
+    ).toEqual([1, 2]);
+    dog.stop();
   });
 });

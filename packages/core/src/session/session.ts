@@ -13,6 +13,9 @@ import {
   type SessionState,
 } from './state-machine.js';
 
+/** The snapshot a revertible workspace returns to at the end of every session. */
+export const BASELINE_SNAPSHOT = 'tandem-baseline';
+
 /** Options of {@link Session.stop}. */
 export interface SessionStopOptions {
   /** Power off without asking the guest. */
@@ -196,6 +199,41 @@ export class Session {
       await requireSnapshots(this.adapter).delete(this.vm, snapshot, options);
       this.#publish('snapshot.deleted', { vm: this.vm, snapshot, children: options.children ?? false });
     });
+  }
+
+  /**
+   * Ends the session as the workspace's usage policy says (`usage.onSessionEnd`): `shutdown`
+   * stops the VM; `snapshot` takes a snapshot (`session-end-<time>`) and stops; `suspend` saves
+   * the VM to disk (or pauses it); `revert` stops and returns to the baseline. A revertible
+   * workspace (`usage.mode: revertible`) always returns to its baseline snapshot, so the next
+   * session starts clean. Returns what was done.
+   */
+  async end(options: SessionStopOptions = {}): Promise<'shutdown' | 'snapshot' | 'suspend' | 'revert'> {
+    const { usage } = this.workspace.spec;
+    const action = usage.mode === 'revertible' ? 'revert' : usage.onSessionEnd;
+    const running = (): boolean => this.#state === 'running' || this.#state === 'locked' || this.#state === 'suspended';
+    switch (action) {
+      case 'suspend':
+        if (this.#state === 'running' || this.#state === 'locked') {
+          await this.suspend({ mode: this.adapter.capabilities.suspend.save ? 'save' : 'pause' });
+        }
+        break;
+      case 'snapshot':
+        if (this.#state !== 'crashed') {
+          const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+          await this.snapshot(`session-end-${stamp}`, 'taken at the end of a session');
+        }
+        if (running()) await this.stop(options);
+        break;
+      case 'revert':
+        if (running()) await this.stop({ force: true, ...options });
+        await this.revert(BASELINE_SNAPSHOT);
+        break;
+      case 'shutdown':
+        if (running()) await this.stop(options);
+        break;
+    }
+    return action;
   }
 
   /** Re-reads the VM's state from the hypervisor (it may have changed behind Tandem's back). */
