@@ -1,1 +1,58 @@
-export {};
+// @tandem/adapter-libvirt: the libvirt/QEMU adapter. Named exports only.
+import type { AdapterModule, HypervisorAdapter } from '@tandem/core';
+import { LibvirtAdapter } from './adapter.js';
+import type { LibvirtOptions } from './options.js';
+
+export { LibvirtAdapter } from './adapter.js';
+export { defaultUri } from './options.js';
+export type { LibvirtOptions, FreeRdpOptions, XpraOptions } from './options.js';
+export { buildDomainXml, AGENT_CHANNEL, TANDEM_XMLNS } from './domain-xml.js';
+export type { DomainXmlOptions } from './domain-xml.js';
+export { freeRdpArgs } from './seamless/freerdp.js';
+export type { FreeRdpTarget } from './seamless/freerdp.js';
+export { xpraArgs } from './seamless/xpra.js';
+export type { XpraTarget } from './seamless/xpra.js';
+export { windowsCommandLine, quoteWindowsArg, posixCommandLine, quotePosix } from './seamless/quoting.js';
+export { luksPassphrase } from './encryption.js';
+
+/**
+ * Creates the libvirt adapter. The URI defaults to `$TANDEM_LIBVIRT_URI`, else `qemu:///system`.
+ *
+ * @example
+ * ```ts
+ * import { libvirt } from '@tandem/adapter-libvirt';
+ *
+ * const adapter = libvirt({ uri: 'qemu:///system' });
+ * const probe = await adapter.probe();
+ * console.log(probe.usable ? probe.hypervisorVersion : probe.reason);
+ * await adapter.close?.();
+ * ```
+ */
+export function libvirt(options: LibvirtOptions = {}): HypervisorAdapter {
+  return new LibvirtAdapter(options);
+}
+
+/**
+ * The adapter module, so the core's registry and the `tandem` command load it by name
+ * (`--adapter libvirt`, `--adapter-option uri=qemu+ssh://host/system`).
+ *
+ * @example
+ * ```ts
+ * import { AdapterRegistry } from '@tandem/core';
+ * import { tandemAdapter } from '@tandem/adapter-libvirt';
+ *
+ * const adapter = new AdapterRegistry([tandemAdapter]).create('libvirt', { uri: 'qemu:///system' });
+ * ```
+ */
+export const tandemAdapter: AdapterModule<LibvirtOptions> = {
+  name: 'libvirt',
+  create: (options) => new LibvirtAdapter(normalizeOptions(options)),
+};
+
+/** CLI options arrive as strings (`--adapter-option virtType=qemu`); unknown keys pass through. */
+function normalizeOptions(options: LibvirtOptions | undefined): LibvirtOptions {
+  if (!options) return {};
+  const o = { ...options } as Record<string, unknown>;
+  if (typeof o['luksIterTimeMs'] === 'string') o['luksIterTimeMs'] = Number(o['luksIterTimeMs']);
+  return o as LibvirtOptions;
+}

@@ -1,0 +1,158 @@
+import { randomUUID } from 'node:crypto';
+import { rename, rm, stat } from 'node:fs/promises';
+import { execa } from 'execa';
+import {
+  ConflictError,
+  HostError,
+  HypervisorError,
+  InvalidInputError,
+  UnsupportedCapabilityError,
+  type DiskEncryptionOps,
+  type DiskSpec,
+} from '@tandem/core';
+import type { DomainDisk } from './domain-facts.js';
+import type { AdapterInternals } from './internals.js';
+import { VirshFailure } from './virsh/runner.js';
+import { escapeXml } from './xml/tree.js';
+
+/**
+ * The LUKS passphrase for a data key. Both qemu-img (creating the image) and libvirt (opening
+ * it) receive this same text, so binary keys never meet a tool that trims newlines or stops at
+ * a NUL byte.
+ */
+export function luksPassphrase(key: Uint8Array): string {
+  if (key.length === 0) throw new InvalidInputError('An encryption key cannot be empty.', { details: {} });
+  return Buffer.from(key).toString('base64');
+}
+
+/**
+ * qcow2 images with LUKS encryption, created or converted by `qemu-img`. The key reaches
+ * qemu-img on stdin as a secret object (`file=/dev/stdin`), never on a command line.
+ */
+export class LibvirtDiskEncryption implements DiskEncryptionOps {
+  constructor(readonly ctx: AdapterInternals) {}
+
+  async encrypt(disk: DiskSpec, key: Uint8Array, options: { sizeBytes?: number } = {}): Promise<void> {
+    if (this.ctx.uri.remote) {
+      throw new UnsupportedCapabilityError(
+        `Creating an encrypted image on a remote libvirt host (${this.ctx.uri.uri}) is not supported: run encrypt() on that host (or qemu-img there). Starting VMs with encrypted disks works remotely.`,
+        { details: { uri: this.ctx.uri.uri, disk: disk.path } },
+      );
+    }
+    if (disk.format !== 'qcow2') {
+      throw new InvalidInputError(`Disk ${disk.path}: encryption needs format qcow2 (LUKS inside qcow2), got ${disk.format}.`, {
+        details: { path: disk.path, format: disk.format, expected: 'qcow2' },
+      });
+    }
+    const passphrase = luksPassphrase(key);
+    const qemuImg = this.ctx.options.qemuImg ?? 'qemu-img';
+    const iter = this.ctx.options.luksIterTimeMs;
+    const encryptOpts = `encrypt.format=luks,encrypt.key-secret=tandemkey${iter ? `,encrypt.iter-time=${iter}` : ''}`;
+    const secret = 'secret,id=tandemkey,format=raw,file=/dev/stdin';
+    const existing = await stat(disk.path).catch(() => undefined);
+    if (!existing) {
+      if (!options.sizeBytes || options.sizeBytes <= 0) {
+        throw new InvalidInputError(`Disk ${disk.path} does not exist: give sizeBytes to create it encrypted.`, {
+          details: { path: disk.path, expected: 'sizeBytes > 0' },
+        });
+      }
+      await runQemuImg(qemuImg, ['create', '-q', '-f', 'qcow2', '--object', secret, '-o', encryptOpts, disk.path, String(options.sizeBytes)], passphrase);
+      return;
+    }
+    const info = JSON.parse(await runQemuImg(qemuImg, ['info', '--output=json', disk.path])) as { encrypted?: boolean; format?: string };
+    if (info.encrypted) {
+      throw new ConflictError(`Disk ${disk.path} is already encrypted; Tandem does not re-key images.`, { details: { path: disk.path } });
+    }
+    // Convert beside the original, then swap it in: the image is never half-encrypted.
+    const tmp = `${disk.path}.tandem-encrypting-${randomUUID()}`;
+    try {
+      await runQemuImg(
+        qemuImg,
+        ['convert', '-q', '-f', info.format ?? 'qcow2', '-O', 'qcow2', '--object', secret, '-o', encryptOpts, disk.path, tmp],
+        passphrase,
+      );
+      await rename(tmp, disk.path);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+}
+
+async function runQemuImg(binary: string, args: string[], input?: string): Promise<string> {
+  const r = await execa(binary, args, {
+    reject: false,
+    env: { LC_ALL: 'C' },
+    ...(input !== undefined ? { input } : { stdin: 'ignore' as const }),
+  });
+  if (r.exitCode === undefined) {
+    throw new HostError(`${binary} could not run (${r.shortMessage}). Install qemu-utils.`, { cause: r.cause, details: { binary } });
+  }
+  if (r.exitCode !== 0) {
+    throw new HypervisorError(`${binary} ${args[0]} failed: ${r.stderr.trim()}`, {
+      details: { binary, args: args.filter((a) => !a.startsWith('secret,')), output: r.stderr, exitCode: r.exitCode },
+    });
+  }
+  return r.stdout;
+}
+
+/**
+ * Runs `boot` with a libvirt secret for every LUKS disk: private (its value cannot be read
+ * back), ephemeral (never written to disk), found by the disk's path, and undefined again as
+ * soon as QEMU has opened the disk, whether the boot worked or not.
+ */
+export async function withDiskSecrets<T>(
+  ctx: AdapterInternals,
+  vm: string,
+  disks: readonly DomainDisk[],
+  keys: ReadonlyMap<string, Uint8Array> | undefined,
+  boot: () => Promise<T>,
+): Promise<T> {
+  const encrypted = disks.filter((d) => d.encryption?.usage !== undefined);
+  const needed = encrypted.map((d) => {
+    const keyId = d.encryption?.keyId;
+    const key = keyId !== undefined ? keys?.get(keyId) : undefined;
+    if (!key) {
+      throw new InvalidInputError(
+        `VM "${vm}" has an encrypted disk (${d.path}) and start() got no key for it: pass diskKeys with "${keyId ?? '(no key id recorded)'}".`,
+        { details: { vm, disk: d.path, keyId: keyId ?? null, expected: 'diskKeys entry' } },
+      );
+    }
+    return { usage: d.encryption?.usage ?? d.path, key };
+  });
+  const defined: string[] = [];
+  try {
+    for (const { usage, key } of needed) defined.push(await defineSecret(ctx, vm, usage, key));
+    return await boot();
+  } finally {
+    for (const uuid of defined) {
+      await ctx.virsh.run(['secret-undefine', '--secret', uuid]).catch(() => undefined);
+    }
+  }
+}
+
+async function defineSecret(ctx: AdapterInternals, vm: string, usage: string, key: Uint8Array): Promise<string> {
+  const uuid = randomUUID();
+  const xml = `<secret ephemeral='yes' private='yes'><uuid>${uuid}</uuid><description>Tandem disk key for ${escapeXml(vm)}, removed after start</description><usage type='volume'><volume>${escapeXml(usage)}</volume></usage></secret>`;
+  try {
+    try {
+      await ctx.virsh.run(['secret-define', '--file', '/dev/stdin'], { input: xml });
+    } catch (err) {
+      // A secret left behind by an interrupted start (ephemeral, so only until libvirtd restarts).
+      if (!(err instanceof VirshFailure && /already defined for use with/.test(err.libvirtMessage))) throw err;
+      const stale = /already defined for use with .*?([0-9a-f-]{36})|([0-9a-f-]{36}) already defined/.exec(err.libvirtMessage);
+      const staleUuid = stale?.[1] ?? stale?.[2];
+      if (!staleUuid) throw err;
+      await ctx.virsh.run(['secret-undefine', '--secret', staleUuid]);
+      await ctx.virsh.run(['secret-define', '--file', '/dev/stdin'], { input: xml });
+    }
+    try {
+      await ctx.virsh.run(['secret-set-value', '--secret', uuid, '--file', '/dev/stdin', '--plain'], { input: luksPassphrase(key) });
+    } catch (err) {
+      await ctx.virsh.run(['secret-undefine', '--secret', uuid]).catch(() => undefined);
+      throw err;
+    }
+    return uuid;
+  } catch (err) {
+    throw await ctx.toError(err, { operation: 'define disk secret', vm });
+  }
+}

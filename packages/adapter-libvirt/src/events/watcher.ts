@@ -1,0 +1,127 @@
+import { createInterface } from 'node:readline';
+import { execa, type ResultPromise } from 'execa';
+import type { Clock, HypervisorEvent } from '@tandem/core';
+import { eventState, parseLifecycleLine, type LifecycleLine } from './parse.js';
+
+/** How long after one of Tandem's own operations its lifecycle events are still recognized. */
+const OWN_EVENT_GRACE_MS = 3_000;
+
+interface Expectation {
+  readonly vm: string;
+  readonly events: readonly string[];
+  /** Infinity while the operation runs. */
+  until: number;
+}
+
+/**
+ * libvirt's domain lifecycle events, read from a long-running `virsh event --loop` on the
+ * adapter's URI and turned into {@link HypervisorEvent}s. Events that are the expected
+ * outcome of Tandem's own calls (a destroy's "Stopped Destroyed") are dropped, so listeners
+ * hear what the hypervisor did on its own: a guest shutting down, QEMU dying.
+ */
+export class LifecycleEvents {
+  readonly #listeners = new Set<(e: HypervisorEvent) => void>();
+  readonly #expected = new Set<Expectation>();
+  #child: ResultPromise | undefined;
+  #closed = false;
+
+  constructor(
+    readonly binary: string,
+    readonly uri: string,
+    readonly clock: Clock,
+    /** Delay before the event stream is reopened after it ended (libvirtd restart). */
+    readonly reconnectMs = 1_000,
+  ) {}
+
+  /** Adds a listener; the event stream runs while there is at least one. */
+  subscribe(listener: (e: HypervisorEvent) => void): () => void {
+    this.#listeners.add(listener);
+    if (!this.#child) this.#spawn();
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) this.#stop();
+    };
+  }
+
+  /**
+   * Marks events that an operation of Tandem's on `vm` will cause ("Stopped Destroyed", or a
+   * prefix such as "Started"). Call the returned function when the operation ends.
+   */
+  expect(vm: string, events: readonly string[]): () => void {
+    const entry: Expectation = { vm, events, until: Number.POSITIVE_INFINITY };
+    this.#expected.add(entry);
+    return () => {
+      entry.until = this.clock.now() + OWN_EVENT_GRACE_MS;
+    };
+  }
+
+  /** Stops the event stream and forgets every listener. */
+  close(): void {
+    this.#closed = true;
+    this.#listeners.clear();
+    this.#stop();
+  }
+
+  /** Handles one line of virsh output (exposed for the line-level tests). */
+  handleLine(line: string): void {
+    const parsed = parseLifecycleLine(line);
+    if (!parsed) return;
+    const state = eventState(parsed);
+    if (state === null || this.#isOwn(parsed)) return;
+    const event: HypervisorEvent = {
+      vm: parsed.vm,
+      state,
+      reason: parsed.detail ? `${parsed.event} ${parsed.detail}` : parsed.event,
+      at: this.clock.now(),
+    };
+    for (const l of this.#listeners) {
+      try {
+        l(event);
+      } catch {
+        // A listener's failure must not stop the others or the stream.
+      }
+    }
+  }
+
+  #isOwn(e: LifecycleLine): boolean {
+    const now = this.clock.now();
+    const text = e.detail ? `${e.event} ${e.detail}` : e.event;
+    for (const x of this.#expected) {
+      if (x.until < now) {
+        this.#expected.delete(x);
+        continue;
+      }
+      if (x.vm === e.vm && x.events.some((p) => text.startsWith(p))) return true;
+    }
+    return false;
+  }
+
+  #spawn(): void {
+    if (this.#closed) return;
+    const child = execa(this.binary, ['-q', '-c', this.uri, 'event', '--all', '--loop', '--event', 'lifecycle'], {
+      reject: false,
+      buffer: false,
+      stdin: 'ignore',
+      stderr: 'ignore',
+      env: { LC_ALL: 'C', LANG: 'C' },
+    });
+    this.#child = child;
+    const rl = createInterface({ input: child.stdout });
+    rl.on('line', (line) => this.handleLine(line));
+    void child.then(async () => {
+      rl.close();
+      if (this.#child !== child) return;
+      this.#child = undefined;
+      if (this.#listeners.size === 0 || this.#closed) return;
+      // The stream ended on its own (libvirtd restarted): reopen it while someone listens.
+      await this.clock.sleep(this.reconnectMs).catch(() => undefined);
+      if (!this.#child && this.#listeners.size > 0) this.#spawn();
+    });
+  }
+
+  #stop(): void {
+    const child = this.#child;
+    this.#child = undefined;
+    child?.kill();
+  }
+}

@@ -1,0 +1,124 @@
+import { InvalidInputError, type SnapshotInfo, type SnapshotOps } from '@tandem/core';
+import type { AdapterInternals } from './internals.js';
+import { mapSnapshotState } from './state.js';
+import { virshScript } from './virsh/quote.js';
+import { VirshFailure } from './virsh/runner.js';
+import { child, parseXml, path } from './xml/tree.js';
+
+const SNAPSHOT_DOC = /<domainsnapshot>[\s\S]*?<\/domainsnapshot>\n?/y;
+
+/**
+ * Snapshots through `virsh` on the adapter's URI (the binding has no snapshot calls). libvirt
+ * keeps the tree, the current snapshot and internal qcow2 snapshots with memory for running
+ * VMs. A snapshot's id is its name. Calls that need several virsh commands send them as one
+ * virsh script, so each operation costs one process and one connection.
+ */
+export class LibvirtSnapshots implements SnapshotOps {
+  constructor(readonly ctx: AdapterInternals) {}
+
+  async create(vm: string, options: { name: string; description?: string }): Promise<SnapshotInfo> {
+    const name = options.name;
+    if (name.length === 0 || /[\n\r\0]/.test(name) || name.includes('/')) {
+      throw new InvalidInputError(
+        `Snapshot name ${JSON.stringify(name)} is not usable: it must be non-empty, without "/" or line breaks.`,
+        { details: { vm, snapshot: name } },
+      );
+    }
+    return this.ctx.serialize(vm, async () => {
+      await this.ctx.requireState(vm, 'snapshot', ['stopped', 'running', 'paused', 'crashed']);
+      const create = ['snapshot-create-as', '--domain', vm, '--name', name, '--atomic'];
+      if (options.description !== undefined) create.push('--description', options.description);
+      const done = this.ctx.expectEvents(vm, ['Suspended', 'Resumed']);
+      try {
+        const result = await this.ctx.virsh.script(
+          virshScript([create, ['snapshot-dumpxml', '--domain', vm, '--snapshotname', name]]),
+        );
+        if (result.errors.length > 0) throw await this.#error(result.errors, 'snapshot create', vm, name);
+        const info = parseSnapshotXml(result.stdout, name);
+        return { ...info, current: true };
+      } finally {
+        done();
+      }
+    });
+  }
+
+  async list(vm: string): Promise<SnapshotInfo[]> {
+    return this.ctx.serialize(vm, () => this.#list(vm));
+  }
+
+  async revert(vm: string, snapshot: string): Promise<void> {
+    return this.ctx.serialize(vm, async () => {
+      await this.ctx.stateOf(vm);
+      const done = this.ctx.expectEvents(vm, ['Started', 'Stopped', 'Suspended', 'Resumed']);
+      try {
+        await this.#run(['snapshot-revert', '--domain', vm, '--snapshotname', snapshot], 'snapshot revert', vm, snapshot);
+      } finally {
+        done();
+      }
+    });
+  }
+
+  async delete(vm: string, snapshot: string, options: { children?: boolean } = {}): Promise<void> {
+    return this.ctx.serialize(vm, async () => {
+      await this.ctx.stateOf(vm);
+      const args = ['snapshot-delete', '--domain', vm, '--snapshotname', snapshot];
+      if (options.children) args.push('--children');
+      await this.#run(args, 'snapshot delete', vm, snapshot);
+    });
+  }
+
+  async #list(vm: string): Promise<SnapshotInfo[]> {
+    await this.ctx.stateOf(vm);
+    const names = (await this.#run(['snapshot-list', '--domain', vm, '--name'], 'snapshot list', vm))
+      .split('\n')
+      .filter((n) => n !== '');
+    if (names.length === 0) return [];
+    const commands = names.map((n) => ['snapshot-dumpxml', '--domain', vm, '--snapshotname', n]);
+    commands.push(['snapshot-current', '--domain', vm, '--name']);
+    const result = await this.ctx.virsh.script(virshScript(commands));
+    // "has no current snapshot" is an answer, not a failure.
+    const errors = result.errors.filter((e) => !/has no current snapshot/.test(e));
+    if (errors.length > 0) throw await this.#error(errors, 'snapshot list', vm);
+    const out: SnapshotInfo[] = [];
+    SNAPSHOT_DOC.lastIndex = 0;
+    for (const name of names) {
+      const m = SNAPSHOT_DOC.exec(result.stdout);
+      if (!m) throw await this.#error([`unexpected output from snapshot-dumpxml for "${name}"`], 'snapshot list', vm);
+      out.push(parseSnapshotXml(m[0], name));
+    }
+    const rest = result.stdout.slice(SNAPSHOT_DOC.lastIndex);
+    const current = rest.endsWith('\n') ? rest.slice(0, -1) : rest;
+    return out.map((s) => ({ ...s, current: s.id === current }));
+  }
+
+  async #run(args: string[], operation: string, vm: string, snapshot?: string): Promise<string> {
+    try {
+      return await this.ctx.virsh.run(args);
+    } catch (err) {
+      throw err instanceof VirshFailure ? await this.#error(err.errors, operation, vm, snapshot, err) : await this.ctx.toError(err, { operation, vm });
+    }
+  }
+
+  async #error(errors: readonly string[], operation: string, vm: string, snapshot?: string, cause?: unknown): Promise<Error> {
+    const failure = cause ?? new VirshFailure(errors, operation, undefined, '');
+    return this.ctx.toError(failure, { operation, vm, ...(snapshot !== undefined ? { snapshot } : {}) });
+  }
+}
+
+/** Reads `virsh snapshot-dumpxml` output. `fallbackName` is used when the XML has none. */
+export function parseSnapshotXml(xml: string, fallbackName: string): SnapshotInfo {
+  const root = parseXml(xml);
+  const name = child(root, 'name')?.text ?? fallbackName;
+  const parent = path(root, 'parent', 'name')?.text;
+  const created = Number(child(root, 'creationTime')?.text.trim());
+  const description = child(root, 'description')?.text;
+  return {
+    id: name,
+    name,
+    ...(description !== undefined ? { description } : {}),
+    createdAt: new Date(Number.isFinite(created) ? created * 1000 : 0).toISOString(),
+    parentId: parent ?? null,
+    current: false,
+    vmState: mapSnapshotState(child(root, 'state')?.text.trim()),
+  };
+}
