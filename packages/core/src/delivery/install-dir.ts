@@ -125,6 +125,21 @@ export class InstallDir {
    * one held by a live process is a ConflictError.
    */
   async lock(): Promise<() => Promise<void>> {
+    if (heldHere.has(this.root)) throw new ConflictError(`Another pull is running in ${this.root}; wait for it to finish.`);
+    heldHere.add(this.root);
+    try {
+      const release = await this.#lockFile();
+      return async () => {
+        heldHere.delete(this.root);
+        await release();
+      };
+    } catch (err) {
+      heldHere.delete(this.root);
+      throw err;
+    }
+  }
+
+  async #lockFile(): Promise<() => Promise<void>> {
     await mkdir(this.root, { recursive: true });
     const file = join(this.root, 'pull.lock');
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -145,6 +160,9 @@ export class InstallDir {
     throw new ConflictError(`Cannot lock ${this.root}; another pull keeps taking it.`);
   }
 }
+
+/** Install directories locked by this process (the lock file cannot tell two pulls of one process apart). */
+const heldHere = new Set<string>();
 
 function alive(pid: number): boolean {
   try {

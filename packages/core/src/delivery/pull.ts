@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../clock.js';
-import { IntegrityError, TandemError } from '../errors.js';
+import { HostError, IntegrityError, TandemError } from '../errors.js';
+import { toHostError } from './io-errors.js';
 import type { EventBus } from '../events/bus.js';
 import { planRanges, type ChunkToFetch } from './fetch-plan.js';
 import { exists, InstallDir, type InstalledPointer } from './install-dir.js';
@@ -263,7 +264,8 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     await install.switchTo(pointer);
     return await finish(false, fetched);
   } catch (err) {
-    const error = TandemError.is(err) ? err : new TandemError(`Pull failed: ${(err as Error).message}`, { code: 'TANDEM_HOST', fault: 'host', cause: err });
+    const mapped = toHostError(err, `pulling ${options.workspace}`);
+    const error = TandemError.is(mapped) ? mapped : new HostError(`Pull failed: ${(err as Error).message}`, { cause: err });
     if (error instanceof IntegrityError) reportIntegrity(options, error);
     options.events?.publish('sync.failed', { version: progress.version, code: error.code, message: error.message }, context);
     throw error;
