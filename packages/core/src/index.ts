@@ -242,3 +242,57 @@ export {
   DEFAULT_EXPIRY,
 } from './delivery/trust/publisher.js';
 export type { RepoAdminOptions, ExpiryPolicy } from './delivery/trust/publisher.js';
+export { GEAR_TABLE_NAME, gearTableDigest } from './delivery/gear.js';
+export { chunkingParams, checkChunkingParams, chunkBuffer, chunkFile, DEFAULT_CHUNKING } from './delivery/fastcdc.js';
+export type { ChunkingParams, ChunkingOptions, ChunkSpan, FileChunk } from './delivery/fastcdc.js';
+export { parseManifest, serializeManifest, distinctChunks, PACKAGE_SELF } from './delivery/manifest.js';
+export type { ImageManifest, ChunkRef, ChunkLocation } from './delivery/manifest.js';
+export { openPackage } from './delivery/package-file.js';
+export type { WorkspacePackage } from './delivery/package-file.js';
+export { packWorkspace } from './delivery/pack.js';
+export type { PackOptions, PackProgress, PackResult } from './delivery/pack.js';
+export { pushPackage, manifestPathFor } from './delivery/push.js';
+export type { PushOptions, PushProgress, PushResult } from './delivery/push.js';
+export { pullWorkspace } from './delivery/pull.js';
+export type { PullOptions, PullResult } from './delivery/pull.js';
+export type { SyncProgress, SyncPhase } from './delivery/progress.js';
+export { InstallDir } from './delivery/install-dir.js';
+export type { InstalledPointer } from './delivery/install-dir.js';
+export { planRanges } from './delivery/fetch-plan.js';
+export type { ChunkToFetch, RangeRequest, RangePlanOptions } from './delivery/fetch-plan.js';
+export { DirectoryStore } from './delivery/store/directory.js';
+export { HttpStore } from './delivery/store/http.js';
+export type { HttpStoreOptions } from './delivery/store/http.js';
+export type { HttpTransportOptions } from './delivery/store/http-client.js';
+export { S3Store } from './delivery/store/s3.js';
+export type { S3StoreOptions } from './delivery/store/s3.js';
+export { signV4 } from './delivery/store/sigv4.js';
+export type { S3Credentials, SigningInput } from './delivery/store/sigv4.js';
+export { openStore } from './delivery/store/open.js';
+export type { OpenStoreOptions } from './delivery/store/open.js';
+export type { RepoStore, StoreStats, ReadOptions } from './delivery/store/types.js';
+export { generateSigningKey, loadKeys, saveKey, signingKeyFrom, keyIdOf, ROLES } from './delivery/trust/keys.js';
+export type { KeySet, RoleName, SigningKey, PublicKeyEntry } from './delivery/trust/keys.js';
+export type {
+  RootMetadata,
+  TargetsMetadata,
+  SnapshotMetadata,
+  TimestampMetadata,
+  TargetFile,
+  WorkspaceTargetInfo,
+  Envelope,
+} from './delivery/trust/metadata.js';
+export { RepositoryClient } from './delivery/trust/client.js';
+export type { RepositoryClientOptions, TrustedMetadata, ResolvedTarget } from './delivery/trust/client.js';
+export { DirectoryTrustStore, MemoryTrustStore } from './delivery/trust/trust-store.js';
+export type { TrustStore } from './delivery/trust/trust-store.js';
+export {
+  initRepository,
+  readRepository,
+  updateTargets,
+  setChannel,
+  refreshRepository,
+  rotateKey,
+  DEFAULT_EXPIRY,
+} from './delivery/trust/publisher.js';
+export type { RepoAdminOptions, ExpiryPolicy } from './delivery/trust/publisher.js';

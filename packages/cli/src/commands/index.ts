@@ -7,6 +7,10 @@ import { registerLifecycle } from './lifecycle.js';
 import { registerSnapshot } from './snapshot.js';
 import { registerEvents } from './events.js';
 import { registerPolicy } from './policy.js';
+import { registerPack } from './pack.js';
+import { registerPush } from './push.js';
+import { registerPull } from './pull.js';
+import { registerRepo } from './repo.js';
 
 /** Registers every command. Each command lives in its own file under commands/. */
 export function registerCommands(program: Command, host: CommandHost): void {
@@ -17,4 +21,8 @@ export function registerCommands(program: Command, host: CommandHost): void {
   registerSnapshot(program, host);
   registerEvents(program, host);
   registerPolicy(program, host);
+  registerPack(program, host);
+  registerPush(program, host);
+  registerPull(program, host);
+  registerRepo(program, host);
 }
