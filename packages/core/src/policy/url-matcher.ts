@@ -27,12 +27,47 @@ interface Entry {
   readonly order: number;
 }
 
+/** A node of the reversed-label trie: `com`, then `contoso` below it, then `www` below that. */
 interface TrieNode {
-  readonly children: Map<string, TrieNode>;
+  readonly label: string;
+  /** Children by the hash of their label; labels with the same hash are chained. */
+  readonly children: Map<number, TrieNode>;
+  sameHash: TrieNode | undefined;
   /** Rules for this domain and everything below it. */
   readonly suffix: Entry[];
   /** Rules for everything strictly below this domain. */
   readonly sub: Entry[];
+}
+
+/** Rules for one exact host name. */
+interface ExactBucket {
+  readonly host: string;
+  readonly entries: Entry[];
+  sameHash: ExactBucket | undefined;
+}
+
+// Labels and hosts are looked up by a hash computed in one right-to-left pass over the URL's
+// host, so a lookup hashes a small integer instead of a fresh substring; a hit is confirmed by
+// comparing the characters in place.
+const step = (h: number, c: number): number => (Math.imul(h, 31) + c) | 0;
+const smi = (h: number): number => h & 0x3fffffff;
+
+function hashRight(s: string): number {
+  let h = 0;
+  for (let i = s.length - 1; i >= 0; i--) h = step(h, s.charCodeAt(i));
+  return smi(h);
+}
+
+function sameLabel(label: string, host: string, from: number, to: number): boolean {
+  if (label.length !== to - from) return false;
+  for (let i = 0; i < label.length; i++) if (label.charCodeAt(i) !== host.charCodeAt(from + i)) return false;
+  return true;
+}
+
+function childOf(node: TrieNode, hash: number, host: string, from: number, to: number): TrieNode | undefined {
+  let c = node.children.get(hash);
+  while (c !== undefined && !sameLabel(c.label, host, from, to)) c = c.sameHash;
+  return c;
 }
 
 function ordered(rules: readonly CompiledUrlRule[], options: UrlMatcherOptions): Entry[] {
@@ -50,7 +85,8 @@ function firstHolding(
   limit: number,
 ): Entry | undefined {
   if (list === undefined) return undefined;
-  for (const e of list) {
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i] as Entry;
     if (e.order >= limit) return undefined;
     if (conditionsHold(e.rule, url, dir)) return e;
   }
@@ -77,11 +113,22 @@ function ipv6Key(hex: string, length: number): string {
   return hex.slice(0, whole) + nibble.toString(16);
 }
 
-const newNode = (): TrieNode => ({ children: new Map(), suffix: [], sub: [] });
+const newNode = (label: string): TrieNode => ({ label, children: new Map(), sameHash: undefined, suffix: [], sub: [] });
+
+function childFor(node: TrieNode, label: string): TrieNode {
+  const hash = hashRight(label);
+  const first = node.children.get(hash);
+  for (let c = first; c !== undefined; c = c.sameHash) if (c.label === label) return c;
+  const created = newNode(label);
+  created.sameHash = first;
+  node.children.set(hash, created);
+  return created;
+}
 
 /**
  * Compiles rules into a matcher whose cost does not grow with the number of rules: exact hosts
- * in a hash map, domain suffixes in a trie of reversed labels, IP prefixes in one hash table per
+ * in a hash map, domain suffixes in a trie of reversed labels (both looked up by hashes computed
+ * in one pass over the URL's host), IP prefixes in one hash table per
  * prefix length, so a lookup touches only the rules that share the URL's host or a suffix of it.
  *
  * @example
@@ -92,8 +139,9 @@ const newNode = (): TrieNode => ({ children: new Map(), suffix: [], sub: [] });
  * ```
  */
 export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: UrlMatcherOptions = {}): UrlMatcher {
-  const exact = new Map<string, Entry[]>();
-  const root = newNode();
+  const exactNames = new Map<number, ExactBucket>();
+  const exactAddresses = new Map<string, Entry[]>();
+  const root = newNode('');
   const v4 = new Map<number, Map<number, Entry[]>>();
   const v6 = new Map<number, Map<string, Entry[]>>();
   const local: Entry[] = [];
@@ -102,18 +150,24 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
   for (const entry of entries) {
     const h = entry.rule.host;
     switch (h.kind) {
-      case 'exact':
-        push(exact, h.host, entry);
+      case 'exact': {
+        // Names cannot be all digits and dots, and IPv6 is bracketed: the rest are addresses.
+        if (h.host.startsWith('[') || /^[\d.]+$/.test(h.host)) {
+          push(exactAddresses, h.host, entry);
+          break;
+        }
+        const hash = hashRight(h.host);
+        const first = exactNames.get(hash);
+        let bucket = first;
+        while (bucket !== undefined && bucket.host !== h.host) bucket = bucket.sameHash;
+        if (bucket === undefined) exactNames.set(hash, (bucket = { host: h.host, entries: [], sameHash: first }));
+        bucket.entries.push(entry);
         break;
+      }
       case 'suffix':
       case 'subdomains': {
         let node = root;
-        const labels = h.suffix.split('.').reverse();
-        for (const label of labels) {
-          let next = node.children.get(label);
-          if (!next) node.children.set(label, (next = newNode()));
-          node = next;
-        }
+        for (const label of h.suffix.split('.').reverse()) node = childFor(node, label);
         (h.kind === 'suffix' ? node.suffix : node.sub).push(entry);
         break;
       }
@@ -149,35 +203,52 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
     match(url, dir) {
       let best: Entry | undefined;
       let limit = Number.POSITIVE_INFINITY;
-      let e = firstHolding(exact.get(url.host), url, dir, limit);
-      if (e !== undefined) {
-        best = e;
-        limit = e.order;
-      }
+      let e: Entry | undefined;
       if (url.kind === 'name') {
         const host = url.host;
         let node: TrieNode | undefined = root;
+        let label = 0;
+        let full = 0;
         let end = host.length;
-        for (;;) {
-          const dot = host.lastIndexOf('.', end - 1);
-          node = node.children.get(host.slice(dot + 1, end));
-          if (node === undefined) break;
-          if (node.suffix.length > 0 && (e = firstHolding(node.suffix, url, dir, limit)) !== undefined) {
-            best = e;
-            limit = e.order;
+        for (let i = end - 1; i >= -1; i--) {
+          const c = i >= 0 ? host.charCodeAt(i) : 46;
+          if (c !== 46) {
+            label = step(label, c);
+            full = step(full, c);
+            continue;
           }
-          if (dot < 0) break;
-          if (node.sub.length > 0 && (e = firstHolding(node.sub, url, dir, limit)) !== undefined) {
-            best = e;
-            limit = e.order;
+          if (i >= 0) full = step(full, c);
+          if (node !== undefined) {
+            node = childOf(node, smi(label), host, i + 1, end);
+            if (node !== undefined) {
+              if (node.suffix.length > 0 && (e = firstHolding(node.suffix, url, dir, limit)) !== undefined) {
+                best = e;
+                limit = e.order;
+              }
+              if (i >= 0 && node.sub.length > 0 && (e = firstHolding(node.sub, url, dir, limit)) !== undefined) {
+                best = e;
+                limit = e.order;
+              }
+            }
           }
-          end = dot;
+          label = 0;
+          end = i;
+        }
+        let bucket = exactNames.get(smi(full));
+        while (bucket !== undefined && bucket.host !== host) bucket = bucket.sameHash;
+        if (bucket !== undefined && (e = firstHolding(bucket.entries, url, dir, limit)) !== undefined) {
+          best = e;
+          limit = e.order;
         }
         if (local.length > 0 && !host.includes('.') && (e = firstHolding(local, url, dir, limit)) !== undefined) {
           best = e;
           limit = e.order;
         }
       } else if (url.ip !== undefined) {
+        if ((e = firstHolding(exactAddresses.get(url.host), url, dir, limit)) !== undefined) {
+          best = e;
+          limit = e.order;
+        }
         const ip = url.ip;
         if (ip.family === 4) {
           for (let i = 0; i < v4Lengths.length; i++) {

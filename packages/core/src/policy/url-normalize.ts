@@ -1,5 +1,6 @@
 import { InvalidInputError } from '../errors.js';
 import { formatIpv4, parseIpv4, parseIpv6, unmapIpv4, type IpAddress } from './ip.js';
+import { scanCanonicalUrl } from './url-fast.js';
 
 /** The URL schemes web redirection decides on. */
 export const REDIRECTABLE_SCHEMES = ['http', 'https', 'ftp'] as const;
@@ -133,63 +134,24 @@ function build(
   return { host, kind, ip, href: `${scheme}://${host}${portText}${path}${query}`, scheme, port, path, query };
 }
 
-// The common case, a URL already in canonical form, parsed without the WHATWG parser. Anything
+// The common case, a URL already in canonical form, split without the WHATWG parser. Anything
 // unusual (upper case, user info, IDN, odd IPv4, dot segments, a trailing dot, spaces, ...)
 // falls back to the full parser; a property test holds the two to the same answers.
-const FAST =
-  /^(https?):\/\/(?:((?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3})|([a-z0-9-]+(?:\.[a-z0-9-]+)*))(?::([1-9]\d{0,4}))?(\/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*)?(\?[A-Za-z0-9\-._~!$&()*+,;=:@/?%]*)?(?:#[^]*)?$/;
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)|%2e/i;
 const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
 
-/**
- * WHATWG reads a host whose last label is all digits, or 0x and hex digits, as an IPv4 number;
- * such hosts go to the full parser.
- */
-function endsInNumber(host: string): boolean {
-  const start = host.lastIndexOf('.') + 1;
-  let i = start;
-  if (host.charCodeAt(i) === 48 && host.charCodeAt(i + 1) === 120) {
-    for (i += 2; i < host.length; i++) {
-      const c = host.charCodeAt(i);
-      if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
-    }
-    return true;
-  }
-  for (; i < host.length; i++) {
-    const c = host.charCodeAt(i);
-    if (c < 48 || c > 57) return false;
-  }
-  return i > start;
-}
-
 /** The fast path: a URL already in canonical form, or undefined for the full parser. */
 export function fastNormalize(text: string): NormalizedUrl | undefined {
-  const m = FAST.exec(text);
-  if (m === null) return undefined;
-  const scheme = m[1] as 'http' | 'https';
-  const address = m[2];
-  let kind: HostKind = 'name';
-  let ip: IpAddress | undefined;
-  let host: string;
-  if (address !== undefined) {
-    host = address;
-    kind = 'ipv4';
-    ip = { family: 4, value: parseIpv4(host) ?? 0 };
-  } else {
-    host = m[3] ?? '';
-    if (endsInNumber(host) || host.includes('xn--')) return undefined;
-  }
-  const port = m[4] === undefined ? DEFAULT_PORTS[scheme] : Number(m[4]);
-  if (port > 65535) return undefined;
-  let path = m[5] ?? '/';
+  const p = scanCanonicalUrl(text);
+  if (p === undefined) return undefined;
+  let path = p.path;
   const percent = path.includes('%');
   if ((percent || path.includes('/.')) && DOT_SEGMENT.test(path)) return undefined;
   if (percent) {
     if (BAD_PERCENT.test(path)) return undefined;
     path = normalizePercentEncoding(path);
   }
-  const query = m[6] === undefined || m[6] === '?' ? '' : m[6];
-  return build(scheme, host, kind, ip, port, path, query);
+  return build(p.scheme, p.host, p.kind, p.ip, p.port === -1 ? DEFAULT_PORTS[p.scheme] : p.port, path, p.query);
 }
 
 function failUrl(text: string): never {
