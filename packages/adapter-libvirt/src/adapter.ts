@@ -26,7 +26,7 @@ import { LibvirtConnection } from './connection.js';
 import { readDomainFacts } from './domain-facts.js';
 import { buildDomainXml } from './domain-xml.js';
 import { libvirtError, type ErrorContext } from './errors.js';
-import { LifecycleEvents } from './events/watcher.js';
+import { LifecycleEvents, virshEventStream } from './events/watcher.js';
 import { LibvirtGuestChannel } from './guest-channel.js';
 import type { AdapterInternals } from './internals.js';
 import { KeyedQueue } from './keyed-queue.js';
@@ -96,7 +96,7 @@ export class LibvirtAdapter implements HypervisorAdapter {
     this.#conn = new LibvirtConnection(this.uri);
     this.#virsh = new Virsh(this.uri, options.virsh ?? 'virsh');
     this.#clock = options.clock ?? systemClock;
-    this.#events = new LifecycleEvents(this.#virsh.binary, this.uri, this.#clock);
+    this.#events = new LifecycleEvents(virshEventStream(this.#virsh.binary, this.uri), this.#clock);
     this.#internals = {
       uri: this.#parsed,
       options,
@@ -234,9 +234,15 @@ export class LibvirtAdapter implements HypervisorAdapter {
           if (!TandemError.is(err, 'TANDEM_INVALID_STATE')) throw err;
         });
       }
-      const args = ['undefine', '--domain', vm, '--managed-save', '--snapshots-metadata', '--checkpoints-metadata', '--nvram'];
-      if (options.deleteDisks && this.#parsed.remote) args.push('--remove-all-storage');
-      await this.#runVirsh({ operation: 'destroy', vm }, args);
+      const removeStorage = options.deleteDisks === true && this.#parsed.remote;
+      // The binding's plain undefine is enough unless snapshots, a managed-save image or
+      // storage removal need virsh's flags.
+      const plain = removeStorage ? false : await this.#withDomain(vm, 'destroy', (d) => d.undefine()).then(() => true, () => false);
+      if (!plain) {
+        const args = ['undefine', '--domain', vm, '--managed-save', '--snapshots-metadata', '--checkpoints-metadata', '--nvram'];
+        if (removeStorage) args.push('--remove-all-storage');
+        await this.#runVirsh({ operation: 'destroy', vm }, args);
+      }
       if (options.deleteDisks && !this.#parsed.remote) {
         for (const disk of readDomainFacts(xml).disks) {
           await unlink(disk.path).catch((err: NodeJS.ErrnoException) => {

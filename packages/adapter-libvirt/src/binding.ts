@@ -23,6 +23,7 @@ export interface NativeDomain {
   suspend(): Promise<void>;
   resume(): Promise<void>;
   destroy(): Promise<void>;
+  undefine(): Promise<void>;
 }
 
 /** A connection from the binding. */

@@ -1,5 +1,5 @@
 import { TandemError, type ProbeResult } from '@tandem/core';
-import { BINDING_FIX, loadBinding } from './binding.js';
+import { BINDING_FIX, loadBinding, type BindingLoad } from './binding.js';
 import type { LibvirtConnection } from './connection.js';
 import { VirshFailure, type Virsh } from './virsh/runner.js';
 
@@ -11,14 +11,15 @@ export async function probeLibvirt(
   conn: LibvirtConnection,
   virsh: Virsh,
   virtType: () => Promise<'kvm' | 'qemu'>,
+  binding: BindingLoad | Promise<BindingLoad> = loadBinding(),
 ): Promise<ProbeResult> {
   const adapter = 'libvirt';
-  const binding = await loadBinding();
-  if (!binding.ok) {
+  const loaded = await binding;
+  if (!loaded.ok) {
     return {
       usable: false,
       adapter,
-      reason: `The libvirt binding @unraid/libvirt is not installed or its native part is not built (${binding.reason}).`,
+      reason: `The libvirt binding @unraid/libvirt is not installed or its native part is not built (${loaded.reason}).`,
       fix: BINDING_FIX,
     };
   }

@@ -1,10 +1,39 @@
 import { createInterface } from 'node:readline';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import type { Clock, HypervisorEvent } from '@tandem/core';
 import { eventState, parseLifecycleLine, type LifecycleLine } from './parse.js';
 
 /** How long after one of Tandem's own operations its lifecycle events are still recognized. */
 const OWN_EVENT_GRACE_MS = 3_000;
+
+/** Opens a stream of event lines; `onEnd` is called when it ends on its own. */
+export type EventStream = (onLine: (line: string) => void, onEnd: () => void) => { stop(): void };
+
+/** The lines of a long-running `virsh event --all --loop --event lifecycle` on `uri`. */
+export function virshEventStream(binary: string, uri: string): EventStream {
+  return (onLine, onEnd) => {
+    const child = execa(binary, ['-q', '-c', uri, 'event', '--all', '--loop', '--event', 'lifecycle'], {
+      reject: false,
+      buffer: false,
+      stdin: 'ignore',
+      stderr: 'ignore',
+      env: { LC_ALL: 'C', LANG: 'C' },
+    });
+    let stopped = false;
+    const rl = createInterface({ input: child.stdout });
+    rl.on('line', onLine);
+    void child.then(() => {
+      rl.close();
+      if (!stopped) onEnd();
+    });
+    return {
+      stop: () => {
+        stopped = true;
+        child.kill();
+      },
+    };
+  };
+}
 
 interface Expectation {
   readonly vm: string;
@@ -14,29 +43,28 @@ interface Expectation {
 }
 
 /**
- * libvirt's domain lifecycle events, read from a long-running `virsh event --loop` on the
- * adapter's URI and turned into {@link HypervisorEvent}s. Events that are the expected
- * outcome of Tandem's own calls (a destroy's "Stopped Destroyed") are dropped, so listeners
- * hear what the hypervisor did on its own: a guest shutting down, QEMU dying.
+ * libvirt's domain lifecycle events turned into {@link HypervisorEvent}s. Events that are the
+ * expected outcome of Tandem's own calls (a destroy's "Stopped Destroyed") are dropped, so
+ * listeners hear what the hypervisor did on its own: a guest shutting down, QEMU dying.
+ * The stream runs while someone listens and is reopened when it ends (libvirtd restarted).
  */
 export class LifecycleEvents {
   readonly #listeners = new Set<(e: HypervisorEvent) => void>();
   readonly #expected = new Set<Expectation>();
-  #child: ResultPromise | undefined;
+  #stream: { stop(): void } | undefined;
   #closed = false;
 
   constructor(
-    readonly binary: string,
-    readonly uri: string,
+    readonly open: EventStream,
     readonly clock: Clock,
-    /** Delay before the event stream is reopened after it ended (libvirtd restart). */
+    /** Delay before the stream is reopened after it ended. */
     readonly reconnectMs = 1_000,
   ) {}
 
   /** Adds a listener; the event stream runs while there is at least one. */
   subscribe(listener: (e: HypervisorEvent) => void): () => void {
     this.#listeners.add(listener);
-    if (!this.#child) this.#spawn();
+    if (!this.#stream) this.#start();
     return () => {
       this.#listeners.delete(listener);
       if (this.#listeners.size === 0) this.#stop();
@@ -44,8 +72,8 @@ export class LifecycleEvents {
   }
 
   /**
-   * Marks events that an operation of Tandem's on `vm` will cause ("Stopped Destroyed", or a
-   * prefix such as "Started"). Call the returned function when the operation ends.
+   * Marks events that an operation of Tandem's on `vm` will cause (`Stopped Destroyed`, or a
+   * prefix such as `Started`). Call the returned function when the operation ends.
    */
   expect(vm: string, events: readonly string[]): () => void {
     const entry: Expectation = { vm, events, until: Number.POSITIVE_INFINITY };
@@ -62,8 +90,7 @@ export class LifecycleEvents {
     this.#stop();
   }
 
-  /** Handles one line of virsh output (exposed for the line-level tests). */
-  handleLine(line: string): void {
+  #handle(line: string): void {
     const parsed = parseLifecycleLine(line);
     if (!parsed) return;
     const state = eventState(parsed);
@@ -96,32 +123,28 @@ export class LifecycleEvents {
     return false;
   }
 
-  #spawn(): void {
+  #start(): void {
     if (this.#closed) return;
-    const child = execa(this.binary, ['-q', '-c', this.uri, 'event', '--all', '--loop', '--event', 'lifecycle'], {
-      reject: false,
-      buffer: false,
-      stdin: 'ignore',
-      stderr: 'ignore',
-      env: { LC_ALL: 'C', LANG: 'C' },
-    });
-    this.#child = child;
-    const rl = createInterface({ input: child.stdout });
-    rl.on('line', (line) => this.handleLine(line));
-    void child.then(async () => {
-      rl.close();
-      if (this.#child !== child) return;
-      this.#child = undefined;
-      if (this.#listeners.size === 0 || this.#closed) return;
-      // The stream ended on its own (libvirtd restarted): reopen it while someone listens.
-      await this.clock.sleep(this.reconnectMs).catch(() => undefined);
-      if (!this.#child && this.#listeners.size > 0) this.#spawn();
-    });
+    const stream = this.open(
+      (line) => this.#handle(line),
+      () => {
+        if (this.#stream !== stream) return;
+        this.#stream = undefined;
+        if (this.#listeners.size === 0 || this.#closed) return;
+        void this.clock
+          .sleep(this.reconnectMs)
+          .catch(() => undefined)
+          .then(() => {
+            if (!this.#stream && this.#listeners.size > 0) this.#start();
+          });
+      },
+    );
+    this.#stream = stream;
   }
 
   #stop(): void {
-    const child = this.#child;
-    this.#child = undefined;
-    child?.kill();
+    const stream = this.#stream;
+    this.#stream = undefined;
+    stream?.stop();
   }
 }
