@@ -83,7 +83,9 @@ function makeV2(v1) {
 }
 
 async function startServer(root) {
-  const child = spawn(process.execPath, [resolve('bench/lib/static-server.mjs'), root], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [resolve('bench/lib/static-server.mjs'), root], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise((r) => child.stdout.once('data', (d) => r(Number(String(d).trim()))));
   const url = `http://127.0.0.1:${port}`;
   return {
@@ -98,7 +100,8 @@ const workspace = (name, version) =>
   `apiVersion: tandem/v1\nkind: Workspace\nmetadata: { name: ${name}, version: ${version} }\nspec:\n  image: { source: ./disk.img, format: raw }\n  hardware:\n    memory: { fixedMiB: 1024 }\n`;
 
 await rm(OUT, { recursive: true, force: true });
-for (const d of ['v1', 'v2', 'repo', 'endpoint', 'casync', 'rsync/module', 'rsync/client']) await mkdir(join(OUT, d), { recursive: true });
+for (const d of ['v1', 'v2', 'repo', 'endpoint', 'casync', 'rsync/module', 'rsync/client'])
+  await mkdir(join(OUT, d), { recursive: true });
 console.error(`generating a ${fmt(SIZE)} image and a version with ${CHANGED * 100}% changed ...`);
 const v1 = makeV1();
 const { image: v2, changed, edits } = makeV2(v1);
@@ -113,15 +116,21 @@ settle();
 
 // --- Tandem: pack, push, pull v1 (cold), pull v2 (delta) ---
 settle();
-const pack1 = await time(() => packWorkspace({ workspaceFile: join(OUT, 'v1/tandem.workspace.yaml'), out: join(OUT, 'v1.tandem') }));
-const pack2 = await time(() => packWorkspace({ workspaceFile: join(OUT, 'v2/tandem.workspace.yaml'), out: join(OUT, 'v2.tandem') }));
+const pack1 = await time(() =>
+  packWorkspace({ workspaceFile: join(OUT, 'v1/tandem.workspace.yaml'), out: join(OUT, 'v1.tandem') }),
+);
+const pack2 = await time(() =>
+  packWorkspace({ workspaceFile: join(OUT, 'v2/tandem.workspace.yaml'), out: join(OUT, 'v2.tandem') }),
+);
 const store = new DirectoryStore(join(OUT, 'repo'));
 const { keys, root } = await initRepository({ store });
 await pushPackage({ package: join(OUT, 'v1.tandem'), store, keys, channels: ['stable'] });
 const server = await startServer(join(OUT));
 const dir = join(OUT, 'endpoint');
 settle();
-const pull1 = await time(() => pullWorkspace({ repo: `${server.url}/repo/`, workspace: 'bench', dir, trustedRoot: root }));
+const pull1 = await time(() =>
+  pullWorkspace({ repo: `${server.url}/repo/`, workspace: 'bench', dir, trustedRoot: root }),
+);
 const s1 = await server.stats();
 await pushPackage({ package: join(OUT, 'v2.tandem'), store, keys, channels: ['stable'] });
 await server.reset();
@@ -145,16 +154,42 @@ results.tandem = {
 const casync = (args) => execFileSync('casync', args, { stdio: ['ignore', 'ignore', 'inherit'] });
 const cs = join(OUT, 'casync');
 settle();
-const make1 = await time(() => casync(['make', `--store=${cs}/store.castr`, '--chunk-size=16384:65536:262144', `${cs}/v1.caibx`, join(OUT, 'v1/disk.img')]));
-casync(['make', `--store=${cs}/store.castr`, '--chunk-size=16384:65536:262144', `${cs}/v2.caibx`, join(OUT, 'v2/disk.img')]);
+const make1 = await time(() =>
+  casync([
+    'make',
+    `--store=${cs}/store.castr`,
+    '--chunk-size=16384:65536:262144',
+    `${cs}/v1.caibx`,
+    join(OUT, 'v1/disk.img'),
+  ]),
+);
+casync([
+  'make',
+  `--store=${cs}/store.castr`,
+  '--chunk-size=16384:65536:262144',
+  `${cs}/v2.caibx`,
+  join(OUT, 'v2/disk.img'),
+]);
 await copyFile(join(OUT, 'v1/disk.img'), join(cs, 'seed.img'));
 await server.reset();
 settle();
 const extract = await time(() =>
-  casync(['extract', `--store=${server.url}/casync/store.castr`, `--seed=${cs}/seed.img`, `${server.url}/casync/v2.caibx`, `${cs}/out.img`]),
+  casync([
+    'extract',
+    `--store=${server.url}/casync/store.castr`,
+    `--seed=${cs}/seed.img`,
+    `${server.url}/casync/v2.caibx`,
+    `${cs}/out.img`,
+  ]),
 );
 const sc = await server.stats();
-results.casync = { makeMs: make1.ms, makeMiBs: SIZE / MIB / (make1.ms / 1000), deltaBytes: sc.bytes, deltaRequests: sc.requests, deltaMs: extract.ms };
+results.casync = {
+  makeMs: make1.ms,
+  makeMiBs: SIZE / MIB / (make1.ms / 1000),
+  deltaBytes: sc.bytes,
+  deltaRequests: sc.requests,
+  deltaMs: extract.ms,
+};
 const ok = execFileSync('cmp', [join(cs, 'out.img'), join(OUT, 'v2/disk.img')]).length === 0;
 if (!ok) throw new Error('casync produced a different image');
 server.stop();
@@ -165,10 +200,20 @@ await copyFile(join(OUT, 'v2/disk.img'), join(rs, 'module/disk.img'));
 await copyFile(join(OUT, 'v1/disk.img'), join(rs, 'client/disk.img'));
 const port = 28000 + Math.floor(Math.random() * 1000);
 await writeFile(join(rs, 'rsyncd.conf'), `use chroot = no\n[bench]\n  path = ${rs}/module\n  read only = yes\n`);
-const daemon = spawn('rsync', ['--daemon', '--no-detach', `--config=${rs}/rsyncd.conf`, `--port=${port}`, '--address=127.0.0.1'], { stdio: 'ignore' });
+const daemon = spawn(
+  'rsync',
+  ['--daemon', '--no-detach', `--config=${rs}/rsyncd.conf`, `--port=${port}`, '--address=127.0.0.1'],
+  { stdio: 'ignore' },
+);
 await new Promise((r) => setTimeout(r, 500));
 settle();
-const rsync = await time(() => execFileSync('rsync', ['--stats', '--no-whole-file', `rsync://127.0.0.1:${port}/bench/disk.img`, join(rs, 'client/disk.img')], { encoding: 'utf8' }));
+const rsync = await time(() =>
+  execFileSync(
+    'rsync',
+    ['--stats', '--no-whole-file', `rsync://127.0.0.1:${port}/bench/disk.img`, join(rs, 'client/disk.img')],
+    { encoding: 'utf8' },
+  ),
+);
 daemon.kill();
 const received = Number(/Total bytes received: ([\d,]+)/.exec(rsync.value)[1].replace(/,/g, ''));
 results.rsync = { deltaBytes: received, deltaMs: rsync.ms };
@@ -181,12 +226,20 @@ console.log(`image ${fmt(SIZE)}, v2 ${fmt(v2.length)}, changed ${fmt(changed)} i
 console.log('');
 console.log('| v1 -> v2 | bytes transferred | x changed bytes | requests | time |');
 console.log('|---|---|---|---|---|');
-console.log(`| Tandem (HTTP, metadata included) | ${fmt(t.deltaBytes)} | ${(t.deltaBytes / changed).toFixed(2)} | ${t.deltaRequests} | ${(t.deltaMs / 1000).toFixed(1)} s |`);
-console.log(`| casync (HTTP, index included) | ${fmt(c.deltaBytes)} | ${(c.deltaBytes / changed).toFixed(2)} | ${c.deltaRequests} | ${(c.deltaMs / 1000).toFixed(1)} s |`);
-console.log(`| rsync (daemon) | ${fmt(results.rsync.deltaBytes)} | ${(results.rsync.deltaBytes / changed).toFixed(2)} | 1 session | ${(results.rsync.deltaMs / 1000).toFixed(1)} s |`);
+console.log(
+  `| Tandem (HTTP, metadata included) | ${fmt(t.deltaBytes)} | ${(t.deltaBytes / changed).toFixed(2)} | ${t.deltaRequests} | ${(t.deltaMs / 1000).toFixed(1)} s |`,
+);
+console.log(
+  `| casync (HTTP, index included) | ${fmt(c.deltaBytes)} | ${(c.deltaBytes / changed).toFixed(2)} | ${c.deltaRequests} | ${(c.deltaMs / 1000).toFixed(1)} s |`,
+);
+console.log(
+  `| rsync (daemon) | ${fmt(results.rsync.deltaBytes)} | ${(results.rsync.deltaBytes / changed).toFixed(2)} | 1 session | ${(results.rsync.deltaMs / 1000).toFixed(1)} s |`,
+);
 console.log('');
 console.log('| throughput | figure |');
 console.log('|---|---|');
 console.log(`| tandem pack (v1) | ${rate(SIZE, t.packMs)} (${(t.packMs / 1000).toFixed(1)} s) |`);
 console.log(`| casync make (v1) | ${rate(SIZE, c.makeMs)} (${(c.makeMs / 1000).toFixed(1)} s) |`);
-console.log(`| tandem pull v1, cold, loopback HTTP | ${rate(SIZE, t.pullV1Ms)} of image (${fmt(t.pullV1Bytes)} fetched in ${t.pullV1Requests} requests, ${(t.pullV1Ms / 1000).toFixed(1)} s) |`);
+console.log(
+  `| tandem pull v1, cold, loopback HTTP | ${rate(SIZE, t.pullV1Ms)} of image (${fmt(t.pullV1Bytes)} fetched in ${t.pullV1Requests} requests, ${(t.pullV1Ms / 1000).toFixed(1)} s) |`,
+);

@@ -31,7 +31,11 @@ const server = http.createServer(async (req, res) => {
   if (m) {
     start = Number(m[1]);
     end = m[2] ? Math.min(Number(m[2]), st.size - 1) : st.size - 1;
-    res.writeHead(206, { 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${st.size}`, 'accept-ranges': 'bytes' });
+    res.writeHead(206, {
+      'content-length': end - start + 1,
+      'content-range': `bytes ${start}-${end}/${st.size}`,
+      'accept-ranges': 'bytes',
+    });
   } else res.writeHead(200, { 'content-length': st.size, 'accept-ranges': 'bytes' });
   if (req.method === 'HEAD') return res.end();
   stats.bytes += end - start + 1;

@@ -3,7 +3,15 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { DirectoryStore, EventBus, initRepository, packWorkspace, pullWorkspace, pushPackage, type PullResult } from '@tandem/core';
+import {
+  DirectoryStore,
+  EventBus,
+  initRepository,
+  packWorkspace,
+  pullWorkspace,
+  pushPackage,
+  type PullResult,
+} from '@tandem/core';
 
 /** Options of {@link runDeliveryDemo}. */
 export interface DeliveryDemoOptions {
@@ -66,7 +74,12 @@ async function serve(root: string): Promise<{ url: string; close: () => Promise<
         const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
         if (!m) return res.writeHead(200, { 'content-length': body.length }).end(body);
         const part = body.subarray(Number(m[1]), Number(m[2]) + 1);
-        res.writeHead(206, { 'content-length': part.length, 'content-range': `bytes ${m[1]}-${Number(m[1]) + part.length - 1}/${body.length}` }).end(part);
+        res
+          .writeHead(206, {
+            'content-length': part.length,
+            'content-range': `bytes ${m[1]}-${Number(m[1]) + part.length - 1}/${body.length}`,
+          })
+          .end(part);
       })
       .catch(() => res.writeHead(404).end());
   });
@@ -95,7 +108,10 @@ export async function runDeliveryDemo(options: DeliveryDemoOptions): Promise<Del
   log(`repository created in ${store.location} (Ed25519 keys for root, targets, snapshot, timestamp)`);
 
   const v1 = diskImage(size);
-  const pkg1 = await packWorkspace({ workspaceFile: await writeWorkspace(join(workDir, 'v1'), '1.0.0', v1), out: join(workDir, 'legacy-erp-1.0.0.tandem') });
+  const pkg1 = await packWorkspace({
+    workspaceFile: await writeWorkspace(join(workDir, 'v1'), '1.0.0', v1),
+    out: join(workDir, 'legacy-erp-1.0.0.tandem'),
+  });
   log(`packed legacy-erp 1.0.0: ${pkg1.chunks} chunks, package ${mib(pkg1.packageBytes)} for a ${mib(size)} image`);
   const push1 = await pushPackage({ package: pkg1.path, store, keys, channels: ['stable'] });
   log(`published 1.0.0 on channel stable: ${mib(push1.bytesUploaded)} uploaded`);
@@ -105,21 +121,37 @@ export async function runDeliveryDemo(options: DeliveryDemoOptions): Promise<Del
   try {
     const dir = join(workDir, 'endpoint', 'legacy-erp');
     const first = await pullWorkspace({ repo: server.url, workspace: 'legacy-erp', dir, trustedRoot: root, events });
-    log(`endpoint pulled ${first.version}: ${mib(first.bytesFetched)} over HTTP, ${mib(first.bytesFromSeeds)} of zeros made locally`);
+    log(
+      `endpoint pulled ${first.version}: ${mib(first.bytesFetched)} over HTTP, ${mib(first.bytesFromSeeds)} of zeros made locally`,
+    );
 
     const v2 = update(v1);
-    const pkg2 = await packWorkspace({ workspaceFile: await writeWorkspace(join(workDir, 'v2'), '2.0.0', v2), out: join(workDir, 'legacy-erp-2.0.0.tandem') });
+    const pkg2 = await packWorkspace({
+      workspaceFile: await writeWorkspace(join(workDir, 'v2'), '2.0.0', v2),
+      out: join(workDir, 'legacy-erp-2.0.0.tandem'),
+    });
     const push2 = await pushPackage({ package: pkg2.path, store, keys, channels: ['stable'] });
-    log(`published 2.0.0: ${push2.chunksUploaded} new chunks uploaded (${mib(push2.bytesUploaded)}), ${push2.chunksSkipped} already in the repository`);
+    log(
+      `published 2.0.0: ${push2.chunksUploaded} new chunks uploaded (${mib(push2.bytesUploaded)}), ${push2.chunksSkipped} already in the repository`,
+    );
 
     let lastProgress = '';
-    events.on('sync.progress', (e) => (lastProgress = `${mib(e.data.bytesFetched)} of ${mib(e.data.bytesNeeded)} fetched`));
+    events.on(
+      'sync.progress',
+      (e) => (lastProgress = `${mib(e.data.bytesFetched)} of ${mib(e.data.bytesNeeded)} fetched`),
+    );
     const second = await pullWorkspace({ repo: server.url, workspace: 'legacy-erp', dir, events });
     const bytesSaved = second.bytesTotal - second.bytesFetched;
-    log(`endpoint pulled ${second.version} (was ${second.previousVersion}): ${mib(second.bytesFetched)} over HTTP in ${second.requests} requests (${lastProgress})`);
-    log(`bytes saved by delta sync: ${mib(bytesSaved)} of ${mib(second.bytesTotal)} (${((100 * bytesSaved) / second.bytesTotal).toFixed(1)}%)`);
+    log(
+      `endpoint pulled ${second.version} (was ${second.previousVersion}): ${mib(second.bytesFetched)} over HTTP in ${second.requests} requests (${lastProgress})`,
+    );
+    log(
+      `bytes saved by delta sync: ${mib(bytesSaved)} of ${mib(second.bytesTotal)} (${((100 * bytesSaved) / second.bytesTotal).toFixed(1)}%)`,
+    );
     const ok = Buffer.compare(await readFile(second.image), v2) === 0;
-    log(`installed image verified: ${ok ? 'identical to version 2' : 'MISMATCH'}; previous version kept until then, switched atomically`);
+    log(
+      `installed image verified: ${ok ? 'identical to version 2' : 'MISMATCH'}; previous version kept until then, switched atomically`,
+    );
     if (!ok) throw new Error('the installed image differs from version 2');
     return { first, second, bytesSaved };
   } finally {

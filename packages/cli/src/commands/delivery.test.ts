@@ -10,7 +10,10 @@ function workspace(dir: string, version: string, image: Buffer): string {
   mkdirSync(join(dir, 'images'), { recursive: true });
   writeFileSync(join(dir, 'images', 'disk.img'), image);
   const file = join(dir, 'tandem.workspace.yaml');
-  writeFileSync(file, `apiVersion: tandem/v1\nkind: Workspace\nmetadata: { name: erp, version: ${version} }\nspec:\n  image: { source: ./images/disk.img, format: raw }\n  hardware: { memory: { fixedMiB: 512 } }\n`);
+  writeFileSync(
+    file,
+    `apiVersion: tandem/v1\nkind: Workspace\nmetadata: { name: erp, version: ${version} }\nspec:\n  image: { source: ./images/disk.img, format: raw }\n  hardware: { memory: { fixedMiB: 512 } }\n`,
+  );
   return file;
 }
 
@@ -38,19 +41,45 @@ describe('tandem pack, repo init, push, pull', () => {
     const repo = join(tmp, 'repo');
     const keys = join(tmp, 'keys');
     expect(await runCli(['--json', 'repo', 'init', repo, '--keys', keys])).toBe(ExitCode.ok);
-    for (const [version, image] of [['1.0.0', v1], ['2.0.0', v2]] as const) {
+    for (const [version, image] of [
+      ['1.0.0', v1],
+      ['2.0.0', v2],
+    ] as const) {
       out = [];
-      expect(await runCli(['--json', 'pack', workspace(join(tmp, version), version, image), '--out', join(tmp, `${version}.tandem`)])).toBe(ExitCode.ok);
+      expect(
+        await runCli([
+          '--json',
+          'pack',
+          workspace(join(tmp, version), version, image),
+          '--out',
+          join(tmp, `${version}.tandem`),
+        ]),
+      ).toBe(ExitCode.ok);
       expect(json<{ version: string }>().version).toBe(version);
       out = [];
-      expect(await runCli(['--json', 'push', join(tmp, `${version}.tandem`), repo, '--keys', keys, '--channel', 'stable'])).toBe(ExitCode.ok);
+      expect(
+        await runCli(['--json', 'push', join(tmp, `${version}.tandem`), repo, '--keys', keys, '--channel', 'stable']),
+      ).toBe(ExitCode.ok);
     }
     const pushed = json<{ chunksSkipped: number; chunksUploaded: number }>();
     expect(pushed.chunksSkipped).toBeGreaterThan(pushed.chunksUploaded);
 
     const dir = join(tmp, 'endpoint');
     out = [];
-    expect(await runCli(['pull', repo, 'erp', '--dir', dir, '--root', join(keys, 'root.json'), '--release', '1.0.0', '--json'])).toBe(ExitCode.ok);
+    expect(
+      await runCli([
+        'pull',
+        repo,
+        'erp',
+        '--dir',
+        dir,
+        '--root',
+        join(keys, 'root.json'),
+        '--release',
+        '1.0.0',
+        '--json',
+      ]),
+    ).toBe(ExitCode.ok);
     out = [];
     expect(await runCli(['pull', repo, 'erp', '--dir', dir, '--json'])).toBe(ExitCode.ok);
     const lines = out.join('').trim().split('\n');
@@ -63,7 +92,11 @@ describe('tandem pack, repo init, push, pull', () => {
 
     out = [];
     expect(await runCli(['--json', 'repo', 'list', repo])).toBe(ExitCode.ok);
-    expect(json<{ versions: { version: string; channels: string[] }[] }>().versions.find((v) => v.channels.includes('stable'))?.version).toBe('2.0.0');
+    expect(
+      json<{ versions: { version: string; channels: string[] }[] }>().versions.find((v) =>
+        v.channels.includes('stable'),
+      )?.version,
+    ).toBe('2.0.0');
   });
 
   it('exits 9 on a tampered repository and 3 on a missing root', async () => {
@@ -75,7 +108,9 @@ describe('tandem pack, repo init, push, pull', () => {
     const ts = JSON.parse(readFileSync(join(repo, 'timestamp.json'), 'utf8')) as { signed: { version: number } };
     ts.signed.version += 1;
     writeFileSync(join(repo, 'timestamp.json'), JSON.stringify(ts));
-    expect(await runCli(['pull', repo, 'erp', '--dir', join(tmp, 'e'), '--root', join(keys, 'root.json')])).toBe(ExitCode.integrity);
+    expect(await runCli(['pull', repo, 'erp', '--dir', join(tmp, 'e'), '--root', join(keys, 'root.json')])).toBe(
+      ExitCode.integrity,
+    );
     expect(err.join('')).toMatch(/not signed by enough timestamp keys/);
   });
 });

@@ -7,7 +7,8 @@ const MIB = 1024 * 1024;
 function positiveInt(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidInputError(`${name} ${JSON.stringify(value)}: expected a positive whole number.`);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new InvalidInputError(`${name} ${JSON.stringify(value)}: expected a positive whole number.`);
   return n;
 }
 
@@ -29,7 +30,11 @@ export function registerPack(program: Command, host: CommandHost): void {
           out: opts.out,
           ...(avg !== undefined ? { chunking: { avgSize: avg * 1024 } } : {}),
           ...(level !== undefined ? { level } : {}),
-          onProgress: (p) => ctx.line({ event: 'pack.progress', ...p }, `packing: ${(p.bytesRead / MIB).toFixed(0)} of ${(p.bytesTotal / MIB).toFixed(0)} MiB`),
+          onProgress: (p) =>
+            ctx.line(
+              { event: 'pack.progress', ...p },
+              `packing: ${(p.bytesRead / MIB).toFixed(0)} of ${(p.bytesTotal / MIB).toFixed(0)} MiB`,
+            ),
         });
         const m = result.manifest;
         ctx.result(

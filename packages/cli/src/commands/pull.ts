@@ -25,7 +25,8 @@ interface PullFlags {
 function count(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidInputError(`${name} ${JSON.stringify(value)}: expected a whole number of at least 1.`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidInputError(`${name} ${JSON.stringify(value)}: expected a whole number of at least 1.`);
   return n;
 }
 
@@ -34,7 +35,8 @@ function progressReporter(ctx: CliContext): { report: (p: SyncProgress) => void;
   if (ctx.json) return { report: (p) => ctx.line({ event: 'sync.progress', ...p }), stop: () => undefined };
   const bar = new cliProgress.SingleBar(
     {
-      format: ' {bar} {percentage}% | {fetched}/{needed} MiB fetched | {seeded} MiB from seeds | {speed} MiB/s | ETA {eta}',
+      format:
+        ' {bar} {percentage}% | {fetched}/{needed} MiB fetched | {seeded} MiB from seeds | {speed} MiB/s | ETA {eta}',
       hideCursor: true,
       stream: process.stderr,
     },
@@ -67,7 +69,9 @@ function progressReporter(ctx: CliContext): { report: (p: SyncProgress) => void;
 export function registerPull(program: Command, host: CommandHost): void {
   program
     .command('pull')
-    .description('install a workspace version from a signed repository, fetching only what local seeds lack; switches atomically once verified')
+    .description(
+      'install a workspace version from a signed repository, fetching only what local seeds lack; switches atomically once verified',
+    )
     .argument('<repo>', 'repository: http(s):// URL, s3://bucket/prefix, file:// or a directory')
     .argument('<workspace>', 'workspace name in the repository')
     .option('--version <v>', 'this exact version')
@@ -83,7 +87,8 @@ export function registerPull(program: Command, host: CommandHost): void {
     .action(
       host.run(async (ctx, repo: string, workspace: string, opts: PullFlags) => {
         const version = opts.version ?? opts.release;
-        if (version !== undefined && opts.channel !== undefined) throw new InvalidInputError('Give --version or --channel, not both.');
+        if (version !== undefined && opts.channel !== undefined)
+          throw new InvalidInputError('Give --version or --channel, not both.');
         const dir = opts.dir ?? join(ctx.stateDir, 'workspaces', workspace);
         const trustedRoot = opts.root ? await readFile(opts.root) : undefined;
         const parallel = count(opts.parallel, '--parallel');

@@ -9,9 +9,14 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 export function registerPush(program: Command, host: CommandHost): void {
   program
     .command('push')
-    .description('publish a package into a repository (a directory or s3://bucket/prefix); chunks already there are not uploaded again')
+    .description(
+      'publish a package into a repository (a directory or s3://bucket/prefix); chunks already there are not uploaded again',
+    )
     .argument('<package>', 'package file made by `tandem pack`')
-    .argument('<repo>', 'repository: a directory, file://, or s3://bucket/prefix (endpoint and credentials from AWS_* variables)')
+    .argument(
+      '<repo>',
+      'repository: a directory, file://, or s3://bucket/prefix (endpoint and credentials from AWS_* variables)',
+    )
     .requiredOption('--keys <dir>', 'directory with the targets, snapshot and timestamp keys (from `tandem repo init`)')
     .option('--channel <name>', 'point this channel (stable, pilot, ...) at the version; repeatable', collect, [])
     .action(
@@ -24,7 +29,11 @@ export function registerPush(program: Command, host: CommandHost): void {
             store,
             keys,
             channels: opts.channel,
-            onProgress: (p) => ctx.line({ event: 'push.progress', ...p }, `uploaded ${p.chunksUploaded} chunks (${(p.bytesUploaded / MIB).toFixed(1)} MiB)`),
+            onProgress: (p) =>
+              ctx.line(
+                { event: 'push.progress', ...p },
+                `uploaded ${p.chunksUploaded} chunks (${(p.bytesUploaded / MIB).toFixed(1)} MiB)`,
+              ),
           });
           ctx.result(r, [
             `${r.workspace} ${r.version} ${r.alreadyPublished ? 'was already published' : 'published'} in ${store.location}${opts.channel.length ? ` (channels: ${opts.channel.join(', ')})` : ''}`,

@@ -57,14 +57,18 @@ export function registerRepo(program: Command, host: CommandHost): void {
     .requiredOption('--role <role>', 'root, targets, snapshot or timestamp')
     .action(
       host.run(async (ctx, address: string, opts: { keys: string; role: string }) => {
-        if (!(ROLES as readonly string[]).includes(opts.role)) throw new InvalidInputError(`--role ${opts.role}: expected one of ${ROLES.join(', ')}.`);
+        if (!(ROLES as readonly string[]).includes(opts.role))
+          throw new InvalidInputError(`--role ${opts.role}: expected one of ${ROLES.join(', ')}.`);
         const role = opts.role as RoleName;
         await withStore(address, async (store) => {
           const keys = await loadKeys(opts.keys);
           const next = await rotateKey({ store, keys }, role);
           await saveKey(opts.keys, role, next[role]!, keys[role]);
           const trusted = await readRepository(store);
-          ctx.result({ repo: store.location, role, keyid: next[role]!.keyid, rootVersion: trusted.root.version }, `${role} key rotated: new key ${next[role]!.keyid.slice(0, 16)}..., root version ${trusted.root.version}`);
+          ctx.result(
+            { repo: store.location, role, keyid: next[role]!.keyid, rootVersion: trusted.root.version },
+            `${role} key rotated: new key ${next[role]!.keyid.slice(0, 16)}..., root version ${trusted.root.version}`,
+          );
         });
       }),
     );
@@ -78,7 +82,10 @@ export function registerRepo(program: Command, host: CommandHost): void {
       host.run(async (ctx, address: string, opts: { keys: string }) => {
         await withStore(address, async (store) => {
           const trusted = await refreshRepository({ store, keys: await loadKeys(opts.keys) });
-          ctx.result({ repo: store.location, timestampExpires: trusted.timestamp.expires }, `metadata re-signed; timestamp valid until ${trusted.timestamp.expires}`);
+          ctx.result(
+            { repo: store.location, timestampExpires: trusted.timestamp.expires },
+            `metadata re-signed; timestamp valid until ${trusted.timestamp.expires}`,
+          );
         });
       }),
     );
@@ -92,12 +99,14 @@ export function registerRepo(program: Command, host: CommandHost): void {
     .argument('<version>', 'published version')
     .requiredOption('--keys <dir>', 'keys directory')
     .action(
-      host.run(async (ctx, address: string, workspace: string, channel: string, version: string, opts: { keys: string }) => {
-        await withStore(address, async (store) => {
-          await setChannel({ store, keys: await loadKeys(opts.keys) }, workspace, channel, version);
-          ctx.result({ workspace, channel, version }, `${workspace}: ${channel} -> ${version}`);
-        });
-      }),
+      host.run(
+        async (ctx, address: string, workspace: string, channel: string, version: string, opts: { keys: string }) => {
+          await withStore(address, async (store) => {
+            await setChannel({ store, keys: await loadKeys(opts.keys) }, workspace, channel, version);
+            ctx.result({ workspace, channel, version }, `${workspace}: ${channel} -> ${version}`);
+          });
+        },
+      ),
     );
 
   repo
@@ -110,10 +119,19 @@ export function registerRepo(program: Command, host: CommandHost): void {
           const trusted = await readRepository(store);
           const versions = Object.entries(trusted.targets.targets).map(([path, f]) => ({ path, ...f.custom }));
           ctx.result(
-            { repo: store.location, rootVersion: trusted.root.version, targetsVersion: trusted.targets.version, expires: trusted.timestamp.expires, versions },
+            {
+              repo: store.location,
+              rootVersion: trusted.root.version,
+              targetsVersion: trusted.targets.version,
+              expires: trusted.timestamp.expires,
+              versions,
+            },
             versions.length === 0
               ? `${store.location}: no workspaces yet`
-              : versions.map((v) => `${v.workspace} ${v.version}${v.channels.length ? ` [${v.channels.join(', ')}]` : ''}  ${(v.imageSize / 1048576).toFixed(1)} MiB`),
+              : versions.map(
+                  (v) =>
+                    `${v.workspace} ${v.version}${v.channels.length ? ` [${v.channels.join(', ')}]` : ''}  ${(v.imageSize / 1048576).toFixed(1)} MiB`,
+                ),
           );
         });
       }),

@@ -36,7 +36,10 @@ function verify(task: VerifyTask): void {
   for (const c of task.chunks) {
     let raw: Buffer;
     try {
-      raw = zstdDecompressSync(data.subarray(c.at, c.at + c.size), { maxOutputLength: Math.max(1, c.length), chunkSize: Math.max(64, c.length) });
+      raw = zstdDecompressSync(data.subarray(c.at, c.at + c.size), {
+        maxOutputLength: Math.max(1, c.length),
+        chunkSize: Math.max(64, c.length),
+      });
     } catch (err) {
       port.postMessage({ seq: task.seq, error: { kind: 'corrupt', chunk: c.id, message: (err as Error).message } });
       return;
@@ -50,15 +53,20 @@ function verify(task: VerifyTask): void {
   }
   pieces.sort((a, b) => a.offset - b.offset);
   try {
-    for (let i = 0; i < pieces.length; ) {
+    for (let i = 0; i < pieces.length;) {
       let j = i + 1;
       let end = pieces[i]!.offset + pieces[i]!.data.length;
       while (j < pieces.length && pieces[j]!.offset === end) end += pieces[j++]!.data.length;
       const run = pieces.slice(i, j);
-      const written = writevSync(fd, run.map((p) => p.data), run[0]!.offset);
+      const written = writevSync(
+        fd,
+        run.map((p) => p.data),
+        run[0]!.offset,
+      );
       if (written !== end - run[0]!.offset) {
         for (const p of run) {
-          for (let done = 0; done < p.data.length; ) done += writeSync(fd, p.data, done, p.data.length - done, p.offset + done);
+          for (let done = 0; done < p.data.length;)
+            done += writeSync(fd, p.data, done, p.data.length - done, p.offset + done);
         }
       }
       i = j;

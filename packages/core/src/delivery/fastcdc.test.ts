@@ -21,7 +21,13 @@ describe('gear table', () => {
 
 describe('FastCDC', () => {
   it('defaults to 16/64/256 KiB with normalization 2', () => {
-    expect(DEFAULT_CHUNKING).toMatchObject({ algorithm: 'fastcdc', minSize: 16384, avgSize: 65536, maxSize: 262144, normalization: 2 });
+    expect(DEFAULT_CHUNKING).toMatchObject({
+      algorithm: 'fastcdc',
+      minSize: 16384,
+      avgSize: 65536,
+      maxSize: 262144,
+      normalization: 2,
+    });
   });
 
   it('cuts any input into chunks that tile it, within the size bounds', () => {
@@ -43,23 +49,35 @@ describe('FastCDC', () => {
 
   it('finds the same boundaries after an edit, away from it', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1000, max: 60_000 }), fc.uint8Array({ minLength: 1, maxLength: 500 }), fc.boolean(), (at, edit, insert) => {
-        const data = randomBytes(80_000);
-        const changed = Buffer.concat([data.subarray(0, at), edit, data.subarray(insert ? at : at + edit.length)]);
-        const cuts = (b: Uint8Array): Set<string> => new Set([...chunkBuffer(b, SMALL)].map((s) => Buffer.from(b.subarray(s.offset, s.offset + s.length)).toString('hex')));
-        const before = cuts(data);
-        const after = [...cuts(changed)];
-        const shared = after.filter((c) => before.has(c)).reduce((n, c) => n + c.length / 2, 0);
-        // Only the chunks around the edit differ.
-        expect(changed.length - shared).toBeLessThanOrEqual(edit.length + 3 * SMALL.maxSize);
-      }),
+      fc.property(
+        fc.integer({ min: 1000, max: 60_000 }),
+        fc.uint8Array({ minLength: 1, maxLength: 500 }),
+        fc.boolean(),
+        (at, edit, insert) => {
+          const data = randomBytes(80_000);
+          const changed = Buffer.concat([data.subarray(0, at), edit, data.subarray(insert ? at : at + edit.length)]);
+          const cuts = (b: Uint8Array): Set<string> =>
+            new Set(
+              [...chunkBuffer(b, SMALL)].map((s) =>
+                Buffer.from(b.subarray(s.offset, s.offset + s.length)).toString('hex'),
+              ),
+            );
+          const before = cuts(data);
+          const after = [...cuts(changed)];
+          const shared = after.filter((c) => before.has(c)).reduce((n, c) => n + c.length / 2, 0);
+          // Only the chunks around the edit differ.
+          expect(changed.length - shared).toBeLessThanOrEqual(edit.length + 3 * SMALL.maxSize);
+        },
+      ),
       { numRuns: 50 },
     );
   });
 
   it('gives a run of zeros maximum-size chunks', () => {
     const data = Buffer.concat([randomBytes(5000), Buffer.alloc(10 * SMALL.maxSize), randomBytes(5000)]);
-    const zeroChunks = [...chunkBuffer(data, SMALL)].filter((s) => data.subarray(s.offset, s.offset + s.length).every((b) => b === 0));
+    const zeroChunks = [...chunkBuffer(data, SMALL)].filter((s) =>
+      data.subarray(s.offset, s.offset + s.length).every((b) => b === 0),
+    );
     expect(zeroChunks.length).toBeGreaterThanOrEqual(8);
     for (const s of zeroChunks.slice(0, -1)) expect(s.length).toBe(SMALL.maxSize);
   });
@@ -75,17 +93,21 @@ describe('FastCDC', () => {
   it('cuts a file exactly as it cuts the same bytes in memory, whatever the read block size', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tandem-cdc-'));
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: 300_000 }), fc.integer({ min: 4096, max: 70_000 }), async (size, blockSize) => {
-        const data = randomBytes(size);
-        const file = join(dir, 'f');
-        await writeFile(file, data);
-        const fromFile: [number, number][] = [];
-        for await (const c of chunkFile(file, SMALL, { blockSize })) {
-          expect(Buffer.compare(Buffer.from(c.data), data.subarray(c.offset, c.offset + c.length))).toBe(0);
-          fromFile.push([c.offset, c.length]);
-        }
-        expect(fromFile).toEqual([...chunkBuffer(data, SMALL)].map((s) => [s.offset, s.length]));
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 300_000 }),
+        fc.integer({ min: 4096, max: 70_000 }),
+        async (size, blockSize) => {
+          const data = randomBytes(size);
+          const file = join(dir, 'f');
+          await writeFile(file, data);
+          const fromFile: [number, number][] = [];
+          for await (const c of chunkFile(file, SMALL, { blockSize })) {
+            expect(Buffer.compare(Buffer.from(c.data), data.subarray(c.offset, c.offset + c.length))).toBe(0);
+            fromFile.push([c.offset, c.length]);
+          }
+          expect(fromFile).toEqual([...chunkBuffer(data, SMALL)].map((s) => [s.offset, s.length]));
+        },
+      ),
       { numRuns: 30 },
     );
   });
@@ -94,6 +116,8 @@ describe('FastCDC', () => {
     expect(() => chunkingParams({ avgSize: 60_000 })).toThrow(InvalidInputError);
     expect(() => chunkingParams({ minSize: 70_000 })).toThrow(/minSize < avgSize/);
     expect(() => chunkingParams({ normalization: 9 })).toThrow(/normalization/);
-    expect(() => [...chunkBuffer(new Uint8Array(10), { ...DEFAULT_CHUNKING, gearSha256: 'ab'.repeat(32) })]).toThrow(/gear table/);
+    expect(() => [...chunkBuffer(new Uint8Array(10), { ...DEFAULT_CHUNKING, gearSha256: 'ab'.repeat(32) })]).toThrow(
+      /gear table/,
+    );
   });
 });

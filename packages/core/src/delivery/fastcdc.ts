@@ -45,7 +45,15 @@ export function chunkingParams(options: ChunkingOptions = {}): ChunkingParams {
   const minSize = options.minSize ?? Math.max(64, avgSize / 4);
   const maxSize = options.maxSize ?? avgSize * 4;
   const normalization = options.normalization ?? 2;
-  const params: ChunkingParams = { algorithm: 'fastcdc', gear: GEAR_TABLE_NAME, gearSha256: GEAR_SHA256, minSize, avgSize, maxSize, normalization };
+  const params: ChunkingParams = {
+    algorithm: 'fastcdc',
+    gear: GEAR_TABLE_NAME,
+    gearSha256: GEAR_SHA256,
+    minSize,
+    avgSize,
+    maxSize,
+    normalization,
+  };
   checkChunkingParams(params);
   return params;
 }
@@ -59,7 +67,8 @@ export const DEFAULT_CHUNKING: ChunkingParams = chunkingParams();
  */
 export function checkChunkingParams(params: ChunkingParams, where = 'chunking parameters'): void {
   const problems: string[] = [];
-  if (params.algorithm !== 'fastcdc') problems.push(`algorithm is ${JSON.stringify(params.algorithm)}, expected "fastcdc"`);
+  if (params.algorithm !== 'fastcdc')
+    problems.push(`algorithm is ${JSON.stringify(params.algorithm)}, expected "fastcdc"`);
   if (params.gear !== GEAR_TABLE_NAME || params.gearSha256 !== GEAR_SHA256) {
     problems.push(`gear table ${params.gear} (${params.gearSha256.slice(0, 12)}...) is not ${GEAR_TABLE_NAME}`);
   }

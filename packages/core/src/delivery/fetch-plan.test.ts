@@ -4,13 +4,19 @@ import { planRanges, type ChunkToFetch } from './fetch-plan.js';
 
 /** Chunks laid out back to back in a few packs, some of them wanted. */
 const layout = fc
-  .array(fc.record({ pack: fc.constantFrom('a', 'b', 'c'), size: fc.integer({ min: 1, max: 5000 }), wanted: fc.boolean() }), { maxLength: 200 })
+  .array(
+    fc.record({ pack: fc.constantFrom('a', 'b', 'c'), size: fc.integer({ min: 1, max: 5000 }), wanted: fc.boolean() }),
+    { maxLength: 200 },
+  )
   .map((entries) => {
     const at: Record<string, number> = {};
     return entries.map((e, i) => {
       const offset = at[e.pack] ?? 0;
       at[e.pack] = offset + e.size;
-      return { chunk: { id: String(i), pack: e.pack, offset, size: e.size, length: e.size * 2 } satisfies ChunkToFetch, wanted: e.wanted };
+      return {
+        chunk: { id: String(i), pack: e.pack, offset, size: e.size, length: e.size * 2 } satisfies ChunkToFetch,
+        wanted: e.wanted,
+      };
     });
   });
 
@@ -42,7 +48,12 @@ describe('planRanges', () => {
         const bytes = ranges.reduce((n, r) => n + r.length, 0);
         expect(bytes).toBe(wanted.reduce((n, c) => n + c.size, 0));
         // One range per run of neighbours in a pack.
-        const runs = new Set(wanted.map((c) => `${c.pack}:${wanted.some((d) => d.pack === c.pack && d.offset + d.size === c.offset) ? 'x' : c.offset}`));
+        const runs = new Set(
+          wanted.map(
+            (c) =>
+              `${c.pack}:${wanted.some((d) => d.pack === c.pack && d.offset + d.size === c.offset) ? 'x' : c.offset}`,
+          ),
+        );
         expect(ranges.length).toBe([...runs].filter((r) => !r.endsWith(':x')).length);
       }),
     );

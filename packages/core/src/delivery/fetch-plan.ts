@@ -42,7 +42,13 @@ export function planRanges(chunks: readonly ChunkToFetch[], options: RangePlanOp
   let current: { pack: string; offset: number; end: number; chunks: (ChunkToFetch & { at: number })[] } | undefined;
   for (const c of sorted) {
     const end = c.offset + c.size;
-    if (current && current.pack === c.pack && c.offset >= current.end && c.offset - current.end <= maxGap && end - current.offset <= maxBytes) {
+    if (
+      current &&
+      current.pack === c.pack &&
+      c.offset >= current.end &&
+      c.offset - current.end <= maxGap &&
+      end - current.offset <= maxBytes
+    ) {
       current.chunks.push({ ...c, at: c.offset - current.offset });
       current.end = end;
       continue;
@@ -54,9 +60,21 @@ export function planRanges(chunks: readonly ChunkToFetch[], options: RangePlanOp
         continue;
       }
     }
-    if (current) out.push({ pack: current.pack, offset: current.offset, length: current.end - current.offset, chunks: current.chunks });
+    if (current)
+      out.push({
+        pack: current.pack,
+        offset: current.offset,
+        length: current.end - current.offset,
+        chunks: current.chunks,
+      });
     current = { pack: c.pack, offset: c.offset, end, chunks: [{ ...c, at: 0 }] };
   }
-  if (current) out.push({ pack: current.pack, offset: current.offset, length: current.end - current.offset, chunks: current.chunks });
+  if (current)
+    out.push({
+      pack: current.pack,
+      offset: current.offset,
+      length: current.end - current.offset,
+      chunks: current.chunks,
+    });
   return out;
 }

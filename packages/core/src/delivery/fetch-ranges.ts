@@ -31,7 +31,9 @@ export async function fetchRanges(ranges: readonly RangeRequest[], ctx: FetchCon
   const worker = async (): Promise<void> => {
     for (let r = queue.shift(); r && failure === undefined; r = queue.shift()) {
       if (ctx.signal?.aborted) throw new CancelledError('The pull was cancelled; run it again to resume.');
-      const data = ctx.store.ranges ? await ctx.store.getRange(r.pack, r.offset, r.length, { signal }) : await wholePack(ctx.store, r.pack, signal);
+      const data = ctx.store.ranges
+        ? await ctx.store.getRange(r.pack, r.offset, r.length, { signal })
+        : await wholePack(ctx.store, r.pack, signal);
       const chunks = r.chunks.map((c) => ({
         id: c.id,
         at: ctx.store.ranges ? c.at : c.offset,
@@ -60,6 +62,9 @@ export async function fetchRanges(ranges: readonly RangeRequest[], ctx: FetchCon
 
 async function wholePack(store: RepoStore, pack: string, signal: AbortSignal): Promise<Buffer> {
   const data = await store.get(pack, { signal });
-  if (!data) throw new NotFoundError(`Pack ${pack} is listed in the manifest but missing from ${store.location}; the repository is incomplete.`);
+  if (!data)
+    throw new NotFoundError(
+      `Pack ${pack} is listed in the manifest but missing from ${store.location}; the repository is incomplete.`,
+    );
   return data;
 }

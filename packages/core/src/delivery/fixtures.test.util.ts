@@ -30,7 +30,10 @@ export function changeImage(image: Buffer, count: number, size: number): Buffer 
 }
 
 /** Writes a workspace file and its image into `dir`; returns the workspace file's path. */
-export async function writeWorkspace(dir: string, options: { name: string; version: string; image: Uint8Array; imageName?: string }): Promise<string> {
+export async function writeWorkspace(
+  dir: string,
+  options: { name: string; version: string; image: Uint8Array; imageName?: string },
+): Promise<string> {
   const imageName = options.imageName ?? 'disk.qcow2';
   await mkdir(join(dir, 'images'), { recursive: true });
   await writeFile(join(dir, 'images', imageName), options.image);
@@ -86,7 +89,13 @@ export async function serveDirectory(root: string): Promise<TestServer> {
       } catch {
         file = null;
       }
-      const seen: SeenRequest = { method: req.method ?? 'GET', path, ...(req.headers.range ? { range: req.headers.range } : {}), status: 0, bytes: 0 };
+      const seen: SeenRequest = {
+        method: req.method ?? 'GET',
+        path,
+        ...(req.headers.range ? { range: req.headers.range } : {}),
+        status: 0,
+        bytes: 0,
+      };
       requests.push(seen);
       if (state.delayMs > 0) await new Promise((r) => setTimeout(r, state.delayMs));
       if (state.fault?.(req, res, path, file)) {
@@ -104,7 +113,11 @@ export async function serveDirectory(root: string): Promise<TestServer> {
         const from = Number(m[1]);
         const to = Math.min(Number(m[2]), file.length - 1);
         body = file.subarray(from, to + 1);
-        res.writeHead(206, { 'content-range': `bytes ${from}-${to}/${file.length}`, 'content-length': body.length, 'accept-ranges': 'bytes' });
+        res.writeHead(206, {
+          'content-range': `bytes ${from}-${to}/${file.length}`,
+          'content-length': body.length,
+          'accept-ranges': 'bytes',
+        });
         seen.status = 206;
       } else {
         res.writeHead(200, { 'content-length': body.length, 'accept-ranges': 'bytes' });

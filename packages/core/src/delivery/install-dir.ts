@@ -58,10 +58,13 @@ export class InstallDir {
     }
     try {
       const p = JSON.parse(text) as InstalledPointer;
-      if (typeof p.version !== 'string' || !isSafeRelativePath(p.image) || !isSafeRelativePath(p.workspaceFile)) throw new Error('bad fields');
+      if (typeof p.version !== 'string' || !isSafeRelativePath(p.image) || !isSafeRelativePath(p.workspaceFile))
+        throw new Error('bad fields');
       return p;
     } catch (err) {
-      throw new IntegrityError(`${this.pointerFile} is damaged (${(err as Error).message}); pull again to repair it.`, { cause: err });
+      throw new IntegrityError(`${this.pointerFile} is damaged (${(err as Error).message}); pull again to repair it.`, {
+        cause: err,
+      });
     }
   }
 
@@ -88,7 +91,10 @@ export class InstallDir {
   async versions(): Promise<string[]> {
     try {
       const names = await readdir(join(this.root, 'versions'));
-      return names.filter((n) => !n.startsWith('.')).sort(compareVersions).reverse();
+      return names
+        .filter((n) => !n.startsWith('.'))
+        .sort(compareVersions)
+        .reverse();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
@@ -125,7 +131,8 @@ export class InstallDir {
    * one held by a live process is a ConflictError.
    */
   async lock(): Promise<() => Promise<void>> {
-    if (heldHere.has(this.root)) throw new ConflictError(`Another pull is running in ${this.root}; wait for it to finish.`);
+    if (heldHere.has(this.root))
+      throw new ConflictError(`Another pull is running in ${this.root}; wait for it to finish.`);
     heldHere.add(this.root);
     try {
       const release = await this.#lockFile();
@@ -152,7 +159,9 @@ export class InstallDir {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw toHostError(err, `locking ${this.root}`);
         const pid = Number(await readFile(file, 'utf8').catch(() => 'NaN'));
         if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-          throw new ConflictError(`Another pull (process ${pid}) is running in ${this.root}; wait for it to finish.`, { details: { pid } });
+          throw new ConflictError(`Another pull (process ${pid}) is running in ${this.root}; wait for it to finish.`, {
+            details: { pid },
+          });
         }
         await rm(file, { force: true });
       }
@@ -175,7 +184,9 @@ function alive(pid: number): boolean {
 
 function checkVersionName(version: string): string {
   if (!/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$/.test(version)) {
-    throw new InvalidInputError(`Version ${JSON.stringify(version)} cannot name a directory; expected letters, digits, dots, dashes, plus signs.`);
+    throw new InvalidInputError(
+      `Version ${JSON.stringify(version)} cannot name a directory; expected letters, digits, dots, dashes, plus signs.`,
+    );
   }
   return version;
 }

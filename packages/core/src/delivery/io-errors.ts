@@ -11,20 +11,29 @@ export function toHostError(err: unknown, doing: string): unknown {
   switch (code) {
     case 'ENOSPC':
     case 'EDQUOT':
-      return new HostError(`The disk is full while ${doing}${path ? ` (${path})` : ''}; free some space and run it again.`, {
-        cause: err,
-        retryable: true,
-        details: { errno: code, ...(path ? { path } : {}) },
-      });
+      return new HostError(
+        `The disk is full while ${doing}${path ? ` (${path})` : ''}; free some space and run it again.`,
+        {
+          cause: err,
+          retryable: true,
+          details: { errno: code, ...(path ? { path } : {}) },
+        },
+      );
     case 'EROFS':
     case 'EACCES':
     case 'EPERM':
-      return new HostError(`No permission to write while ${doing}${path ? ` (${path})` : ''}: ${(err as Error).message}.`, {
-        cause: err,
-        details: { errno: code, ...(path ? { path } : {}) },
-      });
+      return new HostError(
+        `No permission to write while ${doing}${path ? ` (${path})` : ''}: ${(err as Error).message}.`,
+        {
+          cause: err,
+          details: { errno: code, ...(path ? { path } : {}) },
+        },
+      );
     case 'EIO':
-      return new HostError(`An I/O error happened while ${doing}; check the disk.`, { cause: err, details: { errno: code } });
+      return new HostError(`An I/O error happened while ${doing}; check the disk.`, {
+        cause: err,
+        details: { errno: code },
+      });
     default:
       return err;
   }

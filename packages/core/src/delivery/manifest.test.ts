@@ -19,7 +19,11 @@ function manifestOf(lengths: number[], zeroEvery = 0): ImageManifest {
   const text = 'apiVersion: tandem/v1\n';
   return {
     format: 'tandem.manifest/v1',
-    workspace: { name: 'erp', version: '1.0.0', file: { name: 'tandem.workspace.yaml', text, sha256: sha256Hex(text) } },
+    workspace: {
+      name: 'erp',
+      version: '1.0.0',
+      file: { name: 'tandem.workspace.yaml', text, sha256: sha256Hex(text) },
+    },
     image: { path: 'images/disk.qcow2', format: 'qcow2', size: offset, sha256: 'ab'.repeat(32) },
     chunking: DEFAULT_CHUNKING,
     compression: 'zstd',
@@ -32,10 +36,14 @@ function manifestOf(lengths: number[], zeroEvery = 0): ImageManifest {
 describe('manifest', () => {
   it('round-trips through its compact compressed form', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: DEFAULT_CHUNKING.maxSize }), { maxLength: 300 }), fc.integer({ min: 0, max: 5 }), (lengths, zeroEvery) => {
-        const m = manifestOf(lengths, zeroEvery);
-        expect(parseManifest(serializeManifest(m), 'test')).toEqual(m);
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: DEFAULT_CHUNKING.maxSize }), { maxLength: 300 }),
+        fc.integer({ min: 0, max: 5 }),
+        (lengths, zeroEvery) => {
+          const m = manifestOf(lengths, zeroEvery);
+          expect(parseManifest(serializeManifest(m), 'test')).toEqual(m);
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -50,14 +58,20 @@ describe('manifest', () => {
     for (const path of ['../etc/passwd', '/abs', 'a/../../b', 'c:\\x']) {
       expect(() => parseManifest(serializeManifest({ ...m, image: { ...m.image, path } }), 'evil')).toThrow(/leaves/);
     }
-    expect(() => parseManifest(serializeManifest({ ...m, storage: { ...m.storage, packs: ['../../x', 'ok'] } }), 'evil')).toThrow(InvalidInputError);
+    expect(() =>
+      parseManifest(serializeManifest({ ...m, storage: { ...m.storage, packs: ['../../x', 'ok'] } }), 'evil'),
+    ).toThrow(InvalidInputError);
   });
 
   it('refuses chunks that do not tile the image, and a workspace file that does not match its digest', () => {
     const m = manifestOf([100, 200]);
-    expect(() => parseManifest(serializeManifest({ ...m, image: { ...m.image, size: 301 } }), 'bad')).toThrow(/cover 300 bytes/);
+    expect(() => parseManifest(serializeManifest({ ...m, image: { ...m.image, size: 301 } }), 'bad')).toThrow(
+      /cover 300 bytes/,
+    );
     const file = { ...m.workspace.file, text: 'changed' };
-    expect(() => parseManifest(serializeManifest({ ...m, workspace: { ...m.workspace, file } }), 'bad')).toThrow(/SHA-256/);
+    expect(() => parseManifest(serializeManifest({ ...m, workspace: { ...m.workspace, file } }), 'bad')).toThrow(
+      /SHA-256/,
+    );
     expect(() => parseManifest(Buffer.from('{"format":"nope"}'), 'bad')).toThrow(/not a Tandem manifest/);
   });
 });

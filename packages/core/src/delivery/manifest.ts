@@ -71,7 +71,12 @@ const WireSchema = z.strictObject({
     version: z.string().min(1).max(128),
     file: z.strictObject({ name: z.string().min(1), text: z.string(), sha256: z.string().regex(HEX64) }),
   }),
-  image: z.strictObject({ path: z.string().min(1), format: z.string().min(1), size: uint, sha256: z.string().regex(HEX64) }),
+  image: z.strictObject({
+    path: z.string().min(1),
+    format: z.string().min(1),
+    size: uint,
+    sha256: z.string().regex(HEX64),
+  }),
   chunking: z.strictObject({
     algorithm: z.literal('fastcdc'),
     gear: z.string(),
@@ -98,7 +103,9 @@ export function parseManifest(bytes: Uint8Array, source: string): ImageManifest 
   let text: string;
   try {
     const raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    text = (raw.subarray(0, 4).equals(ZSTD_MAGIC) ? zstdDecompressSync(raw, { maxOutputLength: MAX_MANIFEST_BYTES }) : raw).toString('utf8');
+    text = (
+      raw.subarray(0, 4).equals(ZSTD_MAGIC) ? zstdDecompressSync(raw, { maxOutputLength: MAX_MANIFEST_BYTES }) : raw
+    ).toString('utf8');
   } catch (err) {
     throw bad(`cannot decompress it (${(err as Error).message})`, err);
   }
@@ -157,13 +164,16 @@ function checkManifest(m: ImageManifest, source: string): void {
     throw new InvalidInputError(`Manifest ${source} is inconsistent: ${what}.`, { details: { source } });
   };
   checkChunkingParams(m.chunking, `chunking parameters in manifest ${source}`);
-  if (!isSafeRelativePath(m.image.path)) fail(`image path ${JSON.stringify(m.image.path)} leaves the workspace directory`);
+  if (!isSafeRelativePath(m.image.path))
+    fail(`image path ${JSON.stringify(m.image.path)} leaves the workspace directory`);
   if (!isSafeRelativePath(m.workspace.file.name) || m.workspace.file.name.includes('/')) {
     fail(`workspace file name ${JSON.stringify(m.workspace.file.name)} is not a plain file name`);
   }
-  if (sha256Hex(m.workspace.file.text) !== m.workspace.file.sha256) fail('the workspace file does not match its SHA-256');
+  if (sha256Hex(m.workspace.file.text) !== m.workspace.file.sha256)
+    fail('the workspace file does not match its SHA-256');
   for (const pack of m.storage.packs) {
-    if (pack !== PACKAGE_SELF && !isSafeRelativePath(pack)) fail(`pack path ${JSON.stringify(pack)} leaves the repository`);
+    if (pack !== PACKAGE_SELF && !isSafeRelativePath(pack))
+      fail(`pack path ${JSON.stringify(pack)} leaves the repository`);
   }
   let offset = 0;
   for (const [i, c] of m.chunks.entries()) {
@@ -202,7 +212,9 @@ export function serializeManifest(manifest: ImageManifest): Buffer {
     chunks: { ids: ids.toString('base64'), lengths, zero },
     storage: { packs: manifest.storage.packs, locations },
   };
-  return zstdCompressSync(Buffer.from(JSON.stringify(wire), 'utf8'), { params: { [constants.ZSTD_c_compressionLevel]: 9 } });
+  return zstdCompressSync(Buffer.from(JSON.stringify(wire), 'utf8'), {
+    params: { [constants.ZSTD_c_compressionLevel]: 9 },
+  });
 }
 
 /** SHA-256 of text or bytes, hex. */

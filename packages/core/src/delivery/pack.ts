@@ -7,7 +7,14 @@ import { InvalidInputError, NotFoundError } from '../errors.js';
 import { loadWorkspaceFile } from '../workspace/load.js';
 import { compressChunkSync, DEFAULT_ZSTD_LEVEL } from './compress.js';
 import { chunkFile, chunkingParams, type ChunkingOptions, type ChunkingParams } from './fastcdc.js';
-import { PACKAGE_SELF, serializeManifest, sha256Hex, type ChunkLocation, type ChunkRef, type ImageManifest } from './manifest.js';
+import {
+  PACKAGE_SELF,
+  serializeManifest,
+  sha256Hex,
+  type ChunkLocation,
+  type ChunkRef,
+  type ImageManifest,
+} from './manifest.js';
 import { PACKAGE_MAGIC, packageTrailer } from './package-file.js';
 import { isSafeRelativePath } from './paths.js';
 import { toHostError } from './io-errors.js';
@@ -58,24 +65,33 @@ export interface PackResult {
  */
 export async function packWorkspace(options: PackOptions): Promise<PackResult> {
   const clock = options.clock ?? systemClock;
-  const params = 'algorithm' in (options.chunking ?? {}) ? (options.chunking as ChunkingParams) : chunkingParams(options.chunking);
+  const params =
+    'algorithm' in (options.chunking ?? {}) ? (options.chunking as ChunkingParams) : chunkingParams(options.chunking);
   const level = options.level ?? DEFAULT_ZSTD_LEVEL;
-  if (!Number.isInteger(level) || level < 1 || level > 19) throw new InvalidInputError(`zstd level ${level} is out of range; expected 1 to 19.`);
+  if (!Number.isInteger(level) || level < 1 || level > 19)
+    throw new InvalidInputError(`zstd level ${level} is out of range; expected 1 to 19.`);
   const loaded = await loadWorkspaceFile(options.workspaceFile);
   const { workspace } = loaded;
   const source = workspace.spec.image.source;
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
-    throw new InvalidInputError(`${loaded.file}: spec.image.source is a reference (${source}); pack needs a local image file.`, { details: { file: loaded.file } });
+    throw new InvalidInputError(
+      `${loaded.file}: spec.image.source is a reference (${source}); pack needs a local image file.`,
+      { details: { file: loaded.file } },
+    );
   }
   const imageFile = resolve(loaded.baseDir, source);
   let imageSize: number;
   try {
     const st = await stat(imageFile);
-    if (!st.isFile()) throw new InvalidInputError(`${loaded.file}: spec.image.source ${imageFile} is not a regular file.`);
+    if (!st.isFile())
+      throw new InvalidInputError(`${loaded.file}: spec.image.source ${imageFile} is not a regular file.`);
     imageSize = st.size;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new NotFoundError(`${loaded.file}: the image ${imageFile} (spec.image.source) does not exist.`, { cause: err, details: { file: loaded.file } });
+      throw new NotFoundError(`${loaded.file}: the image ${imageFile} (spec.image.source) does not exist.`, {
+        cause: err,
+        details: { file: loaded.file },
+      });
     }
     throw err;
   }
@@ -117,7 +133,11 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
       imageHash.update(data);
       const id = digest('sha256', data, 'hex');
       const zero = isZero(data);
-      chunks.push(zero ? { id, offset: chunk.offset, length: chunk.length, zero: true } : { id, offset: chunk.offset, length: chunk.length });
+      chunks.push(
+        zero
+          ? { id, offset: chunk.offset, length: chunk.length, zero: true }
+          : { id, offset: chunk.offset, length: chunk.length },
+      );
       bytesRead += chunk.length;
       if (zero) zeroChunks++;
       else if (!queued.has(id)) {
@@ -137,11 +157,17 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
     }
     await flush();
     if (bytesRead !== imageSize) {
-      throw new InvalidInputError(`The image ${imageFile} changed size while it was packed (${imageSize} -> ${bytesRead} bytes); pack it again when nothing writes to it.`);
+      throw new InvalidInputError(
+        `The image ${imageFile} changed size while it was packed (${imageSize} -> ${bytesRead} bytes); pack it again when nothing writes to it.`,
+      );
     }
     const manifest: ImageManifest = {
       format: 'tandem.manifest/v1',
-      workspace: { name: workspace.metadata.name, version: workspace.metadata.version, file: { name: basename(loaded.file), text, sha256: sha256Hex(text) } },
+      workspace: {
+        name: workspace.metadata.name,
+        version: workspace.metadata.version,
+        file: { name: basename(loaded.file), text, sha256: sha256Hex(text) },
+      },
       image: { path: imagePath, format: workspace.spec.image.format, size: imageSize, sha256: imageHash.digest('hex') },
       chunking: params,
       compression: 'zstd',

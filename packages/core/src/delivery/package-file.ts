@@ -36,28 +36,35 @@ export async function openPackage(path: string): Promise<WorkspacePackage> {
   try {
     handle = await open(path, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`Package ${path} does not exist.`, { cause: err });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new NotFoundError(`Package ${path} does not exist.`, { cause: err });
     throw new InvalidInputError(`Cannot open package ${path}: ${(err as Error).message}.`, { cause: err });
   }
   try {
     const { size } = await handle.stat();
     const bad = (why: string): InvalidInputError =>
-      new InvalidInputError(`${path} is not a Tandem workspace package (${why}); make one with \`tandem pack\`.`, { details: { path } });
+      new InvalidInputError(`${path} is not a Tandem workspace package (${why}); make one with \`tandem pack\`.`, {
+        details: { path },
+      });
     if (size < PACKAGE_MAGIC.length + TRAILER) throw bad('too short');
     const trailer = Buffer.alloc(TRAILER);
     await handle.read(trailer, 0, TRAILER, size - TRAILER);
     const head = Buffer.alloc(PACKAGE_MAGIC.length);
     await handle.read(head, 0, head.length, 0);
-    if (!head.equals(PACKAGE_MAGIC) || !trailer.subarray(0, 8).equals(PACKAGE_MAGIC)) throw bad('no package signature at its start and end; is it truncated?');
+    if (!head.equals(PACKAGE_MAGIC) || !trailer.subarray(0, 8).equals(PACKAGE_MAGIC))
+      throw bad('no package signature at its start and end; is it truncated?');
     const headerAt = Number(trailer.readBigUInt64BE(8));
     const headerLength = Number(trailer.readBigUInt64BE(16));
-    if (headerAt < PACKAGE_MAGIC.length || headerAt + headerLength !== size - TRAILER) throw bad('its trailer points outside the file');
+    if (headerAt < PACKAGE_MAGIC.length || headerAt + headerLength !== size - TRAILER)
+      throw bad('its trailer points outside the file');
     const header = Buffer.alloc(headerLength);
     await handle.read(header, 0, headerLength, headerAt);
     const manifest = parseManifest(header, path);
-    if (manifest.storage.packs.length !== 1 || manifest.storage.packs[0] !== PACKAGE_SELF) throw bad('its manifest does not point into the package');
+    if (manifest.storage.packs.length !== 1 || manifest.storage.packs[0] !== PACKAGE_SELF)
+      throw bad('its manifest does not point into the package');
     for (const [id, [, offset, length]] of Object.entries(manifest.storage.locations)) {
-      if (offset < PACKAGE_MAGIC.length || offset + length > headerAt) throw bad(`chunk ${id} lies outside the chunk data`);
+      if (offset < PACKAGE_MAGIC.length || offset + length > headerAt)
+        throw bad(`chunk ${id} lies outside the chunk data`);
     }
     return {
       path,

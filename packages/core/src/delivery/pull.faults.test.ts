@@ -31,7 +31,10 @@ beforeAll(async () => {
   const store = new DirectoryStore(join(base, 'repo'));
   const { keys, root } = await initRepository({ store });
   rootJson = root;
-  for (const [version, image] of [['1.0.0', v1], ['2.0.0', v2]] as const) {
+  for (const [version, image] of [
+    ['1.0.0', v1],
+    ['2.0.0', v2],
+  ] as const) {
     const ws = await writeWorkspace(join(base, `ws-${version}`), { name: 'erp', version, image });
     const pkg = await packWorkspace({ workspaceFile: ws, out: join(base, `erp-${version}.tandem`) });
     await pushPackage({ package: pkg.path, store, keys, channels: ['stable'] });
@@ -44,7 +47,12 @@ afterEach(async () => {
 });
 
 /** A fresh copy of the repository, served over HTTP, and an endpoint with v1 installed. */
-async function setup(): Promise<{ repo: string; server: TestServer; dir: string; pull: (o?: Partial<PullOptions>) => ReturnType<typeof pullWorkspace> }> {
+async function setup(): Promise<{
+  repo: string;
+  server: TestServer;
+  dir: string;
+  pull: (o?: Partial<PullOptions>) => ReturnType<typeof pullWorkspace>;
+}> {
   const work = await mkdtemp(join(base, 'case-'));
   const repo = join(work, 'repo');
   await cp(join(base, 'repo'), repo, { recursive: true });
@@ -52,7 +60,14 @@ async function setup(): Promise<{ repo: string; server: TestServer; dir: string;
   servers.push(server);
   const dir = join(work, 'endpoint');
   const pull = (o: Partial<PullOptions> = {}) =>
-    pullWorkspace({ repo: server.url, workspace: 'erp', dir, trustedRoot: rootJson, storeOptions: { retries: 2, retryDelayMs: 5 }, ...o });
+    pullWorkspace({
+      repo: server.url,
+      workspace: 'erp',
+      dir,
+      trustedRoot: rootJson,
+      storeOptions: { retries: 2, retryDelayMs: 5 },
+      ...o,
+    });
   const first = await pull({ version: '1.0.0' });
   expect(first.version).toBe('1.0.0');
   return { repo, server, dir, pull };
@@ -130,7 +145,9 @@ describe('pull faults', () => {
 
   it('signed metadata changed without re-signing is an IntegrityError', async () => {
     const { repo, dir, pull } = await setup();
-    const ts = JSON.parse(await readFile(join(repo, 'timestamp.json'), 'utf8')) as { signed: { meta: { 'snapshot.json': { version: number } } } };
+    const ts = JSON.parse(await readFile(join(repo, 'timestamp.json'), 'utf8')) as {
+      signed: { meta: { 'snapshot.json': { version: number } } };
+    };
     const snapshotFile = join(repo, `${ts.signed.meta['snapshot.json'].version}.snapshot.json`);
     await writeFile(snapshotFile, (await readFile(snapshotFile, 'utf8')).replace('"spec_version"', '"spec_version" '));
     const err = await failure(pull());
@@ -236,7 +253,10 @@ describe('pull faults', () => {
     expect(err).toBeInstanceOf(HostError);
     expect(err.message).toMatch(/dropped/);
     await expectV1Installed(dir);
-    const good = server.requests.slice(before).filter((r) => r.path.startsWith('packs/') && r.status === 206 && r.bytes > 0).map((r) => r.range!);
+    const good = server.requests
+      .slice(before)
+      .filter((r) => r.path.startsWith('packs/') && r.status === 206 && r.bytes > 0)
+      .map((r) => r.range!);
     expect(good.length).toBe(2);
     server.fault = undefined;
     const resumedFrom = server.requests.length;
@@ -244,7 +264,10 @@ describe('pull faults', () => {
     expect(result.version).toBe('2.0.0');
     expect(result.bytesResumed).toBeGreaterThan(0);
     expect(sha256Hex(await readFile(result.image))).toBe(sha256Hex(v2));
-    const again = server.requests.slice(resumedFrom).filter((r) => r.path.startsWith('packs/')).map((r) => r.range!);
+    const again = server.requests
+      .slice(resumedFrom)
+      .filter((r) => r.path.startsWith('packs/'))
+      .map((r) => r.range!);
     for (const range of good) expect(again).not.toContain(range);
   });
 });

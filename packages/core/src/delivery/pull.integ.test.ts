@@ -25,7 +25,12 @@ let rootJson: Buffer;
 let server: TestServer;
 const images: Record<string, Buffer> = {};
 
-async function publish(version: string, image: Buffer, store: DirectoryStore, keys: Awaited<ReturnType<typeof initRepository>>['keys']): Promise<void> {
+async function publish(
+  version: string,
+  image: Buffer,
+  store: DirectoryStore,
+  keys: Awaited<ReturnType<typeof initRepository>>['keys'],
+): Promise<void> {
   images[version] = image;
   const ws = await writeWorkspace(join(base, `ws-${version}`), { name: 'erp', version, image });
   const pkg = await packWorkspace({ workspaceFile: ws, out: join(base, `erp-${version}.tandem`) });
@@ -101,7 +106,11 @@ describe.skipIf(!tmpfs.enabled)('full disk (a 5 MiB tmpfs)', () => {
   });
 });
 
-const cli = await integrationGate('tandem CLI build', () => (existsSync(CLI) ? null : `${CLI} is not built`), 'run npx tsc -b first (npm test does)');
+const cli = await integrationGate(
+  'tandem CLI build',
+  () => (existsSync(CLI) ? null : `${CLI} is not built`),
+  'run npx tsc -b first (npm test does)',
+);
 
 describe.skipIf(!cli.enabled)('killed process', () => {
   it('a pull killed midway leaves the installed version; the next pull resumes without refetching journaled chunks', async () => {
@@ -109,9 +118,27 @@ describe.skipIf(!cli.enabled)('killed process', () => {
     await pullWorkspace({ repo: server.url, workspace: 'erp', dir, trustedRoot: rootJson, version: '1.0.0' });
     server.delayMs = 100;
     const before = server.requests.length;
-    const child = spawn(process.execPath, [CLI, 'pull', server.url, 'erp', '--dir', dir, '--release', '2.0.0', '--json', '--parallel', '1', '--max-range-kib', '64'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'pull',
+        server.url,
+        'erp',
+        '--dir',
+        dir,
+        '--release',
+        '2.0.0',
+        '--json',
+        '--parallel',
+        '1',
+        '--max-range-kib',
+        '64',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     let errText = '';
     child.stderr.on('data', (d: Buffer) => (errText += String(d)));
@@ -131,7 +158,9 @@ describe.skipIf(!cli.enabled)('killed process', () => {
     server.delayMs = 0;
     expect(child.signalCode, `the pull ended by itself: ${out}\n${errText}`).toBe('SIGKILL');
     await expectInstalled(dir, '1.0.0');
-    const journal = (await readFile(join(dir, 'staging', '2.0.0', '.tandem', 'journal'), 'utf8')).split('\n').filter(Boolean);
+    const journal = (await readFile(join(dir, 'staging', '2.0.0', '.tandem', 'journal'), 'utf8'))
+      .split('\n')
+      .filter(Boolean);
     expect(journal.length).toBeGreaterThan(0);
 
     const resumedFrom = server.requests.length;
@@ -141,7 +170,9 @@ describe.skipIf(!cli.enabled)('killed process', () => {
     await expectInstalled(dir, '2.0.0');
     // No range asked for after the restart covers a chunk the killed pull had journaled.
     const manifest = parseManifest(await readFile(join(base, 'repo', manifestPathFor('erp', '2.0.0'))), 'v2');
-    const journaled = journal.map((id) => manifest.storage.locations[id]!).map(([p, offset, size]) => ({ pack: manifest.storage.packs[p]!, offset, size }));
+    const journaled = journal
+      .map((id) => manifest.storage.locations[id]!)
+      .map(([p, offset, size]) => ({ pack: manifest.storage.packs[p]!, offset, size }));
     for (const r of server.requests.slice(resumedFrom).filter((q) => q.path.startsWith('packs/'))) {
       const [from, to] = /^bytes=(\d+)-(\d+)$/.exec(r.range!)!.slice(1).map(Number) as [number, number];
       for (const j of journaled) if (j.pack === r.path) expect(j.offset + j.size <= from || j.offset > to).toBe(true);

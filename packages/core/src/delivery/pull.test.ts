@@ -31,7 +31,12 @@ beforeAll(async () => {
   for (const version of ['1.0.0', '1.1.0', '2.0.0']) {
     const ws = await writeWorkspace(join(base, `ws-${version}`), { name: 'erp', version, image: images[version]! });
     const pkg = await packWorkspace({ workspaceFile: ws, out: join(base, `erp-${version}.tandem`) });
-    await pushPackage({ package: pkg.path, store, keys: init.keys, channels: version === '2.0.0' ? ['pilot'] : ['stable'] });
+    await pushPackage({
+      package: pkg.path,
+      store,
+      keys: init.keys,
+      channels: version === '2.0.0' ? ['pilot'] : ['stable'],
+    });
   }
   server = await serveDirectory(join(base, 'repo'));
 }, 60_000);
@@ -64,7 +69,15 @@ describe('pullWorkspace', () => {
     const events = new EventBus();
     const seen: AnyTandemEvent[] = [];
     events.on('*', (e) => seen.push(e));
-    const r = await pullWorkspace({ repo: server.url, workspace: 'erp', dir, trustedRoot: root, channel: 'pilot', seeds: [seed], events });
+    const r = await pullWorkspace({
+      repo: server.url,
+      workspace: 'erp',
+      dir,
+      trustedRoot: root,
+      channel: 'pilot',
+      seeds: [seed],
+      events,
+    });
     expect(r.version).toBe('2.0.0');
     expect(await imageOf(r.image)).toBe(sha256Hex(images['2.0.0']!));
     // Most of the image came from the seed file, not the network.

@@ -91,14 +91,22 @@ export interface PullResult {
  */
 export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
   const clock = options.clock ?? systemClock;
-  const store = typeof options.repo === 'string' ? openStore(options.repo, { clock, ...options.storeOptions }) : options.repo;
+  const store =
+    typeof options.repo === 'string' ? openStore(options.repo, { clock, ...options.storeOptions }) : options.repo;
   const install = new InstallDir(resolve(options.dir));
   const context = { workspace: options.workspace };
   const progress = new ProgressTracker(options.workspace, options.version ?? options.channel ?? '?', clock, (p) => {
     options.onProgress?.(p);
     options.events?.publish(
       'sync.progress',
-      { version: p.version, bytesNeeded: p.bytesNeeded, bytesFromSeeds: p.bytesFromSeeds, bytesFetched: p.bytesFetched, bytesPerSecond: p.bytesPerSecond, etaMs: p.etaMs },
+      {
+        version: p.version,
+        bytesNeeded: p.bytesNeeded,
+        bytesFromSeeds: p.bytesFromSeeds,
+        bytesFetched: p.bytesFetched,
+        bytesPerSecond: p.bytesPerSecond,
+        etaMs: p.etaMs,
+      },
       context,
     );
   });
@@ -117,7 +125,10 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
       clock,
     });
     await client.refresh();
-    const target = client.resolve(options.workspace, { ...(options.version ? { version: options.version } : {}), ...(options.channel ? { channel: options.channel } : {}) });
+    const target = client.resolve(options.workspace, {
+      ...(options.version ? { version: options.version } : {}),
+      ...(options.channel ? { channel: options.channel } : {}),
+    });
     const manifestBytes = await client.fetchTarget(target);
     const manifest = parseManifest(manifestBytes, target.path);
     const manifestSha256 = sha256Hex(manifestBytes);
@@ -148,7 +159,16 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         chunksFetched: fetched,
         removedVersions,
       };
-      options.events?.publish('sync.completed', { version: result.version, bytesFetched: result.bytesFetched, bytesFromSeeds: result.bytesFromSeeds, requests: result.requests }, context);
+      options.events?.publish(
+        'sync.completed',
+        {
+          version: result.version,
+          bytesFetched: result.bytesFetched,
+          bytesFromSeeds: result.bytesFromSeeds,
+          requests: result.requests,
+        },
+        context,
+      );
       return result;
     };
     const pointer: InstalledPointer = {
@@ -160,7 +180,8 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
       image: `versions/${manifest.workspace.version}/${manifest.image.path}`,
       installedAt: new Date(clock.now()).toISOString(),
     };
-    if (previous?.version === manifest.workspace.version && previous.manifestSha256 === manifestSha256) return await finish(true, 0);
+    if (previous?.version === manifest.workspace.version && previous.manifestSha256 === manifestSha256)
+      return await finish(true, 0);
     // A retained version (a rollback to the previous one) needs no download, only a check.
     if (await intactVersion(install.versionDir(manifest.workspace.version), manifest, manifestSha256)) {
       progress.phase = 'installing';
@@ -192,7 +213,10 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
       }
       for (const c of manifest.chunks) {
         if (!c.zero) continue;
-        if (zeroChunkId(c.length) !== c.id) throw new IntegrityError(`${target.path} marks chunk ${c.id} as zeros, but it is not; the manifest is forged.`);
+        if (zeroChunkId(c.length) !== c.id)
+          throw new IntegrityError(
+            `${target.path} marks chunk ${c.id} as zeros, but it is not; the manifest is forged.`,
+          );
         // The partial image is sparse: zeros are there without being written.
         progress.bytesFromSeeds += c.length;
         cursor.mark(c.offset);
@@ -203,15 +227,21 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         written(offsets);
         progress.tick();
       });
-      const seedTarget: SeedTarget = { needed, put: (id, data) => sink.put(id, data), ...(options.signal ? { signal: options.signal } : {}) };
+      const seedTarget: SeedTarget = {
+        needed,
+        put: (id, data) => sink.put(id, data),
+        ...(options.signal ? { signal: options.signal } : {}),
+      };
       for (const version of await install.versions()) {
         if (needed.size === 0) break;
         const dir = install.versionDir(version);
         const old = await seedFromVersion(dir, seedTarget);
         // Different chunking: cut the old image again the new way.
-        if (old && old.chunking.avgSize !== manifest.chunking.avgSize) await seedFromFile(join(dir, ...old.image.path.split('/')), manifest.chunking, seedTarget);
+        if (old && old.chunking.avgSize !== manifest.chunking.avgSize)
+          await seedFromFile(join(dir, ...old.image.path.split('/')), manifest.chunking, seedTarget);
       }
-      for (const seed of options.seeds ?? []) if (needed.size > 0) await seedFromFile(resolve(seed), manifest.chunking, seedTarget);
+      for (const seed of options.seeds ?? [])
+        if (needed.size > 0) await seedFromFile(resolve(seed), manifest.chunking, seedTarget);
       await sink.flush();
 
       const items: ChunkToFetch[] = [...needed].map(([id, e]) => {
@@ -247,9 +277,12 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
       const image = await workers.digest();
       if (image.sha256 !== manifest.image.sha256 || image.bytes !== manifest.image.size) {
         await staging.discard();
-        const err = new IntegrityError(`The assembled image of ${options.workspace} ${manifest.workspace.version} does not match its SHA-256; nothing was installed, and the next pull starts afresh.`, {
-          details: { expected: manifest.image.sha256, actual: image.sha256 },
-        });
+        const err = new IntegrityError(
+          `The assembled image of ${options.workspace} ${manifest.workspace.version} does not match its SHA-256; nothing was installed, and the next pull starts afresh.`,
+          {
+            details: { expected: manifest.image.sha256, actual: image.sha256 },
+          },
+        );
         throw err;
       }
       progress.phase = 'installing';
@@ -265,9 +298,15 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     return await finish(false, fetched);
   } catch (err) {
     const mapped = toHostError(err, `pulling ${options.workspace}`);
-    const error = TandemError.is(mapped) ? mapped : new HostError(`Pull failed: ${(err as Error).message}`, { cause: err });
+    const error = TandemError.is(mapped)
+      ? mapped
+      : new HostError(`Pull failed: ${(err as Error).message}`, { cause: err });
     if (error instanceof IntegrityError) reportIntegrity(options, error);
-    options.events?.publish('sync.failed', { version: progress.version, code: error.code, message: error.message }, context);
+    options.events?.publish(
+      'sync.failed',
+      { version: progress.version, code: error.code, message: error.message },
+      context,
+    );
     throw error;
   } finally {
     await unlock?.();
@@ -275,9 +314,21 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
   }
 }
 
-function checkManifestMatchesTarget(m: ImageManifest, custom: { workspace: string; version: string; imageSha256: string; imageSize: number }, workspace: string, path: string): void {
-  if (m.workspace.name !== workspace || m.workspace.version !== custom.version || m.image.sha256 !== custom.imageSha256 || m.image.size !== custom.imageSize) {
-    throw new IntegrityError(`${path} describes ${m.workspace.name} ${m.workspace.version}, not what targets metadata signed for it; the repository is inconsistent or forged.`);
+function checkManifestMatchesTarget(
+  m: ImageManifest,
+  custom: { workspace: string; version: string; imageSha256: string; imageSize: number },
+  workspace: string,
+  path: string,
+): void {
+  if (
+    m.workspace.name !== workspace ||
+    m.workspace.version !== custom.version ||
+    m.image.sha256 !== custom.imageSha256 ||
+    m.image.size !== custom.imageSize
+  ) {
+    throw new IntegrityError(
+      `${path} describes ${m.workspace.name} ${m.workspace.version}, not what targets metadata signed for it; the repository is inconsistent or forged.`,
+    );
   }
   if (m.image.path.startsWith(`${VERSION_META_DIR}/`) || m.workspace.file.name === VERSION_META_DIR) {
     throw new IntegrityError(`${path} puts files in ${VERSION_META_DIR}/, which is reserved.`);
@@ -299,7 +350,11 @@ function reportIntegrity(options: PullOptions, err: IntegrityError): void {
   const subject = text('chunk') ? `chunk ${text('chunk')}` : (text('source') ?? 'image');
   const expected = text('expected');
   const actual = text('actual');
-  options.events?.publish('integrity.failure', { subject, message: err.message, ...(expected ? { expected } : {}), ...(actual ? { actual } : {}) }, { workspace: options.workspace });
+  options.events?.publish(
+    'integrity.failure',
+    { subject, message: err.message, ...(expected ? { expected } : {}), ...(actual ? { actual } : {}) },
+    { workspace: options.workspace },
+  );
 }
 
 /** SHA-256 and size of a file, read as a stream. */

@@ -68,7 +68,8 @@ export function manifestPathFor(workspace: string, version: string): string {
 export async function pushPackage(options: PushOptions): Promise<PushResult> {
   const clock = options.clock ?? systemClock;
   const packSize = options.packSize ?? 64 * 1024 * 1024;
-  if (!Number.isSafeInteger(packSize) || packSize < 1024 * 1024) throw new InvalidInputError(`packSize ${packSize} is too small; use at least 1 MiB.`);
+  if (!Number.isSafeInteger(packSize) || packSize < 1024 * 1024)
+    throw new InvalidInputError(`packSize ${packSize} is too small; use at least 1 MiB.`);
   const { store } = options;
   const pkg = await openPackage(options.package);
   try {
@@ -84,9 +85,23 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
           `${m.workspace.name} ${m.workspace.version} is already published with different content; versions are immutable, so raise metadata.version in the workspace file and pack again.`,
         );
       }
-      if (options.channels?.length) await updateTargets(options, (targets) => withChannels(targets, manifestPath, options.channels ?? []));
-      const zero = { chunks: ids.length, chunksUploaded: 0, chunksSkipped: ids.length, bytesUploaded: 0, bytesSkipped: 0 };
-      return { ...zero, workspace: m.workspace.name, version: m.workspace.version, manifestPath, packs: [], alreadyPublished: true };
+      if (options.channels?.length)
+        await updateTargets(options, (targets) => withChannels(targets, manifestPath, options.channels ?? []));
+      const zero = {
+        chunks: ids.length,
+        chunksUploaded: 0,
+        chunksSkipped: ids.length,
+        bytesUploaded: 0,
+        bytesSkipped: 0,
+      };
+      return {
+        ...zero,
+        workspace: m.workspace.name,
+        version: m.workspace.version,
+        manifestPath,
+        packs: [],
+        alreadyPublished: true,
+      };
     }
 
     // Every chunk any published version already has, and where.
@@ -161,23 +176,45 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
     const target: TargetFile = {
       length: bytes.length,
       hashes: { sha256: sha256Hex(bytes) },
-      custom: { workspace: m.workspace.name, version: m.workspace.version, channels: [], imageSha256: m.image.sha256, imageSize: m.image.size },
+      custom: {
+        workspace: m.workspace.name,
+        version: m.workspace.version,
+        channels: [],
+        imageSha256: m.image.sha256,
+        imageSize: m.image.size,
+      },
     };
-    await updateTargets(options, (targets) => withChannels({ ...targets, [manifestPath]: target }, manifestPath, options.channels ?? []));
-    return { ...progress, workspace: m.workspace.name, version: m.workspace.version, manifestPath, packs: newPacks, alreadyPublished: false };
+    await updateTargets(options, (targets) =>
+      withChannels({ ...targets, [manifestPath]: target }, manifestPath, options.channels ?? []),
+    );
+    return {
+      ...progress,
+      workspace: m.workspace.name,
+      version: m.workspace.version,
+      manifestPath,
+      packs: newPacks,
+      alreadyPublished: false,
+    };
   } finally {
     await pkg.close();
   }
 }
 
-function withChannels(targets: Readonly<Record<string, TargetFile>>, path: string, channels: readonly string[]): Record<string, TargetFile> {
+function withChannels(
+  targets: Readonly<Record<string, TargetFile>>,
+  path: string,
+  channels: readonly string[],
+): Record<string, TargetFile> {
   const workspace = targets[path]!.custom.workspace;
   const out: Record<string, TargetFile> = {};
   for (const [p, file] of Object.entries(targets)) {
     if (file.custom.workspace !== workspace) out[p] = file;
     else {
       const kept = file.custom.channels.filter((c) => !channels.includes(c));
-      out[p] = { ...file, custom: { ...file.custom, channels: p === path ? [...new Set([...kept, ...channels])] : kept } };
+      out[p] = {
+        ...file,
+        custom: { ...file.custom, channels: p === path ? [...new Set([...kept, ...channels])] : kept },
+      };
     }
   }
   return out;
@@ -186,7 +223,9 @@ function withChannels(targets: Readonly<Record<string, TargetFile>>, path: strin
 async function fetchVerified(store: RepoStore, path: string, file: TargetFile): Promise<ImageManifest> {
   const data = await store.get(path, { maxBytes: file.length });
   if (!data || sha256Hex(data) !== file.hashes.sha256) {
-    throw new ConflictError(`${path} in ${store.location} does not match its signed digest; repair the repository before pushing.`);
+    throw new ConflictError(
+      `${path} in ${store.location} does not match its signed digest; repair the repository before pushing.`,
+    );
   }
   return parseManifest(data, path);
 }

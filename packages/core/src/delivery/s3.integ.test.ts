@@ -42,7 +42,13 @@ describe.skipIf(!gate.enabled)('S3-compatible repository (s3rver)', () => {
   let tmp: string;
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'tandem-s3-'));
-    server = new S3rver!({ port: 0, address: '127.0.0.1', silent: true, directory: join(tmp, 's3'), configureBuckets: [{ name: 'tandem' }] });
+    server = new S3rver!({
+      port: 0,
+      address: '127.0.0.1',
+      silent: true,
+      directory: join(tmp, 's3'),
+      configureBuckets: [{ name: 'tandem' }],
+    });
     const { port } = await server.run();
     endpoint = `http://127.0.0.1:${port}`;
   });
@@ -57,7 +63,10 @@ describe.skipIf(!gate.enabled)('S3-compatible repository (s3rver)', () => {
     const v1 = makeImage(2 << 20, [[256 << 10, 256 << 10]]);
     const v2 = changeImage(v1, 4, 32 << 10);
     const results = [];
-    for (const [version, image] of [['1.0.0', v1], ['2.0.0', v2]] as const) {
+    for (const [version, image] of [
+      ['1.0.0', v1],
+      ['2.0.0', v2],
+    ] as const) {
       const ws = await writeWorkspace(join(tmp, version), { name: 'erp', version, image });
       const pkg = await packWorkspace({ workspaceFile: ws, out: join(tmp, `${version}.tandem`) });
       results.push(await pushPackage({ package: pkg.path, store, keys, channels: ['stable'] }));
@@ -66,12 +75,23 @@ describe.skipIf(!gate.enabled)('S3-compatible repository (s3rver)', () => {
     expect(results[1]!.bytesUploaded).toBeLessThan(results[0]!.bytesUploaded / 2);
 
     // Unknown credentials are refused with a clear HostError.
-    const wrong = new S3Store({ endpoint, bucket: 'tandem', prefix: 'repo', credentials: { accessKeyId: 'NOBODY', secretAccessKey: 'nope' } });
+    const wrong = new S3Store({
+      endpoint,
+      bucket: 'tandem',
+      prefix: 'repo',
+      credentials: { accessKeyId: 'NOBODY', secretAccessKey: 'nope' },
+    });
     await expect(wrong.get('timestamp.json')).rejects.toMatchObject({ code: 'TANDEM_HOST', details: { status: 403 } });
 
     const dir = join(tmp, 'endpoint');
     const env = { AWS_ENDPOINT_URL: endpoint, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
-    const r1 = await pullWorkspace({ repo: openStore('s3://tandem/repo', { env }), workspace: 'erp', dir, trustedRoot: root, version: '1.0.0' });
+    const r1 = await pullWorkspace({
+      repo: openStore('s3://tandem/repo', { env }),
+      workspace: 'erp',
+      dir,
+      trustedRoot: root,
+      version: '1.0.0',
+    });
     expect(sha256Hex(await readFile(r1.image))).toBe(sha256Hex(v1));
     const r2 = await pullWorkspace({ repo: openStore('s3://tandem/repo', { env }), workspace: 'erp', dir });
     expect(r2.version).toBe('2.0.0');

@@ -75,7 +75,8 @@ export async function seedFromFile(path: string, params: ChunkingParams, target:
       if (target.needed.has(id)) await target.put(id, chunk.data);
     }
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`Seed file ${path} does not exist.`, { cause: err });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new NotFoundError(`Seed file ${path} does not exist.`, { cause: err });
     throw err;
   }
 }

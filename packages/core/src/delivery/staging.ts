@@ -25,7 +25,12 @@ export class Staging {
   ) {}
 
   /** Opens the staging area for a manifest, discarding one left by a different manifest. */
-  static async open(install: InstallDir, manifest: ImageManifest, manifestBytes: Uint8Array, manifestSha256: string): Promise<Staging> {
+  static async open(
+    install: InstallDir,
+    manifest: ImageManifest,
+    manifestBytes: Uint8Array,
+    manifestSha256: string,
+  ): Promise<Staging> {
     const dir = install.stagingDir(manifest.workspace.version);
     const meta = join(dir, META);
     try {
@@ -45,7 +50,8 @@ export class Staging {
       const text = await readFile(journalFile, 'utf8').catch(() => '');
       const journaled = new Set(text.split('\n').filter((l) => /^[0-9a-f]{64}$/.test(l)));
       // Drop a torn last line so new entries start on a line of their own.
-      if (!text.endsWith('\n') && text.length > 0) await writeFile(journalFile, [...journaled].map((id) => `${id}\n`).join(''));
+      if (!text.endsWith('\n') && text.length > 0)
+        await writeFile(journalFile, [...journaled].map((id) => `${id}\n`).join(''));
       const journal = await open(journalFile, 'a');
       return new Staging(dir, partial, image, journal, journaled);
     } catch (err) {
@@ -75,12 +81,15 @@ export class Staging {
   async writeRuns(pieces: { offset: number; data: Uint8Array }[]): Promise<void> {
     pieces.sort((a, b) => a.offset - b.offset);
     try {
-      for (let i = 0; i < pieces.length; ) {
+      for (let i = 0; i < pieces.length;) {
         let j = i + 1;
         let end = pieces[i]!.offset + pieces[i]!.data.length;
         while (j < pieces.length && pieces[j]!.offset === end) end += pieces[j++]!.data.length;
         const run = pieces.slice(i, j);
-        const { bytesWritten } = await this.image.writev(run.map((p) => p.data), run[0]!.offset);
+        const { bytesWritten } = await this.image.writev(
+          run.map((p) => p.data),
+          run[0]!.offset,
+        );
         if (bytesWritten !== end - run[0]!.offset) for (const p of run) await this.write(p.data, [p.offset]);
         i = j;
       }
@@ -124,7 +133,7 @@ export class Staging {
   async imageSha256(size: number): Promise<string> {
     const h = createHash('sha256');
     const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
-    for (let at = 0; at < size; ) {
+    for (let at = 0; at < size;) {
       const { bytesRead } = await this.image.read(buf, 0, Math.min(buf.length, size - at), at);
       if (bytesRead === 0) break;
       h.update(buf.subarray(0, bytesRead));
@@ -209,6 +218,9 @@ export class SeedSink {
     this.#bytes = 0;
     await this.staging.writeRuns(pieces);
     await this.staging.record(...ids);
-    this.written(bytes, pieces.map((p) => p.offset));
+    this.written(
+      bytes,
+      pieces.map((p) => p.offset),
+    );
   }
 }

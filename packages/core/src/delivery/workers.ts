@@ -19,7 +19,10 @@ interface Reply {
   hashed?: number;
 }
 
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './chunk-worker.ts' : './chunk-worker.js', import.meta.url);
+const WORKER_URL = new URL(
+  import.meta.url.endsWith('.ts') ? './chunk-worker.ts' : './chunk-worker.js',
+  import.meta.url,
+);
 
 /**
  * Worker threads for a pull: some verify and write fetched ranges, one hashes the image in
@@ -73,14 +76,19 @@ export class ChunkWorkers {
    */
   async verifyAndWrite(data: Buffer, chunks: readonly RangeChunk[], source: string): Promise<void> {
     // Hand the bytes over without a copy when they own their memory.
-    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    const owned =
+      data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
     // (Buffer.from would copy a small range into Node's shared pool, which cannot be transferred.)
     const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
     const worker = this.#verifiers[this.#next++ % this.#verifiers.length]!;
     const reply = await this.#call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
     const e = reply.error;
     if (!e) return;
-    if (e.kind === 'io') throw toHostError(Object.assign(new Error(e.message ?? 'write failed'), { code: e.code }), 'writing the new image');
+    if (e.kind === 'io')
+      throw toHostError(
+        Object.assign(new Error(e.message ?? 'write failed'), { code: e.code }),
+        'writing the new image',
+      );
     throw new IntegrityError(
       e.kind === 'corrupt'
         ? `Chunk ${e.chunk} from ${source} is not valid zstd data; the repository copy is damaged or was tampered with. Nothing was installed; verified chunks are kept for the next pull.`

@@ -24,7 +24,8 @@ export class DirectoryStore implements RepoStore {
   }
 
   #file(path: string): string {
-    if (!isSafeRelativePath(path)) throw new InvalidInputError(`Repository path ${JSON.stringify(path)} leaves the repository.`);
+    if (!isSafeRelativePath(path))
+      throw new InvalidInputError(`Repository path ${JSON.stringify(path)} leaves the repository.`);
     return join(this.location, ...path.split('/'));
   }
 
@@ -35,9 +36,12 @@ export class DirectoryStore implements RepoStore {
       if (options.maxBytes !== undefined) {
         const st = await stat(file);
         if (st.size > options.maxBytes) {
-          throw new HostError(`${file} is ${st.size} bytes, more than the ${options.maxBytes} allowed for it; the repository is damaged or hostile.`, {
-            details: { path: file, tooLarge: true },
-          });
+          throw new HostError(
+            `${file} is ${st.size} bytes, more than the ${options.maxBytes} allowed for it; the repository is damaged or hostile.`,
+            {
+              details: { path: file, tooLarge: true },
+            },
+          );
         }
       }
       const data = await readFile(file);
@@ -56,7 +60,8 @@ export class DirectoryStore implements RepoStore {
     try {
       handle = await open(file, 'r');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${file} is missing from the repository.`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new NotFoundError(`${file} is missing from the repository.`, { cause: err });
       throw toHostError(err, `reading ${file}`);
     }
     try {
@@ -68,7 +73,10 @@ export class DirectoryStore implements RepoStore {
         got += bytesRead;
       }
       this.#stats.bytesReceived += got;
-      if (got !== length) throw new HostError(`${file} is shorter than expected (wanted bytes ${offset}-${offset + length - 1}); the repository is damaged.`);
+      if (got !== length)
+        throw new HostError(
+          `${file} is shorter than expected (wanted bytes ${offset}-${offset + length - 1}); the repository is damaged.`,
+        );
       return buf;
     } finally {
       await handle.close();

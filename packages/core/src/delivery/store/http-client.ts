@@ -82,53 +82,70 @@ export class HttpTransport {
       };
       const headers: Record<string, string> = { ...this.#headers, ...req.headers };
       if (req.body) headers['content-length'] = String(req.body.length);
-      const request = lib.request(url, { method: req.method, headers, agent, ...(req.signal ? { signal: req.signal } : {}) }, (res) => {
-        const status = res.statusCode ?? 0;
-        try {
-          req.accept?.(status, res.headers);
-        } catch (err) {
-          res.destroy();
-          request.destroy();
-          fail(err);
-          return;
-        }
-        const ok = status >= 200 && status < 300;
-        const parts: Buffer[] = [];
-        let received = 0;
-        const expected = req.method !== 'HEAD' && res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
-        res.on('data', (chunk: Buffer) => {
-          received += chunk.length;
-          this.counters.bytesReceived += chunk.length;
-          if (req.maxBytes !== undefined && received > req.maxBytes) {
+      const request = lib.request(
+        url,
+        { method: req.method, headers, agent, ...(req.signal ? { signal: req.signal } : {}) },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          try {
+            req.accept?.(status, res.headers);
+          } catch (err) {
             res.destroy();
-            fail(new HostError(`${url.href} is larger than the ${req.maxBytes} bytes allowed for it; the repository is damaged or hostile.`, { details: { url: url.href, tooLarge: true } }));
+            request.destroy();
+            fail(err);
             return;
           }
-          if (ok && req.onBody) {
-            try {
-              req.onBody(chunk);
-            } catch (err) {
+          const ok = status >= 200 && status < 300;
+          const parts: Buffer[] = [];
+          let received = 0;
+          const expected =
+            req.method !== 'HEAD' && res.headers['content-length'] !== undefined
+              ? Number(res.headers['content-length'])
+              : undefined;
+          res.on('data', (chunk: Buffer) => {
+            received += chunk.length;
+            this.counters.bytesReceived += chunk.length;
+            if (req.maxBytes !== undefined && received > req.maxBytes) {
               res.destroy();
-              fail(err);
+              fail(
+                new HostError(
+                  `${url.href} is larger than the ${req.maxBytes} bytes allowed for it; the repository is damaged or hostile.`,
+                  { details: { url: url.href, tooLarge: true } },
+                ),
+              );
+              return;
             }
-          } else if (ok || received <= 65536) parts.push(chunk);
-        });
-        res.on('end', () => {
-          if (!res.complete || (expected !== undefined && received < expected)) {
-            fail(dropped(url, received, expected));
-            return;
-          }
-          if (settled) return;
-          settled = true;
-          resolvePromise({ status, headers: res.headers, body: Buffer.concat(parts) });
-        });
-        res.on('error', (err) => fail(networkError(url, err, received, expected)));
-        res.on('close', () => {
-          if (!res.complete) fail(dropped(url, received, expected));
-        });
-      });
+            if (ok && req.onBody) {
+              try {
+                req.onBody(chunk);
+              } catch (err) {
+                res.destroy();
+                fail(err);
+              }
+            } else if (ok || received <= 65536) parts.push(chunk);
+          });
+          res.on('end', () => {
+            if (!res.complete || (expected !== undefined && received < expected)) {
+              fail(dropped(url, received, expected));
+              return;
+            }
+            if (settled) return;
+            settled = true;
+            resolvePromise({ status, headers: res.headers, body: Buffer.concat(parts) });
+          });
+          res.on('error', (err) => fail(networkError(url, err, received, expected)));
+          res.on('close', () => {
+            if (!res.complete) fail(dropped(url, received, expected));
+          });
+        },
+      );
       request.setTimeout(this.#timeoutMs, () => {
-        request.destroy(new TimeoutError(`${url.href} sent nothing for ${this.#timeoutMs} ms; the server or the network is stalled.`, { details: { url: url.href } }));
+        request.destroy(
+          new TimeoutError(
+            `${url.href} sent nothing for ${this.#timeoutMs} ms; the server or the network is stalled.`,
+            { details: { url: url.href } },
+          ),
+        );
       });
       request.on('error', (err) => {
         if (req.signal?.aborted) fail(new CancelledError(`The request for ${url.href} was cancelled.`, { cause: err }));
@@ -151,7 +168,11 @@ export class HttpTransport {
         const retryable = err.retryable && err.code !== 'TANDEM_CANCELLED';
         if (!retryable || n >= this.#retries || signal?.aborted) {
           if (retryable && n > 0) {
-            throw new HostError(`${err.message} (gave up after ${n + 1} attempts)`, { cause: err, retryable: true, details: err.details });
+            throw new HostError(`${err.message} (gave up after ${n + 1} attempts)`, {
+              cause: err,
+              retryable: true,
+              details: err.details,
+            });
           }
           throw err;
         }
@@ -178,11 +199,14 @@ function networkError(url: URL, err: unknown, received?: number, expected?: numb
   if (TandemError.is(err)) return err as HostError;
   const code = (err as NodeJS.ErrnoException).code;
   if (received !== undefined && received > 0) return dropped(url, received, expected);
-  return new HostError(`Cannot reach ${url.host} for ${url.pathname}: ${(err as Error).message}; check the repository URL and the network.`, {
-    cause: err,
-    retryable: true,
-    details: { url: url.href, ...(code ? { errno: code } : {}) },
-  });
+  return new HostError(
+    `Cannot reach ${url.host} for ${url.pathname}: ${(err as Error).message}; check the repository URL and the network.`,
+    {
+      cause: err,
+      retryable: true,
+      details: { url: url.href, ...(code ? { errno: code } : {}) },
+    },
+  );
 }
 
 /** The HostError for an unexpected HTTP status; 5xx and 429 are retryable. */

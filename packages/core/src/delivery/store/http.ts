@@ -1,7 +1,13 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { HostError, InvalidInputError, NotFoundError } from '../../errors.js';
 import { isSafeRelativePath } from '../paths.js';
-import { HttpTransport, statusError, type HttpAnswer, type HttpRequest, type HttpTransportOptions } from './http-client.js';
+import {
+  HttpTransport,
+  statusError,
+  type HttpAnswer,
+  type HttpRequest,
+  type HttpTransportOptions,
+} from './http-client.js';
 import type { ReadOptions, RepoStore, StoreStats } from './types.js';
 
 /** Options for {@link HttpStore}. */
@@ -30,7 +36,9 @@ export class HttpStore implements RepoStore {
     try {
       base = new URL(baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`);
     } catch (err) {
-      throw new InvalidInputError(`${baseUrl} is not a URL; expected http://host/path/ or https://host/path/.`, { cause: err });
+      throw new InvalidInputError(`${baseUrl} is not a URL; expected http://host/path/ or https://host/path/.`, {
+        cause: err,
+      });
     }
     if (base.protocol !== 'http:' && base.protocol !== 'https:') {
       throw new InvalidInputError(`${baseUrl} is not an http or https URL.`);
@@ -43,7 +51,8 @@ export class HttpStore implements RepoStore {
 
   /** The URL of a repository path. */
   protected url(path: string): URL {
-    if (!isSafeRelativePath(path)) throw new InvalidInputError(`Repository path ${JSON.stringify(path)} leaves the repository.`);
+    if (!isSafeRelativePath(path))
+      throw new InvalidInputError(`Repository path ${JSON.stringify(path)} leaves the repository.`);
     return new URL(path.split('/').map(encodeURIComponent).join('/'), this.base);
   }
 
@@ -77,14 +86,24 @@ export class HttpStore implements RepoStore {
         ...(options.signal ? { signal: options.signal } : {}),
         accept: (status, headers) => checkRangeAnswer(url, status, headers, from, last),
         onBody: (chunk) => {
-          if (got + chunk.length > length) throw new HostError(`${url.href} sent more bytes than the range asked for.`, { details: { url: url.href } });
+          if (got + chunk.length > length)
+            throw new HostError(`${url.href} sent more bytes than the range asked for.`, {
+              details: { url: url.href },
+            });
           chunk.copy(out, got);
           got += chunk.length;
         },
       });
-      if (answer.status === 404) throw new NotFoundError(`${url.href} is missing from the repository; it is incomplete or still being published.`);
+      if (answer.status === 404)
+        throw new NotFoundError(
+          `${url.href} is missing from the repository; it is incomplete or still being published.`,
+        );
       if (answer.status !== 206 && answer.status !== 200) throw statusError(url, answer.status, answer.body);
-      if (got !== length) throw new HostError(`${url.href} ended after ${got} of ${length} bytes.`, { retryable: true, details: { url: url.href } });
+      if (got !== length)
+        throw new HostError(`${url.href} ended after ${got} of ${length} bytes.`, {
+          retryable: true,
+          details: { url: url.href },
+        });
     }, options.signal);
     return out;
   }
@@ -125,8 +144,11 @@ function checkRangeAnswer(url: URL, status: number, headers: IncomingHttpHeaders
   if (status !== 206) return;
   const match = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(headers['content-range'] ?? ''));
   if (!match || Number(match[1]) !== from || Number(match[2]) !== last) {
-    throw new HostError(`${url.host} answered bytes ${String(headers['content-range'])} for ${url.pathname}, not the ${from}-${last} asked for.`, {
-      details: { url: url.href },
-    });
+    throw new HostError(
+      `${url.host} answered bytes ${String(headers['content-range'])} for ${url.pathname}, not the ${from}-${last} asked for.`,
+      {
+        details: { url: url.href },
+      },
+    );
   }
 }

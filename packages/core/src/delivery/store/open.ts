@@ -41,12 +41,16 @@ export function openStore(address: string, options: OpenStoreOptions = {}): Repo
       region,
       bucket: match[1]!,
       prefix: match[2] ?? '',
-      ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
+      ...(accessKeyId && secretAccessKey
+        ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+        : {}),
     });
   }
   if (/^file:\/\//i.test(address)) return new DirectoryStore(fileURLToPath(address));
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(address)) {
-    throw new InvalidInputError(`Unsupported repository address ${address}; expected http(s)://, s3://, file:// or a directory path.`);
+    throw new InvalidInputError(
+      `Unsupported repository address ${address}; expected http(s)://, s3://, file:// or a directory path.`,
+    );
   }
   return new DirectoryStore(address);
 }

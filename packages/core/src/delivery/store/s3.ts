@@ -36,7 +36,9 @@ export class S3Store extends HttpStore {
 
   constructor(options: S3StoreOptions) {
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.bucket)) {
-      throw new InvalidInputError(`${JSON.stringify(options.bucket)} is not an S3 bucket name (3-63 lower-case letters, digits, dots and dashes).`);
+      throw new InvalidInputError(
+        `${JSON.stringify(options.bucket)} is not an S3 bucket name (3-63 lower-case letters, digits, dots and dashes).`,
+      );
     }
     const prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
     const endpoint = options.endpoint.replace(/\/+$/, '');
@@ -65,8 +67,11 @@ export class S3Store extends HttpStore {
   async put(path: string, data: Uint8Array): Promise<void> {
     const url = this.url(path);
     await this.transport.withRetries(async () => {
-      const answer = await this.transport.send(this.prepare({ method: 'PUT', url, body: data, headers: { 'content-type': 'application/octet-stream' } }));
-      if (answer.status !== 200 && answer.status !== 201 && answer.status !== 204) throw statusError(url, answer.status, answer.body);
+      const answer = await this.transport.send(
+        this.prepare({ method: 'PUT', url, body: data, headers: { 'content-type': 'application/octet-stream' } }),
+      );
+      if (answer.status !== 200 && answer.status !== 201 && answer.status !== 204)
+        throw statusError(url, answer.status, answer.body);
     });
   }
 }

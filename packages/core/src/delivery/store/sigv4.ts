@@ -36,12 +36,23 @@ function encode(s: string): string {
  */
 export function signV4(input: SigningInput): Record<string, string> {
   const service = input.service ?? 's3';
-  const amzDate = new Date(input.now).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const amzDate = new Date(input.now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
   const date = amzDate.slice(0, 8);
-  const headers: Record<string, string> = { ...input.headers, 'x-amz-date': amzDate, 'x-amz-content-sha256': input.payloadSha256 };
+  const headers: Record<string, string> = {
+    ...input.headers,
+    'x-amz-date': amzDate,
+    'x-amz-content-sha256': input.payloadSha256,
+  };
   if (input.credentials.sessionToken) headers['x-amz-security-token'] = input.credentials.sessionToken;
   // S3 paths are already encoded once by URL; decode and re-encode each segment exactly once.
-  const canonicalUri = input.url.pathname.split('/').map((s) => encode(decodeURIComponent(s))).join('/') || '/';
+  const canonicalUri =
+    input.url.pathname
+      .split('/')
+      .map((s) => encode(decodeURIComponent(s)))
+      .join('/') || '/';
   const query = [...input.url.searchParams.entries()]
     .map(([k, v]) => [encode(k), encode(v)] as const)
     .sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0))
@@ -55,12 +66,28 @@ export function signV4(input: SigningInput): Record<string, string> {
   for (const [k, v] of Object.entries(headers)) lower[k.toLowerCase()] = v.trim().replace(/\s+/g, ' ');
   const canonicalHeaders = names.map((h) => `${h}:${lower[h]}\n`).join('');
   const signedHeaders = names.join(';');
-  const canonicalRequest = [input.method, canonicalUri, query, canonicalHeaders, signedHeaders, input.payloadSha256].join('\n');
+  const canonicalRequest = [
+    input.method,
+    canonicalUri,
+    query,
+    canonicalHeaders,
+    signedHeaders,
+    input.payloadSha256,
+  ].join('\n');
   const scope = `${date}/${input.region}/${service}/aws4_request`;
-  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+  const stringToSign = [
+    'AWS4-HMAC-SHA256',
+    amzDate,
+    scope,
+    createHash('sha256').update(canonicalRequest).digest('hex'),
+  ].join('\n');
   const hmac = (key: Buffer | string, data: string): Buffer => createHmac('sha256', key).update(data).digest();
-  const kSigning = hmac(hmac(hmac(hmac(`AWS4${input.credentials.secretAccessKey}`, date), input.region), service), 'aws4_request');
+  const kSigning = hmac(
+    hmac(hmac(hmac(`AWS4${input.credentials.secretAccessKey}`, date), input.region), service),
+    'aws4_request',
+  );
   const signature = createHmac('sha256', kSigning).update(stringToSign).digest('hex');
-  headers['authorization'] = `AWS4-HMAC-SHA256 Credential=${input.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+  headers['authorization'] =
+    `AWS4-HMAC-SHA256 Credential=${input.credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
   return headers;
 }

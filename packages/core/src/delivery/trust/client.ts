@@ -4,7 +4,15 @@ import { compareVersions } from '../paths.js';
 import { sha256Hex } from '../manifest.js';
 import type { RepoStore } from '../store/types.js';
 import type { RoleName } from './keys.js';
-import { parseEnvelope, verifyRole, type Envelope, type MetaFile, type RoleMetadata, type RootMetadata, type TargetFile } from './metadata.js';
+import {
+  parseEnvelope,
+  verifyRole,
+  type Envelope,
+  type MetaFile,
+  type RoleMetadata,
+  type RootMetadata,
+  type TargetFile,
+} from './metadata.js';
 import type { TrustStore } from './trust-store.js';
 
 /** Size limits for metadata whose length nothing announces. */
@@ -111,8 +119,10 @@ export class RepositoryClient {
       // A new root must be signed by the old root's keys and by its own.
       verifyRole(candidate, env.signed, 'root', `${path} (by the previous root's keys)`);
       verifyRole(candidate, candidate.signed, 'root', `${path} (by its own keys)`);
-      if (candidate.signed.version !== next) throw integrity(`${path} says it is version ${candidate.signed.version}`, 'rollback', path);
-      const rotated = (role: RoleName): boolean => candidate.signed.roles[role].keyids.join() !== env.signed.roles[role].keyids.join();
+      if (candidate.signed.version !== next)
+        throw integrity(`${path} says it is version ${candidate.signed.version}`, 'rollback', path);
+      const rotated = (role: RoleName): boolean =>
+        candidate.signed.roles[role].keyids.join() !== env.signed.roles[role].keyids.join();
       if (rotated('timestamp') || rotated('snapshot')) {
         // Lets the repository recover from a fast-forward attack after rotating those keys.
         await this.#trust.remove('timestamp');
@@ -127,16 +137,27 @@ export class RepositoryClient {
 
   async #updateTimestamp(root: RootMetadata): Promise<RoleMetadata['timestamp']> {
     const data = await this.#store.get('timestamp.json', { maxBytes: MAX_TIMESTAMP });
-    if (!data) throw new NotFoundError(`${this.#store.location} has no timestamp.json; it is not a Tandem repository, or nothing was pushed to it yet.`);
+    if (!data)
+      throw new NotFoundError(
+        `${this.#store.location} has no timestamp.json; it is not a Tandem repository, or nothing was pushed to it yet.`,
+      );
     const env = parseEnvelope(data, 'timestamp', 'timestamp.json');
     verifyRole(env, root, 'timestamp', 'timestamp.json');
     const trusted = await this.#loadTrusted('timestamp', root);
     if (trusted) {
       if (env.signed.version < trusted.signed.version) {
-        throw integrity(`timestamp.json is version ${env.signed.version}, older than the trusted ${trusted.signed.version}: a rollback attempt`, 'rollback', 'timestamp.json');
+        throw integrity(
+          `timestamp.json is version ${env.signed.version}, older than the trusted ${trusted.signed.version}: a rollback attempt`,
+          'rollback',
+          'timestamp.json',
+        );
       }
       if (env.signed.meta['snapshot.json'].version < trusted.signed.meta['snapshot.json'].version) {
-        throw integrity('timestamp.json points at an older snapshot than the trusted one: a rollback attempt', 'rollback', 'timestamp.json');
+        throw integrity(
+          'timestamp.json points at an older snapshot than the trusted one: a rollback attempt',
+          'rollback',
+          'timestamp.json',
+        );
       }
     }
     this.#checkExpiry(env.signed, 'timestamp.json');
@@ -149,10 +170,19 @@ export class RepositoryClient {
     const data = await this.#fetchMeta(path, meta);
     const env = parseEnvelope(data, 'snapshot', path);
     verifyRole(env, root, 'snapshot', path);
-    if (env.signed.version !== meta.version) throw integrity(`${path} is version ${env.signed.version}, timestamp.json says ${meta.version}`, 'mismatch', path);
+    if (env.signed.version !== meta.version)
+      throw integrity(
+        `${path} is version ${env.signed.version}, timestamp.json says ${meta.version}`,
+        'mismatch',
+        path,
+      );
     const trusted = await this.#loadTrusted('snapshot', root);
     if (trusted && env.signed.meta['targets.json'].version < trusted.signed.meta['targets.json'].version) {
-      throw integrity(`${path} points at targets version ${env.signed.meta['targets.json'].version}, older than the trusted ${trusted.signed.meta['targets.json'].version}: a rollback attempt`, 'rollback', path);
+      throw integrity(
+        `${path} points at targets version ${env.signed.meta['targets.json'].version}, older than the trusted ${trusted.signed.meta['targets.json'].version}: a rollback attempt`,
+        'rollback',
+        path,
+      );
     }
     this.#checkExpiry(env.signed, path);
     await this.#trust.save('snapshot', data);
@@ -164,7 +194,8 @@ export class RepositoryClient {
     const data = await this.#fetchMeta(path, meta);
     const env = parseEnvelope(data, 'targets', path);
     verifyRole(env, root, 'targets', path);
-    if (env.signed.version !== meta.version) throw integrity(`${path} is version ${env.signed.version}, snapshot says ${meta.version}`, 'mismatch', path);
+    if (env.signed.version !== meta.version)
+      throw integrity(`${path} is version ${env.signed.version}, snapshot says ${meta.version}`, 'mismatch', path);
     this.#checkExpiry(env.signed, path);
     await this.#trust.save('targets', data);
     return env.signed;
@@ -175,16 +206,25 @@ export class RepositoryClient {
     try {
       data = await this.#store.get(path, { maxBytes: meta.length ?? MAX_OTHER });
     } catch (err) {
-      if (TandemError.is(err) && err.details['tooLarge'] === true) throw integrity(`${path} is longer than its signed length`, 'digest', path);
+      if (TandemError.is(err) && err.details['tooLarge'] === true)
+        throw integrity(`${path} is longer than its signed length`, 'digest', path);
       throw err;
     }
-    if (!data) throw new NotFoundError(`${path} is missing from ${this.#store.location}; the repository is incomplete (a push may be in progress).`);
-    if (meta.length !== undefined && data.length !== meta.length) throw integrity(`${path} is ${data.length} bytes, its signed length is ${meta.length}`, 'digest', path);
-    if (meta.hashes && sha256Hex(data) !== meta.hashes.sha256) throw integrity(`${path} does not match its signed SHA-256`, 'digest', path);
+    if (!data)
+      throw new NotFoundError(
+        `${path} is missing from ${this.#store.location}; the repository is incomplete (a push may be in progress).`,
+      );
+    if (meta.length !== undefined && data.length !== meta.length)
+      throw integrity(`${path} is ${data.length} bytes, its signed length is ${meta.length}`, 'digest', path);
+    if (meta.hashes && sha256Hex(data) !== meta.hashes.sha256)
+      throw integrity(`${path} does not match its signed SHA-256`, 'digest', path);
     return data;
   }
 
-  async #loadTrusted<R extends 'timestamp' | 'snapshot'>(role: R, root: RootMetadata): Promise<Envelope<RoleMetadata[R]> | null> {
+  async #loadTrusted<R extends 'timestamp' | 'snapshot'>(
+    role: R,
+    root: RootMetadata,
+  ): Promise<Envelope<RoleMetadata[R]> | null> {
     const bytes = await this.#trust.load(role);
     if (!bytes) return null;
     try {
@@ -217,11 +257,15 @@ export class RepositoryClient {
     const all = Object.entries(this.trusted.targets.targets)
       .filter(([, f]) => f.custom.workspace === workspace)
       .map(([path, file]) => ({ path, file }));
-    if (all.length === 0) throw new NotFoundError(`${this.#store.location} has no workspace ${workspace}.`, { details: { workspace } });
+    if (all.length === 0)
+      throw new NotFoundError(`${this.#store.location} has no workspace ${workspace}.`, { details: { workspace } });
     const versions = all.map((t) => t.file.custom.version).sort(compareVersions);
     if (options.version !== undefined) {
       const hit = all.find((t) => t.file.custom.version === options.version);
-      if (!hit) throw new NotFoundError(`${workspace} has no version ${options.version}; published: ${versions.join(', ')}.`, { details: { workspace, versions } });
+      if (!hit)
+        throw new NotFoundError(`${workspace} has no version ${options.version}; published: ${versions.join(', ')}.`, {
+          details: { workspace, versions },
+        });
       return hit;
     }
     const channel = options.channel ?? 'stable';
@@ -236,9 +280,14 @@ export class RepositoryClient {
   /** Fetches a target (a manifest) and checks its length and SHA-256 against targets metadata. */
   async fetchTarget(target: ResolvedTarget): Promise<Buffer> {
     const data = await this.#store.get(target.path, { maxBytes: target.file.length });
-    if (!data) throw new NotFoundError(`${target.path} is listed in targets metadata but missing from ${this.#store.location}.`);
+    if (!data)
+      throw new NotFoundError(`${target.path} is listed in targets metadata but missing from ${this.#store.location}.`);
     if (data.length !== target.file.length || sha256Hex(data) !== target.file.hashes.sha256) {
-      const err = integrity(`${target.path} does not match the SHA-256 signed in targets metadata`, 'digest', target.path);
+      const err = integrity(
+        `${target.path} does not match the SHA-256 signed in targets metadata`,
+        'digest',
+        target.path,
+      );
       this.#options.onIntegrityFailure?.(err);
       throw err;
     }

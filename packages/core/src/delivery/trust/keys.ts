@@ -28,7 +28,8 @@ export interface SigningKey {
 /** The TUF public entry of an Ed25519 key (`keyval.public` is the raw key, hex). */
 export function publicEntryOf(key: KeyObject): PublicKeyEntry {
   const jwk = key.export({ format: 'jwk' });
-  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string') throw new InvalidInputError('Only Ed25519 keys can sign Tandem repository metadata.');
+  if (jwk.crv !== 'Ed25519' || typeof jwk.x !== 'string')
+    throw new InvalidInputError('Only Ed25519 keys can sign Tandem repository metadata.');
   return { keytype: 'ed25519', scheme: 'ed25519', keyval: { public: Buffer.from(jwk.x, 'base64url').toString('hex') } };
 }
 
@@ -39,7 +40,10 @@ export function keyIdOf(entry: PublicKeyEntry): string {
 
 /** The node:crypto public key of an entry. */
 export function publicKeyOf(entry: PublicKeyEntry): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(entry.keyval.public, 'hex').toString('base64url') }, format: 'jwk' });
+  return createPublicKey({
+    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(entry.keyval.public, 'hex').toString('base64url') },
+    format: 'jwk',
+  });
 }
 
 /** Wraps a private key. */
@@ -77,7 +81,10 @@ export async function loadKeys(dir: string): Promise<KeySet> {
     try {
       keys[role] = signingKeyFrom(createPrivateKey(pem));
     } catch (err) {
-      throw new InvalidInputError(`${join(dir, `${role}.pem`)} is not an Ed25519 private key in PEM: ${(err as Error).message}.`, { cause: err });
+      throw new InvalidInputError(
+        `${join(dir, `${role}.pem`)} is not an Ed25519 private key in PEM: ${(err as Error).message}.`,
+        { cause: err },
+      );
     }
   }
   return keys;
@@ -93,7 +100,10 @@ export function requireKey(keys: KeySet, role: RoleName, dir = 'the keys directo
 /** Writes a key as `<role>.pem` (mode 0600); an existing key is kept as `<role>.<keyid>.retired.pem`. */
 export async function saveKey(dir: string, role: RoleName, key: SigningKey, retired?: SigningKey): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (retired) await rename(join(dir, `${role}.pem`), join(dir, `${role}.${retired.keyid.slice(0, 16)}.retired.pem`)).catch(() => undefined);
+  if (retired)
+    await rename(join(dir, `${role}.pem`), join(dir, `${role}.${retired.keyid.slice(0, 16)}.retired.pem`)).catch(
+      () => undefined,
+    );
   const file = join(dir, `${role}.pem`);
   await writeFile(file, key.privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
   await chmod(file, 0o600);

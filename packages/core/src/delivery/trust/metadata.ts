@@ -96,9 +96,17 @@ const common = <T extends RoleName>(type: T) => ({
   version: z.number().int().positive(),
   expires: z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 date'),
 });
-const metaFile = z.object({ version: z.number().int().positive(), length: z.number().int().nonnegative().optional(), hashes: z.object({ sha256: z.string().regex(HEX64) }).optional() });
+const metaFile = z.object({
+  version: z.number().int().positive(),
+  length: z.number().int().nonnegative().optional(),
+  hashes: z.object({ sha256: z.string().regex(HEX64) }).optional(),
+});
 const roleKeys = z.object({ keyids: z.array(z.string().regex(HEX64)).min(1), threshold: z.number().int().positive() });
-const keyEntry = z.object({ keytype: z.literal('ed25519'), scheme: z.literal('ed25519'), keyval: z.object({ public: z.string().regex(/^[0-9a-f]{64}$/) }) });
+const keyEntry = z.object({
+  keytype: z.literal('ed25519'),
+  scheme: z.literal('ed25519'),
+  keyval: z.object({ public: z.string().regex(/^[0-9a-f]{64}$/) }),
+});
 
 const schemas = {
   root: z.object({
@@ -128,24 +136,37 @@ const schemas = {
   timestamp: z.object({ ...common('timestamp'), meta: z.object({ 'snapshot.json': metaFile }) }),
 };
 
-const envelopeSchema = z.object({ signed: z.unknown(), signatures: z.array(z.object({ keyid: z.string(), sig: z.string() })) });
+const envelopeSchema = z.object({
+  signed: z.unknown(),
+  signatures: z.array(z.object({ keyid: z.string(), sig: z.string() })),
+});
 
 /**
  * Parses a metadata file of `role`. Anything malformed is an IntegrityError: metadata comes
  * from the repository, and a damaged file is as untrustworthy as a forged one.
  */
-export function parseEnvelope<R extends RoleName>(bytes: Uint8Array, role: R, source: string): Envelope<RoleMetadata[R]> {
+export function parseEnvelope<R extends RoleName>(
+  bytes: Uint8Array,
+  role: R,
+  source: string,
+): Envelope<RoleMetadata[R]> {
   let data: unknown;
   try {
     data = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (err) {
-    throw new IntegrityError(`${source} is not valid JSON; the repository is damaged or was tampered with.`, { cause: err, details: { source } });
+    throw new IntegrityError(`${source} is not valid JSON; the repository is damaged or was tampered with.`, {
+      cause: err,
+      details: { source },
+    });
   }
   const env = envelopeSchema.safeParse(data);
   const body = env.success ? schemas[role].safeParse(env.data.signed) : undefined;
   if (!env.success || !body?.success) {
     const issue = (env.success ? body?.error?.issues[0] : env.error.issues[0]) ?? undefined;
-    throw new IntegrityError(`${source} is not valid ${role} metadata (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'bad shape'}).`, { details: { source } });
+    throw new IntegrityError(
+      `${source} is not valid ${role} metadata (${issue ? `${issue.path.join('.')}: ${issue.message}` : 'bad shape'}).`,
+      { details: { source } },
+    );
   }
   return { signed: env.data.signed as RoleMetadata[R], signatures: env.data.signatures };
 }

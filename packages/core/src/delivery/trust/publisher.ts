@@ -13,7 +13,12 @@ const DAY = 24 * 60 * 60 * 1000;
 export type ExpiryPolicy = Record<RoleName, number>;
 
 /** Defaults: root a year, targets 90 days, snapshot 30 days, timestamp 7 days. */
-export const DEFAULT_EXPIRY: ExpiryPolicy = { root: 365 * DAY, targets: 90 * DAY, snapshot: 30 * DAY, timestamp: 7 * DAY };
+export const DEFAULT_EXPIRY: ExpiryPolicy = {
+  root: 365 * DAY,
+  targets: 90 * DAY,
+  snapshot: 30 * DAY,
+  timestamp: 7 * DAY,
+};
 
 /** What every repository administration call needs. */
 export interface RepoAdminOptions {
@@ -31,7 +36,12 @@ interface Ctx {
 }
 
 function ctxOf(options: RepoAdminOptions): Ctx {
-  return { store: options.store, keys: options.keys, clock: options.clock ?? systemClock, expiry: { ...DEFAULT_EXPIRY, ...options.expiry } };
+  return {
+    store: options.store,
+    keys: options.keys,
+    clock: options.clock ?? systemClock,
+    expiry: { ...DEFAULT_EXPIRY, ...options.expiry },
+  };
 }
 
 function expires(ctx: Ctx, role: RoleName): string {
@@ -39,7 +49,10 @@ function expires(ctx: Ctx, role: RoleName): string {
 }
 
 function put(store: RepoStore, path: string, data: Uint8Array): Promise<void> {
-  if (!store.put) throw new InvalidInputError(`${store.location} is read-only; publish to a directory or an S3 bucket and serve that over HTTP.`);
+  if (!store.put)
+    throw new InvalidInputError(
+      `${store.location} is read-only; publish to a directory or an S3 bucket and serve that over HTTP.`,
+    );
   return store.put(path, data);
 }
 
@@ -53,11 +66,14 @@ function put(store: RepoStore, path: string, data: Uint8Array): Promise<void> {
  * const { keys, root } = await initRepository({ store: new DirectoryStore('repo') });
  * ```
  */
-export async function initRepository(options: Omit<RepoAdminOptions, 'keys'> & { keys?: KeySet }): Promise<{ keys: KeySet; root: Buffer }> {
+export async function initRepository(
+  options: Omit<RepoAdminOptions, 'keys'> & { keys?: KeySet },
+): Promise<{ keys: KeySet; root: Buffer }> {
   const keys: KeySet = {};
   for (const role of ROLES) keys[role] = options.keys?.[role] ?? generateSigningKey();
   const ctx = ctxOf({ ...options, keys });
-  if (await ctx.store.has('1.root.json')) throw new ConflictError(`${ctx.store.location} already holds a repository (1.root.json exists).`);
+  if (await ctx.store.has('1.root.json'))
+    throw new ConflictError(`${ctx.store.location} already holds a repository (1.root.json exists).`);
   const rootKeys: Record<string, SigningKey['entry']> = {};
   for (const role of ROLES) rootKeys[keys[role]!.keyid] = keys[role]!.entry;
   const root: RootMetadata = {
@@ -84,8 +100,17 @@ export async function initRepository(options: Omit<RepoAdminOptions, 'keys'> & {
 /** Reads and verifies the repository's current metadata, as a publisher (expiry ignored). */
 export async function readRepository(store: RepoStore, clock: Clock = systemClock): Promise<TrustedMetadata> {
   const first = await store.get('1.root.json', { maxBytes: 512 * 1024 });
-  if (!first) throw new NotFoundError(`${store.location} is not a Tandem repository (no 1.root.json); create one with \`tandem repo init\`.`);
-  const client = new RepositoryClient({ store, trust: new MemoryTrustStore(), initialRoot: first, clock, ignoreExpiry: true });
+  if (!first)
+    throw new NotFoundError(
+      `${store.location} is not a Tandem repository (no 1.root.json); create one with \`tandem repo init\`.`,
+    );
+  const client = new RepositoryClient({
+    store,
+    trust: new MemoryTrustStore(),
+    initialRoot: first,
+    clock,
+    ignoreExpiry: true,
+  });
   return client.refresh();
 }
 
@@ -93,14 +118,30 @@ export async function readRepository(store: RepoStore, clock: Clock = systemCloc
 function keyFor(ctx: Ctx, root: RootMetadata, role: RoleName): SigningKey {
   const key = requireKey(ctx.keys, role);
   if (!root.roles[role].keyids.includes(key.keyid)) {
-    throw new InvalidInputError(`The ${role} key given (${key.keyid.slice(0, 16)}...) is not one the repository's root lists for ${role}; was it rotated?`);
+    throw new InvalidInputError(
+      `The ${role} key given (${key.keyid.slice(0, 16)}...) is not one the repository's root lists for ${role}; was it rotated?`,
+    );
   }
   return key;
 }
 
-async function writeTopLevel(ctx: Ctx, root: RootMetadata, targets: { targets: Record<string, TargetFile>; version: number }, versions: { snapshot: number; timestamp: number }): Promise<void> {
+async function writeTopLevel(
+  ctx: Ctx,
+  root: RootMetadata,
+  targets: { targets: Record<string, TargetFile>; version: number },
+  versions: { snapshot: number; timestamp: number },
+): Promise<void> {
   const targetsBytes = serializeEnvelope(
-    signEnvelope({ _type: 'targets' as const, spec_version: SPEC_VERSION, version: targets.version, expires: expires(ctx, 'targets'), targets: targets.targets }, [keyFor(ctx, root, 'targets')]),
+    signEnvelope(
+      {
+        _type: 'targets' as const,
+        spec_version: SPEC_VERSION,
+        version: targets.version,
+        expires: expires(ctx, 'targets'),
+        targets: targets.targets,
+      },
+      [keyFor(ctx, root, 'targets')],
+    ),
   );
   await put(ctx.store, `${targets.version}.targets.json`, targetsBytes);
   const snapshotBytes = serializeEnvelope(
@@ -110,7 +151,13 @@ async function writeTopLevel(ctx: Ctx, root: RootMetadata, targets: { targets: R
         spec_version: SPEC_VERSION,
         version: versions.snapshot,
         expires: expires(ctx, 'snapshot'),
-        meta: { 'targets.json': { version: targets.version, length: targetsBytes.length, hashes: { sha256: sha256Hex(targetsBytes) } } },
+        meta: {
+          'targets.json': {
+            version: targets.version,
+            length: targetsBytes.length,
+            hashes: { sha256: sha256Hex(targetsBytes) },
+          },
+        },
       },
       [keyFor(ctx, root, 'snapshot')],
     ),
@@ -124,7 +171,13 @@ async function writeTopLevel(ctx: Ctx, root: RootMetadata, targets: { targets: R
         spec_version: SPEC_VERSION,
         version: versions.timestamp,
         expires: expires(ctx, 'timestamp'),
-        meta: { 'snapshot.json': { version: versions.snapshot, length: snapshotBytes.length, hashes: { sha256: sha256Hex(snapshotBytes) } } },
+        meta: {
+          'snapshot.json': {
+            version: versions.snapshot,
+            length: snapshotBytes.length,
+            hashes: { sha256: sha256Hex(snapshotBytes) },
+          },
+        },
       },
       [keyFor(ctx, root, 'timestamp')],
     ),
@@ -143,10 +196,15 @@ export async function updateTargets(
   const ctx = ctxOf(options);
   const trusted = await readRepository(ctx.store, ctx.clock);
   const targets = change(trusted.targets.targets, trusted);
-  await writeTopLevel(ctx, trusted.root, { targets, version: trusted.targets.version + 1 }, {
-    snapshot: trusted.snapshot.version + 1,
-    timestamp: trusted.timestamp.version + 1,
-  });
+  await writeTopLevel(
+    ctx,
+    trusted.root,
+    { targets, version: trusted.targets.version + 1 },
+    {
+      snapshot: trusted.snapshot.version + 1,
+      timestamp: trusted.timestamp.version + 1,
+    },
+  );
   return readRepository(ctx.store, ctx.clock);
 }
 
@@ -158,8 +216,16 @@ export async function updateTargets(
  * await setChannel({ store, keys }, 'legacy-erp', 'stable', '3.2.0');
  * ```
  */
-export async function setChannel(options: RepoAdminOptions, workspace: string, channel: string, version: string): Promise<void> {
-  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(channel)) throw new InvalidInputError(`Channel name ${JSON.stringify(channel)}: expected lower-case letters, digits, dots, dashes.`);
+export async function setChannel(
+  options: RepoAdminOptions,
+  workspace: string,
+  channel: string,
+  version: string,
+): Promise<void> {
+  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(channel))
+    throw new InvalidInputError(
+      `Channel name ${JSON.stringify(channel)}: expected lower-case letters, digits, dots, dashes.`,
+    );
   await updateTargets(options, (targets) => {
     const out: Record<string, TargetFile> = {};
     let found = false;
@@ -175,7 +241,8 @@ export async function setChannel(options: RepoAdminOptions, workspace: string, c
       }
       out[path] = { ...file, custom: { ...file.custom, channels } };
     }
-    if (!found) throw new NotFoundError(`${workspace} ${version} is not published, so channel ${channel} cannot point at it.`);
+    if (!found)
+      throw new NotFoundError(`${workspace} ${version} is not published, so channel ${channel} cannot point at it.`);
     return out;
   });
 }
@@ -189,7 +256,9 @@ export async function refreshRepository(options: RepoAdminOptions): Promise<Trus
   const ctx = ctxOf(options);
   const trusted = await readRepository(ctx.store, ctx.clock);
   if (ctx.keys.root && Date.parse(trusted.root.expires) - ctx.clock.now() < 30 * DAY) {
-    await writeRoot(ctx, { ...trusted.root, version: trusted.root.version + 1, expires: expires(ctx, 'root') }, [keyFor(ctx, trusted.root, 'root')]);
+    await writeRoot(ctx, { ...trusted.root, version: trusted.root.version + 1, expires: expires(ctx, 'root') }, [
+      keyFor(ctx, trusted.root, 'root'),
+    ]);
   }
   return updateTargets(options, (targets) => ({ ...targets }));
 }
@@ -211,22 +280,33 @@ async function writeRoot(ctx: Ctx, root: RootMetadata, signers: SigningKey[]): P
  * const keys2 = await rotateKey({ store, keys }, 'targets');
  * ```
  */
-export async function rotateKey(options: RepoAdminOptions, role: RoleName, newKey: SigningKey = generateSigningKey()): Promise<KeySet> {
+export async function rotateKey(
+  options: RepoAdminOptions,
+  role: RoleName,
+  newKey: SigningKey = generateSigningKey(),
+): Promise<KeySet> {
   const ctx = ctxOf(options);
   const trusted = await readRepository(ctx.store, ctx.clock);
   const oldRoot = trusted.root;
   const oldRootKey = keyFor(ctx, oldRoot, 'root');
   const roles = { ...oldRoot.roles, [role]: { keyids: [newKey.keyid], threshold: 1 } };
   const used = new Set(Object.values(roles).flatMap((r) => r.keyids));
-  const keys: RootMetadata['keys'] = Object.fromEntries(Object.entries({ ...oldRoot.keys, [newKey.keyid]: newKey.entry }).filter(([id]) => used.has(id)));
+  const keys: RootMetadata['keys'] = Object.fromEntries(
+    Object.entries({ ...oldRoot.keys, [newKey.keyid]: newKey.entry }).filter(([id]) => used.has(id)),
+  );
   const root: RootMetadata = { ...oldRoot, version: oldRoot.version + 1, expires: expires(ctx, 'root'), keys, roles };
   await writeRoot(ctx, root, role === 'root' ? [oldRootKey, newKey] : [oldRootKey]);
   const newKeys: KeySet = { ...ctx.keys, [role]: newKey };
   // Re-sign the rest with the new keys (the current targets may be signed by the replaced key,
   // so they cannot be read back through the new root first).
-  await writeTopLevel({ ...ctx, keys: newKeys }, root, { targets: { ...trusted.targets.targets }, version: trusted.targets.version + 1 }, {
-    snapshot: trusted.snapshot.version + 1,
-    timestamp: trusted.timestamp.version + 1,
-  });
+  await writeTopLevel(
+    { ...ctx, keys: newKeys },
+    root,
+    { targets: { ...trusted.targets.targets }, version: trusted.targets.version + 1 },
+    {
+      snapshot: trusted.snapshot.version + 1,
+      timestamp: trusted.timestamp.version + 1,
+    },
+  );
   return newKeys;
 }

@@ -10,7 +10,14 @@ import { canonicalJson } from './canonical.js';
 import { RepositoryClient } from './client.js';
 import { generateSigningKey, type KeySet } from './keys.js';
 import { serializeEnvelope, signEnvelope, verifyRole, type RootMetadata, type TargetFile } from './metadata.js';
-import { initRepository, readRepository, refreshRepository, rotateKey, setChannel, updateTargets } from './publisher.js';
+import {
+  initRepository,
+  readRepository,
+  refreshRepository,
+  rotateKey,
+  setChannel,
+  updateTargets,
+} from './publisher.js';
 import { MemoryTrustStore } from './trust-store.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -42,7 +49,12 @@ describe('signatures', () => {
       expires: '2100-01-01T00:00:00Z',
       consistent_snapshot: true,
       keys: { [a.keyid]: a.entry, [b.keyid]: b.entry },
-      roles: { root: { keyids: [a.keyid, b.keyid], threshold: 2 }, targets: { keyids: [a.keyid], threshold: 1 }, snapshot: { keyids: [a.keyid], threshold: 1 }, timestamp: { keyids: [a.keyid], threshold: 1 } },
+      roles: {
+        root: { keyids: [a.keyid, b.keyid], threshold: 2 },
+        targets: { keyids: [a.keyid], threshold: 1 },
+        snapshot: { keyids: [a.keyid], threshold: 1 },
+        timestamp: { keyids: [a.keyid], threshold: 1 },
+      },
     };
     expect(() => verifyRole(signEnvelope(root, [a, b]), root, 'root', 'r')).not.toThrow();
     expect(() => verifyRole(signEnvelope(root, [a]), root, 'root', 'r')).toThrow(IntegrityError);
@@ -62,7 +74,10 @@ describe('repository metadata', () => {
     store = new DirectoryStore(await mkdtemp(join(tmpdir(), 'tandem-trust-')));
     clock = new VirtualClock(Date.parse('2026-03-01T00:00:00Z'));
     ({ keys, root } = await initRepository({ store, clock }));
-    await updateTargets({ store, keys, clock }, () => ({ 'manifests/erp/1.0.0.manifest': target('erp', '1.0.0', ['stable']), 'manifests/erp/2.0.0.manifest': target('erp', '2.0.0', ['pilot']) }));
+    await updateTargets({ store, keys, clock }, () => ({
+      'manifests/erp/1.0.0.manifest': target('erp', '1.0.0', ['stable']),
+      'manifests/erp/2.0.0.manifest': target('erp', '2.0.0', ['pilot']),
+    }));
   });
   const client = (trust = new MemoryTrustStore()) => new RepositoryClient({ store, trust, initialRoot: root, clock });
 
@@ -105,8 +120,15 @@ describe('repository metadata', () => {
     expect(trusted.root.version).toBe(2);
     expect(trusted.root.roles.root.keyids).toEqual([keys2.root!.keyid]);
     // A third root signed by the new key alone, as a thief of it would: refused by the next client.
-    const forged = { ...trusted.root, version: 3, roles: { ...trusted.root.roles, targets: { keyids: [keys2.root!.keyid], threshold: 1 } } };
-    await writeFile(join(store.location, '3.root.json'), serializeEnvelope(signEnvelope(forged, [generateSigningKey()])));
+    const forged = {
+      ...trusted.root,
+      version: 3,
+      roles: { ...trusted.root.roles, targets: { keyids: [keys2.root!.keyid], threshold: 1 } },
+    };
+    await writeFile(
+      join(store.location, '3.root.json'),
+      serializeEnvelope(signEnvelope(forged, [generateSigningKey()])),
+    );
     await expect(client(trust).refresh()).rejects.toThrow(/previous root's keys/);
   });
 
@@ -121,11 +143,29 @@ describe('repository metadata', () => {
     await expect(updateTargets({ store, keys, clock }, (t) => ({ ...t }))).rejects.toThrow(/rotated/);
     // ... and metadata signed with it anyway is refused by clients.
     const current = await readRepository(store, clock);
-    const evil = { ...current.targets, version: current.targets.version + 1, targets: { 'manifests/erp/6.6.6.manifest': target('erp', '6.6.6', ['stable']) } };
-    await writeFile(join(store.location, `${evil.version}.targets.json`), serializeEnvelope(signEnvelope(evil, [keys.targets!])));
-    const snap = { ...current.snapshot, version: current.snapshot.version + 1, meta: { 'targets.json': { version: evil.version } } };
-    await writeFile(join(store.location, `${snap.version}.snapshot.json`), serializeEnvelope(signEnvelope(snap, [keys2.snapshot!])));
-    const ts = { ...current.timestamp, version: current.timestamp.version + 1, meta: { 'snapshot.json': { version: snap.version } } };
+    const evil = {
+      ...current.targets,
+      version: current.targets.version + 1,
+      targets: { 'manifests/erp/6.6.6.manifest': target('erp', '6.6.6', ['stable']) },
+    };
+    await writeFile(
+      join(store.location, `${evil.version}.targets.json`),
+      serializeEnvelope(signEnvelope(evil, [keys.targets!])),
+    );
+    const snap = {
+      ...current.snapshot,
+      version: current.snapshot.version + 1,
+      meta: { 'targets.json': { version: evil.version } },
+    };
+    await writeFile(
+      join(store.location, `${snap.version}.snapshot.json`),
+      serializeEnvelope(signEnvelope(snap, [keys2.snapshot!])),
+    );
+    const ts = {
+      ...current.timestamp,
+      version: current.timestamp.version + 1,
+      meta: { 'snapshot.json': { version: snap.version } },
+    };
     await writeFile(join(store.location, 'timestamp.json'), serializeEnvelope(signEnvelope(ts, [keys2.timestamp!])));
     await expect(client(trust).refresh()).rejects.toThrow(/not signed by enough targets keys/);
   });
