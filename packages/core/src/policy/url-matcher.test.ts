@@ -109,6 +109,26 @@ describe('URL matching: every rule kind, tricky URLs', () => {
   });
 });
 
+describe('hash collisions in the lookup tables', () => {
+  // "nax" and "0cx" hash alike (read right to left, times 31): the matcher must still tell them apart.
+  it('tells colliding labels and hosts apart', () => {
+    const rules = compile([
+      { id: 'nax', match: { domainSuffix: 'nax.example' }, target: 'guest' },
+      { id: '0cx', match: { domainSuffix: '0cx.example' }, target: 'host' },
+      { id: 'exact-nax', match: { host: 'w.nax' }, target: 'guest' },
+      { id: 'exact-0cx', match: { host: 'w.0cx' }, target: 'host' },
+    ]);
+    const m = compileUrlMatcher(rules);
+    const id = (u: string): string | undefined => m.match(normalizeUrl(u), 'host-to-guest')?.ref.id;
+    expect(id('http://a.nax.example/')).toBe('nax');
+    expect(id('http://a.0cx.example/')).toBe('0cx');
+    expect(id('http://a.1cx.example/')).toBeUndefined();
+    expect(id('http://w.nax/')).toBe('exact-nax');
+    expect(id('http://w.0cx/')).toBe('exact-0cx');
+    expect(id('http://w.ncx/')).toBeUndefined();
+  });
+});
+
 describe('precedence', () => {
   it('most specific wins: exact host, then the longest suffix or prefix, then path, then scheme and port', () => {
     const rules = compile([
