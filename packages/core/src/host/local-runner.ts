@@ -29,7 +29,7 @@ interface ExecaOutcome {
  */
 export class LocalRunner implements CommandRunner {
   readonly description = 'local';
-  readonly platform = process.platform === 'win32' ? 'windows' : 'posix';
+  readonly platform: 'posix' | 'windows' = process.platform === 'win32' ? 'windows' : 'posix';
   readonly remote = false;
 
   async run(request: CommandRequest): Promise<CommandResult> {
