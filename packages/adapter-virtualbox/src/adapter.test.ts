@@ -222,7 +222,7 @@ describe('lifecycle details', () => {
     await adapter.define(s);
     await adapter.start('w', { display: 'window' });
     expect(home.calls()).toContainEqual(['startvm', expect.any(String), '--type=gui']);
-    await adapter.save!('w');
+    await adapter.save('w');
     expect(await adapter.state('w')).toBe('saved');
     await adapter.stop('w');
     expect(await adapter.state('w')).toBe('stopped');
@@ -247,7 +247,7 @@ describe('snapshots', () => {
     const clock = new VirtualClock(Date.parse('2026-02-03T04:05:06Z'));
     const { adapter, spec } = setup('7.0', {}, { clock });
     await adapter.define(spec('s'));
-    const snaps = adapter.snapshots!;
+    const snaps = adapter.snapshots;
     const a = await snaps.create('s', { name: 'a', description: 'line 1\nline "2"' });
     expect(a).toMatchObject({
       name: 'a',
@@ -276,7 +276,7 @@ describe('snapshots', () => {
   it('explains why VirtualBox refuses to delete a snapshot with two children', async () => {
     const { adapter, spec } = setup();
     await adapter.define(spec('t'));
-    const s = adapter.snapshots!;
+    const s = adapter.snapshots;
     const a = await s.create('t', { name: 'a' });
     await s.create('t', { name: 'b' });
     await s.revert('t', a.id);
@@ -295,7 +295,7 @@ describe('disk encryption', () => {
     const key = new Uint8Array(32).fill(0xab);
     const hex = Buffer.from(key).toString('hex');
     const disk = { path: join(home.home, 'secret.vdi'), format: 'vdi' as const, encryption: { keyId: '-erp key' } };
-    await adapter.diskEncryption!.encrypt(disk, key, { sizeBytes: 64 * 1024 * 1024 });
+    await adapter.diskEncryption.encrypt(disk, key, { sizeBytes: 64 * 1024 * 1024 });
     expect(home.calls()).toContainEqual([
       'createmedium',
       'disk',
@@ -330,7 +330,7 @@ describe('seamless windows', () => {
     await adapter.define(spec('app'));
     await adapter.start('app');
     expect(await adapter.guestAddress('app')).toBe('10.0.2.15');
-    const handle = await adapter.seamless!.launch('app', {
+    const handle = await adapter.seamless.launch('app', {
       appId: 'erp',
       command: 'C:\\Program Files\\ERP\\erp.exe',
       args: ['--open', 'a "b" $(c)'],
@@ -363,12 +363,12 @@ describe('seamless windows', () => {
   it('needs guest credentials and a running VM', async () => {
     const { adapter, spec } = setup('6.1');
     await adapter.define(spec('app'));
-    const noCreds = await adapter
-      .seamless!.launch('app', { appId: 'x', command: 'x.exe', mode: 'seamless' })
+    const noCreds = await adapter.seamless
+      .launch('app', { appId: 'x', command: 'x.exe', mode: 'seamless' })
       .catch((e: unknown) => e);
     expect(TandemError.is(noCreds, 'TANDEM_INVALID_INPUT')).toBe(true);
-    const stopped = await adapter
-      .seamless!.launch('app', { appId: 'x', command: 'x.exe', mode: 'full-desktop', credentials: { username: 'u' } })
+    const stopped = await adapter.seamless
+      .launch('app', { appId: 'x', command: 'x.exe', mode: 'full-desktop', credentials: { username: 'u' } })
       .catch((e: unknown) => e);
     expect(TandemError.is(stopped, 'TANDEM_INVALID_STATE')).toBe(true);
   });
