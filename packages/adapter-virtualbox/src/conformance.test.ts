@@ -33,7 +33,7 @@ function conformanceIt(): ConformanceIt {
         }
         if (failure === undefined)
           throw new Error('VirtualBox divergence no longer happens: remove it from KNOWN_DIVERGENCES');
-        if (!divergence(failure)) throw failure instanceof Error ? failure : new Error(String(failure));
+        if (!divergence(failure)) throw failure instanceof Error ? failure : new Error(JSON.stringify(failure));
       },
       timeout,
     );
