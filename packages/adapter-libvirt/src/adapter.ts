@@ -144,6 +144,7 @@ export class LibvirtAdapter implements HypervisorAdapter {
         hostOnlyNetwork: this.#options.hostOnlyNetwork ?? 'tandem-hostonly',
         ...(this.#options.arch ? { arch: this.#options.arch } : {}),
         ...(this.#options.machine ? { machine: this.#options.machine } : {}),
+        ...(this.#options.networkBoot ? { networkBoot: true } : {}),
       });
       if (spec.network.mode === 'host-only') {
         await ensureHostOnlyNetwork(this.#internals, this.#options.hostOnlyNetwork ?? 'tandem-hostonly');

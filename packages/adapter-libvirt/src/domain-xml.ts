@@ -22,6 +22,8 @@ export interface DomainXmlOptions {
   readonly arch?: string;
   /** Machine type (default: libvirt's default for the architecture). */
   readonly machine?: string;
+  /** After the disks, boot from the network (PXE) too. */
+  readonly networkBoot?: boolean;
 }
 
 const DISK_FORMATS: Record<DiskSpec['format'], string> = {
@@ -72,7 +74,8 @@ function renderDomainXml(spec: VmSpec, options: DomainXmlOptions): string {
   lines.push(`  <memory unit='MiB'>${spec.memoryMiB}</memory>`);
   lines.push(`  <vcpu>${spec.cpus}</vcpu>`);
   const machine = options.machine ? ` machine='${e(options.machine)}'` : '';
-  lines.push(`  <os><type arch='${e(options.arch ?? 'x86_64')}'${machine}>hvm</type><boot dev='hd'/></os>`);
+  const boot = options.networkBoot && spec.network.mode !== 'none' ? "<boot dev='hd'/><boot dev='network'/>" : "<boot dev='hd'/>";
+  lines.push(`  <os><type arch='${e(options.arch ?? 'x86_64')}'${machine}>hvm</type>${boot}</os>`);
   lines.push('  <features><acpi/><apic/></features>');
   lines.push(`  <clock offset='${windows ? 'localtime' : 'utc'}'/>`);
   lines.push('  <on_poweroff>destroy</on_poweroff>');

@@ -54,5 +54,6 @@ function normalizeOptions(options: LibvirtOptions | undefined): LibvirtOptions {
   if (!options) return {};
   const o = { ...options } as Record<string, unknown>;
   if (typeof o['luksIterTimeMs'] === 'string') o['luksIterTimeMs'] = Number(o['luksIterTimeMs']);
+  if (typeof o['networkBoot'] === 'string') o['networkBoot'] = o['networkBoot'] === 'true';
   return o as LibvirtOptions;
 }

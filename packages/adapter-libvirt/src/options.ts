@@ -44,6 +44,8 @@ export interface LibvirtOptions {
   readonly arch?: string;
   /** Machine type (default: libvirt's default). */
   readonly machine?: string;
+  /** Let VMs boot from the network (PXE) when their disk has no OS, for network provisioning (default false). */
+  readonly networkBoot?: boolean;
   /** LUKS key-derivation time for new encrypted disks, ms (default: qemu-img's, 2000). */
   readonly luksIterTimeMs?: number;
   readonly freerdp?: FreeRdpOptions;
