@@ -20,13 +20,13 @@ describe('gear table', () => {
 });
 
 describe('FastCDC', () => {
-  it('defaults to 16/64/256 KiB with normalization 2', () => {
+  it('defaults to 16/64/256 KiB without normalization', () => {
     expect(DEFAULT_CHUNKING).toMatchObject({
       algorithm: 'fastcdc',
       minSize: 16384,
       avgSize: 65536,
       maxSize: 262144,
-      normalization: 2,
+      normalization: 0,
     });
   });
 
