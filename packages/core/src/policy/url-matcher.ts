@@ -1,6 +1,7 @@
 import { maskIpv4 } from './ip.js';
+import { hashStep, LabelTrie } from './label-trie.js';
 import type { NormalizedUrl } from './url-normalize.js';
-import { conditionsHold, urlRuleMatches, type CompiledUrlRule } from './url-rules.js';
+import { conditionsHold, hostMatches, urlRuleMatches, type CompiledUrlRule } from './url-rules.js';
 import type { CrossingDirection } from './types.js';
 
 /** Finds the rule that decides a URL. */
@@ -27,49 +28,6 @@ interface Entry {
   readonly order: number;
 }
 
-/** A node of the reversed-label trie: `com`, then `contoso` below it, then `www` below that. */
-interface TrieNode {
-  readonly label: string;
-  /** Children by the hash of their label; labels with the same hash are chained. */
-  readonly children: Map<number, TrieNode>;
-  sameHash: TrieNode | undefined;
-  /** Rules for this domain and everything below it. */
-  readonly suffix: Entry[];
-  /** Rules for everything strictly below this domain. */
-  readonly sub: Entry[];
-}
-
-/** Rules for one exact host name. */
-interface ExactBucket {
-  readonly host: string;
-  readonly entries: Entry[];
-  sameHash: ExactBucket | undefined;
-}
-
-// Labels and hosts are looked up by a hash computed in one right-to-left pass over the URL's
-// host, so a lookup hashes a small integer instead of a fresh substring; a hit is confirmed by
-// comparing the characters in place.
-const step = (h: number, c: number): number => (Math.imul(h, 31) + c) | 0;
-const smi = (h: number): number => h & 0x3fffffff;
-
-function hashRight(s: string): number {
-  let h = 0;
-  for (let i = s.length - 1; i >= 0; i--) h = step(h, s.charCodeAt(i));
-  return smi(h);
-}
-
-function sameLabel(label: string, host: string, from: number, to: number): boolean {
-  if (label.length !== to - from) return false;
-  for (let i = 0; i < label.length; i++) if (label.charCodeAt(i) !== host.charCodeAt(from + i)) return false;
-  return true;
-}
-
-function childOf(node: TrieNode, hash: number, host: string, from: number, to: number): TrieNode | undefined {
-  let c = node.children.get(hash);
-  while (c !== undefined && !sameLabel(c.label, host, from, to)) c = c.sameHash;
-  return c;
-}
-
 function ordered(rules: readonly CompiledUrlRule[], options: UrlMatcherOptions): Entry[] {
   const entries = rules.map((rule, i) => ({ rule, i }));
   if ((options.precedence ?? 'most-specific') === 'most-specific') {
@@ -89,6 +47,22 @@ function firstHolding(
     const e = list[i] as Entry;
     if (e.order >= limit) return undefined;
     if (conditionsHold(e.rule, url, dir)) return e;
+  }
+  return undefined;
+}
+
+/** Like firstHolding, for rules from the trie: also confirms the rule's host against the URL. */
+function firstConfirmed(
+  list: readonly Entry[] | undefined,
+  url: NormalizedUrl,
+  dir: CrossingDirection,
+  limit: number,
+): Entry | undefined {
+  if (list === undefined) return undefined;
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i] as Entry;
+    if (e.order >= limit) return undefined;
+    if (hostMatches(e.rule.host, url) && conditionsHold(e.rule, url, dir)) return e;
   }
   return undefined;
 }
@@ -113,22 +87,10 @@ function ipv6Key(hex: string, length: number): string {
   return hex.slice(0, whole) + nibble.toString(16);
 }
 
-const newNode = (label: string): TrieNode => ({ label, children: new Map(), sameHash: undefined, suffix: [], sub: [] });
-
-function childFor(node: TrieNode, label: string): TrieNode {
-  const hash = hashRight(label);
-  const first = node.children.get(hash);
-  for (let c = first; c !== undefined; c = c.sameHash) if (c.label === label) return c;
-  const created = newNode(label);
-  created.sameHash = first;
-  node.children.set(hash, created);
-  return created;
-}
-
 /**
  * Compiles rules into a matcher whose cost does not grow with the number of rules: exact hosts
- * in a hash map, domain suffixes in a trie of reversed labels (both looked up by hashes computed
- * in one pass over the URL's host), IP prefixes in one hash table per
+ * and domain suffixes in a trie of reversed labels held in flat typed arrays (looked up by label
+ * hashes computed in one pass over the URL's host), IP prefixes in one hash table per
  * prefix length, so a lookup touches only the rules that share the URL's host or a suffix of it.
  *
  * @example
@@ -139,9 +101,22 @@ function childFor(node: TrieNode, label: string): TrieNode {
  * ```
  */
 export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: UrlMatcherOptions = {}): UrlMatcher {
-  const exactNames = new Map<number, ExactBucket>();
+  const trie = new LabelTrie();
+  // Per trie node: rules for exactly that host, for it and below, for strictly below.
+  const exactOf: (Entry[] | undefined)[] = [];
+  const suffixOf: (Entry[] | undefined)[] = [];
+  const subOf: (Entry[] | undefined)[] = [];
+  const nodeFor = (name: string): number => {
+    let node = LabelTrie.ROOT;
+    for (const label of name.split('.').reverse()) node = trie.childFor(node, label);
+    return node;
+  };
+  const add = (lists: (Entry[] | undefined)[], node: number, entry: Entry): void => {
+    const list = lists[node];
+    if (list) list.push(entry);
+    else lists[node] = [entry];
+  };
   const exactAddresses = new Map<string, Entry[]>();
-  const root = newNode('');
   const v4 = new Map<number, Map<number, Entry[]>>();
   const v6 = new Map<number, Map<string, Entry[]>>();
   const local: Entry[] = [];
@@ -156,19 +131,12 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
           push(exactAddresses, h.host, entry);
           break;
         }
-        const hash = hashRight(h.host);
-        const first = exactNames.get(hash);
-        let bucket = first;
-        while (bucket !== undefined && bucket.host !== h.host) bucket = bucket.sameHash;
-        if (bucket === undefined) exactNames.set(hash, (bucket = { host: h.host, entries: [], sameHash: first }));
-        bucket.entries.push(entry);
+        add(exactOf, nodeFor(h.host), entry);
         break;
       }
       case 'suffix':
       case 'subdomains': {
-        let node = root;
-        for (const label of h.suffix.split('.').reverse()) node = childFor(node, label);
-        (h.kind === 'suffix' ? node.suffix : node.sub).push(entry);
+        add(h.kind === 'suffix' ? suffixOf : subOf, nodeFor(h.suffix), entry);
         break;
       }
       case 'prefix': {
@@ -206,39 +174,28 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
       let e: Entry | undefined;
       if (url.kind === 'name') {
         const host = url.host;
-        let node: TrieNode | undefined = root;
+        let node = LabelTrie.ROOT;
         let label = 0;
-        let full = 0;
         let end = host.length;
         for (let i = end - 1; i >= -1; i--) {
           const c = i >= 0 ? host.charCodeAt(i) : 46;
           if (c !== 46) {
-            label = step(label, c);
-            full = step(full, c);
+            label = hashStep(label, c);
             continue;
           }
-          if (i >= 0) full = step(full, c);
-          if (node !== undefined) {
-            node = childOf(node, smi(label), host, i + 1, end);
-            if (node !== undefined) {
-              if (node.suffix.length > 0 && (e = firstHolding(node.suffix, url, dir, limit)) !== undefined) {
-                best = e;
-                limit = e.order;
-              }
-              if (i >= 0 && node.sub.length > 0 && (e = firstHolding(node.sub, url, dir, limit)) !== undefined) {
-                best = e;
-                limit = e.order;
-              }
-            }
+          node = trie.child(node, label, host, i + 1, end);
+          if (node === 0) break;
+          if ((e = firstConfirmed(suffixOf[node], url, dir, limit)) !== undefined) {
+            best = e;
+            limit = e.order;
+          }
+          const list = i >= 0 ? subOf[node] : exactOf[node];
+          if ((e = firstConfirmed(list, url, dir, limit)) !== undefined) {
+            best = e;
+            limit = e.order;
           }
           label = 0;
           end = i;
-        }
-        let bucket = exactNames.get(smi(full));
-        while (bucket !== undefined && bucket.host !== host) bucket = bucket.sameHash;
-        if (bucket !== undefined && (e = firstHolding(bucket.entries, url, dir, limit)) !== undefined) {
-          best = e;
-          limit = e.order;
         }
         if (local.length > 0 && !host.includes('.') && (e = firstHolding(local, url, dir, limit)) !== undefined) {
           best = e;
