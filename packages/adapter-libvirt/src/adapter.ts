@@ -176,7 +176,7 @@ export class LibvirtAdapter implements HypervisorAdapter {
     return this.#queue.run(vm, async () => {
       const state = await this.#requireState(vm, 'stop', ['running', 'paused', 'stopping']);
       if (options.force) {
-        await this.#own(vm, ['Stopped Destroyed'], () => this.#withDomain(vm, 'stop', (d) => d.destroy()));
+        await this.#own(vm, ['Shutdown', 'Stopped Destroyed'], () => this.#withDomain(vm, 'stop', (d) => d.destroy()));
         return;
       }
       await this.#own(vm, ['Shutdown', 'Stopped', 'Resumed Unpaused'], async () => {
@@ -223,7 +223,7 @@ export class LibvirtAdapter implements HypervisorAdapter {
   async save(vm: string): Promise<void> {
     return this.#queue.run(vm, async () => {
       await this.#requireState(vm, 'save', ['running', 'paused']);
-      await this.#own(vm, ['Suspended', 'Stopped Saved'], () => this.#runVirsh({ operation: 'save', vm }, ['managedsave', '--domain', vm]));
+      await this.#own(vm, ['Suspended', 'Shutdown', 'Stopped Saved'], () => this.#runVirsh({ operation: 'save', vm }, ['managedsave', '--domain', vm]));
     });
   }
 
@@ -231,7 +231,7 @@ export class LibvirtAdapter implements HypervisorAdapter {
     return this.#queue.run(vm, async () => {
       const [info, xml] = await this.#withDomain(vm, 'destroy', async (d) => [await d.getInfo(), await d.getXMLDesc(2)] as const, true);
       if (mapDomainState(info.state) !== 'stopped') {
-        await this.#own(vm, ['Stopped Destroyed'], () => this.#withDomain(vm, 'destroy', (d) => d.destroy())).catch((err: unknown) => {
+        await this.#own(vm, ['Shutdown', 'Stopped Destroyed'], () => this.#withDomain(vm, 'destroy', (d) => d.destroy())).catch((err: unknown) => {
           if (!TandemError.is(err, 'TANDEM_INVALID_STATE')) throw err;
         });
       }

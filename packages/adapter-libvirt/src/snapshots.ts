@@ -49,7 +49,7 @@ export class LibvirtSnapshots implements SnapshotOps {
   async revert(vm: string, snapshot: string): Promise<void> {
     return this.ctx.serialize(vm, async () => {
       await this.ctx.stateOf(vm);
-      const done = this.ctx.expectEvents(vm, ['Started', 'Stopped', 'Suspended', 'Resumed']);
+      const done = this.ctx.expectEvents(vm, ['Started', 'Stopped', 'Suspended', 'Resumed', 'Shutdown']);
       try {
         await this.#run(['snapshot-revert', '--domain', vm, '--snapshotname', snapshot], 'snapshot revert', vm, snapshot);
       } finally {

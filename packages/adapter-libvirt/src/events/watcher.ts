@@ -9,10 +9,10 @@ const OWN_EVENT_GRACE_MS = 3_000;
 /** Opens a stream of event lines; `onEnd` is called when it ends on its own. */
 export type EventStream = (onLine: (line: string) => void, onEnd: () => void) => { stop(): void };
 
-/** The lines of a long-running `virsh event --all --loop --event lifecycle` on `uri`. */
+/** The lines of a long-running `virsh event --loop --event lifecycle` (every domain) on `uri`. */
 export function virshEventStream(binary: string, uri: string): EventStream {
   return (onLine, onEnd) => {
-    const child = execa(binary, ['-q', '-c', uri, 'event', '--all', '--loop', '--event', 'lifecycle'], {
+    const child = execa(binary, ['-q', '-c', uri, 'event', '--loop', '--event', 'lifecycle'], {
       reject: false,
       buffer: false,
       stdin: 'ignore',
