@@ -4,10 +4,10 @@
  * table keyed by (parent node, label hash) instead of chasing a Map per node.
  *
  * Label hashes are computed right to left, times 31, in the same pass the matcher makes over a
- * host. A hit is not confirmed by comparing label characters: the matcher confirms every rule it
- * takes from the trie against the whole host, so a hash that collides can only lead it to rules
- * it then rejects. Only when two labels under one parent share a hash (found while building) does
- * the lookup compare characters, so that neither is shadowed.
+ * host. A hit is not confirmed by comparing label characters: the matcher confirms every node it
+ * takes rules from against the whole host, so a hash that collides can only lead it to rules it
+ * then leaves. Only when two labels under one parent share a hash (found while building) does the
+ * lookup compare characters, so that neither is shadowed.
  */
 
 /** One step of the label hash. */

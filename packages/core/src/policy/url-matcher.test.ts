@@ -127,6 +127,20 @@ describe('hash collisions in the lookup tables', () => {
     expect(id('http://w.0cx/')).toBe('exact-0cx');
     expect(id('http://w.ncx/')).toBeUndefined();
   });
+
+  it('a URL label that only hashes like a rule label does not take the rule', () => {
+    const m = compileUrlMatcher(
+      compile([
+        { id: 'nax', match: { domainSuffix: 'nax.example' }, target: 'guest' },
+        { id: 'deep', match: { subdomainsOf: 'b.nax.example' }, target: 'guest' },
+        { id: 'exact', match: { host: 'nax' }, target: 'guest' },
+      ]),
+    );
+    for (const url of ['http://0cx.example/', 'http://a.0cx.example/', 'http://c.b.0cx.example/', 'http://0cx/']) {
+      expect(m.match(normalizeUrl(url), 'host-to-guest')).toBeUndefined();
+    }
+    expect(m.match(normalizeUrl('http://c.b.nax.example/'), 'host-to-guest')?.ref.id).toBe('deep');
+  });
 });
 
 describe('precedence', () => {

@@ -1,7 +1,7 @@
 import { maskIpv4 } from './ip.js';
 import { hashStep, LabelTrie } from './label-trie.js';
 import type { NormalizedUrl } from './url-normalize.js';
-import { conditionsHold, hostMatches, urlRuleMatches, type CompiledUrlRule } from './url-rules.js';
+import { conditionsHold, urlRuleMatches, type CompiledUrlRule } from './url-rules.js';
 import type { CrossingDirection } from './types.js';
 
 /** Finds the rule that decides a URL. */
@@ -51,22 +51,6 @@ function firstHolding(
   return undefined;
 }
 
-/** Like firstHolding, for rules from the trie: also confirms the rule's host against the URL. */
-function firstConfirmed(
-  list: readonly Entry[] | undefined,
-  url: NormalizedUrl,
-  dir: CrossingDirection,
-  limit: number,
-): Entry | undefined {
-  if (list === undefined) return undefined;
-  for (let i = 0; i < list.length; i++) {
-    const e = list[i] as Entry;
-    if (e.order >= limit) return undefined;
-    if (hostMatches(e.rule.host, url) && conditionsHold(e.rule, url, dir)) return e;
-  }
-  return undefined;
-}
-
 function push<K>(map: Map<K, Entry[]>, key: K, entry: Entry): void {
   const list = map.get(key);
   if (list) list.push(entry);
@@ -106,9 +90,12 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
   const exactOf: (Entry[] | undefined)[] = [];
   const suffixOf: (Entry[] | undefined)[] = [];
   const subOf: (Entry[] | undefined)[] = [];
+  // The domain of each node that holds rules, to confirm a hit against the whole host once.
+  const nameOf: (string | undefined)[] = [];
   const nodeFor = (name: string): number => {
     let node = LabelTrie.ROOT;
     for (const label of name.split('.').reverse()) node = trie.childFor(node, label);
+    nameOf[node] = name;
     return node;
   };
   const add = (lists: (Entry[] | undefined)[], node: number, entry: Entry): void => {
@@ -185,14 +172,18 @@ export function compileUrlMatcher(rules: readonly CompiledUrlRule[], options: Ur
           }
           node = trie.child(node, label, host, i + 1, end);
           if (node === 0) break;
-          if ((e = firstConfirmed(suffixOf[node], url, dir, limit)) !== undefined) {
-            best = e;
-            limit = e.order;
-          }
-          const list = i >= 0 ? subOf[node] : exactOf[node];
-          if ((e = firstConfirmed(list, url, dir, limit)) !== undefined) {
-            best = e;
-            limit = e.order;
+          const name = nameOf[node];
+          // Label hashes can collide: a node with rules counts only when its domain is really
+          // the end of this host (the walk puts the label boundary in the right place).
+          if (name !== undefined && name.length === host.length - i - 1 && host.endsWith(name)) {
+            if ((e = firstHolding(suffixOf[node], url, dir, limit)) !== undefined) {
+              best = e;
+              limit = e.order;
+            }
+            if ((e = firstHolding(i >= 0 ? subOf[node] : exactOf[node], url, dir, limit)) !== undefined) {
+              best = e;
+              limit = e.order;
+            }
           }
           label = 0;
           end = i;
