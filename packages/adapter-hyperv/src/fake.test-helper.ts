@@ -1,0 +1,63 @@
+/**
+ * Test support: a home for the fake PowerShell (test/fake/pwsh) and readers for what it
+ * recorded. Not part of the package's API.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The fake pwsh executable. */
+export const FAKE_PWSH = fileURLToPath(new URL('../test/fake/pwsh', import.meta.url));
+
+/** Recorded outputs of PowerShell. */
+export const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
+
+/** Reads a fixture file. */
+export function fixture(name: string): string {
+  return readFileSync(join(FIXTURES, name), 'utf8');
+}
+
+/** One call the fake received. */
+export interface FakePwshCall {
+  op: string;
+  script: string;
+  stdin: string;
+}
+
+/** A fresh fake Hyper-V host. */
+export interface FakeHyperVHome {
+  readonly home: string;
+  env(extra?: Record<string, string>): Record<string, string>;
+  calls(): FakePwshCall[];
+  unexpected(): unknown[];
+  state(): {
+    vms: { Name: string; Id: string; State: number; Snapshots: unknown[]; Notes: string; Switch: string | null }[];
+    removedFiles: string[];
+  };
+  remove(): void;
+}
+
+function jsonLines<T>(file: string): T[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T);
+}
+
+export function fakeHyperVHome(flavor: '5.1' | '7' = '7'): FakeHyperVHome {
+  const home = mkdtempSync(join(tmpdir(), 'tandem-fake-hyperv-'));
+  return {
+    home,
+    env: (extra = {}) => ({ TANDEM_FAKE_HYPERV_HOME: home, TANDEM_FAKE_PWSH_FLAVOR: flavor, ...extra }),
+    calls: () => jsonLines<FakePwshCall>(join(home, 'calls.log')),
+    unexpected: () => jsonLines(join(home, 'unexpected.log')),
+    state: () => {
+      const file = join(home, 'fake-hyperv.json');
+      type State = ReturnType<FakeHyperVHome['state']>;
+      return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as State) : { vms: [], removedFiles: [] };
+    },
+    remove: () => rmSync(home, { recursive: true, force: true }),
+  };
+}
