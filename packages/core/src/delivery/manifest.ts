@@ -61,8 +61,10 @@ const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
 /**
  * The manifest as stored: JSON, zstd-compressed, with the chunk table in columns (ids as one
  * base64 string of 32-byte digests, lengths, indices of zero chunks, and a flat list of
- * pack/offset/size triples for distinct chunks in order of first appearance). About 45 bytes
- * per chunk, so fetching a manifest costs little next to the chunks it lists.
+ * pack/offset/size triples for distinct chunks in order of first appearance, the offset relative
+ * to the end of the previous chunk in that pack and the size relative to the chunk's length).
+ * About 33 bytes per chunk, nearly all of it the digest, so fetching a manifest costs little
+ * next to the chunks it lists.
  */
 const WireSchema = z.strictObject({
   format: z.literal('tandem.manifest/v1'),
@@ -89,7 +91,7 @@ const WireSchema = z.strictObject({
   compression: z.literal('zstd'),
   createdAt: z.string(),
   chunks: z.strictObject({ ids: z.base64(), lengths: z.array(z.number().int().positive()), zero: z.array(uint) }),
-  storage: z.strictObject({ packs: z.array(z.string()), locations: z.array(uint) }),
+  storage: z.strictObject({ packs: z.array(z.string()), locations: z.array(z.number().int()) }),
 });
 
 /**
@@ -128,6 +130,7 @@ export function parseManifest(bytes: Uint8Array, source: string): ImageManifest 
   const chunks: ChunkRef[] = new Array<ChunkRef>(count);
   const locations: Record<string, ChunkLocation> = {};
   const loc = wire.storage.locations;
+  const packEnds = new Map<number, number>();
   let next = 0;
   let offset = 0;
   for (let i = 0; i < count; i++) {
@@ -138,7 +141,14 @@ export function parseManifest(bytes: Uint8Array, source: string): ImageManifest 
       chunks[i] = { id, offset, length };
       if (!(id in locations)) {
         if (next + 3 > loc.length) throw bad('storage.locations is shorter than the chunk list');
-        locations[id] = [loc[next]!, loc[next + 1]!, loc[next + 2]!];
+        // Stored as deltas: offset from where the previous chunk of that pack ended, size
+        // against the uncompressed length (both usually tiny, so they compress to almost nothing).
+        const pack = loc[next]!;
+        const at = (packEnds.get(pack) ?? 0) + loc[next + 1]!;
+        const size = length + loc[next + 2]!;
+        if (at < 0 || size <= 0) throw bad(`storage.locations has an impossible entry for chunk ${i}`);
+        locations[id] = [pack, at, size];
+        packEnds.set(pack, at + size);
         next += 3;
       }
     }
@@ -196,6 +206,7 @@ export function serializeManifest(manifest: ImageManifest): Buffer {
   const zero: number[] = [];
   const locations: number[] = [];
   const placed = new Set<string>();
+  const packEnds = new Map<number, number>();
   manifest.chunks.forEach((c, i) => {
     ids.write(c.id, i * 32, 'hex');
     lengths.push(c.length);
@@ -204,7 +215,8 @@ export function serializeManifest(manifest: ImageManifest): Buffer {
       placed.add(c.id);
       const loc = manifest.storage.locations[c.id];
       if (!loc) throw new InvalidInputError(`Chunk ${c.id} has no storage location; the manifest cannot be written.`);
-      locations.push(loc[0], loc[1], loc[2]);
+      locations.push(loc[0], loc[1] - (packEnds.get(loc[0]) ?? 0), loc[2] - c.length);
+      packEnds.set(loc[0], loc[1] + loc[2]);
     }
   });
   const wire = {
