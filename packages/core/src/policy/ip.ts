@@ -12,16 +12,23 @@ const V4_MAPPED_HIGH = 0xffffn << 32n;
 
 /** Parses a dotted-quad IPv4 address (`10.20.0.1`) into an unsigned 32-bit number. */
 export function parseIpv4(text: string): number | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
   let value = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    value = value * 256 + n;
+  let part = 0;
+  let digits = 0;
+  let parts = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 255 || ++parts > 4) return undefined;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else return undefined;
   }
-  return value;
+  return parts === 4 ? value : undefined;
 }
 
 /** Parses an IPv6 address (with or without brackets, `::` and a dotted-quad tail) into a bigint. */

@@ -47,9 +47,11 @@ function endsInNumber(host: string): boolean {
 
 /** A dotted quad without leading zeros: the only IPv4 form the WHATWG parser leaves as it is. */
 function canonicalIpv4(host: string): number | undefined {
-  const parts = host.split('.');
-  if (parts.length !== 4) return undefined;
-  for (const p of parts) if (p.length > 1 && p.charCodeAt(0) === 48) return undefined;
+  for (let i = 0; i < host.length - 1; i++) {
+    // A 0 that starts a part and is followed by a digit is a leading zero (octal to WHATWG).
+    if (host.charCodeAt(i) === 48 && (i === 0 || host.charCodeAt(i - 1) === 46) && host.charCodeAt(i + 1) !== 46)
+      return undefined;
+  }
   return parseIpv4(host);
 }
 

@@ -299,3 +299,29 @@ describe('normalizeUrl properties', () => {
     );
   });
 });
+
+describe('parseIpv4', () => {
+  it('reads dotted quads and nothing else', async () => {
+    const { parseIpv4 } = await import('./ip.js');
+    fc.assert(
+      fc.property(fc.ipV4(), (a) => {
+        const parts = a.split('.').map(Number);
+        expect(parseIpv4(a)).toBe(((parts[0]! * 256 + parts[1]!) * 256 + parts[2]!) * 256 + parts[3]!);
+      }),
+    );
+    for (const bad of [
+      '',
+      '1.2.3',
+      '1.2.3.4.5',
+      '1.2.3.256',
+      '1..2.3',
+      '1.2.3.4.',
+      '.1.2.3',
+      '1.2.3.a',
+      '1234.1.1.1',
+      '1.2.3.-4',
+    ]) {
+      expect(parseIpv4(bad)).toBeUndefined();
+    }
+  });
+});
