@@ -6,11 +6,13 @@ import {
   HostError,
   HypervisorError,
   InvalidInputError,
+  TandemError,
   UnsupportedCapabilityError,
   type DiskEncryptionOps,
   type DiskSpec,
 } from '@tandem/core';
 import type { DomainDisk } from './domain-facts.js';
+import { withPipedSecret, withTempFile } from './handover.js';
 import type { AdapterInternals } from './internals.js';
 import { VirshFailure } from './virsh/runner.js';
 import { escapeXml } from './xml/tree.js';
@@ -27,7 +29,7 @@ export function luksPassphrase(key: Uint8Array): string {
 
 /**
  * qcow2 images with LUKS encryption, created or converted by `qemu-img`. The key reaches
- * qemu-img on stdin as a secret object (`file=/dev/stdin`), never on a command line.
+ * qemu-img as a secret object read from a named pipe, never on a command line or in a file.
  */
 export class LibvirtDiskEncryption implements DiskEncryptionOps {
   constructor(readonly ctx: AdapterInternals) {}
@@ -48,7 +50,6 @@ export class LibvirtDiskEncryption implements DiskEncryptionOps {
     const qemuImg = this.ctx.options.qemuImg ?? 'qemu-img';
     const iter = this.ctx.options.luksIterTimeMs;
     const encryptOpts = `encrypt.format=luks,encrypt.key-secret=tandemkey${iter ? `,encrypt.iter-time=${iter}` : ''}`;
-    const secret = 'secret,id=tandemkey,format=raw,file=/dev/stdin';
     const existing = await stat(disk.path).catch(() => undefined);
     if (!existing) {
       if (!options.sizeBytes || options.sizeBytes <= 0) {
@@ -56,7 +57,12 @@ export class LibvirtDiskEncryption implements DiskEncryptionOps {
           details: { path: disk.path, expected: 'sizeBytes > 0' },
         });
       }
-      await runQemuImg(qemuImg, ['create', '-q', '-f', 'qcow2', '--object', secret, '-o', encryptOpts, disk.path, String(options.sizeBytes)], passphrase);
+      const size = String(options.sizeBytes);
+      await qemuImgWithKey(
+        qemuImg,
+        (fifo) => ['create', '-q', '-f', 'qcow2', '--object', secretObject(fifo), '-o', encryptOpts, disk.path, size],
+        passphrase,
+      );
       return;
     }
     const info = JSON.parse(await runQemuImg(qemuImg, ['info', '--output=json', disk.path])) as { encrypted?: boolean; format?: string };
@@ -66,9 +72,10 @@ export class LibvirtDiskEncryption implements DiskEncryptionOps {
     // Convert beside the original, then swap it in: the image is never half-encrypted.
     const tmp = `${disk.path}.tandem-encrypting-${randomUUID()}`;
     try {
-      await runQemuImg(
+      const from = info.format ?? 'qcow2';
+      await qemuImgWithKey(
         qemuImg,
-        ['convert', '-q', '-f', info.format ?? 'qcow2', '-O', 'qcow2', '--object', secret, '-o', encryptOpts, disk.path, tmp],
+        (fifo) => ['convert', '-q', '-f', from, '-O', 'qcow2', '--object', secretObject(fifo), '-o', encryptOpts, disk.path, tmp],
         passphrase,
       );
       await rename(tmp, disk.path);
@@ -78,18 +85,34 @@ export class LibvirtDiskEncryption implements DiskEncryptionOps {
   }
 }
 
-async function runQemuImg(binary: string, args: string[], input?: string): Promise<string> {
-  const r = await execa(binary, args, {
-    reject: false,
-    env: { LC_ALL: 'C' },
-    ...(input !== undefined ? { input } : { stdin: 'ignore' as const }),
-  });
+/** qemu's secret object reading the key from `path`. Commas in the path are doubled, as qemu's option syntax wants. */
+function secretObject(path: string): string {
+  return `secret,id=tandemkey,format=raw,file=${path.replaceAll(',', ',,')}`;
+}
+
+/** Runs qemu-img with the key on a fresh named pipe per attempt. */
+async function qemuImgWithKey(binary: string, args: (keyFile: string) => string[], passphrase: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await withPipedSecret(passphrase, (fifo) => runQemuImg(binary, args(fifo)));
+      return;
+    } catch (err) {
+      // qemu times its LUKS key derivation with the thread's CPU clock; on a coarse clock the
+      // first measurement can read zero. That is a measuring glitch, not a failure: try again.
+      const output = TandemError.is(err) ? String(err.details['output'] ?? '') : '';
+      if (attempt >= 3 || !/Unable to get accurate CPU usage/.test(output)) throw err;
+    }
+  }
+}
+
+async function runQemuImg(binary: string, args: string[]): Promise<string> {
+  const r = await execa(binary, args, { reject: false, env: { LC_ALL: 'C' }, stdin: 'ignore' });
   if (r.exitCode === undefined) {
     throw new HostError(`${binary} could not run (${r.shortMessage}). Install qemu-utils.`, { cause: r.cause, details: { binary } });
   }
   if (r.exitCode !== 0) {
     throw new HypervisorError(`${binary} ${args[0]} failed: ${r.stderr.trim()}`, {
-      details: { binary, args: args.filter((a) => !a.startsWith('secret,')), output: r.stderr, exitCode: r.exitCode },
+      details: { binary, args, output: r.stderr, exitCode: r.exitCode },
     });
   }
   return r.stdout;
@@ -134,8 +157,9 @@ async function defineSecret(ctx: AdapterInternals, vm: string, usage: string, ke
   const uuid = randomUUID();
   const xml = `<secret ephemeral='yes' private='yes'><uuid>${uuid}</uuid><description>Tandem disk key for ${escapeXml(vm)}, removed after start</description><usage type='volume'><volume>${escapeXml(usage)}</volume></usage></secret>`;
   try {
+    const define = (): Promise<string> => withTempFile(xml, (file) => ctx.virsh.run(['secret-define', '--file', file]));
     try {
-      await ctx.virsh.run(['secret-define', '--file', '/dev/stdin'], { input: xml });
+      await define();
     } catch (err) {
       // A secret left behind by an interrupted start (ephemeral, so only until libvirtd restarts).
       if (!(err instanceof VirshFailure && /already defined for use with/.test(err.libvirtMessage))) throw err;
@@ -143,10 +167,12 @@ async function defineSecret(ctx: AdapterInternals, vm: string, usage: string, ke
       const staleUuid = stale?.[1] ?? stale?.[2];
       if (!staleUuid) throw err;
       await ctx.virsh.run(['secret-undefine', '--secret', staleUuid]);
-      await ctx.virsh.run(['secret-define', '--file', '/dev/stdin'], { input: xml });
+      await define();
     }
     try {
-      await ctx.virsh.run(['secret-set-value', '--secret', uuid, '--file', '/dev/stdin', '--plain'], { input: luksPassphrase(key) });
+      await withPipedSecret(luksPassphrase(key), (fifo) =>
+        ctx.virsh.run(['secret-set-value', '--secret', uuid, '--file', fifo, '--plain']),
+      );
     } catch (err) {
       await ctx.virsh.run(['secret-undefine', '--secret', uuid]).catch(() => undefined);
       throw err;

@@ -1,3 +1,4 @@
+import { withTempFile } from './handover.js';
 import type { AdapterInternals } from './internals.js';
 import { VirshFailure } from './virsh/runner.js';
 import { escapeXml } from './xml/tree.js';
@@ -40,7 +41,7 @@ export async function ensureHostOnlyNetwork(ctx: AdapterInternals, name: string)
       '</network>',
     ].join('\n');
     try {
-      await ctx.virsh.run(['net-define', '--file', '/dev/stdin'], { input: xml });
+      await withTempFile(xml, (file) => ctx.virsh.run(['net-define', '--file', file]));
       await ctx.virsh.run(['net-autostart', '--network', name]);
     } catch (e) {
       throw await ctx.toError(e, { operation: `define network ${name}` });

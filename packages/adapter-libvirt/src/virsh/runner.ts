@@ -28,8 +28,6 @@ export interface VirshScriptResult {
 
 /** Options of one virsh call. */
 export interface VirshCallOptions {
-  /** Bytes for virsh's stdin (secret values); never placed on the command line. */
-  readonly input?: Uint8Array | string;
   readonly signal?: AbortSignal;
 }
 
@@ -74,7 +72,7 @@ export class Virsh {
         reject: false,
         stripFinalNewline: false,
         env: { LC_ALL: 'C', LANG: 'C' },
-        ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
+        stdin: 'ignore',
         ...(options.signal ? { cancelSignal: options.signal } : {}),
       });
       if (r.failed && r.exitCode === undefined) {
