@@ -185,6 +185,24 @@ describe('web redirection through the layers', () => {
   });
 });
 
+describe('compiled matchers per subject', () => {
+  it('are shared by subjects to whom the same documents apply, and stay right past the cache size', () => {
+    const assignments = Array.from({ length: 100 }, (_, i) => ({
+      users: [`user${i}`],
+      policy: { webRedirection: { rules: [{ match: { host: `app${i}.example` }, target: 'guest' as const }] } },
+    }));
+    const engine = new PolicyEngine({ workspace: PACKAGE, layers: [{ layer: 'user-policy', assignments }] });
+    expect(engine.forSubject({ user: 'nobody' }).web).toBe(engine.forSubject({ user: 'someone', groups: ['x'] }).web);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 100; i++) {
+        const p = engine.forSubject({ user: `user${i}` });
+        expect(p.decideUrl(`http://app${i}.example/`).target).toBe('guest');
+        expect(p.decideUrl(`http://app${(i + 1) % 100}.example/`).target).toBe('host');
+      }
+    }
+  });
+});
+
 describe('site lists in the engine', () => {
   const xml =
     '<site-list version="3"><site url="legacy.example"><open-in>IE11</open-in></site><site url="x.example/*"><open-in>IE11</open-in></site></site-list>';

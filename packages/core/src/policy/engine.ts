@@ -18,6 +18,9 @@ import { compileUrlRule, describeUrlRule, type CompiledUrlRule } from './url-rul
 import { evaluateUsage, resolveUsage, type UsageDecision, type UsageSettings, type UsageState } from './usage.js';
 import { buildWebRedirection, decideUrl, type UrlDecision, type WebRedirection } from './web-redirection.js';
 
+/** How many compiled matchers (one per distinct set of applicable policy documents) are kept. */
+const MATCHER_CACHE = 64;
+
 /** Any explained decision. */
 export type PolicyDecision = UrlDecision | TransferDecision | UsageDecision | ProvisioningDecision;
 
@@ -165,6 +168,11 @@ export class PolicyEngine {
     let web = this.#web.get(key);
     if (web === undefined) {
       web = buildWebRedirection(applicable, this.mergeRules.webRedirection, (e) => this.#rules.get(e) ?? []);
+      // A server deciding for many users keeps the most recent matchers, not one per user forever.
+      if (this.#web.size >= MATCHER_CACHE) this.#web.delete(this.#web.keys().next().value ?? '');
+      this.#web.set(key, web);
+    } else {
+      this.#web.delete(key);
       this.#web.set(key, web);
     }
     return new SubjectPolicy(subject, applicable, this.mergeRules, this.workspace.metadata.name, this.#clock, web);
