@@ -185,6 +185,14 @@ const compiledEndToEndMs = best((n) => {
   for (let i = 0; i < n; i++) sink += compiled.match(normalizeUrl(urls[i]), 'host-to-guest') ? 1 : 0;
 });
 
+// --- the same, on the URLs already in canonical form (as browsers hand them over) -----------
+const canonical = urls.filter((u) => normalizeUrl(u).href === u);
+const CANON = canonical.length;
+const canonicalMs = best((n) => {
+  const m = Math.min(n, CANON);
+  for (let i = 0; i < m; i++) sink += compiled.match(normalizeUrl(canonical[i]), 'host-to-guest') ? 1 : 0;
+});
+
 // --- compiled matcher alone, on normalized URLs ------------------------------------------
 const normalized = urls.map((u) => normalizeUrl(u));
 const compiledMatchMs = best((n) => {
@@ -249,6 +257,7 @@ console.log(
 );
 console.log(`compile ${RULES} rules: ${compileMs.toFixed(0)} ms`);
 row('compiled, normalize + match', URLS, compiledEndToEndMs);
+row(`  the ${fmt(CANON)} canonical URLs only`, CANON, canonicalMs);
 row('compiled, match only', URLS, compiledMatchMs);
 row('engine decideUrl (explained)', URLS, engineMs);
 row('naive scan, normalize + match', NAIVE, naiveEndToEndMs);
