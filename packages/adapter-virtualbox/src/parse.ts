@@ -47,8 +47,9 @@ const UUID = '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-
  */
 export function parseListVms(stdout: string): ListedVm[] {
   const out: ListedVm[] = [];
-  const re = new RegExp(`^"([\\s\\S]*?)" \\{(${UUID})\\}\\r?$`, 'gm');
-  for (let m = re.exec(stdout); m; m = re.exec(stdout)) {
+  const text = normalizeNewlines(stdout);
+  const re = new RegExp(`^"([\\s\\S]*?)" \\{(${UUID})\\}$`, 'gm');
+  for (let m = re.exec(text); m; m = re.exec(text)) {
     const name = m[1]!;
     out.push({ name, uuid: m[2]!.toLowerCase(), inaccessible: name === '<inaccessible>' });
   }
@@ -63,6 +64,14 @@ export interface MachineReadable {
   readonly extra: readonly string[];
 }
 
+/**
+ * VBoxManage on Windows writes text-mode output: every `\n` becomes `\r\n`. Undo that only when
+ * every line ends that way, so a raw name holding `\r\n` in Linux output stays intact.
+ */
+export function normalizeNewlines(s: string): string {
+  return s.includes('\n') && !/(^|[^\r])\n/.test(s) ? s.replace(/\r\n/g, '\n') : s;
+}
+
 function unescape(s: string): string {
   return s.replace(/\\(["\\])/g, '$1');
 }
@@ -75,7 +84,7 @@ function unescape(s: string): string {
 export function parseMachineReadable(stdout: string): MachineReadable {
   const values = new Map<string, string>();
   const extra: string[] = [];
-  const text = stdout.replace(/\r\n/g, '\n');
+  const text = normalizeNewlines(stdout);
   let i = 0;
   const set = (k: string, v: string): void => {
     if (!values.has(k)) values.set(k, v);
@@ -201,7 +210,7 @@ function successors(path: string): string[] {
  * name ends at `"\nSnapshotUUID<same suffix>="<uuid>"`, a description at the next record.
  */
 export function parseSnapshotList(stdout: string): ListedSnapshot[] {
-  const text = stdout.replace(/\r\n/g, '\n');
+  const text = normalizeNewlines(stdout);
   if (/^This machine does not have any snapshots/m.test(text) && !text.includes('SnapshotName=')) return [];
   const out: ListedSnapshot[] = [];
   let pos = text.indexOf('SnapshotName="');
