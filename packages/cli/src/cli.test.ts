@@ -157,6 +157,13 @@ describe('tandem CLI on the mock adapter', () => {
     expect([ExitCode.ok, ExitCode.unsupported]).toContain(r.code);
   });
 
+  it('takes global options before or after the command', async () => {
+    expect((await tandem('status', '--json')).json).toEqual({ sessions: [] });
+    expect((await tandem('--json', 'status')).json).toEqual({ sessions: [] });
+    const v = await tandem('--version');
+    expect(v.stdout.trim()).toBe('0.1.0');
+  });
+
   it('has --help on every command', async () => {
     for (const cmd of [
       [],

@@ -22,14 +22,12 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
   program
     .description('Tandem: run a managed, policy-controlled workspace VM beside the host desktop')
     .version('0.1.0', '-V, --version')
-    .option('--json', 'machine-readable output: one JSON document, or JSON lines for progress')
-    .option('-v, --verbose', 'show stack traces and hypervisor output on errors')
-    .option(
-      '--state-dir <dir>',
-      'where sessions and the mock hypervisor keep state (default $TANDEM_HOME or ~/.local/state/tandem)',
-    )
     .showHelpAfterError('(run with --help for usage)')
+    // Options before a command are the program's, so `tandem pull --version V` is pull's own.
+    // The global options are added to every command too, so they work after it as well.
+    .enablePositionalOptions()
     .exitOverride();
+  addGlobalOptions(program);
 
   const host: CommandHost = {
     run<A extends unknown[]>(action: (ctx: CliContext, ...args: A) => Promise<void | number>) {
@@ -47,7 +45,25 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
     },
   };
   registerCommands(program, host);
+  // Global options work before or after the command (tandem --json status, tandem status --json).
+  const inherit = (cmd: Command): void => {
+    for (const sub of cmd.commands) {
+      addGlobalOptions(sub);
+      inherit(sub);
+    }
+  };
+  inherit(program);
   return { program, exitCode: () => code };
+}
+
+function addGlobalOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'machine-readable output: one JSON document, or JSON lines for progress')
+    .option('-v, --verbose', 'show stack traces and hypervisor output on errors')
+    .option(
+      '--state-dir <dir>',
+      'where sessions and the mock hypervisor keep state (default $TANDEM_HOME or ~/.local/state/tandem)',
+    );
 }
 
 function reportError(ctx: CliContext, err: unknown): void {

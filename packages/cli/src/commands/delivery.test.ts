@@ -75,7 +75,7 @@ describe('tandem pack, repo init, push, pull', () => {
         dir,
         '--root',
         join(keys, 'root.json'),
-        '--release',
+        '--version',
         '1.0.0',
         '--json',
       ]),

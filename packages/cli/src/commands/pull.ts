@@ -75,7 +75,7 @@ export function registerPull(program: Command, host: CommandHost): void {
     .argument('<repo>', 'repository: http(s):// URL, s3://bucket/prefix, file:// or a directory')
     .argument('<workspace>', 'workspace name in the repository')
     .option('--version <v>', 'this exact version')
-    .option('--release <v>', 'the same as --version (use it while the top-level `tandem --version` takes precedence)')
+    .option('--release <v>', 'the same as --version')
     .option('--channel <name>', 'the version this channel points at (default: stable, else the highest)')
     .option('--seed <file>', 'another file to take chunks from (an older image); repeatable', collect, [])
     .option('--dir <dir>', 'install directory (default <state-dir>/workspaces/<workspace>)')
