@@ -1,0 +1,74 @@
+import { existsSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SshRunner } from '@tandem/core';
+import { integrationGate } from '@tandem/core/testing';
+import { hostileString } from '../../core/src/host/test-strings.js';
+import { FAKE_VBOXMANAGE, fakeVBoxHome } from './fake.test-helper.js';
+import { fuzzCases, runCase } from './fuzz.test-helper.js';
+import { virtualbox } from './index.js';
+
+const ciDir = fileURLToPath(new URL('../../../.ci/ssh/', import.meta.url));
+const key = join(ciDir, 'client_ed25519');
+const knownHosts = join(ciDir, 'known_hosts');
+
+const gate = await integrationGate(
+  'sshd',
+  () =>
+    new Promise<string | null>((resolve) => {
+      if (!existsSync(key) || !existsSync(knownHosts)) return resolve(`${key} or ${knownHosts} is missing`);
+      const socket = createConnection({ host: '127.0.0.1', port: 2222 });
+      socket.once('connect', () => {
+        socket.end();
+        resolve(null);
+      });
+      socket.once('error', (err) => resolve(`nothing listens on 127.0.0.1:2222 (${err.message})`));
+    }),
+  'run bash .ci/sshd.sh',
+);
+
+const RUNS = Number(process.env['TANDEM_FUZZ_SSH_RUNS'] ?? 30);
+
+describe.skipIf(!gate.enabled)(
+  'hostile names through every VirtualBox command path over SSH (sshd on 127.0.0.1:2222)',
+  () => {
+    const home = fakeVBoxHome('7.0');
+    const canary = join(home.home, 'CANARY');
+    const runner = new SshRunner({
+      host: '127.0.0.1',
+      port: 2222,
+      username: 'root',
+      privateKeyPath: key,
+      knownHostsPath: knownHosts,
+    });
+    // The remote shell finds this Node first, as the fake's #!/usr/bin/env node needs.
+    const env = home.env({ PATH: `${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin` });
+    const adapter = virtualbox({ runner, vboxManage: FAKE_VBOXMANAGE, env, pollIntervalMs: 5 });
+    afterAll(async () => {
+      await runner.close();
+      home.remove();
+    });
+
+    it(`runs ${RUNS} generated cases through a real remote shell; no injected command ever runs`, async () => {
+      const seen = new Set<string>();
+      await fc.assert(
+        fc.asyncProperty(
+          fuzzCases((min) => hostileString(canary, { minLength: min })),
+          async (c) => {
+            seen.add(c.path);
+            await runCase(adapter, home, c);
+          },
+        ),
+        { numRuns: RUNS },
+      );
+      // Every hostile string carries $(touch CANARY), `touch CANARY`, ; touch CANARY, ... variants.
+      expect(existsSync(canary)).toBe(false);
+      expect(home.unexpected()).toEqual([]);
+      expect(runner.connectionsOpened).toBe(1);
+      if (RUNS >= 30) expect(seen.size).toBeGreaterThanOrEqual(8);
+    }, 600_000);
+  },
+);
