@@ -1,0 +1,75 @@
+import { existsSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SshRunner } from '@tandem/core';
+import { integrationGate } from '@tandem/core/testing';
+import { hostileString } from '../../core/src/host/test-strings.js';
+import { FAKE_PWSH, fakeHyperVHome } from './fake.test-helper.js';
+import { fuzzCases, rdpClientRunner, runCase } from './fuzz.test-helper.js';
+import { hyperv } from './index.js';
+
+const ciDir = fileURLToPath(new URL('../../../.ci/ssh/', import.meta.url));
+const key = join(ciDir, 'client_ed25519');
+const knownHosts = join(ciDir, 'known_hosts');
+const FAKE_RDP = fileURLToPath(new URL('../test/fake/xfreerdp', import.meta.url));
+
+const gate = await integrationGate(
+  'sshd',
+  () =>
+    new Promise<string | null>((resolve) => {
+      if (!existsSync(key) || !existsSync(knownHosts)) return resolve(`${key} or ${knownHosts} is missing`);
+      const socket = createConnection({ host: '127.0.0.1', port: 2222 });
+      socket.once('connect', () => {
+        socket.end();
+        resolve(null);
+      });
+      socket.once('error', (err) => resolve(`nothing listens on 127.0.0.1:2222 (${err.message})`));
+    }),
+  'run bash .ci/sshd.sh',
+);
+
+const RUNS = Number(process.env['TANDEM_FUZZ_SSH_RUNS'] ?? 40);
+
+describe.skipIf(!gate.enabled)(
+  'hostile names through every Hyper-V command path over SSH (sshd on 127.0.0.1:2222)',
+  () => {
+    const home = fakeHyperVHome('7');
+    const canary = join(home.home, 'CANARY');
+    const rdpLog = join(home.home, 'rdp.log');
+    const runner = new SshRunner({
+      host: '127.0.0.1',
+      port: 2222,
+      username: 'root',
+      privateKeyPath: key,
+      knownHostsPath: knownHosts,
+    });
+    const adapter = hyperv({
+      runner,
+      powershell: FAKE_PWSH,
+      env: home.env({ PATH: `${dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin` }),
+      rdpClient: { kind: 'freerdp', program: FAKE_RDP },
+      clientRunner: rdpClientRunner(rdpLog),
+      rdpDir: home.home,
+    });
+    afterAll(async () => {
+      await runner.close();
+      home.remove();
+    });
+
+    it(`runs ${RUNS} generated cases through a real remote shell; no injected command ever runs`, async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fuzzCases((min) => hostileString(canary, { minLength: min })),
+          async (c) => runCase(adapter, home, rdpLog, c),
+        ),
+        { numRuns: RUNS },
+      );
+      expect(existsSync(canary)).toBe(false);
+      expect(home.unexpected()).toEqual([]);
+      expect(runner.connectionsOpened).toBe(1);
+    }, 600_000);
+  },
+);
