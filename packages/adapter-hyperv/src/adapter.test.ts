@@ -91,6 +91,18 @@ describe('probe', () => {
     expect(await hyperv({ powershell: '/nonexistent/pwsh' }).probe()).toMatchObject({ usable: false });
   });
 
+  it('takes the flat string options tandem --adapter-option passes', async () => {
+    const { home } = setup('5.1');
+    const adapter = tandemAdapter.create({
+      powershell: FAKE_PWSH,
+      timeoutMs: '30000',
+      rdpClient: 'freerdp',
+      'env.TANDEM_FAKE_HYPERV_HOME': home.home,
+    });
+    expect(await adapter.probe()).toMatchObject({ usable: true });
+    expect(() => tandemAdapter.create({ rdpClient: 'vnc' })).toThrowError(/mstsc or freerdp/);
+  });
+
   it('is found through the registry and loadAdapterModule', async () => {
     const { home } = setup();
     const { adapter } = await new AdapterRegistry([tandemAdapter]).detect({

@@ -1,5 +1,5 @@
 // @tandem/adapter-hyperv: the public API. Named exports only.
-import type { AdapterModule } from '@tandem/core';
+import { InvalidInputError, envOption, numberOption, sshOptionsFromStrings, type AdapterModule } from '@tandem/core';
 import { HyperVAdapter, type HyperVOptions } from './adapter.js';
 
 /**
@@ -18,10 +18,36 @@ export function hyperv(options: HyperVOptions = {}): HyperVAdapter {
   return new HyperVAdapter(options);
 }
 
-/** Lets `loadAdapterModule('@tandem/adapter-hyperv')` find the adapter by name. */
-export const tandemAdapter: AdapterModule<HyperVOptions> = {
+/**
+ * Options given as flat strings, as `tandem --adapter-option key=value` passes them:
+ * `powershell`, `timeoutMs`, `defaultSwitch`, `hostAddress`, `rdpClient=mstsc|freerdp`,
+ * `rdpProgram`, `env.NAME`, and `ssh=user@host[:port]` with `sshKey`, `sshKnownHosts`,
+ * `sshFingerprint`, `sshShell` (Windows OpenSSH: `powershell` or `cmd`).
+ */
+export function hypervOptionsFromStrings(o: Readonly<Record<string, unknown>>): HyperVOptions {
+  const ssh = sshOptionsFromStrings(o);
+  const env = envOption(o);
+  const timeoutMs = numberOption(o, 'timeoutMs');
+  const client = o['rdpClient'];
+  if (client !== undefined && typeof client === 'string' && client !== 'mstsc' && client !== 'freerdp') {
+    throw new InvalidInputError(`rdpClient="${client}" is not mstsc or freerdp.`, { details: { what: 'rdpClient' } });
+  }
+  const program = typeof o['rdpProgram'] === 'string' ? o['rdpProgram'] : undefined;
+  return {
+    ...(o as HyperVOptions),
+    ...(ssh ? { ssh } : {}),
+    ...(env ? { env } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(client === 'mstsc' || client === 'freerdp'
+      ? { rdpClient: { kind: client, ...(program ? { program } : {}) } }
+      : {}),
+  };
+}
+
+/** Lets `loadAdapterModule('@tandem/adapter-hyperv')` and `tandem --adapter hyperv` find the adapter. */
+export const tandemAdapter: AdapterModule<HyperVOptions | Record<string, string>> = {
   name: 'hyperv',
-  create: (options?: HyperVOptions) => new HyperVAdapter(options ?? {}),
+  create: (options) => new HyperVAdapter(hypervOptionsFromStrings((options ?? {}) as Record<string, unknown>)),
 };
 
 export { HyperVAdapter, HYPERV_CAPABILITIES } from './adapter.js';

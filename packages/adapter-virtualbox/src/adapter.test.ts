@@ -83,6 +83,17 @@ describe('probe', () => {
     expect(p).toMatchObject({ usable: false, reason: expect.stringMatching(/cannot run/) as unknown });
   });
 
+  it('takes the flat string options tandem --adapter-option passes', async () => {
+    const { home } = setup('6.1');
+    const adapter = tandemAdapter.create({
+      vboxManage: FAKE_VBOXMANAGE,
+      timeoutMs: '30000',
+      'env.VBOX_USER_HOME': home.home,
+      'env.TANDEM_FAKE_VBOX_VERSION': '6.1',
+    });
+    expect(await adapter.probe()).toMatchObject({ usable: true, hypervisorVersion: '6.1.50r161033' });
+  });
+
   it('is found by name through the adapter registry and loadAdapterModule', async () => {
     const { home } = setup();
     const registry = new AdapterRegistry([tandemAdapter]);

@@ -1,5 +1,5 @@
 // @tandem/adapter-virtualbox: the public API. Named exports only.
-import type { AdapterModule } from '@tandem/core';
+import { envOption, numberOption, sshOptionsFromStrings, type AdapterModule } from '@tandem/core';
 import { VirtualBoxAdapter, type VirtualBoxOptions } from './adapter.js';
 
 /**
@@ -18,10 +18,29 @@ export function virtualbox(options: VirtualBoxOptions = {}): VirtualBoxAdapter {
   return new VirtualBoxAdapter(options);
 }
 
-/** Lets `loadAdapterModule('@tandem/adapter-virtualbox')` find the adapter by name. */
-export const tandemAdapter: AdapterModule<VirtualBoxOptions> = {
+/**
+ * Options given as flat strings, as `tandem --adapter-option key=value` passes them:
+ * `vboxManage`, `timeoutMs`, `pollIntervalMs`, `env.NAME` (for example `env.VBOX_USER_HOME`),
+ * and `ssh=user@host[:port]` with `sshKey`, `sshKnownHosts`, `sshFingerprint`, `sshShell`.
+ */
+export function virtualboxOptionsFromStrings(o: Readonly<Record<string, unknown>>): VirtualBoxOptions {
+  const ssh = sshOptionsFromStrings(o);
+  const env = envOption(o);
+  const timeoutMs = numberOption(o, 'timeoutMs');
+  const pollIntervalMs = numberOption(o, 'pollIntervalMs');
+  return {
+    ...(o as VirtualBoxOptions),
+    ...(ssh ? { ssh } : {}),
+    ...(env ? { env } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(pollIntervalMs !== undefined ? { pollIntervalMs } : {}),
+  };
+}
+
+/** Lets `loadAdapterModule('@tandem/adapter-virtualbox')` and `tandem --adapter virtualbox` find the adapter. */
+export const tandemAdapter: AdapterModule<VirtualBoxOptions | Record<string, string>> = {
   name: 'virtualbox',
-  create: (options?: VirtualBoxOptions) => new VirtualBoxAdapter(options ?? {}),
+  create: (options) => new VirtualBoxAdapter(virtualboxOptionsFromStrings((options ?? {}) as Record<string, unknown>)),
 };
 
 export { VirtualBoxAdapter, VIRTUALBOX_CAPABILITIES, TESTED_VERSIONS } from './adapter.js';

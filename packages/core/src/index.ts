@@ -123,6 +123,7 @@ export {
 } from './host/known-hosts.js';
 export type { KnownHostEntry, HostKeyVerdict } from './host/known-hosts.js';
 export { KeyedSerializer } from './host/serial.js';
+export { sshOptionsFromStrings, numberOption, envOption } from './host/ssh-target.js';
 
 // policy (issue 5)
 export { POLICY_LAYERS } from './policy/types.js';
