@@ -1,6 +1,5 @@
 import { InvalidInputError } from '../errors.js';
 import type { SshHostOptions } from './ssh-runner.js';
-import type { RemoteShell } from './types.js';
 
 /**
  * SSH options from flat `key=value` strings, as `tandem --adapter-option` passes them:
@@ -26,7 +25,7 @@ export function sshOptionsFromStrings(o: Readonly<Record<string, unknown>>): Ssh
   }
   const shell = o['sshShell'];
   if (shell !== undefined && shell !== 'posix' && shell !== 'powershell' && shell !== 'cmd') {
-    throw new InvalidInputError(`sshShell="${String(shell)}" is not posix, powershell or cmd.`, {
+    throw new InvalidInputError(`sshShell="${JSON.stringify(shell)}" is not posix, powershell or cmd.`, {
       details: { what: 'sshShell' },
     });
   }
@@ -41,7 +40,7 @@ export function sshOptionsFromStrings(o: Readonly<Record<string, unknown>>): Ssh
     ...(key ? { privateKeyPath: key } : { agent: true }),
     ...(knownHosts ? { knownHostsPath: knownHosts } : {}),
     ...(fingerprints ? { hostKeyFingerprints: fingerprints.split(',') } : {}),
-    ...(shell ? { shell: shell as RemoteShell } : {}),
+    ...(shell ? { shell } : {}),
   };
 }
 
