@@ -50,7 +50,9 @@ export function numberOption(o: Readonly<Record<string, unknown>>, key: string):
   if (v === undefined) return undefined;
   const n = typeof v === 'number' ? v : Number(v);
   if (!Number.isFinite(n) || n < 0)
-    throw new InvalidInputError(`${key}="${String(v)}" is not a non-negative number.`, { details: { what: key } });
+    throw new InvalidInputError(`${key}=${JSON.stringify(v)} is not a non-negative number.`, {
+      details: { what: key },
+    });
   return n;
 }
 
