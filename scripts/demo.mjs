@@ -1,0 +1,16 @@
+// `npm run demo`: the examples, one after the other, on the mock adapter and loopback only.
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const parts = [
+  ['Session on the mock adapter: start, snapshot, suspend, resume, revert, stop', 'examples/quickstart/dist/main.js'],
+  ['Image delivery: pack v1, pull it, pack v2, pull only the delta', 'examples/delivery/dist/main.js'],
+  ['Policy: layered web redirection, data transfer, usage and provisioning, explained', 'examples/policy/dist/main.js'],
+];
+for (const [title, script] of parts) {
+  console.log(`\n=== ${title}\n`);
+  const r = spawnSync(process.execPath, [join(root, script)], { stdio: 'inherit', cwd: root });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
