@@ -8,13 +8,9 @@ import {
   systemClock,
   type AdapterCapabilities,
   type Clock,
-  type DiskEncryptionOps,
-  type GuestChannelOps,
   type HypervisorAdapter,
   type HypervisorEvent,
   type ProbeResult,
-  type SeamlessOps,
-  type SnapshotOps,
   type StartOptions,
   type StopOptions,
   type VmInfo,
@@ -74,10 +70,11 @@ export class LibvirtAdapter implements HypervisorAdapter {
   readonly capabilities = CAPABILITIES;
   /** The libvirt URI this adapter drives. */
   readonly uri: string;
-  readonly snapshots: SnapshotOps;
-  readonly guestChannel: GuestChannelOps;
-  readonly diskEncryption: DiskEncryptionOps;
-  readonly seamless: SeamlessOps;
+  readonly snapshots: LibvirtSnapshots;
+  readonly guestChannel: LibvirtGuestChannel;
+  readonly diskEncryption: LibvirtDiskEncryption;
+  /** Seamless launches, plus {@link LibvirtSeamless.guestAddress}. */
+  readonly seamless: LibvirtSeamless;
 
   readonly #options: LibvirtOptions;
   readonly #parsed: LibvirtUri;
@@ -134,9 +131,12 @@ export class LibvirtAdapter implements HypervisorAdapter {
   async define(spec: VmSpec): Promise<VmInfo> {
     return this.#queue.run(spec.name, async () => {
       if (await this.#exists(spec.name)) {
-        throw new ConflictError(`A VM named "${spec.name}" already exists on ${this.uri}. Destroy it first or pick another name.`, {
-          details: { vm: spec.name, uri: this.uri },
-        });
+        throw new ConflictError(
+          `A VM named "${spec.name}" already exists on ${this.uri}. Destroy it first or pick another name.`,
+          {
+            details: { vm: spec.name, uri: this.uri },
+          },
+        );
       }
       const xml = buildDomainXml(spec, {
         virtType: await this.#resolveVirtType(),
@@ -223,24 +223,46 @@ export class LibvirtAdapter implements HypervisorAdapter {
   async save(vm: string): Promise<void> {
     return this.#queue.run(vm, async () => {
       await this.#requireState(vm, 'save', ['running', 'paused']);
-      await this.#own(vm, ['Suspended', 'Shutdown', 'Stopped Saved'], () => this.#runVirsh({ operation: 'save', vm }, ['managedsave', '--domain', vm]));
+      await this.#own(vm, ['Suspended', 'Shutdown', 'Stopped Saved'], () =>
+        this.#runVirsh({ operation: 'save', vm }, ['managedsave', '--domain', vm]),
+      );
     });
   }
 
   async destroy(vm: string, options: { deleteDisks?: boolean } = {}): Promise<void> {
     return this.#queue.run(vm, async () => {
-      const [info, xml] = await this.#withDomain(vm, 'destroy', async (d) => [await d.getInfo(), await d.getXMLDesc(2)] as const, true);
+      const [info, xml] = await this.#withDomain(
+        vm,
+        'destroy',
+        async (d) => [await d.getInfo(), await d.getXMLDesc(2)] as const,
+        true,
+      );
       if (mapDomainState(info.state) !== 'stopped') {
-        await this.#own(vm, ['Shutdown', 'Stopped Destroyed'], () => this.#withDomain(vm, 'destroy', (d) => d.destroy())).catch((err: unknown) => {
+        await this.#own(vm, ['Shutdown', 'Stopped Destroyed'], () =>
+          this.#withDomain(vm, 'destroy', (d) => d.destroy()),
+        ).catch((err: unknown) => {
           if (!TandemError.is(err, 'TANDEM_INVALID_STATE')) throw err;
         });
       }
       const removeStorage = options.deleteDisks === true && this.#parsed.remote;
       // The binding's plain undefine is enough unless snapshots, a managed-save image or
       // storage removal need virsh's flags.
-      const plain = removeStorage ? false : await this.#withDomain(vm, 'destroy', (d) => d.undefine()).then(() => true, () => false);
+      const plain = removeStorage
+        ? false
+        : await this.#withDomain(vm, 'destroy', (d) => d.undefine()).then(
+            () => true,
+            () => false,
+          );
       if (!plain) {
-        const args = ['undefine', '--domain', vm, '--managed-save', '--snapshots-metadata', '--checkpoints-metadata', '--nvram'];
+        const args = [
+          'undefine',
+          '--domain',
+          vm,
+          '--managed-save',
+          '--snapshots-metadata',
+          '--checkpoints-metadata',
+          '--nvram',
+        ];
         if (removeStorage) args.push('--remove-all-storage');
         await this.#runVirsh({ operation: 'destroy', vm }, args);
       }
@@ -334,7 +356,9 @@ export class LibvirtAdapter implements HypervisorAdapter {
     const script = virshScript(vms.map((vm) => ['domstate', '--domain', vm, '--reason']));
     const result = await this.#virsh.script(script).catch(() => undefined);
     const lines = result && result.errors.length === 0 ? result.stdout.split('\n').filter((l) => l !== '') : [];
-    vms.forEach((vm, i) => out.set(vm, refineShutoff(lines.length === vms.length ? lines[i] : undefined, saved.has(vm))));
+    vms.forEach((vm, i) =>
+      out.set(vm, refineShutoff(lines.length === vms.length ? lines[i] : undefined, saved.has(vm))),
+    );
     return out;
   }
 
@@ -348,7 +372,12 @@ export class LibvirtAdapter implements HypervisorAdapter {
     return this.#virtType;
   }
 
-  async #withDomain<T>(vm: string, operation: string, fn: (dom: NativeDomain) => Promise<T>, idempotent = false): Promise<T> {
+  async #withDomain<T>(
+    vm: string,
+    operation: string,
+    fn: (dom: NativeDomain) => Promise<T>,
+    idempotent = false,
+  ): Promise<T> {
     return this.#call({ operation, vm }, idempotent, async (hv) => fn(await hv.domainLookupByName(vm)));
   }
 
@@ -386,5 +415,11 @@ export class LibvirtAdapter implements HypervisorAdapter {
 
 async function describe(d: NativeDomain): Promise<VmInfo> {
   const [name, id, info] = await Promise.all([d.getName(), d.getUUIDString(), d.getInfo()]);
-  return { name, id, state: mapDomainState(info.state), memoryMiB: Math.floor(info.maxMem / 1024), cpus: info.nrVirtCpu };
+  return {
+    name,
+    id,
+    state: mapDomainState(info.state),
+    memoryMiB: Math.floor(info.maxMem / 1024),
+    cpus: info.nrVirtCpu,
+  };
 }

@@ -73,7 +73,9 @@ export function readDomainFacts(xml: string): DomainFacts {
 
 function findTandemMeta(metadata: XmlElement | undefined): XmlElement | undefined {
   // libvirt keeps the prefix it was given; match on the namespace, whatever the prefix.
-  const el = metadata?.children.find((c) => Object.entries(c.attrs).some(([k, v]) => k.startsWith('xmlns') && v === TANDEM_XMLNS));
+  const el = metadata?.children.find((c) =>
+    Object.entries(c.attrs).some(([k, v]) => k.startsWith('xmlns') && v === TANDEM_XMLNS),
+  );
   if (!el) return undefined;
   const prefix = el.name.includes(':') ? el.name.slice(0, el.name.indexOf(':') + 1) : '';
   // Normalize the prefix to `tandem:` so lookups above do not depend on it.

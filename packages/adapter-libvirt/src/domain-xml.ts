@@ -45,10 +45,13 @@ export function buildDomainXml(spec: VmSpec, options: DomainXmlOptions): string 
     return renderDomainXml(spec, options);
   } catch (err) {
     if (!(err instanceof RangeError)) throw err;
-    throw new InvalidInputError(`VM spec for "${spec.name}" holds a control character that libvirt's XML cannot carry.`, {
-      cause: err,
-      details: { vm: spec.name },
-    });
+    throw new InvalidInputError(
+      `VM spec for "${spec.name}" holds a control character that libvirt's XML cannot carry.`,
+      {
+        cause: err,
+        details: { vm: spec.name },
+      },
+    );
   }
 }
 
@@ -74,7 +77,8 @@ function renderDomainXml(spec: VmSpec, options: DomainXmlOptions): string {
   lines.push(`  <memory unit='MiB'>${spec.memoryMiB}</memory>`);
   lines.push(`  <vcpu>${spec.cpus}</vcpu>`);
   const machine = options.machine ? ` machine='${e(options.machine)}'` : '';
-  const boot = options.networkBoot && spec.network.mode !== 'none' ? "<boot dev='hd'/><boot dev='network'/>" : "<boot dev='hd'/>";
+  const boot =
+    options.networkBoot && spec.network.mode !== 'none' ? "<boot dev='hd'/><boot dev='network'/>" : "<boot dev='hd'/>";
   lines.push(`  <os><type arch='${e(options.arch ?? 'x86_64')}'${machine}>hvm</type>${boot}</os>`);
   lines.push('  <features><acpi/><apic/></features>');
   lines.push(`  <clock offset='${windows ? 'localtime' : 'utc'}'/>`);
@@ -124,9 +128,13 @@ function interfaceXml(spec: VmSpec, options: DomainXmlOptions, windows: boolean)
     case 'nat':
       return [`    <interface type='network'><source network='${e(options.natNetwork)}'/>${mac}${model}</interface>`];
     case 'host-only':
-      return [`    <interface type='network'><source network='${e(options.hostOnlyNetwork)}'/>${mac}${model}</interface>`];
+      return [
+        `    <interface type='network'><source network='${e(options.hostOnlyNetwork)}'/>${mac}${model}</interface>`,
+      ];
     case 'bridged':
-      return [`    <interface type='bridge'><source bridge='${e(spec.network.bridge ?? '')}'/>${mac}${model}</interface>`];
+      return [
+        `    <interface type='bridge'><source bridge='${e(spec.network.bridge ?? '')}'/>${mac}${model}</interface>`,
+      ];
   }
 }
 
@@ -135,7 +143,10 @@ function graphicsXml(spec: VmSpec): string[] {
     case 'none':
       return ["    <video><model type='none'/></video>"];
     case 'spice':
-      return ["    <graphics type='spice' autoport='yes' listen='127.0.0.1'/>", "    <video><model type='qxl'/></video>"];
+      return [
+        "    <graphics type='spice' autoport='yes' listen='127.0.0.1'/>",
+        "    <video><model type='qxl'/></video>",
+      ];
     case 'vnc':
     case 'rdp':
       // RDP is served by the guest itself; the hypervisor's console stays VNC on loopback.
@@ -156,9 +167,12 @@ function driveLetters(index: number): string {
 
 function validateSpec(spec: VmSpec): void {
   const bad = (path: string, expected: string, value: unknown): never => {
-    throw new InvalidInputError(`VM spec for "${spec.name}": ${path} must be ${expected}, got ${JSON.stringify(value)}.`, {
-      details: { vm: spec.name, path, expected, value },
-    });
+    throw new InvalidInputError(
+      `VM spec for "${spec.name}": ${path} must be ${expected}, got ${JSON.stringify(value)}.`,
+      {
+        details: { vm: spec.name, path, expected, value },
+      },
+    );
   };
   if (typeof spec.name !== 'string' || spec.name.length === 0) bad('name', 'a non-empty string', spec.name);
   if (!Number.isInteger(spec.memoryMiB) || spec.memoryMiB <= 0) bad('memoryMiB', 'a positive integer', spec.memoryMiB);

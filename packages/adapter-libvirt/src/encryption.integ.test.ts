@@ -8,13 +8,25 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TandemError } from '@tandem/core';
 import { LibvirtAdapter } from './adapter.js';
-import { emptyDisk, imageDir, itName, purge, QEMU_URI, qemuGate, smallSpec, virsh } from './testing/fixtures.test.helpers.js';
+import {
+  emptyDisk,
+  imageDir,
+  itName,
+  purge,
+  QEMU_URI,
+  qemuGate,
+  smallSpec,
+  virsh,
+} from './testing/fixtures.test.helpers.js';
 
 const run = promisify(execFile);
 const gate = await qemuGate();
 
 async function imageInfo(path: string): Promise<{ encrypted?: boolean; 'virtual-size': number }> {
-  return JSON.parse((await run('qemu-img', ['info', '--output=json', path])).stdout) as { encrypted?: boolean; 'virtual-size': number };
+  return JSON.parse((await run('qemu-img', ['info', '--output=json', path])).stdout) as {
+    encrypted?: boolean;
+    'virtual-size': number;
+  };
 }
 
 describe.skipIf(!gate.enabled)('encrypted disks on qemu:///system', () => {
@@ -43,20 +55,28 @@ describe.skipIf(!gate.enabled)('encrypted disks on qemu:///system', () => {
     await adapter.define({ ...smallSpec(vm, path), disks: [disk] });
 
     // Without a key Tandem refuses before asking libvirt, naming the key it needs...
-    await expect(adapter.start(vm)).rejects.toMatchObject({ code: 'TANDEM_INVALID_INPUT', details: { keyId: 'workspace-key' } });
+    await expect(adapter.start(vm)).rejects.toMatchObject({
+      code: 'TANDEM_INVALID_INPUT',
+      details: { keyId: 'workspace-key' },
+    });
     // ...and libvirt itself cannot open the disk without the secret.
     const raw = await virsh('start', '--domain', vm).catch((e: { stderr?: string }) => e.stderr ?? '');
     expect(raw).toMatch(/Secret not found|no secret with matching usage/);
 
     // A wrong key: QEMU cannot unlock any keyslot.
-    const wrong = await adapter.start(vm, { diskKeys: new Map([['workspace-key', randomBytes(32)]]) }).catch((e: unknown) => e);
+    const wrong = await adapter
+      .start(vm, { diskKeys: new Map([['workspace-key', randomBytes(32)]]) })
+      .catch((e: unknown) => e);
     expect(TandemError.is(wrong, 'TANDEM_HYPERVISOR')).toBe(true);
     expect(String((wrong as TandemError).details['libvirtMessage'])).toMatch(/keyslot|password|decrypt/i);
     expect(await adapter.state(vm)).toBe('stopped');
 
     // A secret left behind by an interrupted start is replaced, not a reason to fail.
     const stale = join(images.dir, 'stale-secret.xml');
-    await writeFile(stale, `<secret ephemeral='yes' private='yes'><usage type='volume'><volume>${path}</volume></usage></secret>`);
+    await writeFile(
+      stale,
+      `<secret ephemeral='yes' private='yes'><usage type='volume'><volume>${path}</volume></usage></secret>`,
+    );
     await virsh('secret-define', '--file', stale);
     await adapter.start(vm, { diskKeys: new Map([['workspace-key', key]]) });
     expect(await adapter.state(vm)).toBe('running');
@@ -74,7 +94,16 @@ describe.skipIf(!gate.enabled)('encrypted disks on qemu:///system', () => {
     expect(await imageInfo(path)).toMatchObject({ encrypted: true, 'virtual-size': 32 * 1024 * 1024 });
     // The key that opens it is the one given (qemu-img check needs it to read the image).
     const secret = `secret,id=k,format=raw,data=${Buffer.from(key).toString('base64')}`;
-    await run('qemu-img', ['check', '-q', '--object', secret, '--image-opts', `driver=qcow2,file.filename=${path},encrypt.key-secret=k`]);
-    await expect(adapter.diskEncryption.encrypt({ path, format: 'qcow2' }, key)).rejects.toMatchObject({ code: 'TANDEM_CONFLICT' });
+    await run('qemu-img', [
+      'check',
+      '-q',
+      '--object',
+      secret,
+      '--image-opts',
+      `driver=qcow2,file.filename=${path},encrypt.key-secret=k`,
+    ]);
+    await expect(adapter.diskEncryption.encrypt({ path, format: 'qcow2' }, key)).rejects.toMatchObject({
+      code: 'TANDEM_CONFLICT',
+    });
   });
 });

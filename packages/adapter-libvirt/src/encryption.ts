@@ -42,9 +42,12 @@ export class LibvirtDiskEncryption implements DiskEncryptionOps {
       );
     }
     if (disk.format !== 'qcow2') {
-      throw new InvalidInputError(`Disk ${disk.path}: encryption needs format qcow2 (LUKS inside qcow2), got ${disk.format}.`, {
-        details: { path: disk.path, format: disk.format, expected: 'qcow2' },
-      });
+      throw new InvalidInputError(
+        `Disk ${disk.path}: encryption needs format qcow2 (LUKS inside qcow2), got ${disk.format}.`,
+        {
+          details: { path: disk.path, format: disk.format, expected: 'qcow2' },
+        },
+      );
     }
     const passphrase = luksPassphrase(key);
     const qemuImg = this.ctx.options.qemuImg ?? 'qemu-img';
@@ -65,9 +68,14 @@ export class LibvirtDiskEncryption implements DiskEncryptionOps {
       );
       return;
     }
-    const info = JSON.parse(await runQemuImg(qemuImg, ['info', '--output=json', disk.path])) as { encrypted?: boolean; format?: string };
+    const info = JSON.parse(await runQemuImg(qemuImg, ['info', '--output=json', disk.path])) as {
+      encrypted?: boolean;
+      format?: string;
+    };
     if (info.encrypted) {
-      throw new ConflictError(`Disk ${disk.path} is already encrypted; Tandem does not re-key images.`, { details: { path: disk.path } });
+      throw new ConflictError(`Disk ${disk.path} is already encrypted; Tandem does not re-key images.`, {
+        details: { path: disk.path },
+      });
     }
     // Convert beside the original, then swap it in: the image is never half-encrypted.
     const tmp = `${disk.path}.tandem-encrypting-${randomUUID()}`;
@@ -75,7 +83,20 @@ export class LibvirtDiskEncryption implements DiskEncryptionOps {
       const from = info.format ?? 'qcow2';
       await qemuImgWithKey(
         qemuImg,
-        (fifo) => ['convert', '-q', '-f', from, '-O', 'qcow2', '--object', secretObject(fifo), '-o', encryptOpts, disk.path, tmp],
+        (fifo) => [
+          'convert',
+          '-q',
+          '-f',
+          from,
+          '-O',
+          'qcow2',
+          '--object',
+          secretObject(fifo),
+          '-o',
+          encryptOpts,
+          disk.path,
+          tmp,
+        ],
         passphrase,
       );
       await rename(tmp, disk.path);
@@ -99,7 +120,8 @@ async function qemuImgWithKey(binary: string, args: (keyFile: string) => string[
     } catch (err) {
       // qemu times its LUKS key derivation with the thread's CPU clock; on a coarse clock the
       // first measurement can read zero. That is a measuring glitch, not a failure: try again.
-      const output = TandemError.is(err) ? String(err.details['output'] ?? '') : '';
+      const raw = TandemError.is(err) ? err.details['output'] : undefined;
+      const output = typeof raw === 'string' ? raw : '';
       if (attempt >= 3 || !/Unable to get accurate CPU usage/.test(output)) throw err;
     }
   }
@@ -108,7 +130,10 @@ async function qemuImgWithKey(binary: string, args: (keyFile: string) => string[
 async function runQemuImg(binary: string, args: string[]): Promise<string> {
   const r = await execa(binary, args, { reject: false, env: { LC_ALL: 'C' }, stdin: 'ignore' });
   if (r.exitCode === undefined) {
-    throw new HostError(`${binary} could not run (${r.shortMessage}). Install qemu-utils.`, { cause: r.cause, details: { binary } });
+    throw new HostError(`${binary} could not run (${r.shortMessage}). Install qemu-utils.`, {
+      cause: r.cause,
+      details: { binary },
+    });
   }
   if (r.exitCode !== 0) {
     throw new HypervisorError(`${binary} ${args[0]} failed: ${r.stderr.trim()}`, {
@@ -163,7 +188,9 @@ async function defineSecret(ctx: AdapterInternals, vm: string, usage: string, ke
     } catch (err) {
       // A secret left behind by an interrupted start (ephemeral, so only until libvirtd restarts).
       if (!(err instanceof VirshFailure && /already defined for use with/.test(err.libvirtMessage))) throw err;
-      const stale = /already defined for use with .*?([0-9a-f-]{36})|([0-9a-f-]{36}) already defined/.exec(err.libvirtMessage);
+      const stale = /already defined for use with .*?([0-9a-f-]{36})|([0-9a-f-]{36}) already defined/.exec(
+        err.libvirtMessage,
+      );
       const staleUuid = stale?.[1] ?? stale?.[2];
       if (!staleUuid) throw err;
       await ctx.virsh.run(['secret-undefine', '--secret', staleUuid]);

@@ -31,7 +31,9 @@ describe('libvirt error mapping', () => {
       expect(TandemError.is(err)).toBe(true);
       expect(err.details['libvirtMessage']).toBe(message);
     }
-    const state = libvirtError('Requested operation is not valid: domain is not running', ctx, { currentState: 'stopped' });
+    const state = libvirtError('Requested operation is not valid: domain is not running', ctx, {
+      currentState: 'stopped',
+    });
     expect(state.code).toBe('TANDEM_INVALID_STATE');
     expect(state.details['current']).toBe('stopped');
     expect(libvirtError('Cannot recv data: x', ctx).retryable).toBe(true);

@@ -10,13 +10,7 @@ import {
 
 /** What a libvirt error message means for Tandem. */
 export type LibvirtErrorKind =
-  | 'no-domain'
-  | 'no-snapshot'
-  | 'invalid-state'
-  | 'conflict'
-  | 'connection'
-  | 'auth'
-  | 'rejected';
+  'no-domain' | 'no-snapshot' | 'invalid-state' | 'conflict' | 'connection' | 'auth' | 'rejected';
 
 /**
  * Classifies one of libvirt's messages (the English ones; the adapter runs libvirt with LC_ALL=C).
@@ -66,14 +60,20 @@ export function libvirtError(
   const what = context.vm ? `${context.operation} of VM "${context.vm}"` : context.operation;
   switch (kind) {
     case 'no-domain':
-      return new NotFoundError(`No VM named "${context.vm ?? '?'}" on ${context.uri}. Check the name with list().`, base);
+      return new NotFoundError(
+        `No VM named "${context.vm ?? '?'}" on ${context.uri}. Check the name with list().`,
+        base,
+      );
     case 'no-snapshot':
       return new NotFoundError(
         `VM "${context.vm ?? '?'}" has no snapshot "${context.snapshot ?? '?'}". List its snapshots to see what exists.`,
         base,
       );
     case 'conflict':
-      return new ConflictError(`${capitalize(what)} failed: ${message}. Choose another name or remove the existing one.`, base);
+      return new ConflictError(
+        `${capitalize(what)} failed: ${message}. Choose another name or remove the existing one.`,
+        base,
+      );
     case 'connection':
       return new HostError(
         `libvirt at ${context.uri} is unreachable (${message}). Start libvirtd (systemctl start libvirtd, or /usr/sbin/libvirtd -d) or check the URI, then retry.`,

@@ -59,10 +59,13 @@ function openLocalSocket(path: string, vm: string, signal?: AbortSignal): Promis
     socket.once('error', (err: NodeJS.ErrnoException) => {
       signal?.removeEventListener('abort', onAbort);
       reject(
-        new HostError(`Cannot open the guest channel of VM "${vm}" at ${path}: ${err.message}. Opening it needs root or the libvirt-qemu group.`, {
-          cause: err,
-          details: { vm, socket: path, code: err.code },
-        }),
+        new HostError(
+          `Cannot open the guest channel of VM "${vm}" at ${path}: ${err.message}. Opening it needs root or the libvirt-qemu group.`,
+          {
+            cause: err,
+            details: { vm, socket: path, code: err.code },
+          },
+        ),
       );
     });
   });

@@ -22,7 +22,9 @@ export async function withPipedSecret<T>(data: string | Uint8Array, use: (path: 
     try {
       await run('mkfifo', ['-m', '600', fifo]);
     } catch (err) {
-      throw new HostError(`Cannot create a named pipe for a key hand-over (mkfifo): ${(err as Error).message}.`, { cause: err });
+      throw new HostError(`Cannot create a named pipe for a key hand-over (mkfifo): ${(err as Error).message}.`, {
+        cause: err,
+      });
     }
     let delivered = false;
     // Opening for writing waits until the child opens the pipe for reading.

@@ -25,7 +25,9 @@ describe('adapter module', () => {
       diskEncryption: true,
       remoteHost: true,
     });
-    expect(a.snapshots && a.guestChannel && a.diskEncryption && a.seamless && a.save && a.restore && a.watch).toBeTruthy();
+    expect(
+      a.snapshots && a.guestChannel && a.diskEncryption && a.seamless && a.save && a.restore && a.watch,
+    ).toBeTruthy();
   });
 
   it('takes the URI from TANDEM_LIBVIRT_URI when none is given', () => {
@@ -40,10 +42,15 @@ describe('adapter module', () => {
   });
 
   it('says plainly when the binding is missing and how to fix it', async () => {
-    const result = await probeLibvirt(new LibvirtConnection('qemu:///system'), new Virsh('qemu:///system'), async () => 'qemu', {
-      ok: false,
-      reason: "Cannot find package '@unraid/libvirt'",
-    });
+    const result = await probeLibvirt(
+      new LibvirtConnection('qemu:///system'),
+      new Virsh('qemu:///system'),
+      async () => 'qemu',
+      {
+        ok: false,
+        reason: "Cannot find package '@unraid/libvirt'",
+      },
+    );
     expect(result.usable).toBe(false);
     if (result.usable) return;
     expect(result.reason).toContain('@unraid/libvirt is not installed');

@@ -4,6 +4,10 @@ import { LibvirtAdapter } from './adapter.js';
 import type { LibvirtOptions } from './options.js';
 
 export { LibvirtAdapter } from './adapter.js';
+export { LibvirtSnapshots } from './snapshots.js';
+export { LibvirtGuestChannel } from './guest-channel.js';
+export { LibvirtDiskEncryption } from './encryption.js';
+export { LibvirtSeamless } from './seamless/launch.js';
 export { defaultUri } from './options.js';
 export type { LibvirtOptions, FreeRdpOptions, XpraOptions } from './options.js';
 export { buildDomainXml, AGENT_CHANNEL, TANDEM_XMLNS } from './domain-xml.js';
@@ -52,8 +56,8 @@ export const tandemAdapter: AdapterModule<LibvirtOptions> = {
 /** CLI options arrive as strings (`--adapter-option virtType=qemu`); unknown keys pass through. */
 function normalizeOptions(options: LibvirtOptions | undefined): LibvirtOptions {
   if (!options) return {};
-  const o = { ...options } as Record<string, unknown>;
+  const o: Record<string, unknown> = { ...options };
   if (typeof o['luksIterTimeMs'] === 'string') o['luksIterTimeMs'] = Number(o['luksIterTimeMs']);
   if (typeof o['networkBoot'] === 'string') o['networkBoot'] = o['networkBoot'] === 'true';
-  return o as LibvirtOptions;
+  return o;
 }

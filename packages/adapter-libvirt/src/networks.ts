@@ -8,14 +8,16 @@ import { escapeXml } from './xml/tree.js';
  * `default` inactive), starts that network and returns its name; otherwise returns null.
  */
 export async function startNetworkIfInactive(ctx: AdapterInternals, err: unknown): Promise<string | null> {
-  const message = err instanceof Error ? String((err as { details?: { libvirtMessage?: unknown } }).details?.libvirtMessage ?? err.message) : '';
+  const detail = (err as { details?: { libvirtMessage?: unknown } } | undefined)?.details?.libvirtMessage;
+  const message = typeof detail === 'string' ? detail : err instanceof Error ? err.message : '';
   const network = /network '([^']+)' is not active/.exec(message)?.[1];
   if (!network) return null;
   try {
     await ctx.virsh.run(['net-start', '--network', network]);
   } catch (e) {
     // Someone else may have started it meanwhile.
-    if (!(e instanceof VirshFailure && /already active/i.test(e.libvirtMessage))) throw await ctx.toError(e, { operation: `start network ${network}` });
+    if (!(e instanceof VirshFailure && /already active/i.test(e.libvirtMessage)))
+      throw await ctx.toError(e, { operation: `start network ${network}` });
   }
   return network;
 }
@@ -52,7 +54,8 @@ export async function ensureHostOnlyNetwork(ctx: AdapterInternals, name: string)
     try {
       await ctx.virsh.run(['net-start', '--network', name]);
     } catch (e) {
-      if (!(e instanceof VirshFailure && /already active/i.test(e.libvirtMessage))) throw await ctx.toError(e, { operation: `start network ${name}` });
+      if (!(e instanceof VirshFailure && /already active/i.test(e.libvirtMessage)))
+        throw await ctx.toError(e, { operation: `start network ${name}` });
     }
   }
 }

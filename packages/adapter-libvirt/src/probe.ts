@@ -27,7 +27,8 @@ export async function probeLibvirt(
   try {
     hv = await conn.get();
   } catch (err) {
-    const message = TandemError.is(err) ? String(err.details['libvirtMessage'] ?? err.message) : (err as Error).message;
+    const detail = TandemError.is(err) ? err.details['libvirtMessage'] : undefined;
+    const message = typeof detail === 'string' ? detail : (err as Error).message;
     return { usable: false, adapter, reason: `libvirtd is unreachable at ${conn.uri}: ${message}`, fix: DAEMON_FIX };
   }
   try {
@@ -36,12 +37,12 @@ export async function probeLibvirt(
     try {
       versionText = await virsh.run(['version', '--daemon']);
     } catch (err) {
-      if (err instanceof VirshFailure) throw new Error(err.libvirtMessage);
+      if (err instanceof VirshFailure) throw new Error(err.libvirtMessage, { cause: err });
       return {
         usable: false,
         adapter,
         reason: `virsh is not usable: ${(err as Error).message}`,
-        fix: 'Install libvirt\'s client tools (Debian/Ubuntu: apt-get install libvirt-clients); Tandem uses virsh for snapshots, secrets and events.',
+        fix: "Install libvirt's client tools (Debian/Ubuntu: apt-get install libvirt-clients); Tandem uses virsh for snapshots, secrets and events.",
       };
     }
     const versions = parseVirshVersion(versionText);
@@ -63,12 +64,22 @@ export async function probeLibvirt(
       ...(warnings.length > 0 ? { warnings } : {}),
     };
   } catch (err) {
-    return { usable: false, adapter, reason: `libvirt at ${conn.uri} did not answer: ${(err as Error).message}`, fix: DAEMON_FIX };
+    return {
+      usable: false,
+      adapter,
+      reason: `libvirt at ${conn.uri} did not answer: ${(err as Error).message}`,
+      fix: DAEMON_FIX,
+    };
   }
 }
 
 /** Versions from `virsh version --daemon`. */
-export function parseVirshVersion(text: string): { library?: string; daemon?: string; hypervisor?: string; qemu?: string } {
+export function parseVirshVersion(text: string): {
+  library?: string;
+  daemon?: string;
+  hypervisor?: string;
+  qemu?: string;
+} {
   const library = /Using library: libvirt (\S+)/.exec(text)?.[1];
   const daemon = /Running against daemon: (\S+)/.exec(text)?.[1];
   const hypervisor = /Running hypervisor: (.+)/.exec(text)?.[1]?.trim();

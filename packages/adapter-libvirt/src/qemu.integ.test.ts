@@ -112,11 +112,18 @@ describe.skipIf(!gate.enabled)('libvirt adapter on qemu:///system', () => {
     await adapter.start(vm);
     await adapter.suspend(vm);
     const snap = await adapter.snapshots.create(vm, { name: 'while paused', description: 'état « pausé »' });
-    expect(snap).toMatchObject({ name: 'while paused', vmState: 'paused', description: 'état « pausé »', current: true });
+    expect(snap).toMatchObject({
+      name: 'while paused',
+      vmState: 'paused',
+      description: 'état « pausé »',
+      current: true,
+    });
     await adapter.resume(vm);
     await adapter.snapshots.revert(vm, 'while paused');
     expect(await adapter.state(vm)).toBe('paused');
-    await expect(adapter.snapshots.create(vm, { name: 'while paused' })).rejects.toMatchObject({ code: 'TANDEM_CONFLICT' });
+    await expect(adapter.snapshots.create(vm, { name: 'while paused' })).rejects.toMatchObject({
+      code: 'TANDEM_CONFLICT',
+    });
     await expect(adapter.snapshots.delete(vm, 'nope')).rejects.toMatchObject({
       code: 'TANDEM_NOT_FOUND',
       details: { libvirtMessage: expect.stringMatching(/snapshot/i) as unknown },
@@ -126,7 +133,10 @@ describe.skipIf(!gate.enabled)('libvirt adapter on qemu:///system', () => {
 
   it('the guest channel is a unix socket QEMU serves, opened from the host', async () => {
     const vm = await defineVm('channel', 'empty', { guestChannel: true });
-    await expect(adapter.guestChannel.open(vm)).rejects.toMatchObject({ code: 'TANDEM_INVALID_STATE', details: { current: 'stopped' } });
+    await expect(adapter.guestChannel.open(vm)).rejects.toMatchObject({
+      code: 'TANDEM_INVALID_STATE',
+      details: { current: 'stopped' },
+    });
     await adapter.start(vm);
     const chardev = async (): Promise<string> =>
       (await virsh('qemu-monitor-command', '--domain', vm, '--hmp', 'info chardev'))
@@ -199,14 +209,18 @@ describe.skipIf(!gate.enabled)('libvirt adapter on qemu:///system', () => {
         await relayed.start(vm);
         // A firmware-only guest ignores ACPI, so this stop polls until its timeout...
         const stopping = relayed.stop(vm, { timeoutMs: 60_000, forceAfterTimeout: false }).catch((e: unknown) => e);
-        await until('the guest to be asked to shut down', async () => /running/.test(await virsh('domstate', '--domain', vm)));
+        await until('the guest to be asked to shut down', async () =>
+          /running/.test(await virsh('domstate', '--domain', vm)),
+        );
         await new Promise((r) => setTimeout(r, 300));
         // ...and the daemon disappears under it.
         await stopRelay();
         const err = await stopping;
         expect(TandemError.is(err, 'TANDEM_HOST')).toBe(true);
         expect((err as TandemError).retryable).toBe(true);
-        expect(String((err as TandemError).details['libvirtMessage'])).toMatch(/Failed to connect socket|Cannot recv data|closed|End of file/);
+        expect(String((err as TandemError).details['libvirtMessage'])).toMatch(
+          /Failed to connect socket|Cannot recv data|closed|End of file/,
+        );
         const probe = await relayed.probe();
         expect(probe.usable).toBe(false);
         // The daemon is back: the next call reconnects by itself.

@@ -22,7 +22,19 @@ const ssh = await integrationGate(
   'OpenSSH on 127.0.0.1:2222',
   async () => {
     if (!existsSync(KEY) || !existsSync(KNOWN_HOSTS)) return `${KEY} or ${KNOWN_HOSTS} is missing`;
-    await run('ssh', ['-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${KNOWN_HOSTS}`, '-i', KEY, '-p', '2222', 'root@127.0.0.1', 'true']);
+    await run('ssh', [
+      '-q',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      `UserKnownHostsFile=${KNOWN_HOSTS}`,
+      '-i',
+      KEY,
+      '-p',
+      '2222',
+      'root@127.0.0.1',
+      'true',
+    ]);
     return null;
   },
   'run bash .ci/sshd.sh as root',
@@ -85,7 +97,10 @@ describe.skipIf(!qemu.enabled || !ssh.enabled)('libvirt over SSH', () => {
     // libvirt runs `ssh` for this transport; `command=` points it at a wrapper that adds the
     // pinned known_hosts file (an admin would list the host in ~/.ssh/known_hosts instead).
     const wrapper = join(images.dir, 'ssh-pinned');
-    await writeFile(wrapper, `#!/bin/sh\nexec ssh -o UserKnownHostsFile='${KNOWN_HOSTS}' -o StrictHostKeyChecking=yes "$@"\n`);
+    await writeFile(
+      wrapper,
+      `#!/bin/sh\nexec ssh -o UserKnownHostsFile='${KNOWN_HOSTS}' -o StrictHostKeyChecking=yes "$@"\n`,
+    );
     await chmod(wrapper, 0o755);
     const uri = `qemu+ssh://root@127.0.0.1:2222/system?keyfile=${KEY}&command=${wrapper}`;
     const adapter = new LibvirtAdapter({ uri, virtType: 'qemu' });

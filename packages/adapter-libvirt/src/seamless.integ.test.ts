@@ -7,7 +7,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LaunchRequest } from '@tandem/core';
 import { LibvirtAdapter } from './adapter.js';
-import { emptyDisk, imageDir, itName, purge, QEMU_URI, qemuGate, smallSpec, until, virsh } from './testing/fixtures.test.helpers.js';
+import {
+  emptyDisk,
+  imageDir,
+  itName,
+  purge,
+  QEMU_URI,
+  qemuGate,
+  smallSpec,
+  until,
+  virsh,
+} from './testing/fixtures.test.helpers.js';
 
 const gate = await qemuGate();
 
@@ -52,7 +62,9 @@ process.exit(7);
     const vm = itName('seamless');
     vms.push(vm);
     try {
-      await adapter.define(smallSpec(vm, await emptyDisk(images.dir, vm), { network: { mode: 'nat' }, osFamily: 'windows' }));
+      await adapter.define(
+        smallSpec(vm, await emptyDisk(images.dir, vm), { network: { mode: 'nat' }, osFamily: 'windows' }),
+      );
       await adapter.start(vm);
       let address = '';
       await until(
@@ -135,7 +147,9 @@ process.exit(7);
       await adapter.define(smallSpec(vm, await emptyDisk(images.dir, vm), { osFamily: 'windows' }));
       await adapter.start(vm);
       // No network, so no lease, no agent, no ARP entry.
-      await expect(adapter.seamless.launch(vm, { appId: 'a', command: 'notepad.exe', mode: 'seamless' })).rejects.toMatchObject({
+      await expect(
+        adapter.seamless.launch(vm, { appId: 'a', command: 'notepad.exe', mode: 'seamless' }),
+      ).rejects.toMatchObject({
         code: 'TANDEM_HOST',
         retryable: true,
         details: { tried: expect.arrayContaining([expect.stringMatching(/^lease/)]) as unknown },

@@ -35,7 +35,12 @@ describe('snapshot XML', () => {
   });
 
   it('a root snapshot of a stopped VM has no parent and reverts to stopped', () => {
-    const xml = '<domainsnapshot><name>cold</name><state>shutoff</state><creationTime>1</creationTime></domainsnapshot>';
-    expect(parseSnapshotXml(xml, 'cold')).toMatchObject({ parentId: null, vmState: 'stopped', createdAt: '1970-01-01T00:00:01.000Z' });
+    const xml =
+      '<domainsnapshot><name>cold</name><state>shutoff</state><creationTime>1</creationTime></domainsnapshot>';
+    expect(parseSnapshotXml(xml, 'cold')).toMatchObject({
+      parentId: null,
+      vmState: 'stopped',
+      createdAt: '1970-01-01T00:00:01.000Z',
+    });
   });
 });

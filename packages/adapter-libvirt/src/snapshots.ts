@@ -51,7 +51,12 @@ export class LibvirtSnapshots implements SnapshotOps {
       await this.ctx.stateOf(vm);
       const done = this.ctx.expectEvents(vm, ['Started', 'Stopped', 'Suspended', 'Resumed', 'Shutdown']);
       try {
-        await this.#run(['snapshot-revert', '--domain', vm, '--snapshotname', snapshot], 'snapshot revert', vm, snapshot);
+        await this.#run(
+          ['snapshot-revert', '--domain', vm, '--snapshotname', snapshot],
+          'snapshot revert',
+          vm,
+          snapshot,
+        );
       } finally {
         done();
       }
@@ -95,11 +100,19 @@ export class LibvirtSnapshots implements SnapshotOps {
     try {
       return await this.ctx.virsh.run(args);
     } catch (err) {
-      throw err instanceof VirshFailure ? await this.#error(err.errors, operation, vm, snapshot, err) : await this.ctx.toError(err, { operation, vm });
+      throw err instanceof VirshFailure
+        ? await this.#error(err.errors, operation, vm, snapshot, err)
+        : await this.ctx.toError(err, { operation, vm });
     }
   }
 
-  async #error(errors: readonly string[], operation: string, vm: string, snapshot?: string, cause?: unknown): Promise<Error> {
+  async #error(
+    errors: readonly string[],
+    operation: string,
+    vm: string,
+    snapshot?: string,
+    cause?: unknown,
+  ): Promise<Error> {
     const failure = cause ?? new VirshFailure(errors, operation, undefined, '');
     return this.ctx.toError(failure, { operation, vm, ...(snapshot !== undefined ? { snapshot } : {}) });
   }

@@ -32,6 +32,8 @@ describe('known_hosts checks', () => {
     expect(knownHostAccepts(hashed, '127.0.0.1', 2222, key)).toBe(true);
     expect(knownHostAccepts(hashed, '10.1.1.1', 22, key)).toBe(true);
     expect(knownHostAccepts(hashed, '10.1.1.2', 22, key)).toBe(false);
-    expect(knownHostAccepts(`${hashed}@revoked [127.0.0.1]:2222 ${pub[0]} ${pub[1]}\n`, '127.0.0.1', 2222, key)).toBe(false);
+    expect(knownHostAccepts(`${hashed}@revoked [127.0.0.1]:2222 ${pub[0]} ${pub[1]}\n`, '127.0.0.1', 2222, key)).toBe(
+      false,
+    );
   });
 });

@@ -58,13 +58,19 @@ export async function openRemoteUnixSocket(uri: LibvirtUri, socketPath: string, 
             { cause: err, details },
           ),
         );
-      } else fail(new HostError(`SSH to ${host}:${port} failed: ${err.message}.`, { cause: err, retryable: true, details }));
+      } else
+        fail(new HostError(`SSH to ${host}:${port} failed: ${err.message}.`, { cause: err, retryable: true, details }));
     });
     client.once('ready', () => {
       client.openssh_forwardOutStreamLocal(socketPath, (err, stream) => {
         signal?.removeEventListener('abort', onAbort);
         if (err) {
-          fail(new HostError(`The libvirt host refused to open ${socketPath} over SSH: ${err.message}.`, { cause: err, details: { host, socket: socketPath } }));
+          fail(
+            new HostError(`The libvirt host refused to open ${socketPath} over SSH: ${err.message}.`, {
+              cause: err,
+              details: { host, socket: socketPath },
+            }),
+          );
           return;
         }
         settled = true;

@@ -5,7 +5,17 @@ import { mapDomainState, mapSnapshotState, refineShutoff } from './state.js';
 describe('state mapping', () => {
   it('maps every libvirt domain state into the normalized set', () => {
     const mapped = [0, 1, 2, 3, 4, 5, 6, 7, 99].map(mapDomainState);
-    expect(mapped).toEqual(['unknown', 'running', 'running', 'paused', 'stopping', 'stopped', 'crashed', 'paused', 'unknown']);
+    expect(mapped).toEqual([
+      'unknown',
+      'running',
+      'running',
+      'paused',
+      'stopping',
+      'stopped',
+      'crashed',
+      'paused',
+      'unknown',
+    ]);
     for (const s of mapped) expect(VM_STATES).toContain(s);
   });
 

@@ -70,7 +70,12 @@ describe.skipIf(!gate.enabled)('libvirt adapter on test:///default', () => {
   it("unknown VMs are NotFoundError carrying libvirt's message", async () => {
     const a = adapter();
     try {
-      for (const op of [() => a.state('nope'), () => a.start('nope'), () => a.suspend('nope'), () => a.destroy('nope')]) {
+      for (const op of [
+        () => a.state('nope'),
+        () => a.start('nope'),
+        () => a.suspend('nope'),
+        () => a.destroy('nope'),
+      ]) {
         const err = await op().then(
           () => undefined,
           (e: unknown) => e,
@@ -90,7 +95,10 @@ describe.skipIf(!gate.enabled)('libvirt adapter on test:///default', () => {
       const err = await a.start('test').catch((e: unknown) => e);
       expect(TandemError.is(err, 'TANDEM_INVALID_STATE')).toBe(true);
       expect((err as TandemError).details['current']).toBe('running');
-      await expect(a.resume('test')).rejects.toMatchObject({ code: 'TANDEM_INVALID_STATE', details: { current: 'running' } });
+      await expect(a.resume('test')).rejects.toMatchObject({
+        code: 'TANDEM_INVALID_STATE',
+        details: { current: 'running' },
+      });
     } finally {
       await a.close();
     }
@@ -114,7 +122,9 @@ describe.skipIf(!gate.enabled)('libvirt adapter on test:///default', () => {
       const probe = await a.probe();
       expect(probe.usable).toBe(false);
       if (!probe.usable) {
-        expect(probe.reason).toContain('libvirtd is unreachable at qemu+unix:///system?socket=/nonexistent/tandem.sock');
+        expect(probe.reason).toContain(
+          'libvirtd is unreachable at qemu+unix:///system?socket=/nonexistent/tandem.sock',
+        );
         expect(probe.reason).toContain('/nonexistent/tandem.sock');
         expect(probe.fix).toContain('libvirtd');
       }
@@ -132,7 +142,9 @@ describe.skipIf(!gate.enabled)('libvirt adapter on test:///default', () => {
     const samples = fc.sample(token, { numRuns: 40, seed: 11 });
     samples.push(`a'b`, 'x; destroy test', '#comment', '"dq"', '\\back\\', ' lead', 'é ü 中文', '--domain', '');
     const script = samples.map((s) => `echo -- ${quoteVirshToken(s)}`).join(' ; ');
-    const { stdout } = await run('virsh', ['-c', 'test:///default', script], { env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+    const { stdout } = await run('virsh', ['-c', 'test:///default', script], {
+      env: { ...process.env, LC_ALL: 'C.UTF-8' },
+    });
     expect(stdout.split('\n').slice(0, samples.length)).toEqual(samples);
   });
 });

@@ -12,7 +12,9 @@ describe('virsh lifecycle event lines', () => {
       detail: 'Failed',
     });
     expect(
-      parseLifecycleLine("2026-11-21 19:30:49.875+0000: event 'lifecycle' for domain 'x': Shutdown Finished after guest request"),
+      parseLifecycleLine(
+        "2026-11-21 19:30:49.875+0000: event 'lifecycle' for domain 'x': Shutdown Finished after guest request",
+      ),
     ).toEqual({ vm: 'x', event: 'Shutdown', detail: 'Finished after guest request' });
     expect(parseLifecycleLine("event 'reboot' for domain 'x'")).toBeNull();
     expect(parseLifecycleLine('events received: 3')).toBeNull();
@@ -20,11 +22,21 @@ describe('virsh lifecycle event lines', () => {
 
   it('recovers any VM name, quotes and colons included', () => {
     const name = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }).filter((s) => !/[\n\r]/.test(s));
-    const event = fc.constantFrom('Started Booted', 'Stopped Shutdown', "Suspended I/O Error", 'Resumed Unpaused', 'Crashed Panicked');
+    const event = fc.constantFrom(
+      'Started Booted',
+      'Stopped Shutdown',
+      'Suspended I/O Error',
+      'Resumed Unpaused',
+      'Crashed Panicked',
+    );
     fc.assert(
       fc.property(name, event, (vm, e) => {
         const [ev, ...detail] = e.split(' ');
-        expect(parseLifecycleLine(`event 'lifecycle' for domain '${vm}': ${e}`)).toEqual({ vm, event: ev, detail: detail.join(' ') });
+        expect(parseLifecycleLine(`event 'lifecycle' for domain '${vm}': ${e}`)).toEqual({
+          vm,
+          event: ev,
+          detail: detail.join(' '),
+        });
       }),
     );
   });
@@ -40,7 +52,12 @@ describe('virsh lifecycle event lines', () => {
 });
 
 describe('own-operation filtering', () => {
-  function fed(clock: VirtualClock): { events: LifecycleEvents; feed: (line: string) => void; end: () => void; opened: () => number } {
+  function fed(clock: VirtualClock): {
+    events: LifecycleEvents;
+    feed: (line: string) => void;
+    end: () => void;
+    opened: () => number;
+  } {
     let onLine: (l: string) => void = () => undefined;
     let onEnd: () => void = () => undefined;
     let opened = 0;

@@ -47,7 +47,10 @@ describe('FreeRDP argv', () => {
   });
 
   it('full desktop has no /app', () => {
-    const argv = freeRdpArgs({ host: 'h', port: 3389, syntax: 'v2', certificate: 'tofu' }, { ...erp, mode: 'full-desktop', credentials: undefined });
+    const argv = freeRdpArgs(
+      { host: 'h', port: 3389, syntax: 'v2', certificate: 'tofu' },
+      { ...erp, mode: 'full-desktop', credentials: undefined },
+    );
     expect(argv).toEqual(['/v:h:3389', '/cert-tofu', '/dynamic-resolution', '/t:erp']);
   });
 });
@@ -75,14 +78,29 @@ describe('Xpra argv', () => {
     ]);
     // What the guest runs is exactly the intended argv (as Xpra splits it, with shlex).
     const child = args[2]?.slice('--start-child='.length) ?? '';
-    const split = execFileSync('python3', ['-c', 'import json,shlex,sys; print(json.dumps(shlex.split(sys.stdin.read())))'], {
-      input: child,
-      encoding: 'utf8',
-    });
-    expect(JSON.parse(split)).toEqual(['env', '-C', '/home/zoë/My Pictures', '/opt/Zoë Tools/bin/edit', "it's here.png", '$(reboot)', '--flag=a b']);
+    const split = execFileSync(
+      'python3',
+      ['-c', 'import json,shlex,sys; print(json.dumps(shlex.split(sys.stdin.read())))'],
+      {
+        input: child,
+        encoding: 'utf8',
+      },
+    );
+    expect(JSON.parse(split)).toEqual([
+      'env',
+      '-C',
+      '/home/zoë/My Pictures',
+      '/opt/Zoë Tools/bin/edit',
+      "it's here.png",
+      '$(reboot)',
+      '--flag=a b',
+    ]);
   });
 
   it('shadows the desktop for full-desktop mode', () => {
-    expect(xpraArgs({ host: '10.0.0.5', sshPort: 22 }, { ...app, mode: 'full-desktop' })).toEqual(['shadow', 'ssh://zo%C3%AB@10.0.0.5:22/']);
+    expect(xpraArgs({ host: '10.0.0.5', sshPort: 22 }, { ...app, mode: 'full-desktop' })).toEqual([
+      'shadow',
+      'ssh://zo%C3%AB@10.0.0.5:22/',
+    ]);
   });
 });

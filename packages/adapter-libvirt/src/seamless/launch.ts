@@ -36,9 +36,12 @@ export class LibvirtSeamless implements SeamlessOps {
     });
     const transport: SeamlessTransport = request.transport ?? (osFamily === 'windows' ? 'rdp-remoteapp' : 'xpra');
     if (transport !== 'rdp-remoteapp' && transport !== 'xpra') {
-      throw new UnsupportedCapabilityError(`The libvirt adapter launches apps with rdp-remoteapp or xpra, not ${transport}.`, {
-        details: { vm, transport },
-      });
+      throw new UnsupportedCapabilityError(
+        `The libvirt adapter launches apps with rdp-remoteapp or xpra, not ${transport}.`,
+        {
+          details: { vm, transport },
+        },
+      );
     }
     const host = await this.guestAddress(vm);
     if (transport === 'rdp-remoteapp') {
@@ -76,9 +79,12 @@ export class LibvirtSeamless implements SeamlessOps {
     this.#freeRdpSyntax ??= execa(binary, ['/version'], { reject: false, stdin: 'ignore' }).then((r) => {
       if (r.exitCode === undefined) {
         this.#freeRdpSyntax = undefined;
-        throw new HostError(`FreeRDP (${binary}) is not installed: install freerdp2-x11 or freerdp3-x11, or set freerdp.path.`, {
-          details: { binary },
-        });
+        throw new HostError(
+          `FreeRDP (${binary}) is not installed: install freerdp2-x11 or freerdp3-x11, or set freerdp.path.`,
+          {
+            details: { binary },
+          },
+        );
       }
       return /version 2\./.test(r.stdout) ? 'v2' : 'v3';
     });
@@ -94,28 +100,40 @@ function validateRequest(vm: string, request: LaunchRequest): void {
     ...(request.args ?? []).map((a, i): [string, string] => [`args[${i}]`, a]),
   ];
   for (const [name, value] of fields) {
-    // eslint-disable-next-line no-control-regex
     if (value !== undefined && /[\0\r\n]/.test(value)) {
-      throw new InvalidInputError(`Launch of "${request.appId}" in VM "${vm}": ${name} contains a line break or NUL, which no transport can carry.`, {
-        details: { vm, field: name, value },
-      });
+      throw new InvalidInputError(
+        `Launch of "${request.appId}" in VM "${vm}": ${name} contains a line break or NUL, which no transport can carry.`,
+        {
+          details: { vm, field: name, value },
+        },
+      );
     }
   }
   if (request.command.trim() === '') {
-    throw new InvalidInputError(`Launch of "${request.appId}" in VM "${vm}": command is empty.`, { details: { vm, field: 'command' } });
+    throw new InvalidInputError(`Launch of "${request.appId}" in VM "${vm}": command is empty.`, {
+      details: { vm, field: 'command' },
+    });
   }
 }
 
-function startClient(transport: SeamlessTransport, binary: string, args: string[], stdin: string | undefined): Promise<LaunchHandle> {
+function startClient(
+  transport: SeamlessTransport,
+  binary: string,
+  args: string[],
+  stdin: string | undefined,
+): Promise<LaunchHandle> {
   return new Promise((resolve, reject) => {
     const child = spawn(binary, args, { stdio: [stdin !== undefined ? 'pipe' : 'ignore', 'ignore', 'ignore'] });
     const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
     child.once('error', (err: NodeJS.ErrnoException) => {
       reject(
-        new HostError(`Cannot start ${binary} for ${transport}: ${err.message}. Install it or set its path in the adapter options.`, {
-          cause: err,
-          details: { binary, transport, code: err.code },
-        }),
+        new HostError(
+          `Cannot start ${binary} for ${transport}: ${err.message}. Install it or set its path in the adapter options.`,
+          {
+            cause: err,
+            details: { binary, transport, code: err.code },
+          },
+        ),
       );
     });
     child.once('spawn', () => {

@@ -105,10 +105,14 @@ describe('POSIX command lines', () => {
       execFileSync('sh', ['-c', `for a in ${line}; do printf '%s\\0' "$a"; done`], { encoding: 'utf8' }),
     );
     sh.forEach((out, i) => expect(out.split('\0').slice(0, -1)).toEqual(samples[i]));
-    const py = execFileSync('python3', ['-c', 'import json,shlex,sys; print(json.dumps([shlex.split(l) for l in json.load(sys.stdin)]))'], {
-      input: JSON.stringify(lines),
-      encoding: 'utf8',
-    });
+    const py = execFileSync(
+      'python3',
+      ['-c', 'import json,shlex,sys; print(json.dumps([shlex.split(l) for l in json.load(sys.stdin)]))'],
+      {
+        input: JSON.stringify(lines),
+        encoding: 'utf8',
+      },
+    );
     expect(JSON.parse(py)).toEqual(samples);
   });
 });

@@ -133,6 +133,8 @@ export async function until(what: string, check: () => Promise<boolean> | boolea
 /** Waits until the guest CPU runs the boot sector (loaded at 0x7c00). */
 export async function untilBootSectorRuns(vm: string): Promise<void> {
   await until(`${vm} to run its boot sector`, async () =>
-    /EIP=00007c[0-9a-f]{2}/.test(await virsh('qemu-monitor-command', '--domain', vm, '--hmp', 'info registers').catch(() => '')),
+    /EIP=00007c[0-9a-f]{2}/.test(
+      await virsh('qemu-monitor-command', '--domain', vm, '--hmp', 'info registers').catch(() => ''),
+    ),
   );
 }

@@ -83,7 +83,10 @@ export class Virsh {
             { cause: r.cause, details: { binary: this.binary } },
           );
         }
-        throw new HostError(`virsh could not run: ${r.shortMessage}`, { cause: r.cause, details: { binary: this.binary } });
+        throw new HostError(`virsh could not run: ${r.shortMessage}`, {
+          cause: r.cause,
+          details: { binary: this.binary },
+        });
       }
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
     } catch (err) {
