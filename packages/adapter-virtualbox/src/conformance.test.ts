@@ -40,7 +40,9 @@ function conformanceIt(): ConformanceIt {
   };
 }
 
-for (const version of ['6.1', '7.0', '7.1'] as const) {
+// The oldest and the newest supported versions; 7.0's output quirks are covered by the parser
+// and adapter tests.
+for (const version of ['6.1', '7.1'] as const) {
   adapterConformanceSuite(
     conformanceIt(),
     async () => {

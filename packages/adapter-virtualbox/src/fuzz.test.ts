@@ -9,7 +9,7 @@ import { FUZZ_PATHS, fuzzCases, runCase } from './fuzz.test-helper.js';
 import { virtualbox } from './index.js';
 
 /** More runs with TANDEM_FUZZ_RUNS (CI keeps the default so the suite stays fast). */
-const RUNS = Number(process.env['TANDEM_FUZZ_RUNS'] ?? 400);
+const RUNS = Number(process.env['TANDEM_FUZZ_RUNS'] ?? 300);
 
 describe('hostile names through every VirtualBox command path (local)', () => {
   const home = fakeVBoxHome('7.1');
