@@ -82,7 +82,14 @@ describe.skipIf(!gate.enabled)('encrypted disks on qemu:///system', () => {
     expect(await adapter.state(vm)).toBe('running');
     // The secret was private, ephemeral, and is gone again now that QEMU holds the key.
     expect(await virsh('secret-list')).not.toContain(path);
+
+    // libvirt cannot snapshot a LUKS disk (a live internal snapshot even kills QEMU): refused
+    // with a typed error, and the VM keeps running.
+    await expect(adapter.snapshots.create(vm, { name: 'live' })).rejects.toMatchObject({ code: 'TANDEM_UNSUPPORTED' });
+    expect(await adapter.state(vm)).toBe('running');
     await adapter.stop(vm, { force: true });
+    await expect(adapter.snapshots.create(vm, { name: 'cold' })).rejects.toMatchObject({ code: 'TANDEM_UNSUPPORTED' });
+    expect(await virsh('secret-list')).not.toContain(path);
   });
 
   it('encrypts an existing image in place', async () => {

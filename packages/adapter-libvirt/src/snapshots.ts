@@ -1,4 +1,12 @@
-import { InvalidInputError, type SnapshotInfo, type SnapshotOps } from '@tandem/core';
+import {
+  InvalidInputError,
+  UnsupportedCapabilityError,
+  type RevertOptions,
+  type SnapshotInfo,
+  type SnapshotOps,
+} from '@tandem/core';
+import { readDomainFacts } from './domain-facts.js';
+import { withDiskSecrets } from './encryption.js';
 import type { AdapterInternals } from './internals.js';
 import { mapSnapshotState } from './state.js';
 import { virshScript } from './virsh/quote.js';
@@ -25,7 +33,17 @@ export class LibvirtSnapshots implements SnapshotOps {
       );
     }
     return this.ctx.serialize(vm, async () => {
-      await this.ctx.requireState(vm, 'snapshot', ['stopped', 'running', 'paused', 'crashed']);
+      const state = await this.ctx.requireState(vm, 'snapshot', ['stopped', 'running', 'paused', 'crashed']);
+      // libvirt cannot snapshot a LUKS qcow2 disk (seen with libvirt 9 and QEMU 7.2): stopped,
+      // its qemu-img call lacks the key; running, QEMU's internal snapshot kills the QEMU process.
+      // Refuse before the user's VM is lost.
+      const xml = await this.ctx.withDomain(vm, 'snapshot create', (d) => d.getXMLDesc(0), true);
+      if (readDomainFacts(xml).disks.some((d) => d.encryption?.usage !== undefined)) {
+        throw new UnsupportedCapabilityError(
+          `VM "${vm}" has an encrypted disk, and libvirt cannot snapshot encrypted qcow2 disks. Keep a copy of the encrypted image instead (tandem pull keeps the previous version).`,
+          { details: { vm, snapshot: name, state } },
+        );
+      }
       const create = ['snapshot-create-as', '--domain', vm, '--name', name, '--atomic'];
       if (options.description !== undefined) create.push('--description', options.description);
       const done = this.ctx.expectEvents(vm, ['Suspended', 'Resumed']);
@@ -46,17 +64,20 @@ export class LibvirtSnapshots implements SnapshotOps {
     return this.ctx.serialize(vm, () => this.#list(vm));
   }
 
-  async revert(vm: string, snapshot: string): Promise<void> {
+  async revert(vm: string, snapshot: string, options: RevertOptions = {}): Promise<void> {
     return this.ctx.serialize(vm, async () => {
       await this.ctx.stateOf(vm);
       const done = this.ctx.expectEvents(vm, ['Started', 'Stopped', 'Suspended', 'Resumed', 'Shutdown']);
+      const revert = (): Promise<string> =>
+        this.#run(['snapshot-revert', '--domain', vm, '--snapshotname', snapshot], 'snapshot revert', vm, snapshot);
       try {
-        await this.#run(
-          ['snapshot-revert', '--domain', vm, '--snapshotname', snapshot],
-          'snapshot revert',
-          vm,
-          snapshot,
-        );
+        if (options.diskKeys) {
+          // Reverting to a snapshot of a running VM starts QEMU, which opens encrypted disks.
+          const xml = await this.ctx.withDomain(vm, 'snapshot revert', (d) => d.getXMLDesc(0), true);
+          await withDiskSecrets(this.ctx, vm, readDomainFacts(xml).disks, options.diskKeys, revert);
+        } else {
+          await revert();
+        }
       } finally {
         done();
       }

@@ -46,6 +46,7 @@ export type {
   StopOptions,
   SnapshotInfo,
   SnapshotOps,
+  RevertOptions,
   LaunchRequest,
   LaunchHandle,
   SeamlessOps,

@@ -153,6 +153,15 @@ export interface SnapshotInfo {
   readonly vmState: VmState;
 }
 
+/** Options of {@link SnapshotOps.revert}. */
+export interface RevertOptions {
+  /**
+   * Keys of encrypted disks by `keyId`: reverting to a snapshot of a running VM starts it, and
+   * an encrypted disk needs its key then, as at {@link HypervisorAdapter.start}.
+   */
+  readonly diskKeys?: ReadonlyMap<string, Uint8Array>;
+}
+
 /** Snapshot operations (present when `capabilities.snapshots` is set). */
 export interface SnapshotOps {
   create(vm: string, options: { name: string; description?: string }): Promise<SnapshotInfo>;
@@ -161,7 +170,7 @@ export interface SnapshotOps {
    * Returns the VM to the snapshot (given by id, or by name when no id matches), including
    * the running or stopped state it was taken in.
    */
-  revert(vm: string, snapshot: string): Promise<void>;
+  revert(vm: string, snapshot: string, options?: RevertOptions): Promise<void>;
   /** Deletes one snapshot (its children move to its parent), or with `children` its whole subtree. */
   delete(vm: string, snapshot: string, options?: { children?: boolean }): Promise<void>;
 }

@@ -186,7 +186,11 @@ export class Session {
   /** Reverts to a snapshot (id or name); the session takes the state the snapshot restores. */
   revert(snapshot: string): Promise<void> {
     return this.#run('revert', async () => {
-      await requireSnapshots(this.adapter).revert(this.vm, snapshot);
+      await requireSnapshots(this.adapter).revert(
+        this.vm,
+        snapshot,
+        this.#diskKeys ? { diskKeys: this.#diskKeys } : {},
+      );
       this.#publish('snapshot.reverted', { vm: this.vm, snapshot });
       this.#lockedBeforeSuspend = false;
       return sessionStateForVm(await this.adapter.state(this.vm));

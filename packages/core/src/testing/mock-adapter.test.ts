@@ -158,6 +158,12 @@ describe('MockAdapter specifics', () => {
     });
     await a.start('vm', { diskKeys: new Map([['k1', key]]) });
     expect(await a.state('vm')).toBe('running');
+    // Reverting to a snapshot of the running VM starts it: the key is needed again.
+    const live = await a.snapshots.create('vm', { name: 'live' });
+    await a.stop('vm', { force: true });
+    await expect(a.snapshots.revert('vm', live.id)).rejects.toMatchObject({ code: 'TANDEM_INVALID_INPUT' });
+    await a.snapshots.revert('vm', live.id, { diskKeys: new Map([['k1', key]]) });
+    expect(await a.state('vm')).toBe('running');
   });
 
   it('rejects NUL bytes in names before doing anything', async () => {

@@ -99,7 +99,7 @@ export class MockAdapter implements HypervisorAdapter {
       create: (vm, o) => this.#op('snapshot.create', vm, (r) => this.#snapshotCreate(r, o.name, o.description)),
       list: (vm) =>
         this.#op('snapshot.list', vm, (r) => Promise.resolve(r.snapshots.map((s) => this.#withCurrent(r, s)))),
-      revert: (vm, id) => this.#op('snapshot.revert', vm, (r) => this.#snapshotRevert(r, id)),
+      revert: (vm, id, o) => this.#op('snapshot.revert', vm, (r) => this.#snapshotRevert(r, id, o?.diskKeys)),
       delete: (vm, id, o) => this.#op('snapshot.delete', vm, (r) => this.#snapshotDelete(r, id, o?.children ?? false)),
     };
     this.seamless = { launch: (vm, req) => this.#op('seamless.launch', vm, (r) => this.#launch(r, req)) };
@@ -326,8 +326,10 @@ export class MockAdapter implements HypervisorAdapter {
     return info;
   }
 
-  async #snapshotRevert(r: MockVmRecord, id: string): Promise<void> {
+  async #snapshotRevert(r: MockVmRecord, id: string, keys?: ReadonlyMap<string, Uint8Array>): Promise<void> {
     const s = this.#findSnapshot(r, id);
+    // A snapshot of a running VM starts it: encrypted disks need their keys, as at start.
+    if (s.vmState === 'running' || s.vmState === 'paused') this.#checkKeys(r, keys);
     r.currentSnapshot = s.id;
     r.state = s.vmState;
   }
