@@ -2,6 +2,7 @@ import { unlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import {
   ConflictError,
+  KeyedQueue,
   InvalidStateError,
   TandemError,
   TimeoutError,
@@ -25,7 +26,6 @@ import { libvirtError, type ErrorContext } from './errors.js';
 import { LifecycleEvents, virshEventStream } from './events/watcher.js';
 import { LibvirtGuestChannel } from './guest-channel.js';
 import type { AdapterInternals } from './internals.js';
-import { KeyedQueue } from './keyed-queue.js';
 import { ensureHostOnlyNetwork, startNetworkIfInactive } from './networks.js';
 import { defaultUri, type LibvirtOptions } from './options.js';
 import { probeLibvirt } from './probe.js';

@@ -128,7 +128,7 @@ describe('tandem CLI on the mock adapter', () => {
   it('refuses a second tandem process on the same VM', async () => {
     await tandem('up', join(dir, 'erp.yaml'), '--adapter', 'mock', '--no-start');
     const lockDir = join(dir, 'state', 'locks');
-    writeFileSync(join(lockDir, 'tandem-erp.lock'), String(process.pid));
+    writeFileSync(join(lockDir, 'tandem-erp.lock'), String(process.ppid)); // a live process that is not this one
     const r = await tandem('suspend');
     expect(r.code).toBe(ExitCode.invalidState);
     expect(r.stderr).toMatch(/Another tandem command \(pid \d+\) is driving VM "tandem-erp"/);

@@ -6,11 +6,9 @@ import {
   renameSync,
   unlinkSync,
   writeFileSync,
-  openSync,
-  closeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { ConflictError, NotFoundError, type SessionState, type Workspace } from '@tandem/core';
+import { acquirePidLock, ConflictError, NotFoundError, type SessionState, type Workspace } from '@tandem/core';
 
 /**
  * What the CLI remembers about a session between invocations. One JSON file per workspace in
@@ -108,48 +106,17 @@ export class StateDir {
    * VM at once. A lock left by a dead process is taken over.
    */
   async withVmLock<T>(vm: string, fn: () => Promise<T>): Promise<T> {
-    const dir = join(this.root, 'locks');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${encodeURIComponent(vm)}.lock`);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fd = openSync(file, 'wx');
-        writeFileSync(fd, String(process.pid));
-        closeSync(fd);
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockError(vm, file, err);
-        const pid = Number(readFileSync(file, 'utf8'));
-        if (Number.isInteger(pid) && pid > 0 && alive(pid)) throw lockError(vm, file, undefined, pid);
-        unlinkSync(file);
-      }
-    }
+    const release = await acquirePidLock(
+      join(this.root, 'locks', `${encodeURIComponent(vm)}.lock`),
+      (pid) =>
+        new ConflictError(`Another tandem command (pid ${pid}) is driving VM "${vm}"; wait for it to finish.`, {
+          details: { vm, pid },
+        }),
+    );
     try {
       return await fn();
     } finally {
-      try {
-        unlinkSync(file);
-      } catch {
-        // already gone
-      }
+      await release();
     }
   }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function lockError(vm: string, file: string, cause: unknown, pid?: number): ConflictError {
-  return new ConflictError(
-    pid
-      ? `Another tandem command (pid ${pid}) is driving VM "${vm}"; wait for it to finish.`
-      : `Cannot lock VM "${vm}" (${file}).`,
-    { cause, details: { vm, lockFile: file, pid } },
-  );
 }

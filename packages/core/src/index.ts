@@ -27,6 +27,7 @@ export type { Clock } from './clock.js';
 export { parseDuration, formatDuration, isDuration } from './util/duration.js';
 export { isCidr } from './util/cidr.js';
 export { KeyedQueue } from './util/keyed-queue.js';
+export { acquirePidLock, processAlive } from './util/pid-lock.js';
 
 // adapter contract
 export { VM_STATES } from './adapter/types.js';

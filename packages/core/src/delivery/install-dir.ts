@@ -1,6 +1,7 @@
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, IntegrityError, InvalidInputError } from '../errors.js';
+import { acquirePidLock } from '../util/pid-lock.js';
 import { toHostError } from './io-errors.js';
 import { compareVersions, isSafeRelativePath } from './paths.js';
 
@@ -146,41 +147,19 @@ export class InstallDir {
     }
   }
 
-  async #lockFile(): Promise<() => Promise<void>> {
-    await mkdir(this.root, { recursive: true });
-    const file = join(this.root, 'pull.lock');
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await writeFile(file, String(process.pid), { flag: 'wx' });
-        return async () => {
-          await rm(file, { force: true });
-        };
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw toHostError(err, `locking ${this.root}`);
-        const pid = Number(await readFile(file, 'utf8').catch(() => 'NaN'));
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-          throw new ConflictError(`Another pull (process ${pid}) is running in ${this.root}; wait for it to finish.`, {
-            details: { pid },
-          });
-        }
-        await rm(file, { force: true });
-      }
-    }
-    throw new ConflictError(`Cannot lock ${this.root}; another pull keeps taking it.`);
+  #lockFile(): Promise<() => Promise<void>> {
+    return acquirePidLock(
+      join(this.root, 'pull.lock'),
+      (pid) =>
+        new ConflictError(`Another pull (process ${pid}) is running in ${this.root}; wait for it to finish.`, {
+          details: { pid },
+        }),
+    );
   }
 }
 
 /** Install directories locked by this process (the lock file cannot tell two pulls of one process apart). */
 const heldHere = new Set<string>();
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function checkVersionName(version: string): string {
   if (!/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,127}$/.test(version)) {
