@@ -1,5 +1,5 @@
 import {
-  KeyedSerializer,
+  KeyedQueue,
   LocalRunner,
   SshRunner,
   TandemError,
@@ -92,7 +92,7 @@ export class HyperVAdapter implements HypervisorAdapter {
         options.env ?? {},
         options.timeoutMs ?? 120_000,
       ),
-      serial: new KeyedSerializer(),
+      serial: new KeyedQueue(),
       warn: (m) => options.onWarning?.(m),
     };
     this.snapshots = new HyperVSnapshots(this.#ctx);

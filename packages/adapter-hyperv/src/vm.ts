@@ -1,7 +1,7 @@
 import {
   InvalidInputError,
   assertArgument,
-  type KeyedSerializer,
+  type KeyedQueue,
   type VmInfo,
   type VmSpec,
   type VmState,
@@ -13,7 +13,7 @@ import { hyperVStatesFor } from './parse.js';
 /** What the adapter's parts share. */
 export interface HyperVContext {
   readonly ps: PowerShellCli;
-  readonly serial: KeyedSerializer;
+  readonly serial: KeyedQueue;
   warn(message: string): void;
 }
 

@@ -1,5 +1,5 @@
 import {
-  KeyedSerializer,
+  KeyedQueue,
   LocalRunner,
   SshRunner,
   TandemError,
@@ -102,7 +102,7 @@ export class VirtualBoxAdapter implements HypervisorAdapter {
     );
     this.#ctx = {
       cli,
-      serial: new KeyedSerializer(),
+      serial: new KeyedQueue(),
       clock: options.clock ?? systemClock,
       pollIntervalMs: options.pollIntervalMs ?? 500,
       uuids: new Map(),

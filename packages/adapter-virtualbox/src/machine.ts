@@ -1,7 +1,7 @@
 import {
   ConflictError,
   InvalidStateError,
-  type KeyedSerializer,
+  type KeyedQueue,
   NotFoundError,
   assertArgument,
   InvalidInputError,
@@ -25,7 +25,7 @@ export interface Machine {
 /** What the adapter's parts share: the CLI, per-VM serialization, the clock and warnings. */
 export interface VBoxContext {
   readonly cli: VBoxManageCli;
-  readonly serial: KeyedSerializer;
+  readonly serial: KeyedQueue;
   readonly clock: Clock;
   readonly pollIntervalMs: number;
   /** Name to UUID, as last seen; always checked against showvminfo before use. */

@@ -124,7 +124,6 @@ export {
   hostKeyAlgorithms,
 } from './host/known-hosts.js';
 export type { KnownHostEntry, HostKeyVerdict } from './host/known-hosts.js';
-export { KeyedSerializer } from './host/serial.js';
 export { sshOptionsFromStrings, numberOption, envOption } from './host/ssh-target.js';
 
 // policy (issue 5)

@@ -6,7 +6,6 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TandemError } from '../errors.js';
 import { LocalRunner } from './local-runner.js';
-import { KeyedSerializer } from './serial.js';
 import { hostileString } from './test-strings.js';
 
 const echo = fileURLToPath(new URL('./fixtures/argv-echo.cjs', import.meta.url));
@@ -89,35 +88,5 @@ describe('LocalRunner', () => {
     const r = await running.result;
     expect(r.exitCode).toBeNull();
     expect(r.signal).toBe('SIGTERM');
-  });
-});
-
-describe('KeyedSerializer', () => {
-  it('runs tasks for one key in order, one at a time, and other keys independently', async () => {
-    const s = new KeyedSerializer();
-    const log: string[] = [];
-    let inFlight = 0;
-    const task =
-      (name: string, fail = false) =>
-      async () => {
-        inFlight++;
-        expect(inFlight).toBeLessThanOrEqual(2);
-        log.push(`start ${name}`);
-        await new Promise((r) => setTimeout(r, 5));
-        log.push(`end ${name}`);
-        inFlight--;
-        if (fail) throw new Error(name);
-        return name;
-      };
-    const results = await Promise.allSettled([
-      s.run('a', task('a1', true)),
-      s.run('a', task('a2')),
-      s.run('b', task('b1')),
-    ]);
-    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
-    const a = log.filter((l) => l.includes(' a'));
-    expect(a).toEqual(['start a1', 'end a1', 'start a2', 'end a2']);
-    await new Promise((r) => setTimeout(r, 0));
-    expect(s.size).toBe(0);
   });
 });
