@@ -1,5 +1,6 @@
 import {
   InvalidInputError,
+  TandemError,
   UnsupportedCapabilityError,
   type RevertOptions,
   type SnapshotInfo,
@@ -47,10 +48,20 @@ export class LibvirtSnapshots implements SnapshotOps {
       const create = ['snapshot-create-as', '--domain', vm, '--name', name, '--atomic'];
       if (options.description !== undefined) create.push('--description', options.description);
       const done = this.ctx.expectEvents(vm, ['Suspended', 'Resumed']);
+      const script = virshScript([create, ['snapshot-dumpxml', '--domain', vm, '--snapshotname', name]]);
       try {
-        const result = await this.ctx.virsh.script(
-          virshScript([create, ['snapshot-dumpxml', '--domain', vm, '--snapshotname', name]]),
-        );
+        let result;
+        try {
+          result = await this.ctx.virsh.script(script);
+        } catch (err) {
+          // virsh itself crashed (seen over qemu+libssh://): the snapshot may or may not exist.
+          // Take it if it does; otherwise the crash came first and the command can run again.
+          if (!TandemError.is(err, 'TANDEM_HOST') || err.details['signal'] === undefined) throw err;
+          const xml = await this.ctx.virsh
+            .run(['snapshot-dumpxml', '--domain', vm, '--snapshotname', name])
+            .catch(() => null);
+          result = xml !== null ? { stdout: xml, errors: [] } : await this.ctx.virsh.script(script);
+        }
         if (result.errors.length > 0) throw await this.#error(result.errors, 'snapshot create', vm, name);
         const info = parseSnapshotXml(result.stdout, name);
         return { ...info, current: true };

@@ -46,7 +46,15 @@ export class Virsh {
   async run(args: readonly string[], options: VirshCallOptions = {}): Promise<string> {
     // A lone argument would be parsed as a script; commands always carry at least one option.
     if (args.length < 2) throw new RangeError(`virsh ${args.join(' ')}: expected a command and its options`);
-    const result = await this.#exec(args, options);
+    let result;
+    try {
+      result = await this.#exec(args, options);
+    } catch (err) {
+      // virsh crashed (see #exec): a command that only reads is safe to run again.
+      if (!(err instanceof HostError) || err.details['signal'] === undefined || !READ_ONLY.has(args[0] ?? ''))
+        throw err;
+      result = await this.#exec(args, options);
+    }
     const errors = errorLines(result.stderr);
     if (result.exitCode !== 0 || errors.length > 0) {
       throw new VirshFailure(errors, args[0] ?? '', result.exitCode, result.stdout);
@@ -85,7 +93,9 @@ export class Virsh {
         }
         throw new HostError(`virsh could not run: ${r.shortMessage}`, {
           cause: r.cause,
-          details: { binary: this.binary },
+          // virsh over qemu+libssh:// now and then dies of SIGSEGV (libvirt 9's libssh transport):
+          // callers that can check what happened use the signal to recover.
+          details: { binary: this.binary, ...(r.signal ? { signal: r.signal } : {}) },
         });
       }
       return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode };
@@ -95,6 +105,26 @@ export class Virsh {
     }
   }
 }
+
+/** virsh commands that change nothing, so running one again after virsh crashed is harmless. */
+const READ_ONLY = new Set([
+  'capabilities',
+  'domifaddr',
+  'dominfo',
+  'domstate',
+  'dumpxml',
+  'list',
+  'net-dhcp-leases',
+  'net-info',
+  'nodeinfo',
+  'secret-list',
+  'snapshot-current',
+  'snapshot-dumpxml',
+  'snapshot-info',
+  'snapshot-list',
+  'snapshot-parent',
+  'version',
+]);
 
 function errorLines(stderr: string): string[] {
   return stderr
