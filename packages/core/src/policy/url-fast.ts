@@ -56,9 +56,10 @@ function canonicalIpv4(host: string): number | undefined {
 }
 
 /**
- * Splits a URL that is already in canonical form (lower-case http or https, a lower-case ASCII
- * host without a trailing dot, no user info, only characters the WHATWG parser leaves alone).
- * Anything else gives undefined, and the caller uses the WHATWG parser.
+ * Splits a URL that is already in canonical form, or nearly (lower-case http or https, an ASCII
+ * host that may have upper-case letters and, for a name, a trailing dot, a port that may be the
+ * default one, no user info, only characters the WHATWG parser leaves alone), giving what the
+ * full normalization gives. Anything else gives undefined, and the caller uses the WHATWG parser.
  */
 export function scanCanonicalUrl(text: string): FastParts | undefined {
   let i: number;
@@ -74,6 +75,7 @@ export function scanCanonicalUrl(text: string): FastParts | undefined {
   const hostStart = i;
   let labelStart = i;
   let digitsAndDots = true;
+  let upper = false;
   let c = 0;
   for (; i < n; i++) {
     c = text.charCodeAt(i);
@@ -82,10 +84,21 @@ export function scanCanonicalUrl(text: string): FastParts | undefined {
       labelStart = i + 1;
     } else if (isLowerAlnumOrHyphen(c)) {
       if (c < 48 || c > 57) digitsAndDots = false;
+    } else if (c >= 65 && c <= 90) {
+      // An upper-case ASCII letter: the parser lower-cases it, and so does this.
+      upper = true;
+      digitsAndDots = false;
     } else break;
   }
-  if (i === labelStart) return undefined; // empty host, empty label or trailing dot
-  const host = text.slice(hostStart, i);
+  let hostEnd = i;
+  if (i === labelStart) {
+    // Empty host or a trailing dot. A name's trailing dot is dropped by the normalization anyway;
+    // an address with one is left to the full parser.
+    if (i === hostStart || digitsAndDots) return undefined;
+    hostEnd = i - 1;
+  }
+  const raw = text.slice(hostStart, hostEnd);
+  const host = upper ? raw.toLowerCase() : raw;
   let kind: HostKind = 'name';
   let ip: IpAddress | undefined;
   if (digitsAndDots) {
@@ -104,6 +117,7 @@ export function scanCanonicalUrl(text: string): FastParts | undefined {
     if (i === start || i - start > 5 || text.charCodeAt(start) === 48) return undefined;
     port = Number(text.slice(start, i));
     if (port > 65535) return undefined;
+    if (port === (scheme === 'http' ? 80 : 443)) port = -1; // the parser drops a default port
   }
   let path = '/';
   if (i < n && c === 47) {

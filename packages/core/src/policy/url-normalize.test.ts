@@ -166,6 +166,9 @@ describe('normalizeUrl properties', () => {
   it('the fast path gives exactly what the WHATWG parser gives', () => {
     const hostText = fc.oneof(
       nameHost,
+      nameHost.map((h) => h.toUpperCase()),
+      nameHost.map((h) => `${h}.`),
+      fc.ipV4().map((h) => `${h}.`),
       fc.ipV4(),
       fc.ipV4Extended(),
       fc.constantFrom('xn--bcher-kva.example', '0x7f.1', '1.2.3.04', '256.1.1.1', 'a.0x10', 'a.b.123', 'a-.b', 'A.com'),
@@ -174,7 +177,7 @@ describe('normalizeUrl properties', () => {
       .tuple(
         fc.constantFrom('http', 'https', 'http', 'https', 'HTTP', 'ftp'),
         hostText,
-        fc.option(fc.oneof(fc.integer({ min: 0, max: 70000 }).map(String), fc.constantFrom('080', '443', '')), {
+        fc.option(fc.oneof(fc.integer({ min: 0, max: 70000 }).map(String), fc.constantFrom('080', '443', '80', '')), {
           nil: undefined,
         }),
         fc.option(fc.oneof(pathText, safePath), { nil: undefined }),
