@@ -38,8 +38,10 @@ export class LibvirtSnapshots implements SnapshotOps {
       // libvirt cannot snapshot a LUKS qcow2 disk (seen with libvirt 9 and QEMU 7.2): stopped,
       // its qemu-img call lacks the key; running, QEMU's internal snapshot kills the QEMU process.
       // Refuse before the user's VM is lost.
-      const xml = await this.ctx.withDomain(vm, 'snapshot create', (d) => d.getXMLDesc(0), true);
-      if (readDomainFacts(xml).disks.some((d) => d.encryption?.usage !== undefined)) {
+      // The persistent definition (VIR_DOMAIN_XML_INACTIVE = 2): no round trip to a running QEMU.
+      const xml = await this.ctx.withDomain(vm, 'snapshot create', (d) => d.getXMLDesc(2), true);
+      // A plain text test first: parsing the XML on every snapshot would cost more than the check.
+      if (/<encryption[\s>]/.test(xml) && readDomainFacts(xml).disks.some((d) => d.encryption?.usage !== undefined)) {
         throw new UnsupportedCapabilityError(
           `VM "${vm}" has an encrypted disk, and libvirt cannot snapshot encrypted qcow2 disks. Keep a copy of the encrypted image instead (tandem pull keeps the previous version).`,
           { details: { vm, snapshot: name, state } },
