@@ -1,34 +1,18 @@
 import { existsSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SshRunner } from '@tandem/core';
-import { integrationGate } from '@tandem/core/testing';
+import { loopbackSshd } from '@tandem/core/testing';
 import { hostileString } from '../../core/src/host/test-strings.js';
 import { FAKE_VBOXMANAGE, fakeVBoxHome } from './fake.test-helper.js';
 import { fuzzCases, runCase } from './fuzz.test-helper.js';
 import { virtualbox } from './index.js';
 
-const ciDir = fileURLToPath(new URL('../../../.ci/ssh/', import.meta.url));
-const key = join(ciDir, 'client_ed25519');
-const knownHosts = join(ciDir, 'known_hosts');
-
-const gate = await integrationGate(
-  'sshd',
-  () =>
-    new Promise<string | null>((resolve) => {
-      if (!existsSync(key) || !existsSync(knownHosts)) return resolve(`${key} or ${knownHosts} is missing`);
-      const socket = createConnection({ host: '127.0.0.1', port: 2222 });
-      socket.once('connect', () => {
-        socket.end();
-        resolve(null);
-      });
-      socket.once('error', (err) => resolve(`nothing listens on 127.0.0.1:2222 (${err.message})`));
-    }),
-  'run bash .ci/sshd.sh',
-);
+const sshd = await loopbackSshd();
+const { gate } = sshd;
+const key = sshd.privateKeyPath;
+const knownHosts = sshd.knownHostsPath;
 
 const RUNS = Number(process.env['TANDEM_FUZZ_SSH_RUNS'] ?? 30);
 

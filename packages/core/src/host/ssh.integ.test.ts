@@ -1,36 +1,22 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TandemError } from '../errors.js';
-import { integrationGate } from '../testing/integration.js';
+import { loopbackSshd } from '../testing/loopback-sshd.js';
 import { keyFingerprint } from './known-hosts.js';
 import { SshRunner, type SshHostOptions } from './ssh-runner.js';
 import { hostileString } from './test-strings.js';
 
-const ciDir = fileURLToPath(new URL('../../../../.ci/ssh/', import.meta.url));
-const key = join(ciDir, 'client_ed25519');
-const knownHosts = join(ciDir, 'known_hosts');
+const sshd = await loopbackSshd();
+const { gate } = sshd;
+const ciDir = sshd.dir;
+const key = sshd.privateKeyPath;
+const knownHosts = sshd.knownHostsPath;
 const echo = fileURLToPath(new URL('./fixtures/argv-echo.cjs', import.meta.url));
-
-const gate = await integrationGate(
-  'sshd',
-  () =>
-    new Promise<string | null>((resolve) => {
-      if (!existsSync(key) || !existsSync(knownHosts)) return resolve(`${key} or ${knownHosts} is missing`);
-      const socket = createConnection({ host: '127.0.0.1', port: 2222 });
-      socket.once('connect', () => {
-        socket.end();
-        resolve(null);
-      });
-      socket.once('error', (err) => resolve(`nothing listens on 127.0.0.1:2222 (${err.message})`));
-    }),
-  'run bash .ci/sshd.sh',
-);
 
 const scratch = mkdtempSync(join(tmpdir(), 'tandem-ssh-'));
 const canary = join(scratch, 'CANARY');
