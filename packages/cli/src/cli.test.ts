@@ -1,8 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { runCli } from './program.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { cliHarness } from './cli-harness.test-helper.js';
 import { ExitCode } from './exit-codes.js';
 
 const WORKSPACE = `
@@ -16,30 +16,12 @@ spec:
 `;
 
 let dir: string;
-let out: string[];
-let err: string[];
-
-async function tandem(...args: string[]): Promise<{ code: number; json: any; stderr: string; stdout: string }> {
-  out = [];
-  err = [];
-  const code = await runCli(['--state-dir', join(dir, 'state'), ...args]);
-  const stdout = out.join('');
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code, json, stdout, stderr: err.join('') };
-}
+const tandem = cliHarness(() => join(dir, 'state'));
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'tandem-cli-'));
   writeFileSync(join(dir, 'erp.yaml'), WORKSPACE);
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (err.push(String(chunk)), true));
 });
-afterEach(() => vi.restoreAllMocks());
 
 describe('tandem CLI on the mock adapter', () => {
   it('runs a whole session across separate invocations', async () => {

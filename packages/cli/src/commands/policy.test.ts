@@ -1,9 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ExitCode } from '../exit-codes.js';
-import { runCli } from '../program.js';
+import { cliHarness } from '../cli-harness.test-helper.js';
 
 const WORKSPACE = `
 apiVersion: tandem/v1
@@ -67,22 +67,7 @@ cases:
 `;
 
 let dir: string;
-let out: string[];
-let err: string[];
-
-async function tandem(...args: string[]): Promise<{ code: number; json: any; stdout: string; stderr: string }> {
-  out = [];
-  err = [];
-  const code = await runCli(['--state-dir', join(dir, 'state'), ...args]);
-  const stdout = out.join('');
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code, json, stdout, stderr: err.join('') };
-}
+const tandem = cliHarness(() => join(dir, 'state'));
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'tandem-policy-'));
@@ -90,10 +75,7 @@ beforeEach(() => {
   writeFileSync(join(dir, 'sites.xml'), SITES);
   writeFileSync(join(dir, 'machine.yaml'), MACHINE);
   writeFileSync(join(dir, 'policy.test.yaml'), TABLE);
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (err.push(String(chunk)), true));
 });
-afterEach(() => vi.restoreAllMocks());
 
 describe('tandem policy explain', () => {
   it('explains where a URL opens: the rule, the layer and why', async () => {
@@ -198,10 +180,12 @@ describe('tandem policy explain', () => {
 
   it('refuses a bad question with exit 3', async () => {
     const ws = join(dir, 'erp.yaml');
-    expect((await tandem('policy', 'explain', ws)).code).toBe(ExitCode.invalidInput);
-    expect(err.join('')).toMatch(/Ask exactly one question/);
-    expect((await tandem('policy', 'explain', ws, '--url', 'intranet.example')).code).toBe(ExitCode.invalidInput);
-    expect(err.join('')).toMatch(/Cannot decide on URL "intranet.example": it has no scheme/);
+    const none = await tandem('policy', 'explain', ws);
+    expect(none.code).toBe(ExitCode.invalidInput);
+    expect(none.stderr).toMatch(/Ask exactly one question/);
+    const noScheme = await tandem('policy', 'explain', ws, '--url', 'intranet.example');
+    expect(noScheme.code).toBe(ExitCode.invalidInput);
+    expect(noScheme.stderr).toMatch(/Cannot decide on URL "intranet.example": it has no scheme/);
     expect((await tandem('policy', 'explain', ws, '--transfer', 'fax', '--direction', 'host-to-guest')).code).toBe(
       ExitCode.invalidInput,
     );
