@@ -9,7 +9,7 @@ import {
 import { readDomainFacts } from './domain-facts.js';
 import { withDiskSecrets } from './encryption.js';
 import type { AdapterInternals } from './internals.js';
-import { mapSnapshotState } from './state.js';
+import { mapDomainState, mapSnapshotState } from './state.js';
 import { virshScript } from './virsh/quote.js';
 import { VirshFailure } from './virsh/runner.js';
 import { child, parseXml, path } from './xml/tree.js';
@@ -34,12 +34,23 @@ export class LibvirtSnapshots implements SnapshotOps {
       );
     }
     return this.ctx.serialize(vm, async () => {
-      const state = await this.ctx.requireState(vm, 'snapshot', ['stopped', 'running', 'paused', 'crashed']);
+      // One lookup for the state and the persistent definition (VIR_DOMAIN_XML_INACTIVE = 2, no
+      // round trip to a running QEMU); anything but running or paused gets the full state check,
+      // which tells stopped from saved and crashed and names the state when it refuses.
+      const live = await this.ctx.withDomain(
+        vm,
+        'snapshot create',
+        async (d) => ({ state: mapDomainState((await d.getInfo()).state), xml: await d.getXMLDesc(2) }),
+        true,
+      );
+      const state =
+        live.state === 'running' || live.state === 'paused'
+          ? live.state
+          : await this.ctx.requireState(vm, 'snapshot', ['stopped', 'running', 'paused', 'crashed']);
+      const xml = live.xml;
       // libvirt cannot snapshot a LUKS qcow2 disk (seen with libvirt 9 and QEMU 7.2): stopped,
       // its qemu-img call lacks the key; running, QEMU's internal snapshot kills the QEMU process.
       // Refuse before the user's VM is lost.
-      // The persistent definition (VIR_DOMAIN_XML_INACTIVE = 2): no round trip to a running QEMU.
-      const xml = await this.ctx.withDomain(vm, 'snapshot create', (d) => d.getXMLDesc(2), true);
       // A plain text test first: parsing the XML on every snapshot would cost more than the check.
       if (/<encryption[\s>]/.test(xml) && readDomainFacts(xml).disks.some((d) => d.encryption?.usage !== undefined)) {
         throw new UnsupportedCapabilityError(
