@@ -63,18 +63,7 @@ export class LibvirtSnapshots implements SnapshotOps {
       const done = this.ctx.expectEvents(vm, ['Suspended', 'Resumed']);
       const script = virshScript([create, ['snapshot-dumpxml', '--domain', vm, '--snapshotname', name]]);
       try {
-        let result;
-        try {
-          result = await this.ctx.virsh.script(script);
-        } catch (err) {
-          // virsh itself crashed (seen over qemu+libssh://): the snapshot may or may not exist.
-          // Take it if it does; otherwise the crash came first and the command can run again.
-          if (!TandemError.is(err, 'TANDEM_HOST') || err.details['signal'] === undefined) throw err;
-          const xml = await this.ctx.virsh
-            .run(['snapshot-dumpxml', '--domain', vm, '--snapshotname', name])
-            .catch(() => null);
-          result = xml !== null ? { stdout: xml, errors: [] } : await this.ctx.virsh.script(script);
-        }
+        const result = await this.#createScript(vm, name, script);
         if (result.errors.length > 0) throw await this.#error(result.errors, 'snapshot create', vm, name);
         const info = parseSnapshotXml(result.stdout, name);
         return { ...info, current: true };
@@ -115,6 +104,29 @@ export class LibvirtSnapshots implements SnapshotOps {
       if (options.children) args.push('--children');
       await this.#run(args, 'snapshot delete', vm, snapshot);
     });
+  }
+
+  /**
+   * Runs the create script. virsh itself sometimes crashes over qemu+libssh:// (libvirt 9.0):
+   * then the snapshot may or may not exist, so take it if it does, or run the script again (at
+   * most four attempts in all).
+   */
+  async #createScript(
+    vm: string,
+    name: string,
+    script: string,
+  ): Promise<{ stdout: string; errors: readonly string[] }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.ctx.virsh.script(script);
+      } catch (err) {
+        if (!TandemError.is(err, 'TANDEM_HOST') || err.details['signal'] === undefined || attempt >= 4) throw err;
+        const xml = await this.ctx.virsh
+          .run(['snapshot-dumpxml', '--domain', vm, '--snapshotname', name])
+          .catch(() => null);
+        if (xml !== null) return { stdout: xml, errors: [] };
+      }
+    }
   }
 
   async #list(vm: string): Promise<SnapshotInfo[]> {
