@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../errors.js';
-import { compileUrlRule, type UrlRuleInput } from './url-rules.js';
+import { CHECK_ONLY_REF, compileUrlRule, type UrlRuleInput } from './url-rules.js';
 import { parseXml, type XmlElement } from './xml.js';
 
 /** One `<site>` of an Enterprise Mode Site List that became a rule. */
@@ -27,15 +27,6 @@ export interface SiteListImport {
   readonly sites: readonly ImportedSite[];
   readonly unmapped: readonly UnmappedSite[];
 }
-
-const DUMMY_REF = {
-  layer: 'package-default',
-  source: '',
-  path: '',
-  label: '',
-  text: '',
-  appliesTo: 'everyone',
-} as const;
 
 function childText(site: XmlElement, name: string): string | undefined {
   const el = site.children.find((c) => c.name === name);
@@ -149,7 +140,7 @@ export function importEnterpriseSiteList(xml: string, options: { source?: string
     }
     const rule: UrlRuleInput = { ...mapped, direction, target };
     try {
-      compileUrlRule(rule, DUMMY_REF);
+      compileUrlRule(rule, CHECK_ONLY_REF);
     } catch (err) {
       const reason = err instanceof InvalidInputError ? String(err.details['reason']) : String(err);
       unmapped.push({ url, line: el.line, reason });

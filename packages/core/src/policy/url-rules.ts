@@ -149,6 +149,16 @@ function hostSpecificity(host: RuleHost): number {
   }
 }
 
+/** A placeholder reference for compiling a rule only to check it (no decision will name it). */
+export const CHECK_ONLY_REF: RuleRef = {
+  layer: 'package-default',
+  source: '',
+  path: '',
+  label: '',
+  text: '',
+  appliesTo: 'everyone',
+};
+
 /**
  * Compiles one rule. `ref` names it in decisions. Throws InvalidInputError when the rule cannot
  * match anything (a bad host, pattern or prefix; a pattern scheme or port that contradicts the

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { InvalidInputError } from '../errors.js';
-import { compileUrlMatch, compileUrlRule } from '../policy/url-rules.js';
+import { CHECK_ONLY_REF, compileUrlMatch, compileUrlRule } from '../policy/url-rules.js';
 import { isCidr } from '../util/cidr.js';
 import { isDuration } from '../util/duration.js';
 
@@ -73,14 +73,7 @@ export const UrlRuleSchema = z
       return;
     }
     try {
-      compileUrlRule(rule, {
-        layer: 'package-default',
-        source: '',
-        path: '',
-        label: '',
-        text: '',
-        appliesTo: 'everyone',
-      });
+      compileUrlRule(rule, CHECK_ONLY_REF);
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: reasonOf(err) });
     }
