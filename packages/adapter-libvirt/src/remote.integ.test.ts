@@ -91,7 +91,7 @@ describe.skipIf(!qemu.enabled || !ssh.enabled)('libvirt over SSH', () => {
       off();
       await adapter.close();
     }
-  });
+  }, 120_000); // over libssh every virsh call is a new SSH session, and crashed ones run again
 
   it('qemu+ssh:// through the OpenSSH client: lifecycle and save/restore', async () => {
     // libvirt runs `ssh` for this transport; `command=` points it at a wrapper that adds the

@@ -109,22 +109,39 @@ export class LibvirtSnapshots implements SnapshotOps {
   /**
    * Runs the create script. virsh itself sometimes crashes over qemu+libssh:// (libvirt 9.0):
    * then the snapshot may or may not exist, so take it if it does, or run the script again (at
-   * most four attempts in all).
+   * most four attempts in all). A re-run that finds the snapshot already there after a crash
+   * means the crashed run made it.
    */
   async #createScript(
     vm: string,
     name: string,
     script: string,
   ): Promise<{ stdout: string; errors: readonly string[] }> {
+    let crashed = false;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.ctx.virsh.script(script);
+        const result = await this.ctx.virsh.script(script);
+        if (crashed && result.errors.length > 0 && result.errors.every((e) => /already exists/.test(e))) {
+          const xml = await this.#readAfterCrash(vm, name);
+          if (xml !== null) return { stdout: xml, errors: [] };
+        }
+        return result;
       } catch (err) {
-        if (!TandemError.is(err, 'TANDEM_HOST') || err.details['signal'] === undefined || attempt >= 4) throw err;
-        const xml = await this.ctx.virsh
-          .run(['snapshot-dumpxml', '--domain', vm, '--snapshotname', name])
-          .catch(() => null);
+        if (!isVirshCrash(err) || attempt >= 4) throw err;
+        crashed = true;
+        const xml = await this.#readAfterCrash(vm, name);
         if (xml !== null) return { stdout: xml, errors: [] };
+      }
+    }
+  }
+
+  /** The snapshot's XML, or null when it does not exist; virsh crashes are tried again. */
+  async #readAfterCrash(vm: string, name: string): Promise<string | null> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.ctx.virsh.run(['snapshot-dumpxml', '--domain', vm, '--snapshotname', name]);
+      } catch (err) {
+        if (!isVirshCrash(err) || attempt >= 4) return null;
       }
     }
   }
@@ -191,4 +208,9 @@ export function parseSnapshotXml(xml: string, fallbackName: string): SnapshotInf
     current: false,
     vmState: mapSnapshotState(child(root, 'state')?.text.trim()),
   };
+}
+
+/** virsh died of a signal (see the runner): what it did is unknown. */
+function isVirshCrash(err: unknown): boolean {
+  return TandemError.is(err, 'TANDEM_HOST') && err.details['signal'] !== undefined;
 }
