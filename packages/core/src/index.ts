@@ -196,7 +196,8 @@ export type { ChunkingParams, ChunkingOptions, ChunkSpan, FileChunk } from './de
 export { parseManifest, serializeManifest, distinctChunks, PACKAGE_SELF } from './delivery/manifest.js';
 export type { ImageManifest, ChunkRef, ChunkLocation } from './delivery/manifest.js';
 export { openPackage } from './delivery/package-file.js';
-export type { WorkspacePackage } from './delivery/package-file.js';
+export type { WorkspacePackage, PackageFormat } from './delivery/package-file.js';
+export { DEFAULT_VOLUME_SIZE, PACKAGE_MANIFEST_FILE } from './delivery/package-directory.js';
 export { packWorkspace } from './delivery/pack.js';
 export type { PackOptions, PackProgress, PackResult } from './delivery/pack.js';
 export { pushPackage, manifestPathFor } from './delivery/push.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { InvalidInputError, packWorkspace } from '@tandem/core';
+import { InvalidInputError, packWorkspace, type PackageFormat } from '@tandem/core';
 import type { CommandHost } from '../program.js';
 
 const MIB = 1024 * 1024;
@@ -12,22 +12,64 @@ function positiveInt(value: string | undefined, name: string): number | undefine
   return n;
 }
 
-/** `tandem pack WORKSPACE --out PATH` */
+const UNITS: Record<string, number> = { '': MIB, b: 1, k: 1024, m: MIB, g: 1024 * MIB };
+
+/** A size such as `700M`, `1G`, `512KiB`, `300000B` or `4096` (MiB when there is no unit). */
+function volumeSize(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?$/i.exec(value.trim());
+  const bytes = m ? Math.floor(Number(m[1]) * UNITS[(m[2] ?? '').charAt(0).toLowerCase()]!) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new InvalidInputError(
+      `--volume-size ${JSON.stringify(value)}: expected a size such as 700M, 1G or 512K (a plain number is MiB).`,
+    );
+  }
+  return bytes;
+}
+
+function packageFormat(value: string | undefined): PackageFormat | undefined {
+  if (value === undefined || value === 'file' || value === 'directory') return value;
+  throw new InvalidInputError(`--format ${JSON.stringify(value)}: expected file or directory.`);
+}
+
+interface PackFlags {
+  out: string;
+  format?: string;
+  volumeSize?: string;
+  avgSize?: string;
+  level?: string;
+}
+
+/** `tandem pack WORKSPACE --out PATH [--format file|directory] [--volume-size SIZE]` */
 export function registerPack(program: Command, host: CommandHost): void {
   program
     .command('pack')
-    .description('build a workspace package (workspace file + image cut into compressed chunks + manifest) in one file')
+    .description(
+      'build a workspace package (workspace file + image cut into compressed chunks + manifest): one file, or one directory of data files',
+    )
     .argument('<workspace>', 'workspace file (tandem.workspace.yaml); its image is spec.image.source')
-    .requiredOption('--out <path>', 'package file to write')
+    .requiredOption('--out <path>', 'package file or directory to write')
+    .option(
+      '--format <form>',
+      'file or directory (default: directory when --volume-size is given or PATH is an existing directory or ends with /, else file)',
+    )
+    .option(
+      '--volume-size <size>',
+      'largest data file of a package directory, e.g. 700M, 1G (default 1G; FAT32 holds < 4G)',
+    )
     .option('--avg-size <KiB>', 'average chunk size in KiB, a power of two (default 64: chunks of 16/64/256 KiB)')
     .option('--level <n>', 'zstd compression level, 1-19 (default 3)')
     .action(
-      host.run(async (ctx, workspace: string, opts: { out: string; avgSize?: string; level?: string }) => {
+      host.run(async (ctx, workspace: string, opts: PackFlags) => {
         const avg = positiveInt(opts.avgSize, '--avg-size');
         const level = positiveInt(opts.level, '--level');
+        const format = packageFormat(opts.format);
+        const volume = volumeSize(opts.volumeSize);
         const result = await packWorkspace({
           workspaceFile: workspace,
           out: opts.out,
+          ...(format !== undefined ? { format } : {}),
+          ...(volume !== undefined ? { volumeSize: volume } : {}),
           ...(avg !== undefined ? { chunking: { avgSize: avg * 1024 } } : {}),
           ...(level !== undefined ? { level } : {}),
           onProgress: (p) =>
@@ -40,6 +82,8 @@ export function registerPack(program: Command, host: CommandHost): void {
         ctx.result(
           {
             package: result.path,
+            format: result.format,
+            dataFiles: result.dataFiles,
             workspace: m.workspace.name,
             version: m.workspace.version,
             imageBytes: m.image.size,
@@ -50,7 +94,7 @@ export function registerPack(program: Command, host: CommandHost): void {
             zeroChunks: result.zeroChunks,
           },
           [
-            `${result.path}: ${m.workspace.name} ${m.workspace.version}`,
+            `${result.path}: ${m.workspace.name} ${m.workspace.version}${result.format === 'directory' ? ` (a directory: manifest and ${result.dataFiles.length} data file${result.dataFiles.length === 1 ? '' : 's'})` : ''}`,
             `image ${(m.image.size / MIB).toFixed(1)} MiB (sha256 ${m.image.sha256}), package ${(result.packageBytes / MIB).toFixed(1)} MiB`,
             `${result.chunks} chunks, ${result.distinctChunks} distinct, ${result.zeroChunks} all zeros`,
           ],

@@ -12,7 +12,7 @@ export function registerPush(program: Command, host: CommandHost): void {
     .description(
       'publish a package into a repository (a directory or s3://bucket/prefix); chunks already there are not uploaded again',
     )
-    .argument('<package>', 'package file made by `tandem pack`')
+    .argument('<package>', 'package made by `tandem pack`: a package file or a package directory')
     .argument(
       '<repo>',
       'repository: a directory, file://, or s3://bucket/prefix (endpoint and credentials from AWS_* variables)',

@@ -17,13 +17,13 @@ export interface ChunkRef {
 /** Where a chunk's compressed bytes are: index into `storage.packs`, offset and size there. */
 export type ChunkLocation = readonly [pack: number, offset: number, size: number];
 
-/** The special pack name for "this package file". */
+/** The special pack name for "this package file" (the file form of a package). */
 export const PACKAGE_SELF = '@package';
 
 /**
  * A version of a workspace: its workspace file, its image as a list of chunks, and where the
- * chunks' compressed bytes are stored. The same format is used inside a package and in a
- * repository (only `storage` differs).
+ * chunks' compressed bytes are stored. The same format is used inside a package (file or
+ * directory) and in a repository (only `storage` differs).
  */
 export interface ImageManifest {
   readonly format: 'tandem.manifest/v1';
@@ -45,7 +45,10 @@ export interface ImageManifest {
   readonly createdAt: string;
   readonly chunks: readonly ChunkRef[];
   readonly storage: {
-    /** Pack objects, relative to the repository root (or `@package`). */
+    /**
+     * Where the compressed chunks are: pack objects relative to the repository root, data files
+     * relative to a package directory, or `@package` in a package file.
+     */
     readonly packs: readonly string[];
     /** Every distinct non-zero chunk id. */
     readonly locations: Readonly<Record<string, ChunkLocation>>;

@@ -1,5 +1,5 @@
 import { hash as digest, createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { parseDocument } from 'yaml';
 import { systemClock, type Clock } from '../clock.js';
@@ -7,15 +7,9 @@ import { InvalidInputError, NotFoundError } from '../errors.js';
 import { loadWorkspaceFile } from '../workspace/load.js';
 import { compressChunkSync, DEFAULT_ZSTD_LEVEL } from './compress.js';
 import { chunkFile, chunkingParams, type ChunkingOptions, type ChunkingParams } from './fastcdc.js';
-import {
-  PACKAGE_SELF,
-  serializeManifest,
-  sha256Hex,
-  type ChunkLocation,
-  type ChunkRef,
-  type ImageManifest,
-} from './manifest.js';
-import { PACKAGE_MAGIC, packageTrailer } from './package-file.js';
+import { serializeManifest, sha256Hex, type ChunkLocation, type ChunkRef, type ImageManifest } from './manifest.js';
+import { createPackageDirectory, DEFAULT_VOLUME_SIZE, minVolumeSize } from './package-directory.js';
+import { createPackageFile, type PackageFormat, type PackageSink } from './package-file.js';
 import { isSafeRelativePath } from './paths.js';
 import { toHostError } from './io-errors.js';
 
@@ -23,8 +17,24 @@ import { toHostError } from './io-errors.js';
 export interface PackOptions {
   /** The workspace file (`tandem.workspace.yaml`); its image is `spec.image.source`. */
   workspaceFile: string;
-  /** The package file to write. */
+  /**
+   * The package to write: a file, or a directory with `format: 'directory'`. What is there is
+   * replaced once the new package is complete (for the directory form only an empty directory
+   * or an earlier package directory; anything else is refused).
+   */
   out: string;
+  /**
+   * `file` (one file) or `directory` (a manifest and data files of at most `volumeSize` each).
+   * Default: `directory` when `volumeSize` is given, `out` is an existing directory or ends with
+   * a path separator; `file` otherwise.
+   */
+  format?: PackageFormat;
+  /**
+   * Largest data file of the directory form, in bytes; default {@link DEFAULT_VOLUME_SIZE}
+   * (1 GiB: FAT32 holds files up to 4 GiB less one byte). At least a little over the chunking's
+   * `maxSize`, since a chunk is never split.
+   */
+  volumeSize?: number;
   /** Chunking parameters; default FastCDC 16/64/256 KiB. */
   chunking?: ChunkingOptions | ChunkingParams;
   /** zstd level (1-19); default 3. */
@@ -43,10 +53,15 @@ export interface PackProgress {
 
 /** What {@link packWorkspace} made. */
 export interface PackResult {
+  /** The package file or directory. */
   readonly path: string;
+  readonly format: PackageFormat;
+  /** The manifest as written into the package. */
   readonly manifest: ImageManifest;
-  /** Size of the package file. */
+  /** Size of the package: the file, or the manifest and data files of the directory. */
   readonly packageBytes: number;
+  /** The directory form's data files (names inside the directory, in order); empty for a file. */
+  readonly dataFiles: readonly string[];
   readonly chunks: number;
   readonly distinctChunks: number;
   readonly zeroChunks: number;
@@ -55,12 +70,16 @@ export interface PackResult {
 /**
  * Builds a workspace package: the workspace file and its image, cut with FastCDC, each distinct
  * chunk compressed with zstd, and a manifest with the chunk ids, offsets and lengths and the
- * whole image's SHA-256. The file appears atomically at `out` when complete.
+ * whole image's SHA-256. The package is one file, or one directory of a manifest and data files
+ * (`format: 'directory'`); either appears atomically at `out` when complete, and a pack that
+ * fails or is killed leaves no package there.
  *
  * @example
  * ```ts
  * const { manifest } = await packWorkspace({ workspaceFile: 'ws/tandem.workspace.yaml', out: 'erp-3.2.0.tandem' });
  * console.log(manifest.image.sha256);
+ * // For removable media: a directory of data files of at most 1 GiB each.
+ * await packWorkspace({ workspaceFile: 'ws/tandem.workspace.yaml', out: '/media/usb/erp-3.2.0', format: 'directory' });
  * ```
  */
 export async function packWorkspace(options: PackOptions): Promise<PackResult> {
@@ -70,6 +89,13 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
   const level = options.level ?? DEFAULT_ZSTD_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 19)
     throw new InvalidInputError(`zstd level ${level} is out of range; expected 1 to 19.`);
+  const format = await packageFormatFor(options);
+  const volumeSize = options.volumeSize ?? DEFAULT_VOLUME_SIZE;
+  if (format === 'directory' && (!Number.isSafeInteger(volumeSize) || volumeSize < minVolumeSize(params.maxSize))) {
+    throw new InvalidInputError(
+      `Volume size ${volumeSize} is too small for chunks of up to ${params.maxSize} bytes (a chunk is never split); use at least ${minVolumeSize(params.maxSize)} bytes.`,
+    );
+  }
   const loaded = await loadWorkspaceFile(options.workspaceFile);
   const { workspace } = loaded;
   const source = workspace.spec.image.source;
@@ -106,25 +132,16 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
 
   const out = resolve(options.out);
   await mkdir(dirname(out), { recursive: true });
-  const tmp = `${out}.partial-${process.pid}`;
-  const handle = await open(tmp, 'w');
+  let sink: PackageSink;
   try {
-    await handle.write(PACKAGE_MAGIC, 0, PACKAGE_MAGIC.length, 0);
-    let at = PACKAGE_MAGIC.length;
+    sink = format === 'directory' ? await createPackageDirectory(out, volumeSize) : await createPackageFile(out);
+  } catch (err) {
+    throw toHostError(err, `writing package ${out}`);
+  }
+  try {
     const chunks: ChunkRef[] = [];
     const locations: Record<string, ChunkLocation> = {};
-    const queued = new Set<string>();
     const imageHash = createHash('sha256');
-    // Compressed chunks are written in batches: one write per chunk costs more than the chunking.
-    let batch: Buffer[] = [];
-    let outBytes = 0;
-    let written = PACKAGE_MAGIC.length;
-    const flush = async (): Promise<void> => {
-      await handle.writev(batch, written);
-      written += outBytes;
-      batch = [];
-      outBytes = 0;
-    };
     let zeroChunks = 0;
     let bytesRead = 0;
     let lastReport = clock.now();
@@ -140,62 +157,75 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
       );
       bytesRead += chunk.length;
       if (zero) zeroChunks++;
-      else if (!queued.has(id)) {
-        queued.add(id);
+      else if (!(id in locations)) {
         // Synchronous zstd: node's async zstd builds a new context per call and is many times slower.
-        const compressed = compressChunkSync(data, level);
-        locations[id] = [0, at, compressed.length];
-        at += compressed.length;
-        batch.push(compressed);
-        outBytes += compressed.length;
-        if (outBytes >= 8 * 1024 * 1024) await flush();
+        locations[id] = await sink.add(compressChunkSync(data, level));
       }
       if (options.onProgress && clock.now() - lastReport >= 200) {
         lastReport = clock.now();
         options.onProgress({ bytesRead, bytesTotal: imageSize, chunks: chunks.length });
       }
     }
-    await flush();
     if (bytesRead !== imageSize) {
       throw new InvalidInputError(
         `The image ${imageFile} changed size while it was packed (${imageSize} -> ${bytesRead} bytes); pack it again when nothing writes to it.`,
       );
     }
-    const manifest: ImageManifest = {
-      format: 'tandem.manifest/v1',
-      workspace: {
-        name: workspace.metadata.name,
-        version: workspace.metadata.version,
-        file: { name: basename(loaded.file), text, sha256: sha256Hex(text) },
-      },
-      image: { path: imagePath, format: workspace.spec.image.format, size: imageSize, sha256: imageHash.digest('hex') },
-      chunking: params,
-      compression: 'zstd',
-      createdAt: new Date(clock.now()).toISOString(),
-      chunks,
-      storage: { packs: [PACKAGE_SELF], locations },
-    };
-    const header = serializeManifest(manifest);
-    await handle.write(header, 0, header.length, at);
-    const trailer = packageTrailer(at, header.length);
-    await handle.write(trailer, 0, trailer.length, at + header.length);
-    await handle.sync();
-    await handle.close();
-    await rename(tmp, out);
+    const imageSha256 = imageHash.digest('hex');
+    let manifest: ImageManifest | undefined;
+    const written = await sink.commit((packs) => {
+      manifest = {
+        format: 'tandem.manifest/v1',
+        workspace: {
+          name: workspace.metadata.name,
+          version: workspace.metadata.version,
+          file: { name: basename(loaded.file), text, sha256: sha256Hex(text) },
+        },
+        image: { path: imagePath, format: workspace.spec.image.format, size: imageSize, sha256: imageSha256 },
+        chunking: params,
+        compression: 'zstd',
+        createdAt: new Date(clock.now()).toISOString(),
+        chunks,
+        storage: { packs, locations },
+      };
+      return serializeManifest(manifest);
+    });
     options.onProgress?.({ bytesRead, bytesTotal: imageSize, chunks: chunks.length });
     return {
       path: out,
-      manifest,
-      packageBytes: at + header.length + trailer.length,
+      format,
+      manifest: manifest!,
+      packageBytes: written.bytes,
+      dataFiles: written.dataFiles,
       chunks: chunks.length,
       distinctChunks: Object.keys(locations).length,
       zeroChunks,
     };
   } catch (err) {
-    await handle.close().catch(() => undefined);
-    await rm(tmp, { force: true });
+    await sink.abort();
     throw toHostError(err, `writing package ${out}`);
   }
+}
+
+/**
+ * The package form for {@link packWorkspace}: `format` when given; else `directory` when a
+ * volume size is given, `out` ends with a path separator or is an existing directory; else
+ * `file`.
+ */
+async function packageFormatFor(options: PackOptions): Promise<PackageFormat> {
+  if (options.format !== undefined) {
+    if (options.format !== 'file' && options.format !== 'directory') {
+      throw new InvalidInputError(
+        `Package format ${JSON.stringify(options.format)} is not known; expected "file" or "directory".`,
+      );
+    }
+    if (options.format === 'file' && options.volumeSize !== undefined)
+      throw new InvalidInputError('A volume size applies to the directory form only; drop it or ask for a directory.');
+    return options.format;
+  }
+  if (options.volumeSize !== undefined || options.out.endsWith('/') || options.out.endsWith(sep)) return 'directory';
+  const st = await stat(options.out).catch(() => null);
+  return st?.isDirectory() ? 'directory' : 'file';
 }
 
 const ZEROS = Buffer.alloc(64 * 1024);

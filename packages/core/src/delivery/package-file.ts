@@ -1,6 +1,16 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { InvalidInputError, NotFoundError } from '../errors.js';
+import { syncDir } from './install-dir.js';
 import { PACKAGE_SELF, parseManifest, type ChunkLocation, type ImageManifest } from './manifest.js';
+import { openPackageDirectory } from './package-directory.js';
+
+/**
+ * The two forms of a workspace package: `file` (everything in one file) and `directory` (a
+ * manifest and data files of at most a volume size each, for media and distribution systems
+ * that limit the size of a file).
+ */
+export type PackageFormat = 'file' | 'directory';
 
 /**
  * The workspace package file: everything in one file, so it can be copied to removable media or
@@ -9,18 +19,26 @@ import { PACKAGE_SELF, parseManifest, type ChunkLocation, type ImageManifest } f
  * ```
  * 0        "TNDMPKG1"
  * 8        compressed chunks, back to back (manifest locations point here, pack "@package")
- * H        the manifest, JSON
+ * H        the manifest, zstd-compressed JSON
  * end-24   "TNDMPKG1", H (u64 big-endian), manifest length (u64 big-endian)
  * ```
  */
 export const PACKAGE_MAGIC = Buffer.from('TNDMPKG1', 'ascii');
 const TRAILER = 24;
+/** Compressed chunks are written in batches: one write per chunk costs more than the chunking. */
+export const WRITE_BATCH_BYTES = 8 * 1024 * 1024;
 
-/** An open workspace package. */
+/**
+ * An open workspace package, either form. Its manifest has been checked and every chunk
+ * location lies inside the package's data; the chunks themselves are checked by whoever
+ * decompresses them (`pushPackage` does).
+ */
 export interface WorkspacePackage {
+  /** The package file or directory. */
   readonly path: string;
+  readonly format: PackageFormat;
   readonly manifest: ImageManifest;
-  /** Size of the package file. */
+  /** Size of the package: the file, or the manifest and data files of the directory. */
   readonly size: number;
   /** Reads a chunk's compressed bytes. */
   readChunk(location: ChunkLocation): Promise<Buffer>;
@@ -28,17 +46,60 @@ export interface WorkspacePackage {
 }
 
 /**
- * Opens a package file and checks its manifest. Throws NotFoundError when it does not exist and
- * InvalidInputError when it is not a Tandem package or is truncated.
+ * Where `packWorkspace` writes a package while it is made: compressed chunks are added in order,
+ * then the manifest, which names the data files, completes it and moves it into place.
+ */
+export interface PackageSink {
+  /** Queues a compressed chunk and says where it is in the package. */
+  add(data: Buffer): Promise<ChunkLocation>;
+  /** Writes the manifest made for the data files, syncs, and moves the package to its path. */
+  commit(manifestFor: (packs: readonly string[]) => Buffer): Promise<{ bytes: number; dataFiles: readonly string[] }>;
+  /** Removes what was written; nothing is left at the package's path. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Opens a workspace package, a file or a directory (told apart by what is at `path`), and checks
+ * its manifest and that every chunk lies inside its data. Throws NotFoundError when nothing is
+ * at `path` and InvalidInputError when it is not a Tandem package or is truncated or incomplete;
+ * the message names the path and what was expected.
+ *
+ * @example
+ * ```ts
+ * const pkg = await openPackage('erp-3.2.0.tandem'); // or a package directory
+ * try {
+ *   console.log(pkg.format, pkg.manifest.workspace.name, pkg.manifest.workspace.version);
+ * } finally {
+ *   await pkg.close();
+ * }
+ * ```
  */
 export async function openPackage(path: string): Promise<WorkspacePackage> {
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(path)).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new NotFoundError(`Package ${path} does not exist.`, { cause: err, details: { path } });
+    throw new InvalidInputError(`Cannot open package ${path}: ${(err as Error).message}.`, {
+      cause: err,
+      details: { path },
+    });
+  }
+  return isDirectory ? openPackageDirectory(path) : openPackageFile(path);
+}
+
+async function openPackageFile(path: string): Promise<WorkspacePackage> {
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new NotFoundError(`Package ${path} does not exist.`, { cause: err });
-    throw new InvalidInputError(`Cannot open package ${path}: ${(err as Error).message}.`, { cause: err });
+      throw new NotFoundError(`Package ${path} does not exist.`, { cause: err, details: { path } });
+    throw new InvalidInputError(`Cannot open package ${path}: ${(err as Error).message}.`, {
+      cause: err,
+      details: { path },
+    });
   }
   try {
     const { size } = await handle.stat();
@@ -68,6 +129,7 @@ export async function openPackage(path: string): Promise<WorkspacePackage> {
     }
     return {
       path,
+      format: 'file',
       manifest,
       size,
       async readChunk([, offset, length]) {
@@ -84,8 +146,70 @@ export async function openPackage(path: string): Promise<WorkspacePackage> {
   }
 }
 
-/** Writes the package trailer after the manifest. */
-export function packageTrailer(headerAt: number, headerLength: number): Buffer {
+/**
+ * Starts a package file at `out`: it is written to `<out>.partial-<pid>` and renamed to `out`
+ * (replacing a file there) only once complete, so a crash never leaves a package at `out`.
+ */
+export async function createPackageFile(out: string): Promise<PackageSink> {
+  const existing = await stat(out).catch(() => null);
+  if (existing?.isDirectory()) {
+    throw new InvalidInputError(
+      `${out} is a directory; the file form needs a file path (or ask for the directory form: --format directory).`,
+      { details: { path: out } },
+    );
+  }
+  const tmp = `${out}.partial-${process.pid}`;
+  const handle = await open(tmp, 'w');
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  let at = PACKAGE_MAGIC.length;
+  let written = 0;
+  const write = async (data: Buffer[]): Promise<void> => {
+    const bytes = data.reduce((n, b) => n + b.length, 0);
+    await handle.writev(data, written);
+    written += bytes;
+  };
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    await write(batch);
+    batch = [];
+    batchBytes = 0;
+  };
+  try {
+    await write([PACKAGE_MAGIC]);
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  return {
+    async add(data) {
+      const location: ChunkLocation = [0, at, data.length];
+      at += data.length;
+      batch.push(data);
+      batchBytes += data.length;
+      if (batchBytes >= WRITE_BATCH_BYTES) await flush();
+      return location;
+    },
+    async commit(manifestFor) {
+      await flush();
+      const header = manifestFor([PACKAGE_SELF]);
+      await write([header, packageTrailer(at, header.length)]);
+      await handle.sync();
+      await handle.close();
+      await rename(tmp, out);
+      await syncDir(dirname(out));
+      return { bytes: written, dataFiles: [] };
+    },
+    async abort() {
+      await handle.close().catch(() => undefined);
+      await rm(tmp, { force: true });
+    },
+  };
+}
+
+/** The package trailer that follows the manifest. */
+function packageTrailer(headerAt: number, headerLength: number): Buffer {
   const trailer = Buffer.alloc(TRAILER);
   PACKAGE_MAGIC.copy(trailer, 0);
   trailer.writeBigUInt64BE(BigInt(headerAt), 8);

@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.js';
 import { ConflictError, InvalidInputError } from '../errors.js';
+import { decompressChunk } from './compress.js';
 import { parseManifest, serializeManifest, sha256Hex, type ChunkLocation, type ImageManifest } from './manifest.js';
 import { openPackage } from './package-file.js';
 import type { RepoStore } from './store/types.js';
@@ -10,7 +11,7 @@ import { readRepository, updateTargets, type ExpiryPolicy } from './trust/publis
 
 /** Options for {@link pushPackage}. */
 export interface PushOptions {
-  /** The package file made by `packWorkspace`. */
+  /** The package made by `packWorkspace`: a package file or a package directory. */
   package: string;
   /** The repository. */
   store: RepoStore;
@@ -54,9 +55,12 @@ export function manifestPathFor(workspace: string, version: string): string {
 }
 
 /**
- * Publishes a package into a repository: uploads only the chunks the repository does not have
- * yet (in pack objects of up to `packSize`), the version's manifest, and newly signed targets,
- * snapshot and timestamp metadata. One publisher at a time per repository.
+ * Publishes a package (a file or a directory, see {@link openPackage}) into a repository: uploads
+ * only the chunks the repository does not have yet (in pack objects of up to `packSize`), the
+ * version's manifest, and newly signed targets, snapshot and timestamp metadata. One publisher at
+ * a time per repository. Every chunk uploaded is decompressed and checked against its id first,
+ * so a damaged package (a bad copy on removable media) is refused with an InvalidInputError
+ * instead of publishing a chunk that every later version would reuse.
  *
  * @example
  * ```ts
@@ -163,6 +167,7 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
         continue;
       }
       const data = await pkg.readChunk(loc);
+      checkPackagedChunk(pkg.path, chunk.id, chunk.length, data);
       pending.push({ id: chunk.id, data });
       pendingIds.add(chunk.id);
       pendingBytes += data.length;
@@ -197,6 +202,23 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
     };
   } finally {
     await pkg.close();
+  }
+}
+
+/** Checks that a chunk read from a package decompresses to the bytes its id names. */
+function checkPackagedChunk(path: string, id: string, length: number, data: Buffer): void {
+  let plain: Buffer | undefined;
+  let cause: unknown;
+  try {
+    plain = decompressChunk(data, length, id);
+  } catch (err) {
+    cause = err;
+  }
+  if (plain?.length !== length || hash('sha256', plain, 'hex') !== id) {
+    throw new InvalidInputError(
+      `Package ${path} is damaged: chunk ${id} does not ${plain ? 'match its id' : 'decompress'}; copy the package again, or make it again with \`tandem pack\`.`,
+      { ...(cause ? { cause } : {}), details: { path, chunk: id } },
+    );
   }
 }
 

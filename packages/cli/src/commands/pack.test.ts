@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cliHarness } from '../cli-harness.test-helper.js';
+import { ExitCode } from '../exit-codes.js';
+
+let tmp = '';
+const tandem = cliHarness(() => join(tmp, 'state'));
+
+/** The result document of a `--json` run: the pretty-printed JSON after any progress lines. */
+function result(r: { stdout: string }): any {
+  const lines = r.stdout.trim().split('\n');
+  return JSON.parse(lines.slice(lines.lastIndexOf('{')).join('\n'));
+}
+
+function workspace(dir: string, version: string, image: Buffer): string {
+  mkdirSync(join(dir, 'images'), { recursive: true });
+  writeFileSync(join(dir, 'images', 'disk.img'), image);
+  const file = join(dir, 'tandem.workspace.yaml');
+  writeFileSync(
+    file,
+    `apiVersion: tandem/v1\nkind: Workspace\nmetadata: { name: erp, version: ${version} }\nspec:\n  image: { source: ./images/disk.img, format: raw }\n  hardware: { memory: { fixedMiB: 512 } }\n`,
+  );
+  return file;
+}
+
+describe('tandem pack --format directory, tandem push of a package directory', () => {
+  let image: Buffer;
+  let ws: string;
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'tandem-cli-pack-'));
+    image = randomBytes(1 << 20);
+    ws = workspace(join(tmp, 'ws'), '1.0.0', image);
+  });
+
+  it('packs into data files of at most --volume-size, pushes the directory and pulls the image back', async () => {
+    const out = join(tmp, 'erp-1.0.0');
+    const packed = await tandem(
+      '--json',
+      'pack',
+      ws,
+      '--out',
+      out,
+      '--format',
+      'directory',
+      '--volume-size',
+      '300K',
+      '--avg-size',
+      '16',
+    );
+    expect(packed.code, packed.stderr).toBe(ExitCode.ok);
+    expect(result(packed)).toMatchObject({ package: out, format: 'directory', workspace: 'erp', version: '1.0.0' });
+    const dataFiles = result(packed).dataFiles as string[];
+    expect(dataFiles.length).toBeGreaterThanOrEqual(4);
+    expect(readdirSync(out).sort()).toEqual([...dataFiles, 'manifest.zst'].sort());
+    for (const name of dataFiles) expect(statSync(join(out, name)).size).toBeLessThanOrEqual(300 * 1024);
+
+    const repo = join(tmp, 'repo');
+    const keys = join(tmp, 'keys');
+    expect((await tandem('--json', 'repo', 'init', repo, '--keys', keys)).code).toBe(ExitCode.ok);
+    const pushed = await tandem('--json', 'push', out, repo, '--keys', keys, '--channel', 'stable');
+    expect(pushed.code, pushed.stderr).toBe(ExitCode.ok);
+    expect(result(pushed)).toMatchObject({ workspace: 'erp', version: '1.0.0', alreadyPublished: false });
+
+    const pulled = await tandem(
+      '--json',
+      'pull',
+      repo,
+      'erp',
+      '--dir',
+      join(tmp, 'endpoint'),
+      '--root',
+      join(keys, 'root.json'),
+    );
+    expect(pulled.code, pulled.stderr).toBe(ExitCode.ok);
+    expect(Buffer.compare(readFileSync(result(pulled).image as string), image)).toBe(0);
+
+    // The package file of the same image has the same chunks: pushing it changes nothing.
+    const file = await tandem('--json', 'pack', ws, '--out', join(tmp, 'erp-1.0.0.tandem'), '--avg-size', '16');
+    expect(result(file)).toMatchObject({ format: 'file', dataFiles: [], imageSha256: result(packed).imageSha256 });
+    const again = await tandem('--json', 'push', join(tmp, 'erp-1.0.0.tandem'), repo, '--keys', keys);
+    expect(result(again)).toMatchObject({ alreadyPublished: true });
+  });
+
+  it('takes a trailing slash as the directory form and says so on a terminal', async () => {
+    const r = await tandem('pack', ws, '--out', join(tmp, 'slash') + '/');
+    expect(r.code, r.stderr).toBe(ExitCode.ok);
+    expect(r.stdout).toContain(`${join(tmp, 'slash')}: erp 1.0.0 (a directory: manifest and 1 data file)`);
+    expect(statSync(join(tmp, 'slash', 'manifest.zst')).isFile()).toBe(true);
+  });
+
+  it('refuses a bad --format, a bad or too small --volume-size, and a damaged package directory (exit 3)', async () => {
+    const bad = await tandem('pack', ws, '--out', join(tmp, 'x'), '--format', 'zip');
+    expect(bad.code).toBe(ExitCode.invalidInput);
+    expect(bad.stderr).toContain('--format "zip": expected file or directory');
+    const size = await tandem('pack', ws, '--out', join(tmp, 'x'), '--volume-size', 'lots');
+    expect(size.code).toBe(ExitCode.invalidInput);
+    expect(size.stderr).toContain('--volume-size "lots"');
+    const small = await tandem('pack', ws, '--out', join(tmp, 'x'), '--volume-size', '100K');
+    expect(small.code).toBe(ExitCode.invalidInput);
+    expect(small.stderr).toMatch(/Volume size 102400 is too small for chunks of up to 262144 bytes/);
+    expect(readdirSync(tmp)).not.toContain('x');
+
+    const out = join(tmp, 'damaged');
+    expect((await tandem('pack', ws, '--out', out, '--volume-size', '300K', '--avg-size', '16')).code).toBe(
+      ExitCode.ok,
+    );
+    const name = readdirSync(out).find((e) => e.endsWith('.pack'))!;
+    writeFileSync(join(out, name), readFileSync(join(out, name)).subarray(0, 1000));
+    const keys = join(tmp, 'keys');
+    const pushed = await tandem('push', out, join(tmp, 'repo'), '--keys', keys);
+    expect(pushed.code).toBe(ExitCode.invalidInput);
+    expect(pushed.stderr).toContain(`${out} is not a complete Tandem package directory`);
+    expect(pushed.stderr).toContain(`of ${name}, which has 1000 bytes`);
+  });
+});
