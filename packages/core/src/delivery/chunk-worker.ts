@@ -1,4 +1,4 @@
-// A worker thread of a pull: verifies fetched chunks (decompress, SHA-256) and writes them into
+// A worker thread of a pull: verifies fetched chunks (SHA-256, after zstd for compressed ones) and writes them into
 // the partial image, or hashes the image as it fills up. Self-contained (node: modules only) so
 // it runs both from dist/ and, through Node's type stripping, from src/ in tests.
 import { createHash, hash } from 'node:crypto';
@@ -34,15 +34,21 @@ function verify(task: VerifyTask): void {
   const data = Buffer.from(task.data.buffer, task.data.byteOffset, task.data.byteLength);
   const pieces: { offset: number; data: Buffer }[] = [];
   for (const c of task.chunks) {
+    const stored = data.subarray(c.at, c.at + c.size);
     let raw: Buffer;
-    try {
-      raw = zstdDecompressSync(data.subarray(c.at, c.at + c.size), {
-        maxOutputLength: Math.max(1, c.length),
-        chunkSize: Math.max(64, c.length),
-      });
-    } catch (err) {
-      port.postMessage({ seq: task.seq, error: { kind: 'corrupt', chunk: c.id, message: (err as Error).message } });
-      return;
+    if (c.size === c.length) {
+      // Stored as is (zstd did not make it smaller): no decompression, no copy.
+      raw = stored;
+    } else {
+      try {
+        raw = zstdDecompressSync(stored, {
+          maxOutputLength: Math.max(1, c.length),
+          chunkSize: Math.max(64, c.length),
+        });
+      } catch (err) {
+        port.postMessage({ seq: task.seq, error: { kind: 'corrupt', chunk: c.id, message: (err as Error).message } });
+        return;
+      }
     }
     const actual = hash('sha256', raw, 'hex');
     if (raw.length !== c.length || actual !== c.id) {
@@ -76,7 +82,9 @@ function verify(task: VerifyTask): void {
     port.postMessage({ seq: task.seq, error: { kind: 'io', code: e.code, message: e.message } });
     return;
   }
-  port.postMessage({ seq: task.seq });
+  // The range buffer goes back to the main thread to be filled again.
+  const buffer = task.data.buffer as ArrayBuffer;
+  port.postMessage({ seq: task.seq, buffer }, [buffer]);
 }
 
 function hashTo(upTo: number): void {

@@ -28,12 +28,19 @@ export async function fetchRanges(ranges: readonly RangeRequest[], ctx: FetchCon
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
   let failure: Error | undefined;
   let count = 0;
+  // Range buffers are reused: filled by a response, handed to a worker, handed back. Memory
+  // touched once costs far less than fresh allocations (and their collection) for every range.
+  const slot = ranges.reduce((n, r) => Math.max(n, r.length), 0);
+  const pool: Buffer[] = [];
   const worker = async (): Promise<void> => {
     for (let r = queue.shift(); r && failure === undefined; r = queue.shift()) {
       if (ctx.signal?.aborted) throw new CancelledError('The pull was cancelled; run it again to resume.');
-      const data = ctx.store.ranges
-        ? await ctx.store.getRange(r.pack, r.offset, r.length, { signal })
+      const into = ctx.store.ranges ? (pool.pop() ?? Buffer.allocUnsafeSlow(slot)) : undefined;
+      const data = into
+        ? await ctx.store.getRange(r.pack, r.offset, r.length, { signal, into })
         : await wholePack(ctx.store, r.pack, signal);
+      const pooled = into !== undefined && data.buffer === into.buffer;
+      if (into && !pooled) pool.push(into);
       const chunks = r.chunks.map((c) => ({
         id: c.id,
         at: ctx.store.ranges ? c.at : c.offset,
@@ -41,7 +48,8 @@ export async function fetchRanges(ranges: readonly RangeRequest[], ctx: FetchCon
         length: c.length,
         offsets: ctx.needed.get(c.id)!.offsets,
       }));
-      await ctx.workers.verifyAndWrite(data, chunks, r.pack);
+      const back = await ctx.workers.verifyAndWrite(data, chunks, r.pack, pooled);
+      if (back && back.length === slot) pool.push(back);
       // Journaled only once written: a pull killed in between fetches these chunks again.
       await ctx.staging.record(...chunks.map((c) => c.id));
       for (const c of chunks) ctx.needed.delete(c.id);

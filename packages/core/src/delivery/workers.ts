@@ -17,6 +17,8 @@ interface Reply {
   error?: { kind: 'corrupt' | 'integrity' | 'io'; chunk?: string; actual?: string; code?: string; message?: string };
   digest?: string;
   hashed?: number;
+  /** The range buffer, handed back for reuse. */
+  buffer?: ArrayBuffer;
 }
 
 const WORKER_URL = new URL(
@@ -73,17 +75,25 @@ export class ChunkWorkers {
   /**
    * Verifies every chunk of a fetched range and writes it at its offsets. Throws
    * IntegrityError for a chunk that does not match its id, HostError for a write that fails.
+   * With `own`, the memory behind `data` (all of `data.buffer`) is handed to the worker without
+   * a copy and comes back as the result once written, to be filled again.
    */
-  async verifyAndWrite(data: Buffer, chunks: readonly RangeChunk[], source: string): Promise<void> {
+  async verifyAndWrite(
+    data: Buffer,
+    chunks: readonly RangeChunk[],
+    source: string,
+    own = false,
+  ): Promise<Buffer | undefined> {
     // Hand the bytes over without a copy when they own their memory.
     const owned =
-      data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+      own ||
+      (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer);
     // (Buffer.from would copy a small range into Node's shared pool, which cannot be transferred.)
     const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
     const worker = this.#verifiers[this.#next++ % this.#verifiers.length]!;
     const reply = await this.#call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
     const e = reply.error;
-    if (!e) return;
+    if (!e) return reply.buffer ? Buffer.from(reply.buffer) : undefined;
     if (e.kind === 'io')
       throw toHostError(
         Object.assign(new Error(e.message ?? 'write failed'), { code: e.code }),

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { HostError, InvalidInputError, NotFoundError } from '../../errors.js';
 import { toHostError } from '../io-errors.js';
 import { isSafeRelativePath } from '../paths.js';
-import type { ReadOptions, RepoStore, StoreStats } from './types.js';
+import { intoBuffer, type ReadOptions, type RepoStore, type StoreStats } from './types.js';
 
 /**
  * A repository in a local directory (or a mounted share). It can also be served as it is by
@@ -53,7 +53,7 @@ export class DirectoryStore implements RepoStore {
     }
   }
 
-  async getRange(path: string, offset: number, length: number): Promise<Buffer> {
+  async getRange(path: string, offset: number, length: number, options: ReadOptions = {}): Promise<Buffer> {
     const file = this.#file(path);
     this.#stats.requests++;
     let handle;
@@ -65,7 +65,7 @@ export class DirectoryStore implements RepoStore {
       throw toHostError(err, `reading ${file}`);
     }
     try {
-      const buf = Buffer.allocUnsafe(length);
+      const buf = intoBuffer(options.into, length) ?? Buffer.allocUnsafe(length);
       let got = 0;
       while (got < length) {
         const { bytesRead } = await handle.read(buf, got, length - got, offset + got);

@@ -8,7 +8,7 @@ import {
   type HttpRequest,
   type HttpTransportOptions,
 } from './http-client.js';
-import type { ReadOptions, RepoStore, StoreStats } from './types.js';
+import { intoBuffer, type ReadOptions, type RepoStore, type StoreStats } from './types.js';
 
 /** Options for {@link HttpStore}. */
 export interface HttpStoreOptions extends HttpTransportOptions {
@@ -73,7 +73,7 @@ export class HttpStore implements RepoStore {
 
   async getRange(path: string, offset: number, length: number, options: ReadOptions = {}): Promise<Buffer> {
     const url = this.url(path);
-    const out = Buffer.allocUnsafe(length);
+    const out = intoBuffer(options.into, length) ?? Buffer.allocUnsafe(length);
     let got = 0;
     await this.transport.withRetries(async () => {
       // After a dropped connection, ask only for what is still missing.

@@ -13,6 +13,11 @@ export interface ReadOptions {
   /** Refuse objects larger than this (metadata has known bounds). */
   maxBytes?: number;
   signal?: AbortSignal;
+  /**
+   * For {@link RepoStore.getRange}: a buffer of at least `length` bytes to read into, so a
+   * caller can reuse its memory; the result is then a view of it. Stores may ignore it.
+   */
+  into?: Uint8Array;
 }
 
 /**
@@ -39,4 +44,9 @@ export interface RepoStore {
   stats(): StoreStats;
   /** Releases connections. */
   close?(): void;
+}
+
+/** For stores: a view of the first `length` bytes of `into`, when it is large enough. */
+export function intoBuffer(into: Uint8Array | undefined, length: number): Buffer | undefined {
+  return into && into.byteLength >= length ? Buffer.from(into.buffer, into.byteOffset, length) : undefined;
 }
