@@ -3,6 +3,7 @@ import https from 'node:https';
 import { systemClock, type Clock } from '../../clock.js';
 import { CancelledError, HostError, TandemError, TimeoutError } from '../../errors.js';
 import type { StoreStats } from './types.js';
+import { DirectGet, DirectGetUnsupported } from './direct-get.js';
 
 /** Options of the HTTP transport shared by the HTTP and S3 stores. */
 export interface HttpTransportOptions {
@@ -16,6 +17,12 @@ export interface HttpTransportOptions {
   timeoutMs?: number;
   /** Extra headers on every request (an API key for a CDN, ...). */
   headers?: Record<string, string>;
+  /**
+   * Read plain-HTTP range bodies straight into the caller's buffer over connections of our own
+   * (default true); servers whose answers are not simple (chunked, HTTP/1.0) are then asked
+   * through node:http. False always uses node:http.
+   */
+  directReads?: boolean;
   clock?: Clock;
 }
 
@@ -32,6 +39,11 @@ export interface HttpRequest {
   accept?: (status: number, headers: IncomingHttpHeaders) => void;
   /** Receives a 2xx body as it arrives instead of collecting it. */
   onBody?: (chunk: Buffer) => void;
+  /**
+   * A GET's 2xx body goes into this buffer instead (a larger body is an error), and `received`
+   * hears of every piece as it lands.
+   */
+  into?: { buffer: Buffer; received: (bytes: number) => void };
 }
 
 /** An answer; `body` is empty when `onBody` took it. */
@@ -52,6 +64,9 @@ export class HttpTransport {
   readonly #timeoutMs: number;
   readonly #headers: Record<string, string>;
   readonly #clock: Clock;
+  readonly #direct: DirectGet | undefined;
+  /** Hosts whose answers direct reads cannot take. */
+  readonly #notDirect = new Set<string>();
   readonly counters: StoreStats = { requests: 0, bytesReceived: 0, bytesSent: 0 };
 
   constructor(options: HttpTransportOptions = {}) {
@@ -65,10 +80,54 @@ export class HttpTransport {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#headers = options.headers ?? {};
     this.#clock = options.clock ?? systemClock;
+    this.#direct = options.directReads === false ? undefined : new DirectGet({ timeoutMs: this.#timeoutMs });
   }
 
   /** One attempt. */
-  send(req: HttpRequest): Promise<HttpAnswer> {
+  async send(req: HttpRequest): Promise<HttpAnswer> {
+    const { url, into } = req;
+    if (into && req.method === 'GET' && url.protocol === 'http:' && this.#direct && !this.#notDirect.has(url.host)) {
+      this.counters.requests++;
+      try {
+        const answer = await this.#direct.get({
+          url,
+          headers: { ...this.#headers, ...req.headers },
+          into: into.buffer,
+          received: (n) => {
+            this.counters.bytesReceived += n;
+            into.received(n);
+          },
+          ...(req.accept ? { accept: req.accept } : {}),
+          ...(req.signal ? { signal: req.signal } : {}),
+        });
+        this.counters.bytesReceived += answer.body.length;
+        return { status: answer.status, headers: answer.headers, body: answer.body };
+      } catch (err) {
+        // Nothing of the body was used: ask again the ordinary way, and from now on.
+        if (!(err instanceof DirectGetUnsupported)) throw err;
+        this.#notDirect.add(url.host);
+        this.counters.requests--;
+      }
+    }
+    if (into) {
+      let at = 0;
+      return this.#send({
+        ...req,
+        onBody: (chunk) => {
+          if (at + chunk.length > into.buffer.length)
+            throw new HostError(`${url.href} sent more bytes than the range asked for.`, {
+              details: { url: url.href },
+            });
+          chunk.copy(into.buffer, at);
+          at += chunk.length;
+          into.received(chunk.length);
+        },
+      });
+    }
+    return this.#send(req);
+  }
+
+  #send(req: HttpRequest): Promise<HttpAnswer> {
     const { url } = req;
     const lib = url.protocol === 'https:' ? https : http;
     const agent = url.protocol === 'https:' ? this.#agents.https : this.#agents.http;
@@ -183,6 +242,7 @@ export class HttpTransport {
 
   /** Closes idle connections. */
   close(): void {
+    this.#direct?.close();
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }

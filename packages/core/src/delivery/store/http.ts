@@ -64,7 +64,12 @@ export class HttpStore implements RepoStore {
   async get(path: string, options: ReadOptions = {}): Promise<Buffer | null> {
     const url = this.url(path);
     return this.transport.withRetries(async () => {
-      const answer = await this.#send({ method: 'GET', url, ...options });
+      const answer = await this.#send({
+        method: 'GET',
+        url,
+        ...(options.maxBytes !== undefined ? { maxBytes: options.maxBytes } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
       if (answer.status === 404 || answer.status === 410) return null;
       if (answer.status !== 200) throw statusError(url, answer.status, answer.body);
       return answer.body;
@@ -85,14 +90,7 @@ export class HttpStore implements RepoStore {
         headers: { range: `bytes=${from}-${last}` },
         ...(options.signal ? { signal: options.signal } : {}),
         accept: (status, headers) => checkRangeAnswer(url, status, headers, from, last),
-        onBody: (chunk) => {
-          if (got + chunk.length > length)
-            throw new HostError(`${url.href} sent more bytes than the range asked for.`, {
-              details: { url: url.href },
-            });
-          chunk.copy(out, got);
-          got += chunk.length;
-        },
+        into: { buffer: out.subarray(got), received: (n) => (got += n) },
       });
       if (answer.status === 404)
         throw new NotFoundError(
