@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -112,5 +114,62 @@ describe('tandem pack, repo init, push, pull', () => {
       ExitCode.integrity,
     );
     expect(err.join('')).toMatch(/not signed by enough timestamp keys/);
+  });
+
+  it('pulls over HTTP with reads straight into range buffers, or through node:http with --no-direct-reads', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tandem-cli-delivery-'));
+    const image = randomBytes(3 << 20);
+    const repo = join(tmp, 'repo');
+    const keys = join(tmp, 'keys');
+    expect(await runCli(['repo', 'init', repo, '--keys', keys])).toBe(ExitCode.ok);
+    expect(await runCli(['pack', workspace(join(tmp, 'ws'), '1.0.0', image), '--out', join(tmp, 'p.tandem')])).toBe(
+      ExitCode.ok,
+    );
+    expect(await runCli(['push', join(tmp, 'p.tandem'), repo, '--keys', keys, '--channel', 'stable'])).toBe(
+      ExitCode.ok,
+    );
+    // A static server that notes each range request's Connection header.
+    const rangeConnections: (string | undefined)[] = [];
+    const server = http.createServer((req, res) => {
+      let data: Buffer;
+      try {
+        data = readFileSync(join(repo, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
+      } catch {
+        res.writeHead(404).end();
+        return;
+      }
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      if (!m) {
+        res.writeHead(200, { 'content-length': data.length }).end(data);
+        return;
+      }
+      rangeConnections.push(req.headers.connection);
+      const [from, last] = [Number(m[1]), Number(m[2])];
+      res
+        .writeHead(206, { 'content-length': last - from + 1, 'content-range': `bytes ${from}-${last}/${data.length}` })
+        .end(data.subarray(from, last + 1));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    try {
+      for (const [name, flags, header] of [
+        ['direct', [], undefined],
+        ['node-http', ['--no-direct-reads'], 'keep-alive'],
+      ] as const) {
+        rangeConnections.length = 0;
+        out = [];
+        const dir = join(tmp, name);
+        expect(
+          await runCli(['--json', 'pull', url, 'erp', '--dir', dir, '--root', join(keys, 'root.json'), ...flags]),
+        ).toBe(ExitCode.ok);
+        const result = json<{ image: string }>();
+        expect(Buffer.compare(readFileSync(result.image), image)).toBe(0);
+        expect(rangeConnections.length).toBeGreaterThan(0);
+        expect(new Set(rangeConnections)).toEqual(new Set([header]));
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -20,6 +20,7 @@ interface PullFlags {
   retain?: string;
   maxRangeKib?: string;
   ranges: boolean;
+  directReads: boolean;
 }
 
 function count(value: string | undefined, name: string): number | undefined {
@@ -84,6 +85,7 @@ export function registerPull(program: Command, host: CommandHost): void {
     .option('--retain <n>', 'versions to keep, the installed one included (default 2)')
     .option('--max-range-kib <KiB>', 'largest merged range request, in KiB (default 8192)')
     .option('--no-ranges', 'the server does not serve byte ranges: read whole pack files')
+    .option('--no-direct-reads', 'read every answer through node:http (no reads straight into range buffers)')
     .action(
       host.run(async (ctx, repo: string, workspace: string, opts: PullFlags) => {
         const version = opts.version ?? opts.release;
@@ -108,7 +110,7 @@ export function registerPull(program: Command, host: CommandHost): void {
             ...(parallel !== undefined ? { parallel } : {}),
             ...(retain !== undefined ? { retain } : {}),
             ...(maxRangeKib !== undefined ? { maxRangeBytes: maxRangeKib * 1024 } : {}),
-            storeOptions: { ranges: opts.ranges },
+            storeOptions: { ranges: opts.ranges, directReads: opts.directReads },
             onProgress: progress.report,
           });
         } finally {
