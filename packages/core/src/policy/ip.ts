@@ -106,3 +106,142 @@ export function prefixContains(prefix: IpPrefix, address: IpAddress): boolean {
   if (prefix.family === 6 && address.family === 6) return maskIpv6(address.value, prefix.length) === prefix.network;
   return false;
 }
+
+// Module-level scratch space for the URL host parsers below, so that they allocate nothing.
+const PARTS = new Float64Array(5);
+
+/** The value of `c` as a digit in `radix` (8, 10 or 16), or -1. */
+function digitValue(c: number, radix: number): number {
+  const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
+  return d < radix ? d : -1;
+}
+
+/**
+ * The WHATWG URL Standard's IPv4 parser, for a host (`text[from, to)`, no trailing dot) whose last
+ * label is a number: `0x7f.1`, `2130706433`, `0177.0.0.1`, `10.20.0x10.1`, `1.2.3.4`. Returns the
+ * address, or -1 where the standard fails the URL.
+ */
+export function parseUrlIpv4(text: string, from: number, to: number): number {
+  let count = 0;
+  for (let start = from; start <= to;) {
+    let end = text.indexOf('.', start);
+    if (end < 0 || end > to) end = to;
+    if (end === start || count === 4) return -1; // an empty part, or more than four
+    let radix = 10;
+    let i = start;
+    if (text.charCodeAt(i) === 48 && end - i >= 2) {
+      if ((text.charCodeAt(i + 1) | 32) === 120) {
+        radix = 16;
+        i += 2;
+      } else {
+        radix = 8;
+        i += 1;
+      }
+    }
+    let value = 0;
+    for (; i < end; i++) {
+      const d = digitValue(text.charCodeAt(i), radix);
+      if (d < 0) return -1;
+      value = Math.min(value * radix + d, 2 ** 40); // past 2^32 it fails anyway; stay exact
+    }
+    PARTS[count++] = value;
+    start = end + 1;
+  }
+  let address = PARTS[count - 1] ?? 0;
+  if (address >= 256 ** (5 - count)) return -1;
+  for (let k = 0; k < count - 1; k++) {
+    const part = PARTS[k] ?? 0;
+    if (part > 255) return -1;
+    address += part * 256 ** (3 - k);
+  }
+  return address;
+}
+
+/**
+ * The WHATWG URL Standard's IPv6 parser for an address of hex digits and colons only
+ * (`text[from, to)`, inside the brackets): writes the eight pieces into `pieces`. Returns false
+ * for anything else, an embedded IPv4 address included.
+ */
+export function parseUrlIpv6(text: string, from: number, to: number, pieces: Uint16Array): boolean {
+  pieces.fill(0);
+  let index = 0;
+  let compress = -1;
+  let i = from;
+  if (text.charCodeAt(i) === 58) {
+    if (text.charCodeAt(i + 1) !== 58 || i + 1 >= to) return false;
+    i += 2;
+    compress = ++index;
+  }
+  while (i < to) {
+    if (index === 8) return false;
+    if (text.charCodeAt(i) === 58) {
+      if (compress !== -1) return false;
+      i++;
+      compress = ++index;
+      continue;
+    }
+    let value = 0;
+    let length = 0;
+    for (; length < 4 && i < to; length++, i++) {
+      const d = digitValue(text.charCodeAt(i), 16);
+      if (d < 0) break;
+      value = value * 16 + d;
+    }
+    if (i < to) {
+      if (text.charCodeAt(i) !== 58) return false; // a fifth digit, a dot, anything else
+      i++;
+      if (i === to) return false;
+    }
+    pieces[index++] = value;
+  }
+  if (compress !== -1) {
+    let swaps = index - compress;
+    index = 7;
+    while (index !== 0 && swaps > 0) {
+      const other = compress + swaps - 1;
+      const t = pieces[index] ?? 0;
+      pieces[index] = pieces[other] ?? 0;
+      pieces[other] = t;
+      index--;
+      swaps--;
+    }
+  } else if (index !== 8) return false;
+  return true;
+}
+
+/** Eight IPv6 pieces written as the WHATWG URL Standard serializes them, with brackets. */
+export function formatUrlIpv6(pieces: Uint16Array): string {
+  // The first longest run of two or more zero pieces becomes `::`.
+  let compress = -1;
+  let longest = 1;
+  for (let i = 0; i < 8;) {
+    if (pieces[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && pieces[j] === 0) j++;
+    if (j - i > longest) {
+      longest = j - i;
+      compress = i;
+    }
+    i = j;
+  }
+  let out = '[';
+  for (let i = 0; i < 8; i++) {
+    if (i === compress) {
+      out += i === 0 ? '::' : ':';
+      i += longest - 1;
+      continue;
+    }
+    out += (pieces[i] ?? 0).toString(16);
+    if (i !== 7) out += ':';
+  }
+  return `${out}]`;
+}
+
+/** Eight IPv6 pieces as one 128-bit number. */
+export function ipv6Value(pieces: Uint16Array): bigint {
+  const word = (k: number): bigint => BigInt((pieces[k] ?? 0) * 65536 + (pieces[k + 1] ?? 0));
+  return (word(0) << 96n) | (word(2) << 64n) | (word(4) << 32n) | word(6);
+}

@@ -1,32 +1,33 @@
 /**
- * A trie of reversed domain labels (`com`, then `contoso` below it, then `www`), kept in flat
- * typed arrays so that the matcher's working set stays small: a lookup probes an open-addressing
- * table keyed by (parent node, label hash) instead of chasing a Map per node.
+ * A trie of reversed domain labels (`com`, then `contoso` below it, then `www`), kept in one flat
+ * typed array so that the matcher's working set stays small: a lookup probes an open-addressing
+ * table keyed by (parent node, label hash, label length) instead of chasing a Map per node.
  *
- * Label hashes are computed right to left, times 31, in the same pass the matcher makes over a
- * host. A hit is not confirmed by comparing label characters: the matcher confirms every node it
+ * Label hashes are computed left to right, times 31, in the same pass that reads a URL's host
+ * (see HostLabels). A hit is not confirmed by comparing label characters: the matcher confirms every node it
  * takes rules from against the whole host, so a hash that collides can only lead it to rules it
- * then leaves. Only when two labels under one parent share a hash (found while building) does the
- * lookup compare characters, so that neither is shadowed.
+ * then leaves. Only when two labels under one parent share a hash and a length (found while
+ * building) does the lookup compare characters, so that neither is shadowed.
  */
 
 /** One step of the label hash. */
 export const hashStep = (h: number, c: number): number => (Math.imul(h, 31) + c) | 0;
 
-/** The label hash of a whole string, read right to left. */
+/** The label hash of a whole string, read left to right. */
 export function labelHash(label: string): number {
   let h = 0;
-  for (let i = label.length - 1; i >= 0; i--) h = hashStep(h, label.charCodeAt(i));
+  for (let i = 0; i < label.length; i++) h = hashStep(h, label.charCodeAt(i));
   return h;
 }
 
 const EMPTY = 0;
+// A slot is four ints side by side (parent, label hash, child, label length), so that a probe
+// reads one cache line instead of one per array.
+const SLOT = 4;
 
 /** Nodes are numbered from 1 (the root); 0 means "none". */
 export class LabelTrie {
-  #parent = new Int32Array(64);
-  #hash = new Int32Array(64);
-  #child = new Int32Array(64);
+  #slots = new Int32Array(64 * SLOT);
   #mask = 63;
   #used = 0;
   #labels: string[] = ['', ''];
@@ -45,39 +46,37 @@ export class LabelTrie {
   }
 
   #grow(): void {
-    const old = { parent: this.#parent, hash: this.#hash, child: this.#child };
-    const capacity = old.child.length * 2;
-    this.#parent = new Int32Array(capacity);
-    this.#hash = new Int32Array(capacity);
-    this.#child = new Int32Array(capacity);
+    const old = this.#slots;
+    const capacity = ((this.#mask + 1) * 2) | 0;
+    this.#slots = new Int32Array(capacity * SLOT);
     this.#mask = capacity - 1;
-    for (let i = 0; i < old.child.length; i++) {
-      const child = old.child[i] ?? EMPTY;
-      if (child === EMPTY) continue;
-      let s = this.#slot(old.parent[i] ?? 0, old.hash[i] ?? 0);
-      while (this.#child[s] !== EMPTY) s = (s + 1) & this.#mask;
-      this.#parent[s] = old.parent[i] ?? 0;
-      this.#hash[s] = old.hash[i] ?? 0;
-      this.#child[s] = child;
+    for (let i = 0; i < old.length; i += SLOT) {
+      if ((old[i + 2] ?? EMPTY) === EMPTY) continue;
+      let s = this.#slot(old[i] ?? 0, old[i + 1] ?? 0);
+      while (this.#slots[s * SLOT + 2] !== EMPTY) s = (s + 1) & this.#mask;
+      this.#slots.set(old.subarray(i, i + SLOT), s * SLOT);
     }
   }
 
   /** The child of `parent` for `label`, created when missing. */
   childFor(parent: number, label: string): number {
     const hash = labelHash(label);
+    const slots = this.#slots;
     let s = this.#slot(parent, hash);
-    for (; this.#child[s] !== EMPTY; s = (s + 1) & this.#mask) {
-      if (this.#parent[s] !== parent || this.#hash[s] !== hash) continue;
-      const child = this.#child[s] ?? EMPTY;
+    for (; slots[s * SLOT + 2] !== EMPTY; s = (s + 1) & this.#mask) {
+      const at = s * SLOT;
+      if (slots[at] !== parent || slots[at + 1] !== hash || slots[at + 3] !== label.length) continue;
+      const child = slots[at + 2] ?? EMPTY;
       if (this.#labels[child] === label) return child;
-      this.#compare = true; // two labels under one parent share a hash
+      this.#compare = true; // two labels under one parent share a hash and a length
     }
     const id = this.#labels.length;
     this.#labels.push(label);
-    this.#parent[s] = parent;
-    this.#hash[s] = hash;
-    this.#child[s] = id;
-    if (++this.#used * 2 > this.#child.length) this.#grow();
+    slots[s * SLOT] = parent;
+    slots[s * SLOT + 1] = hash;
+    slots[s * SLOT + 2] = id;
+    slots[s * SLOT + 3] = label.length;
+    if (++this.#used * 2 > this.#mask + 1) this.#grow();
     return id;
   }
 
@@ -86,10 +85,13 @@ export class LabelTrie {
    * The label is compared only when the trie holds labels whose hashes collide.
    */
   child(parent: number, hash: number, host: string, from: number, to: number): number {
-    for (let s = this.#slot(parent, hash); ; s = (s + 1) & this.#mask) {
-      const child = this.#child[s] ?? EMPTY;
+    const slots = this.#slots;
+    const mask = this.#mask;
+    for (let s = this.#slot(parent, hash); ; s = (s + 1) & mask) {
+      const at = s * SLOT;
+      const child = slots[at + 2] ?? EMPTY;
       if (child === EMPTY) return EMPTY;
-      if (this.#parent[s] !== parent || this.#hash[s] !== hash) continue;
+      if (slots[at] !== parent || slots[at + 1] !== hash || slots[at + 3] !== to - from) continue;
       if (!this.#compare || sameLabel(this.#labels[child] ?? '', host, from, to)) return child;
     }
   }

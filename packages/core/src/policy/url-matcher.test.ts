@@ -110,36 +110,72 @@ describe('URL matching: every rule kind, tricky URLs', () => {
 });
 
 describe('hash collisions in the lookup tables', () => {
-  // "nax" and "0cx" hash alike (read right to left, times 31): the matcher must still tell them apart.
+  // "ac0" and "aan" hash alike (read left to right, times 31): the matcher must still tell them apart.
   it('tells colliding labels and hosts apart', () => {
     const rules = compile([
-      { id: 'nax', match: { domainSuffix: 'nax.example' }, target: 'guest' },
-      { id: '0cx', match: { domainSuffix: '0cx.example' }, target: 'host' },
-      { id: 'exact-nax', match: { host: 'w.nax' }, target: 'guest' },
-      { id: 'exact-0cx', match: { host: 'w.0cx' }, target: 'host' },
+      { id: 'ac0', match: { domainSuffix: 'ac0.example' }, target: 'guest' },
+      { id: 'aan', match: { domainSuffix: 'aan.example' }, target: 'host' },
+      { id: 'exact-ac0', match: { host: 'w.ac0' }, target: 'guest' },
+      { id: 'exact-aan', match: { host: 'w.aan' }, target: 'host' },
     ]);
     const m = compileUrlMatcher(rules);
     const id = (u: string): string | undefined => m.match(normalizeUrl(u), 'host-to-guest')?.ref.id;
-    expect(id('http://a.nax.example/')).toBe('nax');
-    expect(id('http://a.0cx.example/')).toBe('0cx');
-    expect(id('http://a.1cx.example/')).toBeUndefined();
-    expect(id('http://w.nax/')).toBe('exact-nax');
-    expect(id('http://w.0cx/')).toBe('exact-0cx');
-    expect(id('http://w.ncx/')).toBeUndefined();
+    expect(id('http://a.ac0.example/')).toBe('ac0');
+    expect(id('http://a.aan.example/')).toBe('aan');
+    expect(id('http://a.ab0.example/')).toBeUndefined();
+    expect(id('http://w.ac0/')).toBe('exact-ac0');
+    expect(id('http://w.aan/')).toBe('exact-aan');
+    expect(id('http://w.ab0/')).toBeUndefined();
+    expect(id('http://A.AAN.Example./')).toBe('aan');
+    expect(id('http://W.AC0/')).toBe('exact-ac0');
   });
 
   it('a URL label that only hashes like a rule label does not take the rule', () => {
     const m = compileUrlMatcher(
       compile([
-        { id: 'nax', match: { domainSuffix: 'nax.example' }, target: 'guest' },
-        { id: 'deep', match: { subdomainsOf: 'b.nax.example' }, target: 'guest' },
-        { id: 'exact', match: { host: 'nax' }, target: 'guest' },
+        { id: 'ac0', match: { domainSuffix: 'ac0.example' }, target: 'guest' },
+        { id: 'deep', match: { subdomainsOf: 'b.ac0.example' }, target: 'guest' },
+        { id: 'exact', match: { host: 'ac0' }, target: 'guest' },
       ]),
     );
-    for (const url of ['http://0cx.example/', 'http://a.0cx.example/', 'http://c.b.0cx.example/', 'http://0cx/']) {
+    for (const url of ['http://aan.example/', 'http://a.aan.example/', 'http://c.b.aan.example/', 'http://aan/']) {
       expect(m.match(normalizeUrl(url), 'host-to-guest')).toBeUndefined();
     }
-    expect(m.match(normalizeUrl('http://c.b.nax.example/'), 'host-to-guest')?.ref.id).toBe('deep');
+    expect(m.match(normalizeUrl('http://c.b.ac0.example/'), 'host-to-guest')?.ref.id).toBe('deep');
+  });
+});
+
+describe('the host labels read while normalizing', () => {
+  it('are those of the URL matched, whatever was normalized in between', () => {
+    const m = compileUrlMatcher(
+      compile([
+        { id: 'a', match: { domainSuffix: 'a.example' }, target: 'guest' },
+        { id: 'b', match: { domainSuffix: 'b.example' }, target: 'host' },
+      ]),
+    );
+    const a = normalizeUrl('http://x.a.example/');
+    const b = normalizeUrl('http://x.b.example/');
+    expect(m.match(a, 'host-to-guest')?.ref.id).toBe('a');
+    expect(m.match(b, 'host-to-guest')?.ref.id).toBe('b');
+    expect(m.match({ ...a, host: 'y.b.example' }, 'host-to-guest')?.ref.id).toBe('b');
+    normalizeUrl('http://x.a.example/');
+    expect(m.match(b, 'host-to-guest')?.ref.id).toBe('b');
+  });
+
+  it('are read again when a path condition normalizes another URL while the matcher runs', () => {
+    const [general, nosy, exact] = compile([
+      { id: 'general', match: { domainSuffix: 'example' }, target: 'host' },
+      { id: 'nosy', match: { domainSuffix: 'x.example' }, target: 'guest' },
+      { id: 'exact', match: { host: 'a.x.example' }, target: 'guest' },
+    ]);
+    if (general === undefined || nosy === undefined || exact === undefined) throw new Error('rules did not compile');
+    const path = {
+      text: '/',
+      literalLength: 1,
+      test: (): boolean => normalizeUrl('http://p.q.r.s.t/').host === '', // never true
+    };
+    const m = compileUrlMatcher([general, { ...nosy, path }, exact]);
+    expect(m.match(normalizeUrl('http://a.x.example/'), 'host-to-guest')?.ref.id).toBe('exact');
   });
 });
 
@@ -206,7 +242,19 @@ const ipv4 = fc.tuple(fc.constantFrom(10, 192), octet, octet, octet).map((p) => 
 const ipv6 = fc
   .tuple(fc.constantFrom('fd00', 'fd01', 'fe80', '2001'), fc.constantFrom('0', '1', 'ff'), fc.constantFrom('1', '2'))
   .map(([a, b, c]) => `${a}:${b}::${c}`);
-const path = fc.constantFrom('/', '/app', '/app/', '/app/x', '/apple', '/x/app', '/cgi-bin/a');
+const path = fc.constantFrom(
+  '/',
+  '/app',
+  '/app/',
+  '/app/x',
+  '/apple',
+  '/x/app',
+  '/cgi-bin/a',
+  '/ap',
+  '/APP',
+  '/app?a=1',
+  '/x',
+);
 const rarely = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T | undefined> =>
   fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: arb });
 const ruleArb: fc.Arbitrary<UrlRuleInput> = fc
@@ -229,11 +277,11 @@ const ruleArb: fc.Arbitrary<UrlRuleInput> = fc
             ipv4,
           ),
           fc.constantFrom('', ':8080', ':*'),
-          fc.constantFrom('', '/app', '/app/*', '/*/x', '/cgi-bin/*'),
+          fc.constantFrom('', '/app', '/app/*', '/*/x', '/cgi-bin/*', '/ap*', '/app?a=*', '/x'),
         )
         .map(([s, h, p, pa]) => ({ url: `${s}${h}${p}${pa}` })),
     ),
-    pathPrefix: rarely(fc.constantFrom('/app', '/app/', '/x')),
+    pathPrefix: rarely(fc.constantFrom('/app', '/app/', '/x', '/a')),
     scheme: rarely(fc.constantFrom('http' as const, 'https' as const)),
     port: rarely(fc.constantFrom(80, 443, 8080)),
     direction: fc.constantFrom('any' as const, 'any' as const, 'host-to-guest' as const, 'guest-to-host' as const),

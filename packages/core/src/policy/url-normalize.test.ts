@@ -2,13 +2,8 @@ import { domainToASCII } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { TandemError } from '../errors.js';
-import {
-  fastNormalize,
-  normalizeHost,
-  normalizePercentEncoding,
-  normalizeUrl,
-  parseAndNormalize,
-} from './url-normalize.js';
+import { fastNormalize } from './url-fast.js';
+import { normalizeHost, normalizePercentEncoding, normalizeUrl, parseAndNormalize } from './url-normalize.js';
 
 describe('normalizeUrl: tricky URLs', () => {
   const table: [string, { href: string; host: string; kind: string; port: number }][] = [

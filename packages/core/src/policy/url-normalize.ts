@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../errors.js';
 import { formatIpv4, parseIpv4, parseIpv6, unmapIpv4, type IpAddress } from './ip.js';
-import { scanCanonicalUrl } from './url-fast.js';
+import { fastNormalize } from './url-fast.js';
 
 /** The URL schemes web redirection decides on. */
 export const REDIRECTABLE_SCHEMES = ['http', 'https', 'ftp'] as const;
@@ -132,26 +132,6 @@ function build(
   const portText = port === DEFAULT_PORTS[scheme] ? '' : `:${port}`;
   // One object shape for every URL keeps the matcher's property reads monomorphic.
   return { host, kind, ip, href: `${scheme}://${host}${portText}${path}${query}`, scheme, port, path, query };
-}
-
-// The common case, a URL already in canonical form, split without the WHATWG parser. Anything
-// unusual (upper case, user info, IDN, odd IPv4, dot segments, a trailing dot, spaces, ...)
-// falls back to the full parser; a property test holds the two to the same answers.
-const DOT_SEGMENT = /\/\.\.?(?:\/|$)|%2e/i;
-const BAD_PERCENT = /%(?![0-9A-Fa-f]{2})/;
-
-/** The fast path: a URL already in canonical form, or undefined for the full parser. */
-export function fastNormalize(text: string): NormalizedUrl | undefined {
-  const p = scanCanonicalUrl(text);
-  if (p === undefined) return undefined;
-  let path = p.path;
-  const percent = path.includes('%');
-  if ((percent || path.includes('/.')) && DOT_SEGMENT.test(path)) return undefined;
-  if (percent) {
-    if (BAD_PERCENT.test(path)) return undefined;
-    path = normalizePercentEncoding(path);
-  }
-  return build(p.scheme, p.host, p.kind, p.ip, p.port === -1 ? DEFAULT_PORTS[p.scheme] : p.port, path, p.query);
 }
 
 function failUrl(text: string): never {

@@ -132,3 +132,39 @@ describe('path conditions (properties)', () => {
     );
   });
 });
+
+describe('literal prefixes of path conditions', () => {
+  const pathish = fc
+    .array(fc.constantFrom('/', 'a', 'app', 'x', '%41', '?', '*', '.', 'A'), { maxLength: 6 })
+    .map((p) => `/${p.join('')}`);
+  it('a condition that says it is a literal prefix tests exactly as that prefix', () => {
+    let prefixes = 0;
+    fc.assert(
+      fc.property(pathish, pathish, fc.boolean(), (written, path, asPrefix) => {
+        let c;
+        try {
+          c = asPrefix ? pathPrefixCondition(written) : parseUrlPattern(`http://h${written}`).path;
+        } catch {
+          return; // a pattern the parser refuses
+        }
+        if (c?.prefix === undefined) return;
+        prefixes++;
+        const { text, segment } = c.prefix;
+        const literal =
+          path.startsWith(text) && (!segment || path.length === text.length || path.charCodeAt(text.length) === 47);
+        expect(c.test(path, '')).toBe(literal);
+        expect(c.test(path, '?q')).toBe(literal);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(prefixes).toBeGreaterThan(500);
+  });
+
+  it('a pattern with * before its end, or a query, is no literal prefix', () => {
+    expect(parseUrlPattern('http://h/a/*/b').path?.prefix).toBeUndefined();
+    expect(parseUrlPattern('http://h/a?x=*').path?.prefix).toBeUndefined();
+    expect(parseUrlPattern('http://h/a/*').path?.prefix).toEqual({ text: '/a/', segment: false });
+    expect(parseUrlPattern('http://h/a').path?.prefix).toEqual({ text: '/a', segment: true });
+    expect(pathPrefixCondition('/a/').prefix).toEqual({ text: '/a/', segment: false });
+  });
+});
