@@ -12,7 +12,7 @@
 //
 //   npx tsc -b && node bench/delivery.mjs [--mib 1024] [--changed 0.02] [--pulls 3]
 import { execFileSync, execSync, spawn } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { copyFile, mkdir, rm, writeFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DirectoryStore, initRepository, packWorkspace, pullWorkspace, pushPackage } from '@tandem/core';
@@ -27,7 +27,13 @@ const CHANGED = arg('changed', 0.02);
 const PULLS = Math.max(1, arg('pulls', 3));
 const OUT = resolve('bench/out/delivery');
 
-// Deterministic layout (mulberry32) so every run measures the same kind of data.
+// Deterministic data: the layout from mulberry32, the bytes from AES-256-CTR keyed by a label,
+// so every run measures the same images (and the byte counts of the three tools repeat).
+const pseudoRandom = (size, label) => {
+  const key = createHash('sha256').update(`tandem-bench/delivery/${label}`).digest();
+  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
+};
 let seed = 0x6d65_6476;
 const rand = () => {
   seed = (seed + 0x6d2b79f5) | 0;
@@ -45,8 +51,7 @@ const time = async (fn) => {
 };
 
 function makeV1() {
-  const image = Buffer.allocUnsafe(SIZE);
-  randomFillSync(image);
+  const image = pseudoRandom(SIZE, 'v1');
   // Disk-like: about 20% of the image in runs of zeros (unused blocks), 256 KiB to 16 MiB each.
   let zeros = 0;
   while (zeros < SIZE * 0.2) {
@@ -74,9 +79,7 @@ function makeV2(v1) {
   for (const e of edits) {
     if (e.at < pos) continue;
     parts.push(v1.subarray(pos, e.at));
-    const fresh = Buffer.allocUnsafe(e.len);
-    randomFillSync(fresh);
-    parts.push(fresh);
+    parts.push(pseudoRandom(e.len, `edit-${parts.length}`));
     pos = e.insert ? e.at : e.at + e.len;
   }
   parts.push(v1.subarray(pos));
