@@ -116,7 +116,7 @@ describe('tandem pack, repo init, push, pull', () => {
     expect(err.join('')).toMatch(/not signed by enough timestamp keys/);
   });
 
-  it('pulls over HTTP with reads straight into range buffers, or through node:http with --no-direct-reads', async () => {
+  it('pulls over HTTP with reads straight into range buffers, through node:http with --no-direct-reads, and with --no-direct-io', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'tandem-cli-delivery-'));
     const image = randomBytes(3 << 20);
     const repo = join(tmp, 'repo');
@@ -155,6 +155,7 @@ describe('tandem pack, repo init, push, pull', () => {
       for (const [name, flags, header] of [
         ['direct', [], undefined],
         ['node-http', ['--no-direct-reads'], 'keep-alive'],
+        ['page-cache', ['--no-direct-io'], undefined],
       ] as const) {
         rangeConnections.length = 0;
         out = [];

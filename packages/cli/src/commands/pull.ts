@@ -21,6 +21,7 @@ interface PullFlags {
   maxRangeKib?: string;
   ranges: boolean;
   directReads: boolean;
+  directIo: boolean;
 }
 
 function count(value: string | undefined, name: string): number | undefined {
@@ -86,6 +87,7 @@ export function registerPull(program: Command, host: CommandHost): void {
     .option('--max-range-kib <KiB>', 'largest merged range request, in KiB (default 8192)')
     .option('--no-ranges', 'the server does not serve byte ranges: read whole pack files')
     .option('--no-direct-reads', 'read every answer through node:http (no reads straight into range buffers)')
+    .option('--no-direct-io', 'write and read the new image through the page cache only (no O_DIRECT)')
     .action(
       host.run(async (ctx, repo: string, workspace: string, opts: PullFlags) => {
         const version = opts.version ?? opts.release;
@@ -111,6 +113,7 @@ export function registerPull(program: Command, host: CommandHost): void {
             ...(retain !== undefined ? { retain } : {}),
             ...(maxRangeKib !== undefined ? { maxRangeBytes: maxRangeKib * 1024 } : {}),
             storeOptions: { ranges: opts.ranges, directReads: opts.directReads },
+            directIo: opts.directIo,
             onProgress: progress.report,
           });
         } finally {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zstdCompressSync } from 'node:zlib';
@@ -81,15 +81,15 @@ describe('chunk encoding', () => {
   });
 });
 
-describe('ChunkWorkers', () => {
-  const chunkOf = (data: Buffer, at: number, size: number, offsets: number[]) => ({
-    id: sha256Hex(data),
-    at,
-    size,
-    length: data.length,
-    offsets,
-  });
+const chunkOf = (data: Buffer, at: number, size: number, offsets: readonly number[]) => ({
+  id: sha256Hex(data),
+  at,
+  size,
+  length: data.length,
+  offsets,
+});
 
+describe('ChunkWorkers', () => {
   it('verifies and writes stored and compressed chunks of one range, and hands the range buffer back', async () => {
     const file = join(base, 'w1.img');
     const a = randomBytes(3000);
@@ -138,6 +138,57 @@ describe('ChunkWorkers', () => {
     }
     expect((await readFile(file)).equals(Buffer.alloc(8192))).toBe(true);
   });
+});
+
+describe('direct I/O', () => {
+  for (const direct of [true, false]) {
+    it(`writes whole pages ${direct ? 'past' : 'through'} the page cache and hashes the image back`, async () => {
+      const file = join(base, `direct-${direct}.img`);
+      const size = 5 << 20;
+      await writeFile(file, Buffer.alloc(0));
+      const image = Buffer.alloc(size);
+      // Three neighbouring chunks from an odd offset (partial pages at both ends), one chunk
+      // written twice, and a short chunk alone (too short for direct I/O).
+      const a = randomBytes(1_000_001);
+      const b = randomBytes(777_777);
+      const c = randomBytes(300_000);
+      const d = randomBytes(5000);
+      const at = 12_345;
+      const range = Buffer.from(Uint8Array.from(Buffer.concat([a, b, c, d])).buffer);
+      const chunks = [
+        chunkOf(a, 0, a.length, [at]),
+        chunkOf(b, a.length, b.length, [at + a.length, 4 << 20]),
+        chunkOf(c, a.length + b.length, c.length, [at + a.length + b.length]),
+        chunkOf(d, a.length + b.length + c.length, d.length, [3 << 20]),
+      ];
+      for (const [data, offsets] of [
+        [a, [at]],
+        [b, [at + a.length, 4 << 20]],
+        [c, [at + a.length + b.length]],
+        [d, [3 << 20]],
+      ] as const)
+        for (const o of offsets) data.copy(image, o);
+      await truncate(file, size);
+      const workers = new ChunkWorkers(file, 2, direct);
+      try {
+        await workers.verifyAndWrite(range, chunks, 'test', true);
+        workers.hashTo(size);
+        const digest = await workers.digest();
+        expect(digest.sha256).toBe(sha256Hex(image));
+        expect(digest.bytes).toBe(size);
+        if (direct) {
+          expect(workers.directBytesWritten).toBeGreaterThan(2 << 20);
+          expect(digest.directBytesRead).toBeGreaterThan(0);
+        } else {
+          expect(workers.directBytesWritten).toBe(0);
+          expect(digest.directBytesRead).toBe(0);
+        }
+      } finally {
+        await workers.close();
+      }
+      expect(sha256Hex(await readFile(file))).toBe(sha256Hex(image));
+    });
+  }
 });
 
 describe('getRange into a caller buffer', () => {

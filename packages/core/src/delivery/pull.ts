@@ -45,8 +45,17 @@ export interface PullOptions {
   maxRangeBytes?: number;
   /** Merge ranges across gaps up to this size; default 0 (neighbours only). */
   maxGap?: number;
-  /** Worker threads verifying and writing chunks; default the CPU count less one (1 to 4). */
+  /**
+   * Worker threads verifying and writing chunks; default the CPU count less one, at least 2 (a
+   * direct write waits for the disk, and another thread verifies meanwhile) and at most 4.
+   */
   workers?: number;
+  /**
+   * Write whole pages of the new image, and read them back for the final check, with direct I/O
+   * (O_DIRECT), past the page cache; default true. Falls back by itself where the file system
+   * does not take it.
+   */
+  directIo?: boolean;
   events?: EventBus;
   onProgress?: (progress: SyncProgress) => void;
   clock?: Clock;
@@ -190,7 +199,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     }
 
     const staging = await Staging.open(install, manifest, manifestBytes, manifestSha256);
-    const workers = new ChunkWorkers(staging.imageFile, options.workers);
+    const workers = new ChunkWorkers(staging.imageFile, options.workers, options.directIo ?? true);
     let fetched = 0;
     try {
       const needed: NeededChunks = distinctChunks(manifest);

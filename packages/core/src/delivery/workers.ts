@@ -19,6 +19,8 @@ interface Reply {
   hashed?: number;
   /** The range buffer, handed back for reuse. */
   buffer?: ArrayBuffer;
+  /** Bytes the replying thread has written or read with direct I/O so far. */
+  directBytes?: number;
 }
 
 const WORKER_URL = new URL(
@@ -34,14 +36,22 @@ const WORKER_URL = new URL(
 export class ChunkWorkers {
   readonly #verifiers: Worker[];
   readonly #hasher: Worker;
+  readonly #directWritten = new Map<Worker, number>();
   readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: unknown) => void }>();
   #seq = 0;
   #next = 0;
   #failed: Error | undefined;
 
-  constructor(file: string, count = Math.max(1, Math.min(4, availableParallelism() - 1))) {
+  /**
+   * @param file - the partial image
+   * @param count - verifying threads; default the CPU count less one, at least 2 (a direct write
+   *   waits for the disk while another thread verifies) and at most 4
+   * @param direct - write whole pages and read them back with direct I/O (O_DIRECT) where the
+   *   file system takes it; default true
+   */
+  constructor(file: string, count = Math.max(2, Math.min(4, availableParallelism() - 1)), direct = true) {
     const spawn = (): Worker => {
-      const w = new Worker(WORKER_URL, { workerData: { file } });
+      const w = new Worker(WORKER_URL, { workerData: { file, direct } });
       w.on('message', (r: Reply) => {
         const p = this.#pending.get(r.seq);
         this.#pending.delete(r.seq);
@@ -92,6 +102,7 @@ export class ChunkWorkers {
     const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
     const worker = this.#verifiers[this.#next++ % this.#verifiers.length]!;
     const reply = await this.#call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
+    this.#directWritten.set(worker, reply.directBytes ?? 0);
     const e = reply.error;
     if (!e) return reply.buffer ? Buffer.from(reply.buffer) : undefined;
     if (e.kind === 'io')
@@ -113,9 +124,22 @@ export class ChunkWorkers {
   }
 
   /** SHA-256 of the image hashed so far, and how many bytes that is. */
-  async digest(): Promise<{ sha256: string; bytes: number }> {
+  async digest(): Promise<{ sha256: string; bytes: number; directBytesRead: number }> {
     const reply = await this.#call(this.#hasher, { type: 'digest' });
-    return { sha256: reply.digest!, bytes: reply.hashed! };
+    if (reply.error) {
+      throw toHostError(
+        Object.assign(new Error(reply.error.message ?? 'read failed'), { code: reply.error.code }),
+        'reading the new image back',
+      );
+    }
+    return { sha256: reply.digest!, bytes: reply.hashed!, directBytesRead: reply.directBytes ?? 0 };
+  }
+
+  /** Bytes the verifying threads wrote with direct I/O (whole pages, past the page cache). */
+  get directBytesWritten(): number {
+    let n = 0;
+    for (const v of this.#directWritten.values()) n += v;
+    return n;
   }
 
   async close(): Promise<void> {
