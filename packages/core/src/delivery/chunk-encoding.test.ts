@@ -15,7 +15,7 @@ import { DirectoryStore } from './store/directory.js';
 import { HttpStore } from './store/http.js';
 import type { RepoStore } from './store/types.js';
 import { initRepository } from './trust/publisher.js';
-import { ChunkWorkers } from './workers.js';
+import { alignedBuffer, ChunkWorkers } from './workers.js';
 
 /** Text-like data: zstd makes it much smaller. */
 function compressible(size: number): Buffer {
@@ -189,6 +189,42 @@ describe('direct I/O', () => {
       expect(sha256Hex(await readFile(file))).toBe(sha256Hex(image));
     });
   }
+});
+
+describe('direct I/O from shared, page-aligned range buffers', () => {
+  it('writes whole pages in place when image pages fall on memory pages, and copies when they do not', async () => {
+    const file = join(base, 'aligned.img');
+    const size = 4 << 20;
+    await writeFile(file, Buffer.alloc(0));
+    await truncate(file, size);
+    const a = randomBytes(700_001);
+    const b = randomBytes(900_000);
+    const image = Buffer.alloc(size);
+    const offsetA = 8192 + 1234; // lands at 1234 into its buffer: pages line up
+    const offsetB = (2 << 20) + 77; // lands at 1234 too: they do not
+    a.copy(image, offsetA);
+    b.copy(image, offsetB);
+    const workers = new ChunkWorkers(file, 1, true);
+    try {
+      for (const [data, offset] of [
+        [a, offsetA],
+        [b, offsetB],
+      ] as const) {
+        const buffer = alignedBuffer(1 << 20);
+        expect(buffer.buffer).toBeInstanceOf(SharedArrayBuffer);
+        const view = buffer.subarray(1234, 1234 + data.length);
+        data.copy(view);
+        await workers.verifyAndWrite(view, [chunkOf(data, 0, data.length, [offset])], 'test');
+        expect(view.equals(data)).toBe(true); // still ours: shared, not handed over
+      }
+      expect(workers.directBytesWritten).toBeGreaterThan(1 << 20);
+      workers.hashTo(size);
+      expect((await workers.digest()).sha256).toBe(sha256Hex(image));
+    } finally {
+      await workers.close();
+    }
+    expect(sha256Hex(await readFile(file))).toBe(sha256Hex(image));
+  });
 });
 
 describe('getRange into a caller buffer', () => {

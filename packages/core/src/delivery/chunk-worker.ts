@@ -104,6 +104,26 @@ function writeRun(run: { offset: number; data: Buffer }[], from: number, to: num
     return;
   }
   writeBuffered(run, from, first);
+  // In place when the run lies in one piece of page-aligned shared memory (see fetch-ranges.ts).
+  const base = run[0]!.data;
+  const at0 = base.byteOffset + (first - from);
+  if (
+    base.buffer instanceof SharedArrayBuffer &&
+    at0 % PAGE === 0 &&
+    run.every((p) => p.data.buffer === base.buffer && p.data.byteOffset === base.byteOffset + (p.offset - from))
+  ) {
+    const pages = Buffer.from(base.buffer, at0, last - first);
+    try {
+      for (let done = 0; done < pages.length;)
+        done += writeSync(directFd, pages, done, pages.length - done, first + done);
+      directBytes += pages.length;
+    } catch (err) {
+      directFailed(err);
+      writeBuffered(run, first, last);
+    }
+    writeBuffered(run, last, to);
+    return;
+  }
   for (let at = first; at < last;) {
     const end = Math.min(last, at + directBuffer.length);
     copyRun(run, at, end, directBuffer);
@@ -161,7 +181,11 @@ function verify(task: VerifyTask): void {
     port.postMessage({ seq: task.seq, error: { kind: 'io', code: e.code, message: e.message } });
     return;
   }
-  // The range buffer goes back to the main thread to be filled again.
+  // The range buffer goes back to the main thread to be filled again (shared memory stays there).
+  if (task.data.buffer instanceof SharedArrayBuffer) {
+    port.postMessage({ seq: task.seq, directBytes });
+    return;
+  }
   const buffer = task.data.buffer as ArrayBuffer;
   port.postMessage({ seq: task.seq, buffer, directBytes }, [buffer]);
 }

@@ -3,7 +3,7 @@ import type { RangeRequest } from './fetch-plan.js';
 import type { NeededChunks } from './seeds.js';
 import type { Staging } from './staging.js';
 import type { RepoStore } from './store/types.js';
-import type { ChunkWorkers } from './workers.js';
+import { alignedBuffer, PAGE_BYTES, type ChunkWorkers } from './workers.js';
 
 /** What fetching needs. */
 export interface FetchContext {
@@ -28,19 +28,21 @@ export async function fetchRanges(ranges: readonly RangeRequest[], ctx: FetchCon
   const signal = ctx.signal ? AbortSignal.any([ctx.signal, stop.signal]) : stop.signal;
   let failure: Error | undefined;
   let count = 0;
-  // Range buffers are reused: filled by a response, handed to a worker, handed back. Memory
-  // touched once costs far less than fresh allocations (and their collection) for every range.
-  const slot = ranges.reduce((n, r) => Math.max(n, r.length), 0);
+  // Range buffers are reused: filled by a response, read by a worker in place (shared memory),
+  // filled again. Memory touched once costs far less than fresh allocations (and their
+  // collection) for every range. Each body lands at the offset within its buffer that puts image
+  // pages on memory pages, so whole pages go to the disk with direct I/O without a copy.
+  const slot = ranges.reduce((n, r) => Math.max(n, r.length), 0) + PAGE_BYTES;
   const pool: Buffer[] = [];
   const worker = async (): Promise<void> => {
     for (let r = queue.shift(); r && failure === undefined; r = queue.shift()) {
       if (ctx.signal?.aborted) throw new CancelledError('The pull was cancelled; run it again to resume.');
-      const into = ctx.store.ranges ? (pool.pop() ?? Buffer.allocUnsafeSlow(slot)) : undefined;
+      const buffer = ctx.store.ranges ? (pool.pop() ?? alignedBuffer(slot)) : undefined;
+      const first = r.chunks[0] ? (ctx.needed.get(r.chunks[0].id)?.offsets[0] ?? 0) : 0;
+      const into = buffer?.subarray(first % PAGE_BYTES);
       const data = into
         ? await ctx.store.getRange(r.pack, r.offset, r.length, { signal, into })
         : await wholePack(ctx.store, r.pack, signal);
-      const pooled = into !== undefined && data.buffer === into.buffer;
-      if (into && !pooled) pool.push(into);
       const chunks = r.chunks.map((c) => ({
         id: c.id,
         at: ctx.store.ranges ? c.at : c.offset,
@@ -48,8 +50,11 @@ export async function fetchRanges(ranges: readonly RangeRequest[], ctx: FetchCon
         length: c.length,
         offsets: ctx.needed.get(c.id)!.offsets,
       }));
-      const back = await ctx.workers.verifyAndWrite(data, chunks, r.pack, pooled);
-      if (back && back.length === slot) pool.push(back);
+      try {
+        await ctx.workers.verifyAndWrite(data, chunks, r.pack);
+      } finally {
+        if (buffer) pool.push(buffer);
+      }
       // Journaled only once written: a pull killed in between fetches these chunks again.
       await ctx.staging.record(...chunks.map((c) => c.id));
       for (const c of chunks) ctx.needed.delete(c.id);

@@ -86,7 +86,10 @@ export class ChunkWorkers {
    * Verifies every chunk of a fetched range and writes it at its offsets. Throws
    * IntegrityError for a chunk that does not match its id, HostError for a write that fails.
    * With `own`, the memory behind `data` (all of `data.buffer`) is handed to the worker without
-   * a copy and comes back as the result once written, to be filled again.
+   * a copy and comes back as the result once written, to be filled again. Memory from
+   * {@link alignedBuffer} is shared instead: the worker reads it in place, and when it lies so
+   * that image pages fall on memory pages, writes whole pages from it with direct I/O without a
+   * copy.
    */
   async verifyAndWrite(
     data: Buffer,
@@ -94,14 +97,20 @@ export class ChunkWorkers {
     source: string,
     own = false,
   ): Promise<Buffer | undefined> {
-    // Hand the bytes over without a copy when they own their memory.
-    const owned =
-      own ||
-      (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer);
-    // (Buffer.from would copy a small range into Node's shared pool, which cannot be transferred.)
-    const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
     const worker = this.#verifiers[this.#next++ % this.#verifiers.length]!;
-    const reply = await this.#call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
+    let reply: Reply;
+    if (data.buffer instanceof SharedArrayBuffer) {
+      // Shared memory (see alignedBuffer): the worker reads it in place; the caller keeps it.
+      reply = await this.#call(worker, { type: 'verify', data, chunks });
+    } else {
+      // Hand the bytes over without a copy when they own their memory.
+      const owned =
+        own ||
+        (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer);
+      // (Buffer.from would copy a small range into Node's shared pool, which cannot be transferred.)
+      const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
+      reply = await this.#call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
+    }
     this.#directWritten.set(worker, reply.directBytes ?? 0);
     const e = reply.error;
     if (!e) return reply.buffer ? Buffer.from(reply.buffer) : undefined;
@@ -145,6 +154,27 @@ export class ChunkWorkers {
   async close(): Promise<void> {
     await Promise.all([...this.#verifiers, this.#hasher].map((w) => w.terminate()));
   }
+}
+
+/** Size of the pages direct I/O aligns to. */
+export const PAGE_BYTES = 4096;
+
+/** WebAssembly.Memory (not in the TypeScript libraries this package compiles with). */
+const WasmMemory = (
+  globalThis as unknown as {
+    WebAssembly: {
+      Memory: new (d: { initial: number; maximum: number; shared: boolean }) => { buffer: SharedArrayBuffer };
+    };
+  }
+).WebAssembly.Memory;
+
+/**
+ * Shared memory of at least `bytes` that starts on a page boundary (WebAssembly memory does),
+ * for range buffers whose bytes worker threads can write with direct I/O in place.
+ */
+export function alignedBuffer(bytes: number): Buffer {
+  const pages = Math.max(1, Math.ceil(bytes / 65536));
+  return Buffer.from(new WasmMemory({ initial: pages, maximum: pages, shared: true }).buffer);
 }
 
 /**
