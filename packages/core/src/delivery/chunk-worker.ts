@@ -186,7 +186,7 @@ function verify(task: VerifyTask): void {
     port.postMessage({ seq: task.seq, directBytes });
     return;
   }
-  const buffer = task.data.buffer as ArrayBuffer;
+  const buffer = task.data.buffer;
   port.postMessage({ seq: task.seq, buffer, directBytes }, [buffer]);
 }
 
