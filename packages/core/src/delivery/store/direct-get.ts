@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import { CancelledError, HostError, TandemError, TimeoutError } from '../../errors.js';
+import { droppedError, networkError, rangeOverflowError } from './http-errors.js';
 
 /**
  * Plain-HTTP GETs whose body the kernel reads straight into the caller's buffer.
@@ -298,11 +299,7 @@ class Connection {
       return undefined;
     }
     if (p.toCaller && p.remaining > p.request.into.length) {
-      this.#fail(
-        new HostError(`${p.request.url.href} sent more bytes than the range asked for.`, {
-          details: { url: p.request.url.href },
-        }),
-      );
+      this.#fail(rangeOverflowError(p.request.url));
       return undefined;
     }
     return all.subarray(end + 4);
@@ -333,24 +330,17 @@ class Connection {
 
 function dropped(p: Pending, connected: boolean, err: unknown): HostError {
   const url = p.request.url;
-  if (p.remaining < 0 || !p.toCaller) {
-    return new HostError(
-      connected
-        ? `The connection to ${url.host} dropped before ${url.pathname} was answered; it will be retried.`
-        : `Cannot reach ${url.host} for ${url.pathname}: ${(err as Error).message}; check the repository URL and the network.`,
-      {
-        cause: err,
-        retryable: true,
-        details: {
-          url: url.href,
-          ...((err as NodeJS.ErrnoException).code ? { errno: (err as NodeJS.ErrnoException).code } : {}),
-        },
-      },
-    );
-  }
-  const expected = p.at + p.remaining;
+  if (p.remaining >= 0 && p.toCaller) return droppedError(url, p.at, p.at + p.remaining, err);
+  if (!connected) return networkError(url, err);
   return new HostError(
-    `The connection to ${url.host} dropped after ${p.at} of ${expected} bytes of ${url.pathname}; it will be retried, and a later pull resumes where this one stopped.`,
-    { cause: err, retryable: true, details: { url: url.href, received: p.at, expected } },
+    `The connection to ${url.host} dropped before ${url.pathname} was answered; it will be retried.`,
+    {
+      cause: err,
+      retryable: true,
+      details: {
+        url: url.href,
+        ...((err as NodeJS.ErrnoException).code ? { errno: (err as NodeJS.ErrnoException).code } : {}),
+      },
+    },
   );
 }

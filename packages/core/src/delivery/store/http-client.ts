@@ -4,6 +4,7 @@ import { systemClock, type Clock } from '../../clock.js';
 import { CancelledError, HostError, TandemError, TimeoutError } from '../../errors.js';
 import type { StoreStats } from './types.js';
 import { DirectGet, DirectGetUnsupported } from './direct-get.js';
+import { droppedError, networkError, rangeOverflowError } from './http-errors.js';
 
 /** Options of the HTTP transport shared by the HTTP and S3 stores. */
 export interface HttpTransportOptions {
@@ -114,10 +115,7 @@ export class HttpTransport {
       return this.#send({
         ...req,
         onBody: (chunk) => {
-          if (at + chunk.length > into.buffer.length)
-            throw new HostError(`${url.href} sent more bytes than the range asked for.`, {
-              details: { url: url.href },
-            });
+          if (at + chunk.length > into.buffer.length) throw rangeOverflowError(url);
           chunk.copy(into.buffer, at);
           at += chunk.length;
           into.received(chunk.length);
@@ -185,7 +183,7 @@ export class HttpTransport {
           });
           res.on('end', () => {
             if (!res.complete || (expected !== undefined && received < expected)) {
-              fail(dropped(url, received, expected));
+              fail(droppedError(url, received, expected));
               return;
             }
             if (settled) return;
@@ -194,7 +192,7 @@ export class HttpTransport {
           });
           res.on('error', (err) => fail(networkError(url, err, received, expected)));
           res.on('close', () => {
-            if (!res.complete) fail(dropped(url, received, expected));
+            if (!res.complete) fail(droppedError(url, received, expected));
           });
         },
       );
@@ -246,35 +244,4 @@ export class HttpTransport {
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
-}
-
-function dropped(url: URL, received: number, expected: number | undefined): HostError {
-  return new HostError(
-    `The connection to ${url.host} dropped after ${received}${expected !== undefined ? ` of ${expected}` : ''} bytes of ${url.pathname}; it will be retried, and a later pull resumes where this one stopped.`,
-    { retryable: true, details: { url: url.href, received, ...(expected !== undefined ? { expected } : {}) } },
-  );
-}
-
-function networkError(url: URL, err: unknown, received?: number, expected?: number): HostError {
-  if (TandemError.is(err)) return err as HostError;
-  const code = (err as NodeJS.ErrnoException).code;
-  if (received !== undefined && received > 0) return dropped(url, received, expected);
-  return new HostError(
-    `Cannot reach ${url.host} for ${url.pathname}: ${(err as Error).message}; check the repository URL and the network.`,
-    {
-      cause: err,
-      retryable: true,
-      details: { url: url.href, ...(code ? { errno: code } : {}) },
-    },
-  );
-}
-
-/** The HostError for an unexpected HTTP status; 5xx and 429 are retryable. */
-export function statusError(url: URL, status: number, body: Buffer): HostError {
-  const text = body.toString('utf8', 0, Math.min(body.length, 300)).trim();
-  const retryable = status >= 500 || status === 429;
-  return new HostError(
-    `${url.host} answered ${status} for ${url.pathname}${retryable ? ' (a server-side problem)' : ''}; ${status === 403 || status === 401 ? 'check the credentials and the bucket policy' : 'check the repository URL and the server'}.`,
-    { retryable, details: { url: url.href, status, ...(text ? { body: text } : {}) } },
-  );
 }

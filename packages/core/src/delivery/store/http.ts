@@ -1,13 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { HostError, InvalidInputError, NotFoundError } from '../../errors.js';
 import { isSafeRelativePath } from '../paths.js';
-import {
-  HttpTransport,
-  statusError,
-  type HttpAnswer,
-  type HttpRequest,
-  type HttpTransportOptions,
-} from './http-client.js';
+import { HttpTransport, type HttpAnswer, type HttpRequest, type HttpTransportOptions } from './http-client.js';
+import { statusError } from './http-errors.js';
 import { intoBuffer, type ReadOptions, type RepoStore, type StoreStats } from './types.js';
 
 /** Options for {@link HttpStore}. */

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { systemClock, type Clock } from '../../clock.js';
 import { InvalidInputError } from '../../errors.js';
 import { HttpStore, type HttpStoreOptions } from './http.js';
-import { statusError, type HttpRequest } from './http-client.js';
+import type { HttpRequest } from './http-client.js';
+import { statusError } from './http-errors.js';
 import { EMPTY_SHA256, signV4, type S3Credentials } from './sigv4.js';
 
 /** Options for {@link S3Store}. */
