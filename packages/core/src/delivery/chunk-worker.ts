@@ -47,18 +47,22 @@ const WasmMemory = (
   }
 ).WebAssembly.Memory;
 let directFd: number | undefined;
-let directBuffer: Buffer | undefined;
+/** Aligned memory to copy runs into that do not lie on memory pages; made when first needed. */
+let copyBuffer: Buffer | undefined;
 /** Bytes written (verifiers) or read (hasher) with direct I/O, for diagnostics and tests. */
 let directBytes = 0;
 if (wantDirect && constants.O_DIRECT !== undefined) {
   try {
     directFd = openSync(file, constants.O_RDWR | constants.O_DIRECT);
-    // WebAssembly memory starts on a page boundary, which O_DIRECT needs of the buffer too.
-    const pages = Math.ceil(DIRECT_BYTES / 65536);
-    directBuffer = Buffer.from(new WasmMemory({ initial: pages, maximum: pages, shared: true }).buffer);
   } catch {
     directFd = undefined;
   }
+}
+
+/** DIRECT_BYTES of memory on a page boundary (WebAssembly memory is), as O_DIRECT needs. */
+function makeAligned(): Buffer {
+  const pages = Math.ceil(DIRECT_BYTES / 65536);
+  return Buffer.from(new WasmMemory({ initial: pages, maximum: pages, shared: true }).buffer);
 }
 
 /** Turns direct I/O off after an EINVAL (an alignment this file system does not take). */
@@ -99,7 +103,7 @@ function writeBuffered(run: { offset: number; data: Buffer }[], from: number, to
 function writeRun(run: { offset: number; data: Buffer }[], from: number, to: number): void {
   const first = Math.ceil(from / PAGE) * PAGE;
   const last = Math.floor(to / PAGE) * PAGE;
-  if (directFd === undefined || directBuffer === undefined || last - first < MIN_DIRECT_RUN) {
+  if (directFd === undefined || last - first < MIN_DIRECT_RUN) {
     writeBuffered(run, from, to);
     return;
   }
@@ -124,11 +128,12 @@ function writeRun(run: { offset: number; data: Buffer }[], from: number, to: num
     writeBuffered(run, last, to);
     return;
   }
+  copyBuffer ??= makeAligned();
   for (let at = first; at < last;) {
-    const end = Math.min(last, at + directBuffer.length);
-    copyRun(run, at, end, directBuffer);
+    const end = Math.min(last, at + copyBuffer.length);
+    copyRun(run, at, end, copyBuffer);
     try {
-      for (let done = 0; done < end - at;) done += writeSync(directFd, directBuffer, done, end - at - done, at + done);
+      for (let done = 0; done < end - at;) done += writeSync(directFd, copyBuffer, done, end - at - done, at + done);
       directBytes += end - at;
     } catch (err) {
       directFailed(err);
@@ -181,13 +186,7 @@ function verify(task: VerifyTask): void {
     port.postMessage({ seq: task.seq, error: { kind: 'io', code: e.code, message: e.message } });
     return;
   }
-  // The range buffer goes back to the main thread to be filled again (shared memory stays there).
-  if (task.data.buffer instanceof SharedArrayBuffer) {
-    port.postMessage({ seq: task.seq, directBytes });
-    return;
-  }
-  const buffer = task.data.buffer;
-  port.postMessage({ seq: task.seq, buffer, directBytes }, [buffer]);
+  port.postMessage({ seq: task.seq, directBytes });
 }
 
 // The hasher reads ahead: one buffer is read (on libuv's thread pool) while the other is hashed.
@@ -195,11 +194,6 @@ let readBuffers: Buffer[] | undefined;
 let target = 0;
 let pumping: Promise<void> | undefined;
 let failure: Error | undefined;
-
-function makeAligned(): Buffer {
-  const pages = Math.ceil(DIRECT_BYTES / 65536);
-  return Buffer.from(new WasmMemory({ initial: pages, maximum: pages, shared: true }).buffer);
-}
 
 interface Block {
   buffer: Buffer;
@@ -234,9 +228,10 @@ function readBlock(buffer: Buffer, from: number, limit: number): Promise<Block> 
 }
 
 async function pump(): Promise<void> {
-  readBuffers ??= directBuffer
-    ? [makeAligned(), makeAligned()]
-    : [Buffer.allocUnsafe(DIRECT_BYTES), Buffer.allocUnsafe(DIRECT_BYTES)];
+  readBuffers ??=
+    directFd !== undefined
+      ? [makeAligned(), makeAligned()]
+      : [Buffer.allocUnsafe(DIRECT_BYTES), Buffer.allocUnsafe(DIRECT_BYTES)];
   let turn = 0;
   let next: Promise<Block> | undefined = readBlock(readBuffers[turn++ % 2]!, hashed, target);
   while (next) {

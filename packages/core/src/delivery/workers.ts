@@ -17,8 +17,6 @@ interface Reply {
   error?: { kind: 'corrupt' | 'integrity' | 'io'; chunk?: string; actual?: string; code?: string; message?: string };
   digest?: string;
   hashed?: number;
-  /** The range buffer, handed back for reuse. */
-  buffer?: ArrayBuffer;
   /** Bytes the replying thread has written or read with direct I/O so far. */
   directBytes?: number;
 }
@@ -85,18 +83,12 @@ export class ChunkWorkers {
   /**
    * Verifies every chunk of a fetched range and writes it at its offsets. Throws
    * IntegrityError for a chunk that does not match its id, HostError for a write that fails.
-   * With `own`, the memory behind `data` (all of `data.buffer`) is handed to the worker without
-   * a copy and comes back as the result once written, to be filled again. Memory from
-   * {@link alignedBuffer} is shared instead: the worker reads it in place, and when it lies so
-   * that image pages fall on memory pages, writes whole pages from it with direct I/O without a
-   * copy.
+   * Memory from {@link alignedBuffer} is shared: the worker reads it in place, and when it lies
+   * so that image pages fall on memory pages, writes whole pages from it with direct I/O without
+   * a copy. Other memory is handed to the worker (without a copy when `data` is all of its
+   * ArrayBuffer), so `data` is empty afterwards.
    */
-  async verifyAndWrite(
-    data: Buffer,
-    chunks: readonly RangeChunk[],
-    source: string,
-    own = false,
-  ): Promise<Buffer | undefined> {
+  async verifyAndWrite(data: Buffer, chunks: readonly RangeChunk[], source: string): Promise<void> {
     const worker = this.#verifiers[this.#next++ % this.#verifiers.length]!;
     let reply: Reply;
     if (data.buffer instanceof SharedArrayBuffer) {
@@ -105,15 +97,14 @@ export class ChunkWorkers {
     } else {
       // Hand the bytes over without a copy when they own their memory.
       const owned =
-        own ||
-        (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer);
+        data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
       // (Buffer.from would copy a small range into Node's shared pool, which cannot be transferred.)
       const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
       reply = await this.#call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
     }
     this.#directWritten.set(worker, reply.directBytes ?? 0);
     const e = reply.error;
-    if (!e) return reply.buffer ? Buffer.from(reply.buffer) : undefined;
+    if (!e) return;
     if (e.kind === 'io')
       throw toHostError(
         Object.assign(new Error(e.message ?? 'write failed'), { code: e.code }),
