@@ -1,4 +1,6 @@
 // Runs `tandem` in-process for tests, capturing what it prints (not shipped).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, vi } from 'vitest';
 import { runCli } from './program.js';
 
@@ -36,4 +38,19 @@ export function cliHarness(stateDir: () => string): (...args: string[]) => Promi
     }
     return { code, json, stdout, stderr: err.join('') };
   };
+}
+
+/**
+ * Writes the workspace `erp` at `version` into `dir`, with `image` as its raw disk image in
+ * `images/disk.img`; returns the workspace file's path.
+ */
+export function erpWorkspace(dir: string, version: string, image: Buffer): string {
+  mkdirSync(join(dir, 'images'), { recursive: true });
+  writeFileSync(join(dir, 'images', 'disk.img'), image);
+  const file = join(dir, 'tandem.workspace.yaml');
+  writeFileSync(
+    file,
+    `apiVersion: tandem/v1\nkind: Workspace\nmetadata: { name: erp, version: ${version} }\nspec:\n  image: { source: ./images/disk.img, format: raw }\n  hardware: { memory: { fixedMiB: 512 } }\n`,
+  );
+  return file;
 }

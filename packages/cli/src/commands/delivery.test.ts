@@ -1,23 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { erpWorkspace } from '../cli-harness.test-helper.js';
 import { ExitCode } from '../exit-codes.js';
 import { runCli } from '../program.js';
-
-function workspace(dir: string, version: string, image: Buffer): string {
-  mkdirSync(join(dir, 'images'), { recursive: true });
-  writeFileSync(join(dir, 'images', 'disk.img'), image);
-  const file = join(dir, 'tandem.workspace.yaml');
-  writeFileSync(
-    file,
-    `apiVersion: tandem/v1\nkind: Workspace\nmetadata: { name: erp, version: ${version} }\nspec:\n  image: { source: ./images/disk.img, format: raw }\n  hardware: { memory: { fixedMiB: 512 } }\n`,
-  );
-  return file;
-}
 
 describe('tandem pack, repo init, push, pull', () => {
   let out: string[];
@@ -52,7 +42,7 @@ describe('tandem pack, repo init, push, pull', () => {
         await runCli([
           '--json',
           'pack',
-          workspace(join(tmp, version), version, image),
+          erpWorkspace(join(tmp, version), version, image),
           '--out',
           join(tmp, `${version}.tandem`),
         ]),
@@ -122,7 +112,7 @@ describe('tandem pack, repo init, push, pull', () => {
     const repo = join(tmp, 'repo');
     const keys = join(tmp, 'keys');
     expect(await runCli(['repo', 'init', repo, '--keys', keys])).toBe(ExitCode.ok);
-    expect(await runCli(['pack', workspace(join(tmp, 'ws'), '1.0.0', image), '--out', join(tmp, 'p.tandem')])).toBe(
+    expect(await runCli(['pack', erpWorkspace(join(tmp, 'ws'), '1.0.0', image), '--out', join(tmp, 'p.tandem')])).toBe(
       ExitCode.ok,
     );
     expect(await runCli(['push', join(tmp, 'p.tandem'), repo, '--keys', keys, '--channel', 'stable'])).toBe(

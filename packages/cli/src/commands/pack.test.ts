@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cliHarness } from '../cli-harness.test-helper.js';
+import { cliHarness, erpWorkspace } from '../cli-harness.test-helper.js';
 import { ExitCode } from '../exit-codes.js';
 
 let tmp = '';
@@ -15,24 +15,13 @@ function result(r: { stdout: string }): any {
   return JSON.parse(lines.slice(lines.lastIndexOf('{')).join('\n'));
 }
 
-function workspace(dir: string, version: string, image: Buffer): string {
-  mkdirSync(join(dir, 'images'), { recursive: true });
-  writeFileSync(join(dir, 'images', 'disk.img'), image);
-  const file = join(dir, 'tandem.workspace.yaml');
-  writeFileSync(
-    file,
-    `apiVersion: tandem/v1\nkind: Workspace\nmetadata: { name: erp, version: ${version} }\nspec:\n  image: { source: ./images/disk.img, format: raw }\n  hardware: { memory: { fixedMiB: 512 } }\n`,
-  );
-  return file;
-}
-
 describe('tandem pack --format directory, tandem push of a package directory', () => {
   let image: Buffer;
   let ws: string;
   beforeAll(() => {
     tmp = mkdtempSync(join(tmpdir(), 'tandem-cli-pack-'));
     image = randomBytes(1 << 20);
-    ws = workspace(join(tmp, 'ws'), '1.0.0', image);
+    ws = erpWorkspace(join(tmp, 'ws'), '1.0.0', image);
   });
 
   it('packs into data files of at most --volume-size, pushes the directory and pulls the image back', async () => {

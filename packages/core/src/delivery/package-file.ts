@@ -79,14 +79,19 @@ export async function openPackage(path: string): Promise<WorkspacePackage> {
   try {
     isDirectory = (await stat(path)).isDirectory();
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new NotFoundError(`Package ${path} does not exist.`, { cause: err, details: { path } });
-    throw new InvalidInputError(`Cannot open package ${path}: ${(err as Error).message}.`, {
-      cause: err,
-      details: { path },
-    });
+    throw openError(path, err);
   }
   return isDirectory ? openPackageDirectory(path) : openPackageFile(path);
+}
+
+/** NotFoundError for a package that is not there, InvalidInputError for one that cannot be opened. */
+function openError(path: string, err: unknown): NotFoundError | InvalidInputError {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+    return new NotFoundError(`Package ${path} does not exist.`, { cause: err, details: { path } });
+  return new InvalidInputError(`Cannot open package ${path}: ${(err as Error).message}.`, {
+    cause: err,
+    details: { path },
+  });
 }
 
 async function openPackageFile(path: string): Promise<WorkspacePackage> {
@@ -94,12 +99,7 @@ async function openPackageFile(path: string): Promise<WorkspacePackage> {
   try {
     handle = await open(path, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new NotFoundError(`Package ${path} does not exist.`, { cause: err, details: { path } });
-    throw new InvalidInputError(`Cannot open package ${path}: ${(err as Error).message}.`, {
-      cause: err,
-      details: { path },
-    });
+    throw openError(path, err);
   }
   try {
     const { size } = await handle.stat();
