@@ -54,8 +54,10 @@ export function readDomainFacts(xml: string): DomainFacts {
   const agent = children(devices, 'channel').find((c) => child(c, 'target')?.attrs['name'] === AGENT_CHANNEL);
   const agentSocket = child(agent, 'source')?.attrs['path'];
   const os = meta?.attrs['osFamily'];
-  const labels: Record<string, string> = {};
-  for (const l of children(meta, 'tandem:label')) labels[l.attrs['key'] ?? ''] = l.attrs['value'] ?? '';
+  // fromEntries makes every key an own property, `__proto__` included (an assignment would not).
+  const labels: Record<string, string> = Object.fromEntries(
+    children(meta, 'tandem:label').map((l) => [l.attrs['key'] ?? '', l.attrs['value'] ?? '']),
+  );
   const uuid = child(root, 'uuid')?.text.trim();
   return {
     name: child(root, 'name')?.text ?? '',

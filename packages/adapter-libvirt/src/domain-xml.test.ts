@@ -95,6 +95,14 @@ describe('domain XML', () => {
     );
   });
 
+  it('keeps a label named __proto__ as a label (the counterexample fast-check found)', () => {
+    const labels = Object.fromEntries([['__proto__', ' ']]) as Record<string, string>;
+    const facts = readDomainFacts(buildDomainXml({ ...base, name: 'p', labels }, opts));
+    expect(Object.keys(facts.labels)).toEqual(['__proto__']);
+    expect(facts.labels).toEqual(labels);
+    expect(Object.getPrototypeOf(facts.labels)).toBe(Object.prototype);
+  });
+
   it('rejects bad specs with a typed error naming the field', () => {
     const bad = (spec: Partial<VmSpec>, path: string): void => {
       try {
