@@ -15,6 +15,13 @@ describe('libvirt URIs', () => {
     expect(parseLibvirtUri('qemu+libssh://[::1]/system')).toMatchObject({ host: '::1', transport: 'libssh' });
   });
 
+  it('keeps every query parameter as a parameter, the last of repeated ones, __proto__ included', () => {
+    const u = parseLibvirtUri('qemu+ssh://h/system?__proto__=x&keyfile=/a&keyfile=/b');
+    expect(Object.keys(u.params)).toEqual(['__proto__', 'keyfile']);
+    expect(u.params['__proto__']).toBe('x');
+    expect(u.params['keyfile']).toBe('/b');
+  });
+
   it('rejects what is not a URI', () => {
     expect(() => parseLibvirtUri('system')).toThrow(TandemError);
   });

@@ -36,8 +36,8 @@ export function parseLibvirtUri(uri: string): LibvirtUri {
   const hp = /^(\[[^\]]+\]|[^:]*)(?::(\d+))?$/.exec(hostPort);
   const host = hp?.[1] ? hp[1].replace(/^\[|\]$/g, '') : undefined;
   const port = hp?.[2] ? Number(hp[2]) : undefined;
-  const params: Record<string, string> = {};
-  for (const [k, v] of new URLSearchParams(query)) params[k] = v;
+  // The last of repeated parameters wins; fromEntries keeps a `__proto__` parameter as one.
+  const params: Record<string, string> = Object.fromEntries(new URLSearchParams(query));
   const t = transport?.toLowerCase();
   return {
     uri,

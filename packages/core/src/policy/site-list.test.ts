@@ -176,6 +176,13 @@ describe('parseXml', () => {
     expect(root.line).toBe(3);
   });
 
+  it('takes attributes named like Object.prototype members as ordinary attributes', () => {
+    const root = parseXml(`<a constructor="c" toString="t" __proto__="p"/>`);
+    expect(Object.keys(root.attributes)).toEqual(['constructor', 'toString', '__proto__']);
+    expect(root.attributes['constructor']).toBe('c');
+    expect(root.attributes['__proto__']).toBe('p');
+  });
+
   it.each([
     ['<a>', /never closed/],
     ['<a></b>', /closes <a>/],

@@ -103,7 +103,8 @@ export function parseXml(xml: string, source = '<xml>'): XmlElement {
       if (!m) fail('"<" does not start a tag');
       const name = m?.[0] ?? '';
       pos = NAME.lastIndex;
-      const attributes: Record<string, string> = {};
+      // No prototype: an attribute named `constructor` or `__proto__` is an attribute like any other.
+      const attributes = Object.create(null) as Record<string, string>;
       for (;;) {
         ATTR.lastIndex = pos;
         const a = ATTR.exec(xml);

@@ -271,7 +271,8 @@ class Connection {
       return undefined;
     }
     const status = Number(m[1]);
-    const headers: Record<string, string> = {};
+    // No prototype: a header named `constructor` or `__proto__` is a header like any other.
+    const headers = Object.create(null) as Record<string, string>;
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(':');
       if (colon <= 0) continue;
