@@ -1,7 +1,7 @@
 // libvirt-specific behaviour on a real libvirtd with QEMU: events the hypervisor raises on
 // its own, a graceful stop a guest honours, the guest channel, and libvirtd going away.
 import { readFile, rm } from 'node:fs/promises';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -177,27 +177,34 @@ describe.skipIf(!gate.enabled)('libvirt adapter on qemu:///system', () => {
 
   describe('libvirtd going away mid-operation', () => {
     // The adapter reaches libvirtd through a relay socket the test owns, so "stopping the
-    // daemon" (closing the relay) affects this test only, not the rest of the suite.
+    // daemon" (killing the relay) affects this test only, not the rest of the suite. The relay is
+    // a process of its own: in this process it would need the event loop that a libvirt call in
+    // progress can hold, and the two would wait for each other.
     const relayPath = join(tmpdir(), `tandem-it-relay-${process.pid}.sock`);
-    let relay: Server;
-    const sockets = new Set<Socket>();
+    const RELAY = `
+      const net = require('node:net');
+      net.createServer((client) => {
+        const daemon = net.createConnection('/run/libvirt/libvirt-sock');
+        for (const s of [client, daemon]) s.on('error', () => s.destroy());
+        client.pipe(daemon).pipe(client);
+      }).listen(process.argv[1], () => process.stdout.write('ready\\n'));`;
+    let relay: ChildProcess | undefined;
     const startRelay = async (): Promise<void> => {
       await rm(relayPath, { force: true });
-      relay = createServer((client) => {
-        const daemon = createConnection('/run/libvirt/libvirt-sock');
-        for (const s of [client, daemon]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
-          s.on('error', () => undefined);
-        }
-        client.pipe(daemon).pipe(client);
+      const child = spawn(process.execPath, ['-e', RELAY, relayPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+      relay = child;
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.once('data', () => resolve());
+        child.once('exit', (code) => reject(new Error(`the relay exited with ${code}`)));
       });
-      await new Promise<void>((r) => relay.listen(relayPath, r));
     };
     const stopRelay = async (): Promise<void> => {
-      const closed = new Promise<void>((r) => relay.close(() => r()));
-      for (const s of sockets) s.destroy();
-      await closed;
+      const child = relay;
+      relay = undefined;
+      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGKILL');
+      await exited;
     };
 
     it('an operation in flight fails with HostError carrying libvirt’s message, and the adapter recovers', async () => {
