@@ -2,7 +2,7 @@
  * Test support: a home for the fake PowerShell (test/fake/pwsh) and readers for what it
  * recorded. Not part of the package's API.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,8 @@ function jsonLines<T>(file: string): T[] {
 
 export function fakeHyperVHome(flavor: '5.1' | '7' = '7'): FakeHyperVHome {
   const home = mkdtempSync(join(tmpdir(), 'tandem-fake-hyperv-'));
+  // The remote-host tests run the fake as the unprivileged SSH test account: it must write here.
+  chmodSync(home, 0o777);
   return {
     home,
     env: (extra = {}) => ({ TANDEM_FAKE_HYPERV_HOME: home, TANDEM_FAKE_PWSH_FLAVOR: flavor, ...extra }),

@@ -16,6 +16,10 @@ const cases: [string, string][] = [
   ['internal error: client socket is closed', 'connection'],
   ['authentication failed: access denied by policy', 'auth'],
   ["XML error: name x/y cannot contain '/'", 'rejected'],
+  [
+    "internal error: Failed to start network default: Unable to find 'dnsmasq' binary in $PATH: No such file or directory",
+    'missing-program',
+  ],
   ["Secret not found: no secret with matching usage '/img/a.qcow2'", 'rejected'],
 ];
 
@@ -37,5 +41,17 @@ describe('libvirt error mapping', () => {
     expect(state.code).toBe('TANDEM_INVALID_STATE');
     expect(state.details['current']).toBe('stopped');
     expect(libvirtError('Cannot recv data: x', ctx).retryable).toBe(true);
+  });
+
+  it('names the missing host program and the Debian package that brings it', () => {
+    // What libvirt 9.0 says when the NAT network starts on a host without dnsmasq.
+    const message = "internal error: Unable to find 'dnsmasq' binary in $PATH: No such file or directory";
+    const err = libvirtError(message, { operation: 'start network default', uri: 'qemu:///system' });
+    expect(err.code).toBe('TANDEM_HOST');
+    expect(err.fault).toBe('host');
+    expect(err.message).toContain('"dnsmasq"');
+    expect(err.message).toContain('dnsmasq-base');
+    expect(err.details['program']).toBe('dnsmasq');
+    expect(err.details['libvirtMessage']).toBe(message);
   });
 });

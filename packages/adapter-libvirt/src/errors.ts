@@ -10,7 +10,17 @@ import {
 
 /** What a libvirt error message means for Tandem. */
 export type LibvirtErrorKind =
-  'no-domain' | 'no-snapshot' | 'invalid-state' | 'conflict' | 'connection' | 'auth' | 'rejected';
+  'no-domain' | 'no-snapshot' | 'invalid-state' | 'conflict' | 'connection' | 'auth' | 'missing-program' | 'rejected';
+
+/**
+ * Debian packages that bring a program libvirt looks for on its host, for the hint in a
+ * `missing-program` error (dnsmasq runs DHCP and DNS for libvirt's NAT network `default`).
+ */
+const PROGRAM_PACKAGES: Readonly<Record<string, string>> = {
+  dnsmasq: 'dnsmasq-base',
+  'qemu-img': 'qemu-utils',
+  swtpm: 'swtpm',
+};
 
 /**
  * Classifies one of libvirt's messages (the English ones; the adapter runs libvirt with LC_ALL=C).
@@ -29,6 +39,8 @@ export function classifyLibvirtMessage(message: string): LibvirtErrorKind {
   )
     return 'connection';
   if (/already exists/i.test(m)) return 'conflict';
+  // libvirtd lacks a helper program on its host: a host set-up problem, not the VM's fault.
+  if (/Unable to find '[^']+' binary in \$PATH|Cannot find '[^']+' in path/i.test(m)) return 'missing-program';
   // An inactive network is a host problem (start it), not the VM's state.
   if (/network '.*' is not active/i.test(m)) return 'rejected';
   if (/Requested operation is not valid|domain is not running|domain is already running|not paused/i.test(m))
@@ -90,6 +102,17 @@ export function libvirtError(
         options.currentState ?? 'unknown',
         base,
       );
+    case 'missing-program': {
+      const program = /'([^']+)'/.exec(message)?.[1] ?? '?';
+      const pkg = PROGRAM_PACKAGES[program];
+      const install = pkg
+        ? `install Debian's ${pkg} package (or your distribution's ${program})`
+        : `install ${program}`;
+      return new HostError(
+        `The ${what} failed: libvirt at ${context.uri} cannot find the program "${program}" on its host. As root on that host, ${install}, then retry.`,
+        { ...base, details: { ...details, program } },
+      );
+    }
     case 'rejected':
       return new HypervisorError(`libvirt refused the ${what}: ${message}. See details.libvirtMessage.`, base);
   }

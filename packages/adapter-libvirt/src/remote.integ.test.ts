@@ -1,27 +1,28 @@
 // The same operations against libvirtd reached over SSH (an OpenSSH server on loopback,
-// started by .ci/sshd.sh): qemu+ssh:// through OpenSSH's client, and qemu+libssh:// with a
+// started by .ci/sshd.sh, logged in as its unprivileged account): qemu+ssh:// through OpenSSH's client, and qemu+libssh:// with a
 // pinned known_hosts file. Host keys are always verified.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TandemError, type HypervisorEvent } from '@tandem/core';
-import { integrationGate } from '@tandem/core/testing';
+import { integrationGate, loopbackSshd } from '@tandem/core/testing';
 import { LibvirtAdapter } from './adapter.js';
 import { emptyDisk, imageDir, itName, purge, qemuGate, smallSpec, until } from './testing/fixtures.test.helpers.js';
 
 const run = promisify(execFile);
-const SSH_DIR = resolve(import.meta.dirname, '../../../.ci/ssh');
-const KEY = join(SSH_DIR, 'client_ed25519');
-const KNOWN_HOSTS = join(SSH_DIR, 'known_hosts');
+// The loopback sshd of .ci/sshd.sh logs in as an unprivileged account in the libvirt group.
+const sshd = await loopbackSshd('OpenSSH on 127.0.0.1:2222');
+const KEY = sshd.privateKeyPath;
+const KNOWN_HOSTS = sshd.knownHostsPath;
+const USER = sshd.username;
 
 const qemu = await qemuGate();
 const ssh = await integrationGate(
-  'OpenSSH on 127.0.0.1:2222',
+  `OpenSSH on 127.0.0.1:2222 as ${USER}, with access to qemu:///system`,
   async () => {
-    if (!existsSync(KEY) || !existsSync(KNOWN_HOSTS)) return `${KEY} or ${KNOWN_HOSTS} is missing`;
+    if (!sshd.gate.enabled) return `the loopback sshd is not usable`;
     await run('ssh', [
       '-q',
       '-o',
@@ -32,12 +33,12 @@ const ssh = await integrationGate(
       KEY,
       '-p',
       '2222',
-      'root@127.0.0.1',
-      'true',
+      `${USER}@127.0.0.1`,
+      'virsh -c qemu:///system version',
     ]);
     return null;
   },
-  'run bash .ci/sshd.sh as root',
+  'run bash .ci/run as root (it starts libvirtd for the libvirt group and .ci/sshd.sh)',
 );
 
 describe.skipIf(!qemu.enabled || !ssh.enabled)('libvirt over SSH', () => {
@@ -53,7 +54,7 @@ describe.skipIf(!qemu.enabled || !ssh.enabled)('libvirt over SSH', () => {
   });
 
   it('qemu+libssh:// with a pinned known_hosts: lifecycle, snapshots, events, guest channel', async () => {
-    const uri = `qemu+libssh://root@127.0.0.1:2222/system?keyfile=${KEY}&known_hosts=${KNOWN_HOSTS}&sshauth=privkey`;
+    const uri = `qemu+libssh://${USER}@127.0.0.1:2222/system?keyfile=${KEY}&known_hosts=${KNOWN_HOSTS}&sshauth=privkey`;
     const adapter = new LibvirtAdapter({ uri, virtType: 'qemu' });
     const vm = itName('libssh');
     vms.push(vm);
@@ -102,7 +103,7 @@ describe.skipIf(!qemu.enabled || !ssh.enabled)('libvirt over SSH', () => {
       `#!/bin/sh\nexec ssh -o UserKnownHostsFile='${KNOWN_HOSTS}' -o StrictHostKeyChecking=yes "$@"\n`,
     );
     await chmod(wrapper, 0o755);
-    const uri = `qemu+ssh://root@127.0.0.1:2222/system?keyfile=${KEY}&command=${wrapper}`;
+    const uri = `qemu+ssh://${USER}@127.0.0.1:2222/system?keyfile=${KEY}&command=${wrapper}`;
     const adapter = new LibvirtAdapter({ uri, virtType: 'qemu' });
     const vm = itName('ssh');
     vms.push(vm);
@@ -124,7 +125,7 @@ describe.skipIf(!qemu.enabled || !ssh.enabled)('libvirt over SSH', () => {
   it('an unknown host key is refused, not trusted', async () => {
     const empty = join(images.dir, 'empty_known_hosts');
     await writeFile(empty, '');
-    const uri = `qemu+libssh://root@127.0.0.1:2222/system?keyfile=${KEY}&known_hosts=${empty}&sshauth=privkey&known_hosts_verify=normal`;
+    const uri = `qemu+libssh://${USER}@127.0.0.1:2222/system?keyfile=${KEY}&known_hosts=${empty}&sshauth=privkey&known_hosts_verify=normal`;
     const adapter = new LibvirtAdapter({ uri });
     try {
       const probe = await adapter.probe();

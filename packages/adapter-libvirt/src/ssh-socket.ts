@@ -66,10 +66,13 @@ export async function openRemoteUnixSocket(uri: LibvirtUri, socketPath: string, 
         signal?.removeEventListener('abort', onAbort);
         if (err) {
           fail(
-            new HostError(`The libvirt host refused to open ${socketPath} over SSH: ${err.message}.`, {
-              cause: err,
-              details: { host, socket: socketPath },
-            }),
+            new HostError(
+              `The libvirt host refused to open ${socketPath} over SSH: ${err.message}. The SSH user must be able to open the socket (root, or a member of the libvirt-qemu group on that host) and sshd must allow stream-local forwarding.`,
+              {
+                cause: err,
+                details: { host, socket: socketPath },
+              },
+            ),
           );
           return;
         }

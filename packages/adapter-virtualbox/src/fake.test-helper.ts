@@ -2,7 +2,7 @@
  * Test support: a VBOX_USER_HOME for the fake VBoxManage (test/fake/VBoxManage), and readers for
  * what the fake recorded. Not part of the package's API.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,8 @@ function jsonLines<T>(file: string): T[] {
 
 export function fakeVBoxHome(version: '6.1' | '7.0' | '7.1' = '7.1'): FakeVBoxHome {
   const home = mkdtempSync(join(tmpdir(), 'tandem-fake-vbox-'));
+  // The remote-host tests run the fake as the unprivileged SSH test account: it must write here.
+  chmodSync(home, 0o777);
   return {
     home,
     env: (extra = {}) => ({ VBOX_USER_HOME: home, TANDEM_FAKE_VBOX_VERSION: version, ...extra }),

@@ -24,7 +24,7 @@ describe.skipIf(!gate.enabled)(
     const runner = new SshRunner({
       host: '127.0.0.1',
       port: 2222,
-      username: 'root',
+      username: sshd.username,
       privateKeyPath: key,
       knownHostsPath: knownHosts,
     });

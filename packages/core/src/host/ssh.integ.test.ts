@@ -1,12 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TandemError } from '../errors.js';
-import { loopbackSshd } from '../testing/loopback-sshd.js';
+import { loopbackSshd, sharedScratchDir } from '../testing/loopback-sshd.js';
 import { keyFingerprint } from './known-hosts.js';
 import { SshRunner, type SshHostOptions } from './ssh-runner.js';
 import { hostileString } from './test-strings.js';
@@ -18,14 +17,15 @@ const key = sshd.privateKeyPath;
 const knownHosts = sshd.knownHostsPath;
 const echo = fileURLToPath(new URL('./fixtures/argv-echo.cjs', import.meta.url));
 
-const scratch = mkdtempSync(join(tmpdir(), 'tandem-ssh-'));
+// Writable by the remote account, so an injected `touch CANARY` would really create the canary.
+const scratch = sharedScratchDir('tandem-ssh-');
 const canary = join(scratch, 'CANARY');
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const base: SshHostOptions = {
   host: '127.0.0.1',
   port: 2222,
-  username: 'root',
+  username: sshd.username,
   privateKeyPath: key,
   knownHostsPath: knownHosts,
 };
@@ -48,11 +48,13 @@ describe.skipIf(!gate.enabled)('SshRunner against the sshd on 127.0.0.1:2222', (
         const out = JSON.parse(r.stdout) as Echo;
         expect(out.argv).toEqual(args);
       }),
-      { numRuns: 60 },
+      // Each run is one remote command (a login-shell-free account: about 0.1 s here, a few
+      // times that on a busy machine): 30 runs stay a small fraction of the timeout.
+      { numRuns: 30 },
     );
     // Every injected command would have created the canary.
     expect(existsSync(canary)).toBe(false);
-  });
+  }, 300_000);
 
   it('shares one connection between many commands, also concurrent ones', async () => {
     const r = new SshRunner(base);
@@ -87,8 +89,9 @@ describe.skipIf(!gate.enabled)('SshRunner against the sshd on 127.0.0.1:2222', (
     const t = await runner.run({ ...slow, timeoutMs: 300 }).catch((e: unknown) => e);
     expect(TandemError.is(t, 'TANDEM_TIMEOUT')).toBe(true);
     // sshd runs on this machine, so its processes are visible here.
+    // Polls until the remote program is gone; the bound is generous for a busy machine.
     const alive = async (): Promise<boolean> => {
-      for (let i = 0; i < 50; i++) {
+      for (let i = 0; i < 600; i++) {
         if (!execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).includes(marker)) return false;
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -105,7 +108,7 @@ describe.skipIf(!gate.enabled)('SshRunner against the sshd on 127.0.0.1:2222', (
     expect(started.argv).toEqual([process.execPath, echo, `${marker}-started`]);
     started.kill();
     expect(TandemError.is(await started.result.catch((e: unknown) => e), 'TANDEM_CANCELLED')).toBe(true);
-  });
+  }, 180_000);
 
   it('accepts a pinned fingerprint instead of known_hosts', async () => {
     const line = readFileSync(knownHosts, 'utf8').trim().split(/\s+/);

@@ -7,7 +7,7 @@ export type { MockHypervisorState, MockVmRecord } from './mock-state.js';
 export { adapterConformanceSuite } from './conformance.js';
 export type { ConformanceIt, ConformanceSubject, ConformanceOptions } from './conformance.js';
 export { integrationGate } from './integration.js';
-export { loopbackSshd } from './loopback-sshd.js';
+export { LOOPBACK_SSH_USER, loopbackSshd, sharedScratchDir } from './loopback-sshd.js';
 export type { LoopbackSshd } from './loopback-sshd.js';
 export type { IntegrationGate } from './integration.js';
 export { VirtualClock } from '../clock.js';

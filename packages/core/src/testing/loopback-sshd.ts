@@ -1,14 +1,23 @@
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createConnection } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { integrationGate, type IntegrationGate } from './integration.js';
 
-/** The OpenSSH server `.ci/sshd.sh` starts on loopback for remote-host tests, and its keys. */
+/** The account `.ci/sshd.sh` creates for remote-host tests when `.ci/ssh/user` does not say. */
+export const LOOPBACK_SSH_USER = 'tandem-ci';
+
+/**
+ * The OpenSSH server `.ci/sshd.sh` starts on loopback for remote-host tests, and its keys.
+ * Tests log in as an unprivileged account with a plain shell (`username`, from `.ci/ssh/user`),
+ * never as root, so nobody's shell start-up decides whether they pass.
+ */
 export interface LoopbackSshd {
   readonly gate: IntegrationGate;
   readonly host: '127.0.0.1';
   readonly port: 2222;
-  readonly username: 'root';
+  /** The unprivileged account the tests log in as (`tandem-ci`). */
+  readonly username: string;
   /** The directory with the keys (`.ci/ssh`, a link to one directory per machine). */
   readonly dir: string;
   readonly privateKeyPath: string;
@@ -41,7 +50,20 @@ export async function loopbackSshd(component = 'sshd'): Promise<LoopbackSshd> {
       }),
     'run bash .ci/sshd.sh (as root)',
   );
-  return { gate, host: '127.0.0.1', port: 2222, username: 'root', dir, privateKeyPath, knownHostsPath };
+  const userFile = join(dir, 'user');
+  const username = existsSync(userFile) ? readFileSync(userFile, 'utf8').trim() : LOOPBACK_SSH_USER;
+  return { gate, host: '127.0.0.1', port: 2222, username, dir, privateKeyPath, knownHostsPath };
+}
+
+/**
+ * A scratch directory that the remote account can write to as well as the test (mode 0777;
+ * `mkdtemp` makes 0700). A canary file that an injected command would create must be creatable
+ * by the remote account, or a test of "no injected command ran" would pass for the wrong reason.
+ */
+export function sharedScratchDir(prefix = 'tandem-ssh-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o777);
+  return dir;
 }
 
 function findCiSshDir(from: string): string {
