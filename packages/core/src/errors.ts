@@ -22,6 +22,9 @@ export type ErrorCode =
   | 'TANDEM_CANCELLED'
   | 'TANDEM_HOST'
   | 'TANDEM_NO_ADAPTER'
+  | 'TANDEM_LEASE'
+  | 'TANDEM_CLOCK_ROLLBACK'
+  | 'TANDEM_KEY_UNAVAILABLE'
   | (string & {});
 
 /** Options common to every {@link TandemError}. */
@@ -198,5 +201,35 @@ export class NoAdapterError extends TandemError {
   override readonly name = 'NoAdapterError';
   constructor(message: string, options: SubclassOptions = {}) {
     super(message, { fault: 'host', ...options, code: 'TANDEM_NO_ADAPTER' });
+  }
+}
+
+/**
+ * An offline lease does not cover the present: `details.reason` is `expired` or `not-yet-valid`,
+ * `details.notBefore` and `details.notAfter` say when it does.
+ */
+export class LeaseError extends TandemError {
+  override readonly name = 'LeaseError';
+  constructor(message: string, options: SubclassOptions = {}) {
+    super(message, { fault: 'policy', ...options, code: 'TANDEM_LEASE' });
+  }
+}
+
+/**
+ * The clock reads earlier than the latest time this device has trusted (from envelopes, signed
+ * repository metadata or its own clock): it was set back, and leases are not judged by it.
+ */
+export class ClockRollbackError extends TandemError {
+  override readonly name = 'ClockRollbackError';
+  constructor(message: string, options: SubclassOptions = {}) {
+    super(message, { fault: 'host', ...options, code: 'TANDEM_CLOCK_ROLLBACK' });
+  }
+}
+
+/** An encrypted workspace's key is not available here: no envelope, or none for this device. */
+export class KeyUnavailableError extends TandemError {
+  override readonly name = 'KeyUnavailableError';
+  constructor(message: string, options: SubclassOptions = {}) {
+    super(message, { fault: 'user', ...options, code: 'TANDEM_KEY_UNAVAILABLE' });
   }
 }

@@ -16,6 +16,9 @@ export {
   CancelledError,
   HostError,
   NoAdapterError,
+  LeaseError,
+  ClockRollbackError,
+  KeyUnavailableError,
 } from './errors.js';
 export type { ErrorCode, ErrorFault, TandemErrorOptions } from './errors.js';
 
