@@ -53,6 +53,6 @@ export async function runQuickstart(log: (line: string) => void = console.log): 
   log('stop');
   await session.stop({ timeoutMs: 5_000 });
   log(`session ${session.id} is ${session.state}`);
-  manager.close(session);
+  await session.close();
   return seen;
 }

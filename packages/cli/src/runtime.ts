@@ -8,7 +8,7 @@ import { StateDir, type SessionRecord } from './state.js';
 export function describeEvent(e: AnyTandemEvent): string {
   switch (e.type) {
     case 'session.transition':
-      return `${e.data.from} -> ${e.data.to} (${e.data.operation})`;
+      return `${e.data.from} -> ${e.data.to} (${e.data.operation}${e.data.failed ? ' failed' : ''}${e.data.reason ? `: ${e.data.reason}` : ''})`;
     case 'session.error':
       return `${e.data.operation} failed: ${e.data.code}`;
     case 'vm.state':
@@ -57,7 +57,7 @@ export async function withSession<T>(
         return await fn(session, record);
       } finally {
         state.save({ ...record, state: session.state, updatedAt: new Date().toISOString() });
-        manager.close(session);
+        await session.close();
       }
     } finally {
       close();

@@ -74,10 +74,17 @@ export type { SnapshotNode } from './adapter/snapshot-tree.js';
 // events
 export { EventBus } from './events/bus.js';
 export type { EventContext, EventSink } from './events/bus.js';
-export type { TandemEventMap, TandemEventType, TandemEvent, AnyTandemEvent } from './events/types.js';
+export type {
+  TandemEventMap,
+  TandemEventType,
+  TandemEvent,
+  AnyTandemEvent,
+  SessionTransitionCause,
+  VmSpecChange,
+} from './events/types.js';
 export { JsonLinesSink } from './events/jsonl-sink.js';
 export { SqliteEventSink } from './events/sqlite-sink.js';
-export type { EventQuery } from './events/sqlite-sink.js';
+export type { EventQuery, TandemEventOf } from './events/sqlite-sink.js';
 
 // workspace
 export { WorkspaceSchema, MemorySchema } from './workspace/schema.js';
@@ -92,10 +99,15 @@ export { workspaceJsonSchema } from './workspace/json-schema.js';
 export { Session, BASELINE_SNAPSHOT } from './session/session.js';
 export type { SessionInit, SessionStopOptions, SessionSuspendOptions } from './session/session.js';
 export { SessionManager } from './session/manager.js';
-export type { OpenSessionOptions } from './session/manager.js';
+export type { OpenSessionOptions, SessionManagerOptions } from './session/manager.js';
+export { SessionPolicy } from './session/session-policy.js';
+export type { SessionPolicyOptions } from './session/session-policy.js';
+export { diffVmSpec, describeVmChanges } from './session/vm-update.js';
+export type { VmUpdate, DefinedVm } from './session/vm-update.js';
 export { SESSION_TRANSITIONS, assertTransition, sessionStateForVm } from './session/state-machine.js';
 export type { SessionState, SessionOperation } from './session/state-machine.js';
 export { IdleLock } from './session/idle-lock.js';
+export type { IdleLockOptions } from './session/idle-lock.js';
 export { Watchdog } from './session/watchdog.js';
 export type { WatchdogOptions } from './session/watchdog.js';
 

@@ -76,7 +76,7 @@ export function registerUp(program: Command, host: CommandHost): void {
               { session: session.id, workspace: name, vm, adapter: opened.name, state: session.state },
               `session ${session.id}: workspace ${name} on ${opened.name}, VM ${vm}, ${session.state}`,
             );
-            manager.close(session);
+            await session.close();
           } finally {
             close();
             await adapter.close?.();

@@ -115,6 +115,12 @@ export interface VmInfo {
   readonly state: VmState;
   readonly memoryMiB?: number;
   readonly cpus?: number;
+  /** The disks it is defined with, when the adapter can read them back. */
+  readonly disks?: readonly DiskSpec[];
+  /** Its network attachment, when the adapter can read it back. */
+  readonly network?: VmSpec['network'];
+  /** The labels it was defined with (`tandem.version`, ...), when the adapter can read them back. */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** Options of {@link HypervisorAdapter.start}. */
@@ -262,6 +268,12 @@ export interface HypervisorAdapter {
   save?(vm: string): Promise<void>;
   /** Start from saved state (when `capabilities.suspend.save`). */
   restore?(vm: string, options?: StartOptions): Promise<void>;
+  /**
+   * Replaces the definition of a stopped VM of the same name (other disks, memory, CPUs,
+   * network), keeping its snapshots. Optional: without it the core destroys and defines the VM
+   * again, and its snapshots are lost.
+   */
+  redefine?(spec: VmSpec): Promise<VmInfo>;
   /** Stop if needed and remove the definition; with `deleteDisks`, its disks too. */
   destroy(vm: string, options?: { deleteDisks?: boolean }): Promise<void>;
 

@@ -56,9 +56,19 @@ export class EventBus extends (EventEmitter as unknown as new () => TypedEmitter
     return event;
   }
 
-  /** Sends every event to `sink` from now on. Returns a function that detaches it. */
-  attach(sink: EventSink): () => void {
-    this.#sinks.add(sink);
-    return () => this.#sinks.delete(sink);
+  /**
+   * Sends every event (or, with `types`, only events of those types) to `sink` from now on.
+   * Returns a function that detaches it.
+   *
+   * @example
+   * ```ts
+   * const detach = events.attach(new JsonLinesSink('audit.jsonl'), { types: ['policy.decision'] });
+   * ```
+   */
+  attach(sink: EventSink, options: { types?: readonly TandemEventType[] } = {}): () => void {
+    const types = options.types ? new Set<string>(options.types) : undefined;
+    const target: EventSink = types ? { write: (e) => (types.has(e.type) ? sink.write(e) : undefined) } : sink;
+    this.#sinks.add(target);
+    return () => this.#sinks.delete(target);
   }
 }

@@ -47,7 +47,12 @@ describe('events', () => {
     const file = join(dir(), 'events.sqlite');
     const store = new SqliteEventSink(file);
     const detach = bus.attach(store);
-    const t = (from: string, to: string) => ({ from, to, operation: 'x', vm: 'vm' });
+    const t = (from: 'stopped' | 'running', to: 'stopped' | 'running') => ({
+      from,
+      to,
+      operation: 'start' as const,
+      vm: 'vm',
+    });
     bus.publish('session.transition', t('stopped', 'running'), { workspace: 'erp', session: 's1' });
     void clock.advance(60_000); // moves the time synchronously when nothing sleeps
     bus.publish('snapshot.created', { vm: 'vm', snapshot: 'a' }, { workspace: 'erp', session: 's1' });
@@ -66,5 +71,19 @@ describe('events', () => {
     expect(reopened.query({ until: new Date('2026-11-21T00:00:30Z') })).toHaveLength(1);
     expect(reopened.query({ limit: 1 })[0]?.workspace).toBe('crm');
     reopened.close();
+  });
+
+  it('types query results by the queried type, and attaches a sink for some types only', () => {
+    const bus = new EventBus({ clock: new VirtualClock(0) });
+    const store = new SqliteEventSink(':memory:');
+    bus.attach(store, { types: ['snapshot.created'] });
+    bus.publish('session.transition', { from: 'stopped', to: 'starting', operation: 'start', vm: 'vm' });
+    bus.publish('snapshot.created', { vm: 'vm', snapshot: 'a' });
+    const snapshots = store.query({ type: 'snapshot.created' });
+    // Typed without a cast: only snapshot.created payloads have `snapshot`.
+    const names: string[] = snapshots.map((e) => e.data.snapshot);
+    expect(names).toEqual(['a']);
+    expect(store.query()).toHaveLength(1);
+    store.close();
   });
 });

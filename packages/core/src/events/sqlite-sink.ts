@@ -2,13 +2,17 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { EventSink } from './bus.js';
-import type { AnyTandemEvent, TandemEventType } from './types.js';
+import type { AnyTandemEvent, TandemEvent, TandemEventType } from './types.js';
+
+/** An event of one of the types `K`, as a union discriminated on `type`. */
+export type TandemEventOf<K extends TandemEventType> = { [P in K]: TandemEvent<P> }[K];
 
 /** A query over stored events; every field narrows the result. */
-export interface EventQuery {
+export interface EventQuery<K extends TandemEventType = TandemEventType> {
   workspace?: string;
   session?: string;
-  type?: TandemEventType | readonly TandemEventType[];
+  /** Only these types; the result is typed accordingly. */
+  type?: K | readonly K[];
   /** ISO 8601 or a Date: events at or after. */
   since?: string | Date;
   /** ISO 8601 or a Date: events before. */
@@ -24,7 +28,9 @@ export interface EventQuery {
  * ```ts
  * const store = new SqliteEventSink('/var/lib/tandem/events.sqlite');
  * events.attach(store);
- * store.query({ workspace: 'legacy-erp', type: 'session.transition' });
+ * for (const e of store.query({ workspace: 'legacy-erp', type: 'session.transition' })) {
+ *   console.log(e.data.from, '->', e.data.to); // typed: only session.transition events
+ * }
  * ```
  */
 export class SqliteEventSink implements EventSink {
@@ -56,8 +62,8 @@ export class SqliteEventSink implements EventSink {
     this.#insert.run(event.type, event.at, event.workspace, event.session, JSON.stringify(event.data));
   }
 
-  /** Events matching `query`, oldest first. */
-  query(query: EventQuery = {}): AnyTandemEvent[] {
+  /** Events matching `query`, oldest first, typed by the query's `type`. */
+  query<K extends TandemEventType = TandemEventType>(query: EventQuery<K> = {}): TandemEventOf<K>[] {
     const where: string[] = [];
     const params: (string | number)[] = [];
     if (query.workspace !== undefined) {
@@ -69,7 +75,7 @@ export class SqliteEventSink implements EventSink {
       params.push(query.session);
     }
     if (query.type !== undefined) {
-      const types = typeof query.type === 'string' ? [query.type] : [...query.type];
+      const types: string[] = typeof query.type === 'string' ? [query.type] : [...query.type];
       where.push(`type IN (${types.map(() => '?').join(', ')})`);
       params.push(...types);
     }
@@ -102,7 +108,7 @@ export class SqliteEventSink implements EventSink {
           workspace: r.workspace,
           session: r.session,
           data: JSON.parse(r.data) as unknown,
-        }) as AnyTandemEvent,
+        }) as AnyTandemEvent as TandemEventOf<K>,
     );
   }
 

@@ -1,4 +1,21 @@
 import type { VmState } from '../adapter/types.js';
+import type { SessionOperation, SessionState } from '../session/state-machine.js';
+
+/**
+ * What moved a session: one of its operations, a `refresh` that read the VM's state, or the
+ * hypervisor acting on its own (a crash, a guest shutdown).
+ */
+export type SessionTransitionCause = SessionOperation | 'refresh' | 'hypervisor';
+
+/** One change in a VM's definition, as a session update applies it. */
+export interface VmSpecChange {
+  /** What changed. */
+  readonly field: 'disks' | 'memoryMiB' | 'cpus' | 'network';
+  /** The defined VM's value, in words (`2 CPUs`, `/images/erp-1.0.qcow2`). */
+  readonly from: string;
+  /** The new version's value, in words. */
+  readonly to: string;
+}
 
 /**
  * Every event Tandem emits, by type, with its payload. Modules add their events here so
@@ -6,9 +23,35 @@ import type { VmState } from '../adapter/types.js';
  */
 export interface TandemEventMap {
   /** A session moved from one state to another. */
-  'session.transition': { from: string; to: string; operation: string; vm: string };
+  'session.transition': {
+    from: SessionState;
+    to: SessionState;
+    operation: SessionTransitionCause;
+    /** Why, when there is more to say: `idle`, `host sleep`, the hypervisor's words. */
+    reason?: string;
+    /** Set when the operation failed and the session went back to the state it left. */
+    failed?: boolean;
+    vm: string;
+  };
+  /**
+   * A session was opened for a workspace version whose VM spec differs from the defined VM; the
+   * VM is redefined at the session's next start.
+   */
+  'session.update-pending': { vm: string; fromVersion: string | null; toVersion: string; changes: VmSpecChange[] };
+  /**
+   * The VM was redefined for a new workspace version. Snapshots are kept where the adapter can
+   * redefine in place; otherwise `snapshotsDropped` names the ones that were lost.
+   */
+  'session.vm-updated': {
+    vm: string;
+    fromVersion: string | null;
+    toVersion: string;
+    changes: VmSpecChange[];
+    snapshotsKept: number;
+    snapshotsDropped: string[];
+  };
   /** A session operation failed. */
-  'session.error': { operation: string; code: string; message: string; vm: string };
+  'session.error': { operation: SessionOperation; code: string; message: string; vm: string };
   /** The VM changed state on its own (guest shutdown, crash) or was seen to. */
   'vm.state': { vm: string; state: VmState; reason: string; origin: 'hypervisor' | 'tandem' };
   'snapshot.created': { vm: string; snapshot: string };

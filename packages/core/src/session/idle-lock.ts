@@ -1,15 +1,28 @@
 import type { Clock } from '../clock.js';
-import { parseDuration } from '../util/duration.js';
 import type { Session } from './session.js';
 
+/** Options of {@link IdleLock}; each defaults to what the session's policy says. */
+export interface IdleLockOptions {
+  /** Default: the session's clock (the system clock unless the session was given another). */
+  clock?: Clock;
+  /**
+   * The idle period in milliseconds; null or absent: the layered usage policy's `idleLock`
+   * (a usage decision's `idleLockMs`, number or null, can be passed as it is).
+   */
+  idleMs?: number | null | undefined;
+  /** Default: the layered usage policy's `lockOnHostSleep`. */
+  lockOnHostSleep?: boolean | undefined;
+}
+
 /**
- * Locks a session after a period without user activity (the workspace's `usage.idleLock`),
- * and on host sleep when `usage.lockOnHostSleep` is set. Time comes from the clock, so a
+ * Locks a session after a period without user activity, and on host sleep. The period and the
+ * sleep rule come from the session's layered usage policy ({@link Session.policy}: the workspace
+ * file's `usage` with the policy layers above it), unless given. Time comes from the clock, so a
  * virtual clock drives it in tests.
  *
  * @example
  * ```ts
- * const idle = new IdleLock(session, { clock: systemClock });
+ * const idle = new IdleLock(session);
  * idle.start();
  * // on every keyboard or mouse event from the host:
  * idle.activity();
@@ -23,16 +36,20 @@ export class IdleLock {
   #lastActivity: number;
   #abort: AbortController | undefined;
 
-  constructor(session: Session, options: { clock: Clock; idleMs?: number; lockOnHostSleep?: boolean }) {
+  constructor(session: Session, options: IdleLockOptions = {}) {
     this.#session = session;
-    this.#clock = options.clock;
-    const usage = session.workspace.spec.usage;
-    this.#idleMs = options.idleMs ?? (usage.idleLock ? parseDuration(usage.idleLock) : undefined);
-    this.#lockOnSleep = options.lockOnHostSleep ?? usage.lockOnHostSleep;
+    this.#clock = options.clock ?? session.clock;
+    this.#idleMs = options.idleMs ?? session.policy.idleLockMs ?? undefined;
+    this.#lockOnSleep = options.lockOnHostSleep ?? session.policy.lockOnHostSleep;
     this.#lastActivity = this.#clock.now();
   }
 
-  /** Starts watching. Does nothing when the workspace has no idle lock. */
+  /** The idle period in force, in milliseconds; undefined when there is no idle lock. */
+  get idleMs(): number | undefined {
+    return this.#idleMs;
+  }
+
+  /** Starts watching. Does nothing when no policy layer sets an idle lock. */
   start(): void {
     if (this.#idleMs === undefined || this.#abort) return;
     this.#abort = new AbortController();

@@ -1,11 +1,18 @@
-import type { HypervisorAdapter } from '../adapter/types.js';
+import type { HypervisorAdapter, VmSpec } from '../adapter/types.js';
+import { systemClock, type Clock } from '../clock.js';
 import { ConflictError, NotFoundError, InvalidInputError, UnsupportedCapabilityError } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
+import type { PolicyEngine } from '../policy/engine.js';
+import type { PolicyLayerInput } from '../policy/layers.js';
+import type { PolicySubject } from '../policy/types.js';
+import type { UsageState } from '../policy/usage.js';
 import type { LoadedWorkspace } from '../workspace/load.js';
 import type { Workspace } from '../workspace/schema.js';
 import { buildVmSpec, vmNameFor } from '../workspace/vm-spec.js';
 import { BASELINE_SNAPSHOT, Session } from './session.js';
+import { SessionPolicy } from './session-policy.js';
 import { sessionStateForVm } from './state-machine.js';
+import { definedVm, diffVmSpec, type VmUpdate } from './vm-update.js';
 
 /** Options of {@link SessionManager.open}. */
 export interface OpenSessionOptions {
@@ -19,6 +26,33 @@ export interface OpenSessionOptions {
   sessionId?: string;
   /** Attach as locked when the VM is running (a lock outlives the process that took it). */
   locked?: boolean;
+  /**
+   * A policy engine built for this workspace (from `loadPolicy`, say), used instead of one built
+   * from the workspace and the manager's `layers`.
+   */
+  policy?: PolicyEngine;
+  /**
+   * The spec the VM was last defined with, when the caller keeps it (the CLI does): fills in what
+   * the adapter cannot read back (disks, network) when looking for a pending update.
+   */
+  definedSpec?: VmSpec;
+}
+
+/** Options of {@link SessionManager}. */
+export interface SessionManagerOptions {
+  adapter: HypervisorAdapter;
+  events?: EventBus;
+  /** The clock sessions, idle locks and usage decisions read. Default: the system clock. */
+  clock?: Clock;
+  /**
+   * Policy layers above each workspace file's own (machine policy, user policy, local settings),
+   * merged by the policy engine into what every session enforces.
+   */
+  layers?: readonly PolicyLayerInput[];
+  /** Whom the sessions are for: the user and their groups. */
+  subject?: PolicySubject;
+  /** Connectivity as the caller knows it, read at every start. Default: online. */
+  usageState?: () => UsageState;
 }
 
 /**
@@ -26,25 +60,57 @@ export interface OpenSessionOptions {
  *
  * @example
  * ```ts
- * const manager = new SessionManager({ adapter: new MockAdapter(), events });
- * const session = await manager.open(await loadWorkspaceFile('tandem.workspace.yaml'));
+ * const manager = new SessionManager({
+ *   adapter: new MockAdapter(),
+ *   events,
+ *   layers: [{ layer: 'machine-policy', policy: { usage: { idleLock: 'PT1M' } } }],
+ * });
+ * await using session = await manager.open(await loadWorkspaceFile('tandem.workspace.yaml'));
+ * await session.start(); // PolicyDeniedError once the workspace has expired
  * ```
  */
 export class SessionManager {
   readonly adapter: HypervisorAdapter;
   readonly #events: EventBus | undefined;
+  readonly #options: SessionManagerOptions;
+  readonly #clock: Clock;
   readonly #byVm = new Map<string, Session>();
   readonly #opening = new Set<string>();
 
-  constructor(options: { adapter: HypervisorAdapter; events?: EventBus }) {
+  constructor(options: SessionManagerOptions) {
     this.adapter = options.adapter;
     this.#events = options.events;
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** The usage policy a session of `loaded` enforces under this manager's layers. */
+  policyFor(loaded: LoadedWorkspace | Workspace, engine?: PolicyEngine): SessionPolicy {
+    const workspace = 'workspace' in loaded ? loaded.workspace : loaded;
+    if (engine && engine.workspace.metadata.name !== workspace.metadata.name) {
+      throw new InvalidInputError(
+        `The policy engine was built for workspace "${engine.workspace.metadata.name}", not "${workspace.metadata.name}".`,
+        { details: { engine: engine.workspace.metadata.name, workspace: workspace.metadata.name } },
+      );
+    }
+    const o = this.#options;
+    return SessionPolicy.for(workspace, {
+      clock: this.#clock,
+      ...(engine ? { engine } : {}),
+      ...(o.layers ? { layers: o.layers } : {}),
+      ...(o.subject ? { subject: o.subject } : {}),
+      ...(o.usageState ? { usageState: o.usageState } : {}),
+      ...('workspace' in loaded && loaded.file !== '<inline>' ? { workspaceSource: loaded.file } : {}),
+    });
   }
 
   /**
    * Opens a session for a workspace: defines its VM (memory sized by this host's RAM) or, when
-   * the VM exists, attaches to it in the state it is in. Throws ConflictError when another
-   * session already drives that VM.
+   * the VM exists, attaches to it in the state it is in. When the existing VM was defined with
+   * other disks, memory, CPUs or network than this workspace version asks for (a new image
+   * version, edited hardware), the session carries a {@link Session.pendingUpdate} that its next
+   * start applies, and a `session.update-pending` event says what changed. Throws ConflictError
+   * when another session already drives that VM.
    */
   async open(source: LoadedWorkspace | Workspace, options: OpenSessionOptions = {}): Promise<Session> {
     const loaded: LoadedWorkspace =
@@ -62,23 +128,35 @@ export class SessionManager {
     }
     this.#opening.add(vm);
     try {
+      const policy = this.policyFor(loaded, options.policy);
       const existing = (await this.adapter.list()).find((v) => v.name === vm);
       let initial = existing ? sessionStateForVm(existing.state) : 'stopped';
       if (initial === 'running' && options.locked) initial = 'locked';
-      if (!existing) {
-        const probe = await this.adapter.probe();
-        if (!probe.usable) {
-          throw new InvalidInputError(`The ${this.adapter.name} adapter is not usable: ${probe.reason}`, {
-            details: { probe },
-          });
-        }
-        const spec = buildVmSpec(workspace, {
-          hostMemoryMiB: probe.host.memoryMiB,
-          baseDir: loaded.baseDir,
-          vmName: vm,
-          ...(options.diskPath ? { diskPath: options.diskPath } : {}),
+      const probe = await this.adapter.probe();
+      if (!probe.usable) {
+        throw new InvalidInputError(`The ${this.adapter.name} adapter is not usable: ${probe.reason}`, {
+          details: { probe },
         });
-        const revertible = workspace.spec.usage.mode === 'revertible';
+      }
+      const spec = buildVmSpec(workspace, {
+        hostMemoryMiB: probe.host.memoryMiB,
+        baseDir: loaded.baseDir,
+        vmName: vm,
+        ...(options.diskPath ? { diskPath: options.diskPath } : {}),
+      });
+      let pendingUpdate: VmUpdate | undefined;
+      if (existing) {
+        const changes = diffVmSpec(definedVm(existing, options.definedSpec), spec);
+        if (changes.length > 0) {
+          pendingUpdate = {
+            spec,
+            fromVersion: existing.labels?.['tandem.version'] ?? options.definedSpec?.labels?.['tandem.version'] ?? null,
+            toVersion: workspace.metadata.version,
+            changes,
+          };
+        }
+      } else {
+        const revertible = policy.settings.mode.value === 'revertible';
         if (revertible && (this.adapter.capabilities.snapshots === false || !this.adapter.snapshots)) {
           throw new UnsupportedCapabilityError(
             `Workspace "${workspace.metadata.name}" is revertible, which needs snapshots, and the ${this.adapter.name} adapter has none. Use another adapter or set usage.mode to persistent.`,
@@ -99,11 +177,29 @@ export class SessionManager {
         vm,
         adapter: this.adapter,
         initialState: initial,
+        policy,
+        clock: this.#clock,
+        onClose: (s) => {
+          if (this.#byVm.get(s.vm) === s) this.#byVm.delete(s.vm);
+        },
+        ...(pendingUpdate ? { pendingUpdate } : {}),
         ...(options.sessionId ? { id: options.sessionId } : {}),
         ...(this.#events ? { events: this.#events } : {}),
         ...(options.diskKeys ? { diskKeys: options.diskKeys } : {}),
       });
       this.#byVm.set(vm, session);
+      if (pendingUpdate) {
+        this.#events?.publish(
+          'session.update-pending',
+          {
+            vm,
+            fromVersion: pendingUpdate.fromVersion,
+            toVersion: pendingUpdate.toVersion,
+            changes: [...pendingUpdate.changes],
+          },
+          { workspace: workspace.metadata.name, session: session.id },
+        );
+      }
       return session;
     } finally {
       this.#opening.delete(vm);
@@ -121,9 +217,8 @@ export class SessionManager {
     return [...this.#byVm.values()];
   }
 
-  /** Closes a session (the VM is left as it is), freeing its VM for another session. */
-  close(session: Session): void {
-    session.close();
-    if (this.#byVm.get(session.vm) === session) this.#byVm.delete(session.vm);
+  /** The same as `session.close()`: the VM is left as it is and freed for another session. */
+  close(session: Session): Promise<void> {
+    return session.close();
   }
 }

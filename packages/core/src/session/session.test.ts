@@ -111,7 +111,7 @@ describe('Session', () => {
     await expect(manager.open(workspace)).rejects.toMatchObject({ code: 'TANDEM_CONFLICT' });
     const both = await Promise.allSettled([1, 2].map(() => manager.open(workspace)));
     expect(both.every((r) => r.status === 'rejected')).toBe(true);
-    manager.close(first);
+    await manager.close(first);
     const second = await manager.open(workspace);
     expect(second.id).not.toBe(first.id);
   });
@@ -121,7 +121,7 @@ describe('Session', () => {
     const s = await manager.open(workspace);
     await s.start();
     await s.suspend();
-    manager.close(s);
+    await manager.close(s);
     const again = await new SessionManager({ adapter }).open(workspace);
     expect(again.state).toBe('suspended');
   });

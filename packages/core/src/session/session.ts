@@ -1,10 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { requireCapability, requireSnapshots } from '../adapter/registry.js';
 import type { HypervisorAdapter, HypervisorEvent, SnapshotInfo, StartOptions } from '../adapter/types.js';
-import { AuthError, TandemError, UnsupportedCapabilityError } from '../errors.js';
+import { systemClock, type Clock } from '../clock.js';
+import { AuthError, InvalidStateError, TandemError, UnsupportedCapabilityError } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
-import type { TandemEventMap, TandemEventType } from '../events/types.js';
+import type { SessionTransitionCause, TandemEventMap, TandemEventType } from '../events/types.js';
+import { toDecisionEvent } from '../policy/decision.js';
+import type { SessionEndAction } from '../policy/usage.js';
 import type { Workspace } from '../workspace/schema.js';
+import { SessionPolicy } from './session-policy.js';
+import { applyVmUpdate, type VmUpdate } from './vm-update.js';
 import {
   assertTransition,
   SESSION_TRANSITIONS,
@@ -40,6 +45,14 @@ export interface SessionInit {
   initialState?: SessionState;
   /** Keys for encrypted disks, handed to the adapter at start, never stored. */
   diskKeys?: ReadonlyMap<string, Uint8Array>;
+  /** The usage policy the session enforces. Default: the workspace file's own, with no layers above. */
+  policy?: SessionPolicy;
+  /** Where time comes from (snapshot names, idle lock, watchdog). Default: the system clock. */
+  clock?: Clock;
+  /** A VM spec change to apply at the next start (SessionManager.open finds these). */
+  pendingUpdate?: VmUpdate;
+  /** Called once when the session closes (SessionManager frees the VM for another session). */
+  onClose?: (session: Session) => void;
 }
 
 /**
@@ -55,14 +68,21 @@ export interface SessionInit {
  * await session.suspend();
  * await session.resume();
  * await session.stop();
+ * await session.close(); // or: await using session = await manager.open(loaded);
  * ```
  */
-export class Session {
+export class Session implements AsyncDisposable {
   readonly id: string;
   readonly workspace: Workspace;
   readonly vm: string;
   readonly adapter: HypervisorAdapter;
+  /** The usage policy this session enforces: idle lock, end action, expiry, offline limit. */
+  readonly policy: SessionPolicy;
+  /** The clock the session and its idle lock and watchdog read. */
+  readonly clock: Clock;
   readonly #events: EventBus | undefined;
+  readonly #onClose: ((session: Session) => void) | undefined;
+  #pendingUpdate: VmUpdate | undefined;
   readonly #diskKeys: ReadonlyMap<string, Uint8Array> | undefined;
   #state: SessionState;
   #lockedBeforeSuspend = false;
@@ -78,6 +98,10 @@ export class Session {
     this.#events = init.events;
     this.#diskKeys = init.diskKeys;
     this.#state = init.initialState ?? 'stopped';
+    this.clock = init.clock ?? systemClock;
+    this.policy = init.policy ?? SessionPolicy.for(init.workspace, { clock: this.clock });
+    this.#pendingUpdate = init.pendingUpdate;
+    this.#onClose = init.onClose;
     this.#unwatch = init.adapter.watch?.((e) => this.#onHypervisorEvent(e));
   }
 
@@ -91,9 +115,45 @@ export class Session {
     return SESSION_TRANSITIONS[operation].from.includes(this.#state);
   }
 
-  /** Starts the VM. */
+  /** True once {@link Session.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * The VM spec change waiting for the next start: the session was opened for a workspace
+   * version whose disks, memory, CPUs or network differ from the defined VM's.
+   */
+  get pendingUpdate(): VmUpdate | undefined {
+    return this.#pendingUpdate;
+  }
+
+  /**
+   * Starts the VM. First checks the usage policy (expiry, offline limit): a denied start throws
+   * PolicyDeniedError naming the rule and layer, and the VM is not touched. Then applies a
+   * {@link Session.pendingUpdate}: the VM is redefined for the new version (snapshots kept where
+   * the adapter can redefine in place, else a `session.vm-updated` event names those dropped).
+   */
   start(options: Pick<StartOptions, 'display' | 'signal'> = {}): Promise<void> {
     return this.#run('start', async () => {
+      const decision = this.policy.decide();
+      this.#publish('policy.decision', toDecisionEvent(decision));
+      this.policy.assertMayStart();
+      const update = this.#pendingUpdate;
+      if (update) {
+        const result = await applyVmUpdate(this.adapter, this.vm, update, {
+          revertible: this.policy.settings.mode.value === 'revertible',
+          baseline: BASELINE_SNAPSHOT,
+        });
+        this.#pendingUpdate = undefined;
+        this.#publish('session.vm-updated', {
+          vm: this.vm,
+          fromVersion: update.fromVersion,
+          toVersion: update.toVersion,
+          changes: [...update.changes],
+          ...result,
+        });
+      }
       await this.adapter.start(this.vm, { ...options, ...(this.#diskKeys ? { diskKeys: this.#diskKeys } : {}) });
       return 'running';
     });
@@ -141,8 +201,8 @@ export class Session {
   }
 
   /** Locks the session: the VM keeps running, its apps are hidden until {@link Session.unlock}. */
-  lock(reason = 'requested'): Promise<void> {
-    return this.#run('lock', async () => 'locked', { reason });
+  lock(reason?: string): Promise<void> {
+    return this.#run('lock', async () => 'locked', reason !== undefined ? { reason } : {});
   }
 
   /**
@@ -206,15 +266,14 @@ export class Session {
   }
 
   /**
-   * Ends the session as the workspace's usage policy says (`usage.onSessionEnd`): `shutdown`
-   * stops the VM; `snapshot` takes a snapshot (`session-end-<time>`) and stops; `suspend` saves
-   * the VM to disk (or pauses it); `revert` stops and returns to the baseline. A revertible
-   * workspace (`usage.mode: revertible`) always returns to its baseline snapshot, so the next
-   * session starts clean. Returns what was done.
+   * Ends the session as the layered usage policy says ({@link SessionPolicy.endAction}: the
+   * highest layer's `usage.onSessionEnd`): `shutdown` stops the VM; `snapshot` takes a snapshot
+   * (`session-end-<time>`) and stops; `suspend` saves the VM to disk (or pauses it); `revert`
+   * stops and returns to the baseline. A revertible workspace (`usage.mode: revertible`) always
+   * returns to its baseline snapshot, so the next session starts clean. Returns what was done.
    */
-  async end(options: SessionStopOptions = {}): Promise<'shutdown' | 'snapshot' | 'suspend' | 'revert'> {
-    const { usage } = this.workspace.spec;
-    const action = usage.mode === 'revertible' ? 'revert' : usage.onSessionEnd;
+  async end(options: SessionStopOptions = {}): Promise<SessionEndAction> {
+    const action = this.policy.endAction;
     const running = (): boolean => this.#state === 'running' || this.#state === 'locked' || this.#state === 'suspended';
     switch (action) {
       case 'suspend':
@@ -224,7 +283,7 @@ export class Session {
         break;
       case 'snapshot':
         if (this.#state !== 'crashed') {
-          const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+          const stamp = new Date(this.clock.now()).toISOString().replace(/[:.]/g, '-');
           await this.snapshot(`session-end-${stamp}`, 'taken at the end of a session');
         }
         if (running()) await this.stop(options);
@@ -246,21 +305,39 @@ export class Session {
       const vmState = await this.adapter.state(this.vm);
       const next = sessionStateForVm(vmState);
       // A running VM in a locked session stays locked: the lock lives in the session.
-      if (!(this.#state === 'locked' && next === 'running')) this.#set(next, 'refresh');
+      if (!(this.#state === 'locked' && next === 'running')) this.#set(next, { operation: 'refresh' });
       return this.#state;
     });
   }
 
-  /** Stops listening to the hypervisor. The VM is left as it is. */
-  close(): void {
+  /**
+   * Closes the session: stops listening to the hypervisor and frees the VM for another session
+   * (its manager forgets it at once). The VM is left as it is. Further operations throw
+   * InvalidStateError; the promise resolves once an operation already in progress has finished.
+   * Closing twice does nothing.
+   */
+  close(): Promise<void> {
+    if (this.#closed) return this.#tail.then(() => undefined);
     this.#closed = true;
     this.#unwatch?.();
     this.#unwatch = undefined;
+    this.#onClose?.(this);
+    return this.#tail.then(() => undefined);
+  }
+
+  /** `await using session = await manager.open(...)` closes the session at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   // --- internals ---
 
   #serialize<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(
+        new InvalidStateError(`Session ${this.id} is closed; open a new session for VM "${this.vm}".`, 'closed'),
+      );
+    }
     const result = this.#tail.then(task, task);
     this.#tail = result.catch(() => undefined);
     return result;
@@ -275,12 +352,12 @@ export class Session {
       assertTransition(this.#state, operation, `session ${this.id}`);
       const from = this.#state;
       const via = SESSION_TRANSITIONS[operation].via;
-      if (via) this.#set(via, operation);
+      if (via) this.#set(via, { operation });
       try {
         const to = await body(from);
-        this.#set(to, operation, extra.reason);
+        this.#set(to, { operation, ...extra });
       } catch (err) {
-        if (via) this.#set(from, `${operation} failed`);
+        if (via) this.#set(from, { operation, failed: true });
         this.#publish('session.error', {
           operation,
           vm: this.vm,
@@ -292,16 +369,11 @@ export class Session {
     });
   }
 
-  #set(to: SessionState, operation: string, reason?: string): void {
+  #set(to: SessionState, cause: { operation: SessionTransitionCause; reason?: string; failed?: boolean }): void {
     const from = this.#state;
     if (from === to) return;
     this.#state = to;
-    this.#publish('session.transition', {
-      from,
-      to,
-      operation: reason ? `${operation}: ${reason}` : operation,
-      vm: this.vm,
-    });
+    this.#publish('session.transition', { from, to, ...cause, vm: this.vm });
   }
 
   #onHypervisorEvent(e: HypervisorEvent): void {
@@ -310,7 +382,7 @@ export class Session {
     const next = sessionStateForVm(e.state);
     // Transient states during our own operations are ours to set; react to the end states.
     if (e.state === 'crashed' || (e.state === 'stopped' && this.#state !== 'stopping' && this.#state !== 'starting')) {
-      this.#set(next, `hypervisor: ${e.reason}`);
+      this.#set(next, { operation: 'hypervisor', reason: e.reason });
     }
   }
 

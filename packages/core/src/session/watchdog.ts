@@ -4,7 +4,8 @@ import type { Session } from './session.js';
 
 /** Options of {@link Watchdog}. */
 export interface WatchdogOptions {
-  clock: Clock;
+  /** Default: the session's clock (the system clock unless the session was given another). */
+  clock?: Clock;
   events?: EventBus;
   /** Restarts allowed within `windowMs` before the watchdog gives up (default 3). */
   maxRestarts?: number;
@@ -21,21 +22,27 @@ export interface WatchdogOptions {
  *
  * @example
  * ```ts
- * const watchdog = new Watchdog(session, { clock: systemClock, events });
+ * const watchdog = new Watchdog(session, { events });
  * watchdog.start();
  * ```
  */
 export class Watchdog {
   readonly #session: Session;
-  readonly #options: Required<Omit<WatchdogOptions, 'events'>> & { events?: EventBus };
+  readonly #options: Required<Omit<WatchdogOptions, 'events'>> & { events?: EventBus | undefined };
   #restarts: number[] = [];
   #abort: AbortController | undefined;
   #unsubscribe: (() => void) | undefined;
   #busy = false;
 
-  constructor(session: Session, options: WatchdogOptions) {
+  constructor(session: Session, options: WatchdogOptions = {}) {
     this.#session = session;
-    this.#options = { maxRestarts: 3, windowMs: 10 * 60_000, backoffMs: 2_000, ...options };
+    this.#options = {
+      maxRestarts: options.maxRestarts ?? 3,
+      windowMs: options.windowMs ?? 10 * 60_000,
+      backoffMs: options.backoffMs ?? 2_000,
+      clock: options.clock ?? session.clock,
+      events: options.events,
+    };
   }
 
   /** Starts watching the session (through its `session.transition` events). */

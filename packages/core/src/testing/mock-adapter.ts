@@ -46,6 +46,8 @@ export interface MockAdapterOptions {
   guestHonoursShutdown?: boolean;
   /** Override capabilities, to test how the core handles an adapter that lacks some. */
   capabilities?: Partial<AdapterCapabilities>;
+  /** Set false to leave out `redefine`, like an adapter that can only destroy and define again. */
+  redefine?: boolean;
 }
 
 const FULL_CAPABILITIES: AdapterCapabilities = {
@@ -80,6 +82,8 @@ export class MockAdapter implements HypervisorAdapter {
   readonly seamless: SeamlessOps;
   readonly guestChannel: GuestChannelOps;
   readonly diskEncryption: DiskEncryptionOps;
+  /** Replaces a stopped VM's definition; its snapshots stay. Absent with `redefine: false`. */
+  readonly redefine?: (spec: VmSpec) => Promise<VmInfo>;
 
   readonly #clock: Clock;
   readonly #options: MockAdapterOptions;
@@ -95,6 +99,7 @@ export class MockAdapter implements HypervisorAdapter {
     this.#clock = options.clock ?? systemClock;
     this.capabilities = { ...FULL_CAPABILITIES, ...options.capabilities };
     this.#state = options.stateFile ? readState(options.stateFile) : emptyState();
+    if (options.redefine !== false) this.redefine = (spec) => this.#redefine(spec);
     this.snapshots = {
       create: (vm, o) => this.#op('snapshot.create', vm, (r) => this.#snapshotCreate(r, o.name, o.description)),
       list: (vm) =>
@@ -144,6 +149,15 @@ export class MockAdapter implements HypervisorAdapter {
       };
       this.#state.vms.push(record);
       return this.#info(record);
+    });
+  }
+
+  async #redefine(spec: VmSpec): Promise<VmInfo> {
+    return this.#op('redefine', spec.name, async (r) => {
+      expectState(r, ['stopped', 'crashed'], 'redefine');
+      r.spec = spec;
+      r.state = 'stopped';
+      return this.#info(r);
     });
   }
 
@@ -283,7 +297,16 @@ export class MockAdapter implements HypervisorAdapter {
   }
 
   #info(r: MockVmRecord): VmInfo {
-    return { name: r.name, id: r.id, state: r.state, memoryMiB: r.spec.memoryMiB, cpus: r.spec.cpus };
+    return {
+      name: r.name,
+      id: r.id,
+      state: r.state,
+      memoryMiB: r.spec.memoryMiB,
+      cpus: r.spec.cpus,
+      disks: r.spec.disks,
+      network: r.spec.network,
+      labels: r.spec.labels ?? {},
+    };
   }
 
   #persist(): void {

@@ -5,6 +5,7 @@ export type MockOperation =
   | 'probe'
   | 'list'
   | 'define'
+  | 'redefine'
   | 'state'
   | 'start'
   | 'stop'
