@@ -217,7 +217,8 @@ describe('seamless windows over RDP', () => {
           .map((l) => JSON.parse(l) as { argv: string[]; rdp: string; mode: string; stdin: string })
       : [];
   const until = async (f: () => boolean): Promise<void> => {
-    for (let i = 0; i < 300 && !f(); i++) await new Promise((r) => setTimeout(r, 20));
+    // A fake client process writes the log: up to 25 s, for a busy machine.
+    for (let i = 0; i < 1250 && !f(); i++) await new Promise((r) => setTimeout(r, 20));
   };
 
   it('launches a RemoteApp through a 0600 .rdp file, the password on stdin, and removes the file', async () => {
