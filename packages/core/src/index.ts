@@ -208,8 +208,14 @@ export {
 export { GEAR_TABLE_NAME, gearTableDigest } from './delivery/gear.js';
 export { chunkingParams, checkChunkingParams, chunkBuffer, chunkFile, DEFAULT_CHUNKING } from './delivery/fastcdc.js';
 export type { ChunkingParams, ChunkingOptions, ChunkSpan, FileChunk } from './delivery/fastcdc.js';
-export { parseManifest, serializeManifest, distinctChunks, PACKAGE_SELF } from './delivery/manifest.js';
-export type { ImageManifest, ChunkRef, ChunkLocation } from './delivery/manifest.js';
+export {
+  parseManifest,
+  serializeManifest,
+  distinctChunks,
+  PACKAGE_SELF,
+  ENCRYPTION_SCHEME,
+} from './delivery/manifest.js';
+export type { ImageManifest, ChunkRef, ChunkLocation, ManifestEncryption } from './delivery/manifest.js';
 export { openPackage } from './delivery/package-file.js';
 export type { WorkspacePackage, PackageFormat } from './delivery/package-file.js';
 export { DEFAULT_VOLUME_SIZE, PACKAGE_MANIFEST_FILE } from './delivery/package-directory.js';
@@ -218,7 +224,7 @@ export type { PackOptions, PackProgress, PackResult } from './delivery/pack.js';
 export { pushPackage, manifestPathFor } from './delivery/push.js';
 export type { PushOptions, PushProgress, PushResult } from './delivery/push.js';
 export { pullWorkspace } from './delivery/pull.js';
-export type { PullOptions, PullResult } from './delivery/pull.js';
+export type { PullOptions, PullResult, EncryptedImageNeed } from './delivery/pull.js';
 export type { SyncProgress, SyncPhase } from './delivery/progress.js';
 export { InstallDir } from './delivery/install-dir.js';
 export type { InstalledPointer } from './delivery/install-dir.js';

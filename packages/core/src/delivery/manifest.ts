@@ -53,7 +53,27 @@ export interface ImageManifest {
     /** Every distinct non-zero chunk id. */
     readonly locations: Readonly<Record<string, ChunkLocation>>;
   };
+  /**
+   * Present when the image is encrypted: chunk ids are keyed (HMAC-SHA256), chunks are
+   * AES-256-GCM ciphertext, `image.sha256` is a keyed digest, and `mac` authenticates the whole
+   * manifest under a key derived from the image's data key.
+   */
+  readonly encryption?: ManifestEncryption;
 }
+
+/** How an encrypted image's manifest says so (see `ImageManifest.encryption`). */
+export interface ManifestEncryption {
+  readonly scheme: typeof ENCRYPTION_SCHEME;
+  /** The image id its envelopes name (the workspace name). */
+  readonly imageId: string;
+  /** The data key's public id ({@link DataKey.id}). */
+  readonly keyId: string;
+  /** HMAC-SHA256 of the manifest's JSON with this field set to 64 zeros. */
+  readonly mac: string;
+}
+
+/** The one encryption scheme of manifest v1. */
+export const ENCRYPTION_SCHEME = 'tandem.chunks/hmac-sha256-ids+aes-256-gcm/v1';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 const uint = z.number().int().nonnegative();
@@ -95,6 +115,14 @@ const WireSchema = z.strictObject({
   createdAt: z.string(),
   chunks: z.strictObject({ ids: z.base64(), lengths: z.array(z.number().int().positive()), zero: z.array(uint) }),
   storage: z.strictObject({ packs: z.array(z.string()), locations: z.array(z.number().int()) }),
+  encryption: z
+    .strictObject({
+      scheme: z.literal(ENCRYPTION_SCHEME),
+      imageId: z.string().min(1).max(128),
+      keyId: z.string().regex(/^[0-9a-f]{32}$/),
+      mac: z.string().regex(HEX64),
+    })
+    .optional(),
 });
 
 /**
@@ -167,6 +195,7 @@ export function parseManifest(bytes: Uint8Array, source: string): ImageManifest 
     createdAt: wire.createdAt,
     chunks,
     storage: { packs: wire.storage.packs, locations },
+    ...(wire.encryption ? { encryption: wire.encryption } : {}),
   };
   checkManifest(manifest, source);
   return manifest;
@@ -204,6 +233,18 @@ function checkManifest(m: ImageManifest, source: string): void {
 
 /** Serializes a manifest: compact columns, zstd-compressed (see the wire format above). */
 export function serializeManifest(manifest: ImageManifest): Buffer {
+  return compressManifestText(manifestText(manifest));
+}
+
+/** zstd-compresses a manifest's JSON text. */
+export function compressManifestText(text: string): Buffer {
+  return zstdCompressSync(Buffer.from(text, 'utf8'), {
+    params: { [constants.ZSTD_c_compressionLevel]: 9 },
+  });
+}
+
+/** The JSON text of a manifest before compression. */
+export function manifestText(manifest: ImageManifest): string {
   const ids = Buffer.allocUnsafe(manifest.chunks.length * 32);
   const lengths: number[] = [];
   const zero: number[] = [];
@@ -222,14 +263,22 @@ export function serializeManifest(manifest: ImageManifest): Buffer {
       packEnds.set(loc[0], loc[1] + loc[2]);
     }
   });
+  const { encryption, ...rest } = manifest;
   const wire = {
-    ...manifest,
+    ...rest,
     chunks: { ids: ids.toString('base64'), lengths, zero },
     storage: { packs: manifest.storage.packs, locations },
+    ...(encryption ? { encryption } : {}),
   };
-  return zstdCompressSync(Buffer.from(JSON.stringify(wire), 'utf8'), {
-    params: { [constants.ZSTD_c_compressionLevel]: 9 },
-  });
+  return JSON.stringify(wire);
+}
+
+/** The JSON text inside manifest bytes (zstd-compressed or not). */
+export function manifestTextOf(bytes: Uint8Array): string {
+  const raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return (
+    raw.subarray(0, 4).equals(ZSTD_MAGIC) ? zstdDecompressSync(raw, { maxOutputLength: MAX_MANIFEST_BYTES }) : raw
+  ).toString('utf8');
 }
 
 /** SHA-256 of text or bytes, hex. */

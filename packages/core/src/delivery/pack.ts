@@ -7,11 +7,21 @@ import { InvalidInputError, NotFoundError } from '../errors.js';
 import { loadWorkspaceFile } from '../workspace/load.js';
 import { compressChunkSync, DEFAULT_ZSTD_LEVEL } from './compress.js';
 import { chunkFile, chunkingParams, type ChunkingOptions, type ChunkingParams } from './fastcdc.js';
-import { serializeManifest, sha256Hex, type ChunkLocation, type ChunkRef, type ImageManifest } from './manifest.js';
+import {
+  parseManifest,
+  serializeManifest,
+  sha256Hex,
+  type ChunkLocation,
+  type ChunkRef,
+  type ImageManifest,
+} from './manifest.js';
 import { createPackageDirectory, DEFAULT_VOLUME_SIZE, minVolumeSize } from './package-directory.js';
 import { createPackageFile, type PackageFormat, type PackageSink } from './package-file.js';
 import { isSafeRelativePath } from './paths.js';
 import { toHostError } from './io-errors.js';
+import { ChunkCipher } from '../crypto/chunk-cipher.js';
+import type { DataKey } from '../crypto/data-key.js';
+import { encodeEncryptedChunk, sealManifest } from './encryption.js';
 
 /** Options for {@link packWorkspace}. */
 export interface PackOptions {
@@ -39,6 +49,12 @@ export interface PackOptions {
   chunking?: ChunkingOptions | ChunkingParams;
   /** zstd level (1-19); default 3. */
   level?: number;
+  /**
+   * Encrypts the package with this image's data key: keyed chunk ids (HMAC-SHA256), AES-256-GCM
+   * chunks, a keyed image digest and an authenticated manifest. `imageId` is what envelopes name;
+   * default the workspace name. Use the same data key for every version, so they share chunks.
+   */
+  encryption?: { dataKey: DataKey; imageId?: string };
   /** Called as the image is read. */
   onProgress?: (progress: PackProgress) => void;
   clock?: Clock;
@@ -138,6 +154,7 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
   } catch (err) {
     throw toHostError(err, `writing package ${out}`);
   }
+  const cipher = options.encryption ? new ChunkCipher(options.encryption.dataKey) : undefined;
   try {
     const chunks: ChunkRef[] = [];
     const locations: Record<string, ChunkLocation> = {};
@@ -148,7 +165,7 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
     for await (const chunk of chunkFile(imageFile, params)) {
       const data = chunk.data;
       imageHash.update(data);
-      const id = digest('sha256', data, 'hex');
+      const id = cipher ? cipher.chunkId(data) : digest('sha256', data, 'hex');
       const zero = isZero(data);
       chunks.push(
         zero
@@ -159,7 +176,9 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
       if (zero) zeroChunks++;
       else if (!(id in locations)) {
         // Synchronous zstd: node's async zstd builds a new context per call and is many times slower.
-        locations[id] = await sink.add(compressChunkSync(data, level));
+        locations[id] = await sink.add(
+          cipher ? encodeEncryptedChunk(cipher, id, data, level) : compressChunkSync(data, level),
+        );
       }
       if (options.onProgress && clock.now() - lastReport >= 200) {
         lastReport = clock.now();
@@ -171,10 +190,11 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
         `The image ${imageFile} changed size while it was packed (${imageSize} -> ${bytesRead} bytes); pack it again when nothing writes to it.`,
       );
     }
-    const imageSha256 = imageHash.digest('hex');
+    const plainSha256 = imageHash.digest('hex');
+    const imageSha256 = cipher ? cipher.imageDigest(plainSha256) : plainSha256;
     let manifest: ImageManifest | undefined;
     const written = await sink.commit((packs) => {
-      manifest = {
+      const made: ImageManifest = {
         format: 'tandem.manifest/v1',
         workspace: {
           name: workspace.metadata.name,
@@ -188,7 +208,13 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
         chunks,
         storage: { packs, locations },
       };
-      return serializeManifest(manifest);
+      if (!options.encryption) {
+        manifest = made;
+        return serializeManifest(made);
+      }
+      const bytes = sealManifest(made, options.encryption.dataKey, options.encryption.imageId ?? made.workspace.name);
+      manifest = parseManifest(bytes, out);
+      return bytes;
     });
     options.onProgress?.({ bytesRead, bytesTotal: imageSize, chunks: chunks.length });
     return {
@@ -204,6 +230,8 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
   } catch (err) {
     await sink.abort();
     throw toHostError(err, `writing package ${out}`);
+  } finally {
+    cipher?.dispose();
   }
 }
 

@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../clock.js';
-import { HostError, IntegrityError, TandemError } from '../errors.js';
+import { HostError, IntegrityError, TandemError, UnsupportedCapabilityError } from '../errors.js';
+import type { DataKey } from '../crypto/data-key.js';
+import { missingKeyError, verifyManifest } from './encryption.js';
 import { toHostError } from './io-errors.js';
 import type { EventBus } from '../events/bus.js';
 import { planRanges, type ChunkToFetch } from './fetch-plan.js';
@@ -56,10 +58,25 @@ export interface PullOptions {
    * does not take it.
    */
   directIo?: boolean;
+  /**
+   * The data key of an encrypted workspace, asked for once its manifest is verified and before
+   * any chunk is fetched (typically: find the envelope, {@link openEnvelope} it). Return
+   * undefined when there is none: the pull stops with a KeyUnavailableError saying how to get
+   * one.
+   */
+  key?: (need: EncryptedImageNeed) => Promise<DataKey | undefined>;
   events?: EventBus;
   onProgress?: (progress: SyncProgress) => void;
   clock?: Clock;
   signal?: AbortSignal;
+}
+
+/** What an encrypted workspace's manifest asks of {@link PullOptions.key}. */
+export interface EncryptedImageNeed {
+  readonly imageId: string;
+  readonly version: string;
+  /** The data key's public id. */
+  readonly keyId: string;
 }
 
 /** What {@link pullWorkspace} did. */
@@ -142,6 +159,20 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     const manifest = parseManifest(manifestBytes, target.path);
     const manifestSha256 = sha256Hex(manifestBytes);
     checkManifestMatchesTarget(manifest, target.file.custom, options.workspace, target.path);
+    if (manifest.encryption) {
+      const enc = manifest.encryption;
+      const dataKey = await options.key?.({
+        imageId: enc.imageId,
+        version: manifest.workspace.version,
+        keyId: enc.keyId,
+      });
+      if (!dataKey) throw missingKeyError(manifest, target.path);
+      verifyManifest(manifestBytes, manifest, dataKey, target.path);
+      throw new UnsupportedCapabilityError(
+        `${options.workspace} ${manifest.workspace.version} is encrypted and its key checks out, but this pull has no way to keep the image encrypted on this disk, and Tandem never writes an encrypted image's plaintext to disk. Nothing was fetched.`,
+        { details: { workspace: options.workspace, version: manifest.workspace.version } },
+      );
+    }
     progress.version = manifest.workspace.version;
     progress.bytesTotal = manifest.image.size;
 

@@ -2,6 +2,7 @@ import { createHash, hash } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.js';
 import { ConflictError, InvalidInputError } from '../errors.js';
 import { decompressChunk } from './compress.js';
+import { CHUNK_TAG_BYTES } from '../crypto/chunk-cipher.js';
 import { parseManifest, serializeManifest, sha256Hex, type ChunkLocation, type ImageManifest } from './manifest.js';
 import { openPackage } from './package-file.js';
 import type { RepoStore } from './store/types.js';
@@ -167,7 +168,10 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
         continue;
       }
       const data = await pkg.readChunk(loc);
-      checkPackagedChunk(pkg.path, chunk.id, chunk.length, data);
+      // An encrypted chunk can only be checked with its key, which a publisher need not hold:
+      // its size is checked here, its content by every endpoint that decrypts it.
+      if (m.encryption) checkEncryptedChunkSize(pkg.path, chunk.id, chunk.length, data);
+      else checkPackagedChunk(pkg.path, chunk.id, chunk.length, data);
       pending.push({ id: chunk.id, data });
       pendingIds.add(chunk.id);
       pendingBytes += data.length;
@@ -202,6 +206,16 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
     };
   } finally {
     await pkg.close();
+  }
+}
+
+/** An encrypted chunk is its compressed or stored bytes (at most its length) and a 16-byte tag. */
+function checkEncryptedChunkSize(path: string, id: string, length: number, data: Buffer): void {
+  if (data.length <= CHUNK_TAG_BYTES || data.length > length + CHUNK_TAG_BYTES) {
+    throw new InvalidInputError(
+      `Package ${path} is damaged: encrypted chunk ${id} has ${data.length} bytes for ${length} of image; copy the package again, or make it again with \`tandem pack --encrypt\`.`,
+      { details: { path, chunk: id } },
+    );
   }
 }
 

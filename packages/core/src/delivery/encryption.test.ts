@@ -1,0 +1,230 @@
+// Encrypted packages and repositories (issue 11): keyed chunk ids, AES-256-GCM chunks, an
+// authenticated manifest; versions share unchanged chunks; a pull without the key stops before
+// fetching any chunk.
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChunkCipher } from '../crypto/chunk-cipher.js';
+import { DataKey } from '../crypto/data-key.js';
+import { TandemError } from '../errors.js';
+import { decodeEncryptedChunk, verifyManifest } from './encryption.js';
+import { changeImage, makeImage, serveDirectory, writeWorkspace, type TestServer } from './fixtures.test.util.js';
+import { parseManifest, type ImageManifest } from './manifest.js';
+import { openPackage } from './package-file.js';
+import { packWorkspace, type PackResult } from './pack.js';
+import { pullWorkspace } from './pull.js';
+import { pushPackage } from './push.js';
+import { DirectoryStore } from './store/directory.js';
+import { initRepository } from './trust/publisher.js';
+
+const CANARY = Buffer.from('TANDEM-CANARY-7f3a9c1e-PLAINTEXT-MARKER');
+
+/** A disk-like image with the canary written at many places, and runs of zeros. */
+function canaryImage(size: number): Buffer {
+  const image = makeImage(size, [[size / 4, size / 4]]);
+  for (let at = 4096; at + CANARY.length < size; at += 97 * 1024) CANARY.copy(image, at);
+  return image;
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }))
+    if (e.isFile()) out.push(join(e.parentPath, e.name));
+  return out;
+}
+
+/** Fails when the canary (or its zstd-compressed form's telltale) is in any file under `dir`. */
+async function expectNoCanary(dir: string): Promise<void> {
+  for (const file of await filesUnder(dir)) {
+    const data = await readFile(file);
+    expect(data.includes(CANARY), `${file} holds the canary`).toBe(false);
+    expect(data.includes(CANARY.subarray(0, 16)), `${file} holds part of the canary`).toBe(false);
+  }
+}
+
+let base: string;
+let key: DataKey;
+const v1 = canaryImage(3 << 20);
+const v2 = changeImage(v1, 4, 48 << 10);
+let p1: PackResult;
+let p2: PackResult;
+let plain1: PackResult;
+let plain2: PackResult;
+let server: TestServer;
+let root: Buffer;
+
+beforeAll(async () => {
+  base = await mkdtemp(join(tmpdir(), 'tandem-enc-'));
+  key = DataKey.generate();
+  const ws1 = await writeWorkspace(join(base, 'ws-1'), { name: 'erp', version: '1.0.0', image: v1 });
+  const ws2 = await writeWorkspace(join(base, 'ws-2'), { name: 'erp', version: '1.1.0', image: v2 });
+  p1 = await packWorkspace({
+    workspaceFile: ws1,
+    out: join(base, 'pkg', 'erp-1.tandem'),
+    encryption: { dataKey: key },
+  });
+  p2 = await packWorkspace({
+    workspaceFile: ws2,
+    out: join(base, 'pkg', 'erp-2'),
+    format: 'directory',
+    encryption: { dataKey: key },
+  });
+  plain1 = await packWorkspace({ workspaceFile: ws1, out: join(base, 'plain', 'erp-1.tandem') });
+  plain2 = await packWorkspace({ workspaceFile: ws2, out: join(base, 'plain', 'erp-2.tandem') });
+  const store = new DirectoryStore(join(base, 'repo'));
+  const init = await initRepository({ store });
+  root = init.root;
+  await pushPackage({ package: p1.path, store, keys: init.keys, channels: ['stable'] });
+  const second = await pushPackage({ package: p2.path, store, keys: init.keys, channels: ['pilot'] });
+  expect(second.chunksSkipped).toBeGreaterThan(0);
+  server = await serveDirectory(join(base, 'repo'));
+}, 60_000);
+
+afterAll(async () => {
+  await server?.close();
+  key?.dispose();
+});
+
+describe('encrypted packages', () => {
+  it('show the package, the repository and the medium only ciphertext under keyed ids', async () => {
+    await expectNoCanary(join(base, 'pkg'));
+    await expectNoCanary(join(base, 'repo'));
+    const m = p1.manifest;
+    expect(m.encryption).toMatchObject({ imageId: 'erp', keyId: key.id });
+    expect(m.image.sha256).not.toBe(createHash('sha256').update(v1).digest('hex'));
+    // No chunk id is the SHA-256 of any plaintext chunk.
+    for (const c of m.chunks) {
+      const plain = v1.subarray(c.offset, c.offset + c.length);
+      expect(c.id).not.toBe(createHash('sha256').update(plain).digest('hex'));
+    }
+  });
+
+  it('share unchanged chunks between versions as plaintext packages do', () => {
+    const shared = (a: ImageManifest, b: ImageManifest): number => {
+      const ids = new Set(a.chunks.map((c) => c.id));
+      return b.chunks.filter((c) => ids.has(c.id)).length;
+    };
+    const plainIds = new Set(plain2.manifest.chunks.map((c) => c.id));
+    expect(plainIds.size).toBeGreaterThan(0);
+    // Same cut points (chunking is on plaintext), so the same chunks are shared.
+    expect(p2.manifest.chunks.map((c) => c.length)).toEqual(plain2.manifest.chunks.map((c) => c.length));
+    expect(shared(p1.manifest, p2.manifest)).toBe(shared(plain1.manifest, plain2.manifest));
+    expect(shared(p1.manifest, p2.manifest)).toBeGreaterThan(p2.manifest.chunks.length / 2);
+    // Ciphertext adds one 16-byte tag per distinct chunk.
+    const enc = Object.values(p2.manifest.storage.locations).reduce((n, l) => n + l[2], 0);
+    const pl = Object.values(plain2.manifest.storage.locations).reduce((n, l) => n + l[2], 0);
+    expect(enc).toBe(pl + 16 * Object.keys(p2.manifest.storage.locations).length);
+  });
+
+  it('decrypt with the data key and refuse a tampered chunk or a wrong key', async () => {
+    const pkg = await openPackage(p1.path);
+    try {
+      using cipher = new ChunkCipher(key);
+      using wrong = new ChunkCipher(DataKey.generate());
+      const chunk = pkg.manifest.chunks.find((c) => !c.zero)!;
+      const sealed = await pkg.readChunk(pkg.manifest.storage.locations[chunk.id]!);
+      const plain = decodeEncryptedChunk(cipher, chunk.id, sealed, chunk.length);
+      expect(plain.equals(v1.subarray(chunk.offset, chunk.offset + chunk.length))).toBe(true);
+      const bad = Buffer.from(sealed);
+      bad[bad.length >> 1]! ^= 1;
+      expect(() => decodeEncryptedChunk(cipher, chunk.id, bad, chunk.length)).toThrow(
+        expect.objectContaining({ code: 'TANDEM_INTEGRITY' }),
+      );
+      expect(() => decodeEncryptedChunk(wrong, chunk.id, sealed, chunk.length)).toThrow(
+        expect.objectContaining({ code: 'TANDEM_INTEGRITY' }),
+      );
+    } finally {
+      await pkg.close();
+    }
+  });
+
+  it('refuse a tampered encrypted manifest and a wrong data key', async () => {
+    const bytes = await readFile(join(p2.path, 'manifest.zst'));
+    const m = parseManifest(bytes, 'm');
+    expect(() => verifyManifest(bytes, m, key, 'm')).not.toThrow();
+    const text = zstdDecompressSync(bytes).toString();
+    // Another workspace file (a policy change), still consistent with its own digest.
+    const data = JSON.parse(text) as { workspace: { file: { text: string; sha256: string } } };
+    data.workspace.file.text += '# changed\n';
+    data.workspace.file.sha256 = createHash('sha256').update(data.workspace.file.text).digest('hex');
+    const forged = zstdCompressSync(Buffer.from(JSON.stringify(data)));
+    const fm = parseManifest(forged, 'forged');
+    expect(() => verifyManifest(forged, fm, key, 'forged')).toThrow(
+      expect.objectContaining({
+        code: 'TANDEM_INTEGRITY',
+        details: expect.objectContaining({ reason: 'manifest-mac' }),
+      }),
+    );
+    using other = DataKey.generate();
+    expect(() => verifyManifest(bytes, m, other, 'm')).toThrow(
+      expect.objectContaining({ code: 'TANDEM_AUTH', details: expect.objectContaining({ reason: 'wrong-data-key' }) }),
+    );
+  });
+
+  it('are published without the key (sizes checked), and a damaged chunk is refused where it is decrypted', async () => {
+    const copy = join(base, 'damaged.tandem');
+    const data = await readFile(p1.path);
+    const [id, loc] = Object.entries(p1.manifest.storage.locations)[0]!;
+    const broken = Buffer.from(data);
+    broken.fill(0, loc[1], loc[1] + loc[2]);
+    await writeFile(copy, broken);
+    const store = new DirectoryStore(join(base, 'repo-damaged'));
+    const init = await initRepository({ store });
+    await pushPackage({ package: copy, store, keys: init.keys });
+    const pkg = await openPackage(copy);
+    try {
+      using cipher = new ChunkCipher(key);
+      const length = pkg.manifest.chunks.find((c) => c.id === id)!.length;
+      expect(() => decodeEncryptedChunk(cipher, id, broken.subarray(loc[1], loc[1] + loc[2]), length)).toThrow(
+        expect.objectContaining({ code: 'TANDEM_INTEGRITY' }),
+      );
+    } finally {
+      await pkg.close();
+    }
+    expect((await stat(copy)).size).toBe(data.length);
+  });
+});
+
+describe('pull of an encrypted workspace', () => {
+  const chunkRequests = (): number => server.requests.filter((r) => r.path.startsWith('packs/')).length;
+
+  it('without a key stops before fetching any chunk, saying what is missing and how to get it', async () => {
+    const before = chunkRequests();
+    const err = await pullWorkspace({
+      repo: server.url,
+      workspace: 'erp',
+      dir: join(base, 'no-key'),
+      trustedRoot: root,
+    }).catch((e: unknown) => e);
+    expect(TandemError.is(err, 'TANDEM_KEY_UNAVAILABLE')).toBe(true);
+    expect((err as Error).message).toMatch(/envelope/);
+    expect((err as Error).message).toMatch(/tandem keys device show/);
+    expect(chunkRequests()).toBe(before);
+    const err2 = await pullWorkspace({
+      repo: server.url,
+      workspace: 'erp',
+      dir: join(base, 'no-key'),
+      key: () => Promise.resolve(undefined),
+    }).catch((e: unknown) => e);
+    expect(TandemError.is(err2, 'TANDEM_KEY_UNAVAILABLE')).toBe(true);
+    expect(chunkRequests()).toBe(before);
+  });
+
+  it('with a wrong key is refused before fetching any chunk', async () => {
+    const before = chunkRequests();
+    using other = DataKey.generate();
+    const err = await pullWorkspace({
+      repo: server.url,
+      workspace: 'erp',
+      dir: join(base, 'wrong-key'),
+      trustedRoot: root,
+      key: () => Promise.resolve(other),
+    }).catch((e: unknown) => e);
+    expect(TandemError.is(err, 'TANDEM_AUTH')).toBe(true);
+    expect(chunkRequests()).toBe(before);
+  });
+});

@@ -1,0 +1,99 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { IntegrityError, KeyUnavailableError } from '../errors.js';
+import { type ChunkCipher } from '../crypto/chunk-cipher.js';
+import { deriveKey, type DataKey } from '../crypto/data-key.js';
+import { requireDataKey } from '../crypto/release.js';
+import { wipe } from '../crypto/secret.js';
+import { compressChunkSync, decompressChunk } from './compress.js';
+import {
+  compressManifestText,
+  ENCRYPTION_SCHEME,
+  manifestText,
+  manifestTextOf,
+  type ImageManifest,
+} from './manifest.js';
+
+const ZERO_MAC = '0'.repeat(64);
+const MAC_FIELD = '"mac":"';
+
+/**
+ * Serializes an encrypted image's manifest with its MAC: HMAC-SHA256, under a key derived from
+ * the data key, of the manifest's JSON with the MAC set to zeros. Whoever lacks the data key
+ * cannot alter a manifest (its chunk list, its workspace file, its image digest) unnoticed,
+ * even where no signed repository metadata covers it (a package on removable media).
+ */
+export function sealManifest(manifest: ImageManifest, dataKey: DataKey, imageId: string): Buffer {
+  const text = manifestText({
+    ...manifest,
+    encryption: { scheme: ENCRYPTION_SCHEME, imageId, keyId: dataKey.id, mac: ZERO_MAC },
+  });
+  const at = text.lastIndexOf(MAC_FIELD + ZERO_MAC);
+  return compressManifestText(
+    text.slice(0, at + MAC_FIELD.length) + macOf(text, dataKey) + text.slice(at + MAC_FIELD.length + 64),
+  );
+}
+
+/**
+ * Checks that `dataKey` is the key `manifest` was encrypted with and that the manifest is as
+ * its packer wrote it. AuthError for another key, IntegrityError for an altered manifest.
+ */
+export function verifyManifest(bytes: Uint8Array, manifest: ImageManifest, dataKey: DataKey, source: string): void {
+  const enc = manifest.encryption;
+  if (!enc) return;
+  requireDataKey(dataKey, enc.keyId, `${manifest.workspace.name} ${manifest.workspace.version}`);
+  const text = manifestTextOf(bytes);
+  const at = text.lastIndexOf(MAC_FIELD);
+  const stated = text.slice(at + MAC_FIELD.length, at + MAC_FIELD.length + 64);
+  const zeroed = text.slice(0, at + MAC_FIELD.length) + ZERO_MAC + text.slice(at + MAC_FIELD.length + 64);
+  if (at < 0 || stated !== enc.mac || !timingSafeEqual(Buffer.from(macOf(zeroed, dataKey)), Buffer.from(stated))) {
+    throw new IntegrityError(
+      `The encrypted manifest ${source} was altered or damaged: its MAC does not match. Nothing was fetched; get the package or repository again.`,
+      { details: { source, reason: 'manifest-mac' } },
+    );
+  }
+}
+
+function macOf(text: string, dataKey: DataKey): string {
+  const key = deriveKey(dataKey, 'manifest');
+  try {
+    return createHmac('sha256', key).update(text, 'utf8').digest('hex');
+  } finally {
+    wipe(key);
+  }
+}
+
+/** Compresses (when that helps) and then encrypts a plaintext chunk for a pack. */
+export function encodeEncryptedChunk(cipher: ChunkCipher, id: string, plain: Uint8Array, level?: number): Buffer {
+  const packed = compressChunkSync(plain, level);
+  try {
+    return cipher.encrypt(id, packed);
+  } finally {
+    wipe(packed);
+  }
+}
+
+/**
+ * Decrypts and decompresses a chunk from a pack and checks its keyed id. IntegrityError when it
+ * was altered (the GCM tag or the id does not match). The caller wipes the result.
+ */
+export function decodeEncryptedChunk(cipher: ChunkCipher, id: string, sealed: Uint8Array, length: number): Buffer {
+  const packed = cipher.decrypt(id, sealed);
+  const plain = decompressChunk(packed, length, id);
+  if (plain.buffer !== packed.buffer) wipe(packed);
+  if (plain.length !== length || cipher.chunkId(plain) !== id) {
+    wipe(plain);
+    throw new IntegrityError(`Encrypted chunk ${id} does not match its keyed id; the package was altered.`, {
+      details: { chunk: id },
+    });
+  }
+  return plain;
+}
+
+/** The refusal of an encrypted workspace that has no key here: what is missing and how to get it. */
+export function missingKeyError(manifest: ImageManifest, source: string): KeyUnavailableError {
+  const imageId = manifest.encryption?.imageId ?? manifest.workspace.name;
+  return new KeyUnavailableError(
+    `${manifest.workspace.name} ${manifest.workspace.version} (${source}) is encrypted, and there is no envelope with its key for this device. Nothing was fetched. Send this device's key (tandem keys device show) to your administrator, who seals one (tandem keys seal --image ${imageId} ...); then pass it with --envelope FILE or put it in the state directory (envelopes/${imageId}.envelope).`,
+    { details: { source, imageId, keyId: manifest.encryption?.keyId, version: manifest.workspace.version } },
+  );
+}
