@@ -1,5 +1,15 @@
 import { dirname } from 'node:path';
-import { EventBus, SessionManager, SqliteEventSink, type AnyTandemEvent, type Session } from '@tandem/core';
+import {
+  EventBus,
+  SessionManager,
+  SqliteEventSink,
+  describeVmChanges,
+  loadPolicy,
+  type AnyTandemEvent,
+  type LoadedWorkspace,
+  type PolicyEngine,
+  type Session,
+} from '@tandem/core';
 import type { CliContext } from './context.js';
 import { openAdapter } from './adapters.js';
 import { StateDir, type SessionRecord } from './state.js';
@@ -19,6 +29,12 @@ export function describeEvent(e: AnyTandemEvent): string {
       return `reverted to snapshot "${e.data.snapshot}"`;
     case 'snapshot.deleted':
       return `snapshot "${e.data.snapshot}" deleted${e.data.children ? ' with its children' : ''}`;
+    case 'session.update-pending':
+      return `version ${e.data.toVersion} waits for the next start (${describeVmChanges(e.data.changes)})`;
+    case 'session.vm-updated':
+      return `VM ${e.data.vm} updated to ${e.data.toVersion} (${describeVmChanges(e.data.changes)}); ${e.data.snapshotsDropped.length > 0 ? `snapshots dropped: ${e.data.snapshotsDropped.join(', ')}` : `${e.data.snapshotsKept} snapshots kept`}`;
+    case 'policy.decision':
+      return `policy: ${e.data.outcome} (${e.data.reason})`;
     default:
       return e.type;
   }
@@ -31,6 +47,33 @@ export function cliEvents(ctx: CliContext, state: StateDir): { events: EventBus;
   events.attach(store);
   events.on('*', (e) => ctx.info(`  ${describeEvent(e)}`));
   return { events, close: () => store.close() };
+}
+
+/** The policy engine for a workspace and the layer files recorded with its session. */
+export async function policyFor(loaded: LoadedWorkspace, layerFiles: readonly string[] = []): Promise<PolicyEngine> {
+  return (await loadPolicy({ workspace: loaded, layerFiles })).engine;
+}
+
+/** The record of `session` after a command: its state, the VM spec in force and any pending update. */
+export function recordAfter(record: SessionRecord, session: Session): SessionRecord {
+  const pending = session.pendingUpdate;
+  const { pendingUpdate: _old, vmSpec: _spec, ...rest } = record;
+  const vmSpec = pending ? record.vmSpec : session.vmSpec;
+  return {
+    ...rest,
+    state: session.state,
+    ...(vmSpec ? { vmSpec } : {}),
+    ...(pending
+      ? {
+          pendingUpdate: {
+            fromVersion: pending.fromVersion,
+            toVersion: pending.toVersion,
+            changes: [...pending.changes],
+          },
+        }
+      : {}),
+    updatedAt: new Date().toISOString(),
+  };
 }
 
 /**
@@ -49,14 +92,18 @@ export async function withSession<T>(
     const { events, close } = cliEvents(ctx, state);
     try {
       const manager = new SessionManager({ adapter, events });
-      const session = await manager.open(
-        { workspace: record.spec, file: record.file, baseDir: dirname(record.file) },
-        { vmName: record.vm, sessionId: record.id, locked: record.state === 'locked' },
-      );
+      const loaded = { workspace: record.spec, file: record.file, baseDir: dirname(record.file) };
+      const session = await manager.open(loaded, {
+        vmName: record.vm,
+        sessionId: record.id,
+        locked: record.state === 'locked',
+        policy: await policyFor(loaded, record.layers),
+        ...(record.vmSpec ? { definedSpec: record.vmSpec } : {}),
+      });
       try {
         return await fn(session, record);
       } finally {
-        state.save({ ...record, state: session.state, updatedAt: new Date().toISOString() });
+        state.save(recordAfter(record, session));
         await session.close();
       }
     } finally {

@@ -1,6 +1,14 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { acquirePidLock, ConflictError, NotFoundError, type SessionState, type Workspace } from '@tandem/core';
+import {
+  acquirePidLock,
+  ConflictError,
+  NotFoundError,
+  type SessionState,
+  type VmSpec,
+  type VmSpecChange,
+  type Workspace,
+} from '@tandem/core';
 
 /**
  * What the CLI remembers about a session between invocations. One JSON file per workspace in
@@ -18,6 +26,12 @@ export interface SessionRecord {
   vm: string;
   /** The session state when the last command ended. */
   state: SessionState;
+  /** Policy layer files (`kind: PolicyLayer`) above the workspace file's own, absolute paths. */
+  layers?: string[];
+  /** The spec the VM is defined with, as far as Tandem defined it (disks, memory, CPUs, network). */
+  vmSpec?: VmSpec;
+  /** A newer workspace version whose VM spec waits for the next start (`tandem up`). */
+  pendingUpdate?: { fromVersion: string | null; toVersion: string; changes: VmSpecChange[] };
   createdAt: string;
   updatedAt: string;
 }

@@ -192,7 +192,7 @@ export { PolicyEngine, SubjectPolicy } from './policy/engine.js';
 export type { PolicyEngineOptions, PolicyDecision, PolicyQuestion, SiteListReport } from './policy/engine.js';
 export { toDecisionEvent, formatDecision, decisionSubject } from './policy/decision.js';
 export { loadPolicy, parsePolicyLayer, parsePolicyTestTable, runPolicyTestFile } from './policy/load.js';
-export type { LoadedPolicy, LoadPolicyOptions } from './policy/load.js';
+export type { LoadedPolicy, LoadPolicyOptions, LoadPolicySources } from './policy/load.js';
 export { runPolicyTests, PolicyTestTableSchema } from './policy/test-table.js';
 export type { PolicyTestTable, PolicyTestCase, PolicyTestResult } from './policy/test-table.js';
 export {

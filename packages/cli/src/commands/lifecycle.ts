@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { InvalidInputError } from '@tandem/core';
+import { InvalidInputError, describeVmChanges, type Session } from '@tandem/core';
 import type { CommandHost } from '../program.js';
 import { withSession } from '../runtime.js';
 import { openAdapter } from '../adapters.js';
@@ -12,7 +12,7 @@ const WS_HELP = 'workspace name (optional when there is only one session)';
 export function registerLifecycle(program: Command, host: CommandHost): void {
   program
     .command('status')
-    .description("show every session with its VM's live state")
+    .description("show every session with its VM's live state, and any newer version waiting for the next start")
     .argument(WS, 'only this workspace')
     .action(
       host.run(async (ctx, workspace: string | undefined) => {
@@ -21,25 +21,46 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
         const rows = [];
         for (const record of records) {
           let live: string;
+          let pending: Session['pendingUpdate'];
           try {
-            live = await withSession(ctx, record.workspace, (s) => s.refresh());
+            live = await withSession(ctx, record.workspace, async (s) => {
+              pending = s.pendingUpdate;
+              return s.refresh();
+            });
           } catch (err) {
             live = `unknown (${(err as Error).message.split('\n')[0]})`;
           }
           rows.push({
             workspace: record.workspace,
+            version: record.spec.metadata.version,
             session: record.id,
             adapter: record.adapter.name,
             vm: record.vm,
             state: live,
             file: record.file,
+            ...(pending
+              ? {
+                  pendingUpdate: {
+                    fromVersion: pending.fromVersion,
+                    toVersion: pending.toVersion,
+                    changes: [...pending.changes],
+                  },
+                }
+              : {}),
           });
         }
         ctx.result(
           { sessions: rows },
           rows.length === 0
             ? 'no sessions (start one with: tandem up <workspace file>)'
-            : rows.map((r) => `${r.workspace}\t${r.state}\t${r.adapter}\tVM ${r.vm}\tsession ${r.session}`),
+            : rows.flatMap((r) => [
+                `${r.workspace}\t${r.state}\t${r.adapter}\tVM ${r.vm}\tsession ${r.session}`,
+                ...(r.pendingUpdate
+                  ? [
+                      `  version ${r.pendingUpdate.toVersion} waits for the next start (was ${r.pendingUpdate.fromVersion ?? 'unknown'}): ${describeVmChanges(r.pendingUpdate.changes)}`,
+                    ]
+                  : []),
+              ]),
         );
       }),
     );

@@ -5,6 +5,7 @@ import cliProgress from 'cli-progress';
 import { InvalidInputError, pullWorkspace, type SyncProgress } from '@tandem/core';
 import type { CliContext } from '../context.js';
 import type { CommandHost } from '../program.js';
+import { StateDir } from '../state.js';
 
 const MIB = 1024 * 1024;
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -98,6 +99,8 @@ export function registerPull(program: Command, host: CommandHost): void {
         const parallel = count(opts.parallel, '--parallel');
         const retain = count(opts.retain, '--retain');
         const maxRangeKib = count(opts.maxRangeKib, '--max-range-kib');
+        // Disks that defined VMs still use (a session not yet restarted on a newer version).
+        const inUse = new StateDir(ctx.stateDir).list().flatMap((r) => (r.vmSpec?.disks ?? []).map((d) => d.path));
         const progress = progressReporter(ctx);
         let result;
         try {
@@ -111,6 +114,7 @@ export function registerPull(program: Command, host: CommandHost): void {
             ...(trustedRoot ? { trustedRoot } : {}),
             ...(parallel !== undefined ? { parallel } : {}),
             ...(retain !== undefined ? { retain } : {}),
+            inUse,
             ...(maxRangeKib !== undefined ? { maxRangeBytes: maxRangeKib * 1024 } : {}),
             storeOptions: { ranges: opts.ranges, directReads: opts.directReads },
             directIo: opts.directIo,
@@ -124,7 +128,7 @@ export function registerPull(program: Command, host: CommandHost): void {
           r.upToDate
             ? `${workspace} ${r.version} is already installed in ${dir}`
             : `${workspace} ${r.version} installed in ${dir}${r.previousVersion ? ` (was ${r.previousVersion})` : ''}`,
-          `image ${(r.bytesTotal / MIB).toFixed(1)} MiB: ${(r.bytesFetched / MIB).toFixed(1)} MiB fetched in ${r.requests} requests, ${(r.bytesFromSeeds / MIB).toFixed(1)} MiB from seeds, ${(r.bytesResumed / MIB).toFixed(1)} MiB resumed`,
+          `image ${(r.bytesTotal / MIB).toFixed(1)} MiB: ${(r.bytesFetched / MIB).toFixed(1)} MiB fetched in ${r.requests} requests, ${(r.bytesFromSeeds / MIB).toFixed(1)} MiB from seeds, ${(r.bytesResumed / MIB).toFixed(1)} MiB resumed, ${(r.bytesSaved / MIB).toFixed(1)} MiB saved`,
           `workspace file: ${r.workspaceFile}`,
         ]);
       }),

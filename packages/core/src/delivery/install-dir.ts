@@ -1,5 +1,5 @@
 import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative, resolve, isAbsolute } from 'node:path';
 import { ConflictError, IntegrityError, InvalidInputError } from '../errors.js';
 import { acquirePidLock } from '../util/pid-lock.js';
 import { toHostError } from './io-errors.js';
@@ -103,13 +103,20 @@ export class InstallDir {
   }
 
   /**
-   * Removes old versions: keeps the installed one and the highest others up to `keep` in all.
-   * Returns the versions removed.
+   * Removes old versions: keeps the installed one, every version holding a path in `inUse` (a
+   * disk a defined VM still uses), and the highest others up to `keep` in all (more when more
+   * are in use). Returns the versions removed.
    */
-  async applyRetention(keep: number): Promise<string[]> {
+  async applyRetention(keep: number, inUse: Iterable<string> = []): Promise<string[]> {
     const installed = (await this.installed())?.version;
     const all = await this.versions();
     const kept = new Set(installed ? [installed] : []);
+    for (const path of inUse) {
+      for (const v of all) {
+        const rel = relative(resolve(this.versionDir(v)), resolve(path));
+        if (rel !== '' && !rel.startsWith('..') && !isAbsolute(rel)) kept.add(v);
+      }
+    }
     for (const v of all) if (kept.size < Math.max(1, keep)) kept.add(v);
     const removed = all.filter((v) => !kept.has(v));
     for (const v of removed) await rm(this.versionDir(v), { recursive: true, force: true });

@@ -99,6 +99,20 @@ describe('pullWorkspace', () => {
     expect(await imageOf(back.image)).toBe(sha256Hex(images['2.0.0']!));
   });
 
+  it('never removes a version whose disk a defined VM still uses, and reports the bytes saved', async () => {
+    const dir = join(base, 'in-use');
+    const first = await pullWorkspace({ repo: server.url, workspace: 'erp', dir, trustedRoot: root, version: '1.0.0' });
+    expect(first.bytesSaved).toBe(Math.max(0, first.bytesTotal - first.bytesFetched));
+    expect(first.bytesSaved).toBeGreaterThan(0); // the run of zeros is never fetched
+    // A VM still runs 1.0.0's disk while 1.1.0 and then 2.0.0 arrive with retain 2.
+    const inUse = [first.image];
+    await pullWorkspace({ repo: server.url, workspace: 'erp', dir, version: '1.1.0', retain: 2, inUse });
+    const last = await pullWorkspace({ repo: server.url, workspace: 'erp', dir, version: '2.0.0', retain: 2, inUse });
+    expect(last.removedVersions).toEqual(['1.1.0']);
+    expect((await readdir(join(dir, 'versions'))).sort()).toEqual(['1.0.0', '2.0.0']);
+    expect(await imageOf(first.image)).toBe(sha256Hex(images['1.0.0']!));
+  });
+
   it('refuses a second pull into the same directory while one runs', async () => {
     const dir = join(base, 'c');
     const first = pullWorkspace({ repo: server.url, workspace: 'erp', dir, trustedRoot: root });

@@ -43,6 +43,11 @@ export interface PullOptions {
   parallel?: number;
   /** Versions kept, the installed one included; default 2. */
   retain?: number;
+  /**
+   * Disk images a defined VM still uses (a session not yet restarted on the new version). A
+   * version holding one is never removed by the retention rule, whatever `retain` says.
+   */
+  inUse?: Iterable<string>;
   /** Largest merged range request; default 8 MiB. */
   maxRangeBytes?: number;
   /** Merge ranges across gaps up to this size; default 0 (neighbours only). */
@@ -97,6 +102,11 @@ export interface PullResult {
   readonly bytesFetched: number;
   readonly requests: number;
   readonly chunksFetched: number;
+  /**
+   * Image bytes that did not cross the network: the image's size less the bytes fetched (seeds,
+   * resumed chunks and compression all count). 0 when more was fetched than the image holds.
+   */
+  readonly bytesSaved: number;
   /** Versions removed by the retention rule. */
   readonly removedVersions: readonly string[];
 }
@@ -178,7 +188,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
 
     const previous = await install.installed();
     const finish = async (upToDate: boolean, fetched: number): Promise<PullResult> => {
-      const removedVersions = await install.applyRetention(options.retain ?? 2);
+      const removedVersions = await install.applyRetention(options.retain ?? 2, options.inUse);
       await install.cleanStaging();
       progress.phase = 'done';
       progress.tick(true);
@@ -197,6 +207,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         bytesFetched: t.bytes,
         requests: t.requests,
         chunksFetched: fetched,
+        bytesSaved: Math.max(0, manifest.image.size - t.bytes),
         removedVersions,
       };
       options.events?.publish(

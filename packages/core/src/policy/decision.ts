@@ -24,7 +24,7 @@ export function decisionSubject(decision: PolicyDecision): string {
  * @example
  * ```ts
  * const d = policy.decideTransfer({ channel: 'clipboard', direction: 'guest-to-host', contentType: 'text' });
- * bus.emit('policy.decision', toDecisionEvent(d));
+ * events.publish('policy.decision', toDecisionEvent(d), { workspace: 'legacy-erp', session: session.id });
  * ```
  */
 export function toDecisionEvent(decision: PolicyDecision): TandemEventMap['policy.decision'] {

@@ -247,6 +247,15 @@ export function resolveSetting<T>(
   return best;
 }
 
+/**
+ * A source as reasons name it: a file by its base name (`machine.policy.yaml`, not its absolute
+ * path, which the decision's rule reference still carries), anything else as it is.
+ */
+export function sourceName(source: string): string {
+  if (!/^(\/|[A-Za-z]:[\\/]|\\\\)/.test(source)) return source;
+  return source.split(/[\\/]/).pop() || source;
+}
+
 /** A setting as a rule reference for decisions; undefined for Tandem's built-in defaults. */
 export function settingRef(s: Sourced<unknown>, text: string): RuleRef | undefined {
   if (s.layer === 'built-in') return undefined;

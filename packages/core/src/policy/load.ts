@@ -105,10 +105,12 @@ export interface LoadedPolicy {
   readonly layers: readonly PolicyLayerInput[];
 }
 
-/** Where to load a policy from. */
-export interface LoadPolicyOptions {
-  /** The workspace file; its policy is the package default. */
-  readonly workspaceFile: string;
+/** Where to load a policy from: a workspace file, or a workspace already loaded. */
+export type LoadPolicyOptions = LoadPolicySources &
+  ({ readonly workspaceFile: string } | { readonly workspace: LoadedWorkspace });
+
+/** What {@link loadPolicy} reads besides the workspace. */
+export interface LoadPolicySources {
   /** Policy layer files (`kind: PolicyLayer`), in any order. */
   readonly layerFiles?: readonly string[];
   /** The clock for usage decisions. */
@@ -116,8 +118,9 @@ export interface LoadPolicyOptions {
 }
 
 /**
- * Reads a workspace file, policy layer files and every Enterprise Mode Site List they reference
- * (relative to the file that references it), and builds a {@link PolicyEngine}.
+ * Reads a workspace file (or takes a loaded workspace), policy layer files and every Enterprise
+ * Mode Site List they reference (relative to the file that references it), and builds a
+ * {@link PolicyEngine}.
  *
  * @example
  * ```ts
@@ -126,7 +129,7 @@ export interface LoadPolicyOptions {
  * ```
  */
 export async function loadPolicy(options: LoadPolicyOptions): Promise<LoadedPolicy> {
-  const loaded = await loadWorkspaceFile(options.workspaceFile);
+  const loaded = 'workspace' in options ? options.workspace : await loadWorkspaceFile(options.workspaceFile);
   // Site lists are keyed by the reference as written (so decisions show `sites.xml:12`); two
   // files that write the same reference for different files would be ambiguous and are refused.
   const siteLists: Record<string, string> = {};

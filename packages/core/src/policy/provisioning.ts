@@ -1,4 +1,4 @@
-import type { ApplicableEntry } from './layers.js';
+import { sourceName, type ApplicableEntry } from './layers.js';
 import { findPrincipal } from './principals.js';
 import type { PolicyDecisionBase, PolicySubject } from './types.js';
 
@@ -34,7 +34,7 @@ export function decideProvisioning(
     if (p === undefined || (p.users === undefined && p.groups === undefined && p.everyone === undefined)) continue;
     layerRank = entry.rank;
     const base = `${entry.basePath}.provisioning`;
-    lists.push(`${base} in ${entry.layer} (${entry.source})`);
+    lists.push(`${base} in ${entry.layer} (${sourceName(entry.source)})`);
     if (p.everyone === true) {
       const rule = {
         layer: entry.layer,
@@ -50,7 +50,7 @@ export function decideProvisioning(
         workspace,
         layer: entry.layer,
         rule,
-        reason: `${workspace} is provisioned to everyone by ${base}.everyone in ${entry.layer} (${entry.source})`,
+        reason: `${workspace} is provisioned to everyone by ${base}.everyone in ${entry.layer} (${sourceName(entry.source)})`,
       };
     }
     const hit = findPrincipal(p.users ?? [], p.groups ?? [], subject);
@@ -71,7 +71,7 @@ export function decideProvisioning(
         workspace,
         layer: entry.layer,
         rule,
-        reason: `${workspace} is provisioned to ${via} by ${path} ("${hit.entry}") in ${entry.layer} (${entry.source})`,
+        reason: `${workspace} is provisioned to ${via} by ${path} ("${hit.entry}") in ${entry.layer} (${sourceName(entry.source)})`,
       };
     }
   }

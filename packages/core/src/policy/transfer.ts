@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { InvalidInputError } from '../errors.js';
 import { ContentTypeSchema, TransferChannelSchema } from '../workspace/policy-schema.js';
-import type { ApplicableEntry, MergeRules, TransferRule } from './layers.js';
+import { sourceName, type ApplicableEntry, type MergeRules, type TransferRule } from './layers.js';
 import type { CrossingDirection, PolicyDecisionBase, RuleRef } from './types.js';
 
 /** A data-transfer channel: clipboard, file, print, usb, audio, smartcard, or `x-name`. */
@@ -160,7 +160,7 @@ export function decideTransfer(
     }
   }
   const r = chosen.rule;
-  let reason = `${chosen.action}: rule ${r.label} (${r.text}) for ${r.appliesTo} in ${r.layer} (${r.source}) is the first that applies to ${what}`;
+  let reason = `${chosen.action}: rule ${r.label} (${r.text}) for ${r.appliesTo} in ${r.layer} (${sourceName(r.source)}) is the first that applies to ${what}`;
   if (matches.length > 1) {
     const others = matches.filter((m) => m !== chosen).map((m) => `${m.action} for ${m.rule.appliesTo}`);
     reason += `; ${merge} merge over ${matches.length} assignments chose it over ${others.join(', ')}`;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../clock.js';
 import { TandemError } from '../errors.js';
-import { validateWorkspace } from '../workspace/load.js';
+import { parseWorkspace, validateWorkspace } from '../workspace/load.js';
 import type { WorkspaceInput } from '../workspace/schema.js';
 import { PolicyEngine } from './engine.js';
 import type { PolicyLayerInput } from './layers.js';
@@ -200,5 +200,28 @@ describe('usage decisions', () => {
     }
     expect(TandemError.is(caught, 'TANDEM_INVALID_INPUT')).toBe(true);
     expect((caught as Error).message).toMatch(/lastOnlineCheckAt "yesterday" is not an instant/);
+  });
+});
+
+describe('reasons name a file source by its base name', () => {
+  it('keeps the absolute path in the rule reference only', () => {
+    const workspace = parseWorkspace(`
+apiVersion: tandem/v1
+kind: Workspace
+metadata: { name: erp, version: 1.0.0 }
+spec:
+  image: { source: ./erp.qcow2, format: qcow2 }
+  hardware: { memory: { fixedMiB: 512 } }
+  usage: { expiresAt: 2030-01-01T00:00:00Z, offline: { allowed: true, maxDuration: P14D } }
+`);
+    const engine = new PolicyEngine({
+      workspace,
+      workspaceSource: '/srv/endpoints/acme/workspaces/erp/tandem.workspace.yaml',
+      clock: { now: () => Date.parse('2026-11-21T00:00:00Z') },
+    });
+    const d = engine.forSubject().decideUsage({ online: false, lastOnlineCheckAt: '2026-11-20T00:00:00Z' });
+    expect(d.reason).not.toContain('/srv/endpoints');
+    expect(d.reason.match(/\(tandem\.workspace\.yaml\)/g)).toHaveLength(2);
+    expect(d.rule?.source).toBe('/srv/endpoints/acme/workspaces/erp/tandem.workspace.yaml');
   });
 });

@@ -1,7 +1,14 @@
 import type { Clock } from '../clock.js';
 import { InvalidInputError } from '../errors.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
-import { resolveSetting, settingRef, type ApplicableEntry, type MergeRules, type Sourced } from './layers.js';
+import {
+  resolveSetting,
+  settingRef,
+  sourceName,
+  type ApplicableEntry,
+  type MergeRules,
+  type Sourced,
+} from './layers.js';
 import type { DecisionLayer, PolicyDecisionBase, RuleRef } from './types.js';
 
 /** What a session does when it ends. */
@@ -137,7 +144,7 @@ function instant(value: number | Date | string, name: string): number {
 }
 
 const at = (s: Sourced<unknown>): string =>
-  s.layer === 'built-in' ? "Tandem's default" : `${s.path} in ${s.layer} (${s.source})`;
+  s.layer === 'built-in' ? "Tandem's default" : `${s.path} in ${s.layer} (${sourceName(s.source)})`;
 
 /**
  * Decides whether the workspace may run now, with the injected clock: not past its expiry, and

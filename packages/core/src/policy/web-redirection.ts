@@ -1,6 +1,7 @@
 import {
   resolveSetting,
   settingRef,
+  sourceName,
   type ApplicableEntry,
   type MergeRules,
   type PolicyEntry,
@@ -90,7 +91,7 @@ export function buildWebRedirection(
 }
 
 const where = (s: Sourced<unknown>): string =>
-  s.layer === 'built-in' ? "Tandem's default" : `${s.path} in ${s.layer} (${s.source})`;
+  s.layer === 'built-in' ? "Tandem's default" : `${s.path} in ${s.layer} (${sourceName(s.source)})`;
 
 /**
  * Decides where a URL opened on `from` opens. Throws InvalidInputError for a URL that cannot be
@@ -139,7 +140,7 @@ export function decideUrl(web: WebRedirection, input: string | URL, from: Side):
       redirect: rule.target !== from,
       layer: r.layer,
       rule: r,
-      reason: `${url.href} ${move}: rule ${r.label} (${r.text}) for ${r.appliesTo} in ${r.layer} (${r.source}) is the strongest match`,
+      reason: `${url.href} ${move}: rule ${r.label} (${r.text}) for ${r.appliesTo} in ${r.layer} (${sourceName(r.source)}) is the strongest match`,
     };
   }
   const t = web.defaultTarget;

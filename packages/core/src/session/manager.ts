@@ -179,6 +179,7 @@ export class SessionManager {
         initialState: initial,
         policy,
         clock: this.#clock,
+        vmSpec: spec,
         onClose: (s) => {
           if (this.#byVm.get(s.vm) === s) this.#byVm.delete(s.vm);
         },

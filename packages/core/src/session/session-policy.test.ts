@@ -94,6 +94,7 @@ describe('layered usage policy in sessions', () => {
     });
     expect(s.state).toBe('stopped');
     expect(adapter.calls.some((c) => c.op === 'start')).toBe(false);
+    expect(seen.some((e) => e.type === 'session.transition')).toBe(false); // refused before it moved
     expect(seen.find((e) => e.type === 'policy.decision')?.data).toMatchObject({ kind: 'usage', outcome: 'deny' });
   });
 

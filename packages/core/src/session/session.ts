@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { requireCapability, requireSnapshots } from '../adapter/registry.js';
-import type { HypervisorAdapter, HypervisorEvent, SnapshotInfo, StartOptions } from '../adapter/types.js';
+import type { HypervisorAdapter, HypervisorEvent, SnapshotInfo, StartOptions, VmSpec } from '../adapter/types.js';
 import { systemClock, type Clock } from '../clock.js';
 import { AuthError, InvalidStateError, TandemError, UnsupportedCapabilityError } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
@@ -49,6 +49,8 @@ export interface SessionInit {
   policy?: SessionPolicy;
   /** Where time comes from (snapshot names, idle lock, watchdog). Default: the system clock. */
   clock?: Clock;
+  /** The VM spec this workspace version asks for on this host (SessionManager.open builds it). */
+  vmSpec?: VmSpec;
   /** A VM spec change to apply at the next start (SessionManager.open finds these). */
   pendingUpdate?: VmUpdate;
   /** Called once when the session closes (SessionManager frees the VM for another session). */
@@ -80,6 +82,11 @@ export class Session implements AsyncDisposable {
   readonly policy: SessionPolicy;
   /** The clock the session and its idle lock and watchdog read. */
   readonly clock: Clock;
+  /**
+   * The VM spec this workspace version asks for on this host. The VM has it once
+   * {@link Session.pendingUpdate} is undefined.
+   */
+  readonly vmSpec: VmSpec | undefined;
   readonly #events: EventBus | undefined;
   readonly #onClose: ((session: Session) => void) | undefined;
   #pendingUpdate: VmUpdate | undefined;
@@ -101,6 +108,7 @@ export class Session implements AsyncDisposable {
     this.clock = init.clock ?? systemClock;
     this.policy = init.policy ?? SessionPolicy.for(init.workspace, { clock: this.clock });
     this.#pendingUpdate = init.pendingUpdate;
+    this.vmSpec = init.vmSpec ?? init.pendingUpdate?.spec;
     this.#onClose = init.onClose;
     this.#unwatch = init.adapter.watch?.((e) => this.#onHypervisorEvent(e));
   }
@@ -135,28 +143,34 @@ export class Session implements AsyncDisposable {
    * the adapter can redefine in place, else a `session.vm-updated` event names those dropped).
    */
   start(options: Pick<StartOptions, 'display' | 'signal'> = {}): Promise<void> {
-    return this.#run('start', async () => {
+    const checkPolicy = (): void => {
       const decision = this.policy.decide();
       this.#publish('policy.decision', toDecisionEvent(decision));
       this.policy.assertMayStart();
-      const update = this.#pendingUpdate;
-      if (update) {
-        const result = await applyVmUpdate(this.adapter, this.vm, update, {
-          revertible: this.policy.settings.mode.value === 'revertible',
-          baseline: BASELINE_SNAPSHOT,
-        });
-        this.#pendingUpdate = undefined;
-        this.#publish('session.vm-updated', {
-          vm: this.vm,
-          fromVersion: update.fromVersion,
-          toVersion: update.toVersion,
-          changes: [...update.changes],
-          ...result,
-        });
-      }
-      await this.adapter.start(this.vm, { ...options, ...(this.#diskKeys ? { diskKeys: this.#diskKeys } : {}) });
-      return 'running';
-    });
+    };
+    return this.#run(
+      'start',
+      async () => {
+        const update = this.#pendingUpdate;
+        if (update) {
+          const result = await applyVmUpdate(this.adapter, this.vm, update, {
+            revertible: this.policy.settings.mode.value === 'revertible',
+            baseline: BASELINE_SNAPSHOT,
+          });
+          this.#pendingUpdate = undefined;
+          this.#publish('session.vm-updated', {
+            vm: this.vm,
+            fromVersion: update.fromVersion,
+            toVersion: update.toVersion,
+            changes: [...update.changes],
+            ...result,
+          });
+        }
+        await this.adapter.start(this.vm, { ...options, ...(this.#diskKeys ? { diskKeys: this.#diskKeys } : {}) });
+        return 'running';
+      },
+      { precheck: checkPolicy },
+    );
   }
 
   /** Stops the VM: gracefully within `timeoutMs`, then powered off; or at once with `force`. */
@@ -346,26 +360,38 @@ export class Session implements AsyncDisposable {
   #run(
     operation: SessionOperation,
     body: (from: SessionState) => Promise<SessionState>,
-    extra: { reason?: string } = {},
+    extra: { reason?: string; precheck?: () => void } = {},
   ): Promise<void> {
+    const { precheck, ...cause } = extra;
     return this.#serialize(async () => {
       assertTransition(this.#state, operation, `session ${this.id}`);
       const from = this.#state;
       const via = SESSION_TRANSITIONS[operation].via;
+      try {
+        // Checked before the session moves: a refused operation leaves no transition behind.
+        precheck?.();
+      } catch (err) {
+        this.#publishError(operation, err);
+        throw err;
+      }
       if (via) this.#set(via, { operation });
       try {
         const to = await body(from);
-        this.#set(to, { operation, ...extra });
+        this.#set(to, { operation, ...cause });
       } catch (err) {
         if (via) this.#set(from, { operation, failed: true });
-        this.#publish('session.error', {
-          operation,
-          vm: this.vm,
-          code: TandemError.is(err) ? err.code : 'TANDEM_INTERNAL',
-          message: (err as Error).message,
-        });
+        this.#publishError(operation, err);
         throw err;
       }
+    });
+  }
+
+  #publishError(operation: SessionOperation, err: unknown): void {
+    this.#publish('session.error', {
+      operation,
+      vm: this.vm,
+      code: TandemError.is(err) ? err.code : 'TANDEM_INTERNAL',
+      message: (err as Error).message,
     });
   }
 
