@@ -117,5 +117,49 @@ describe.skipIf(!gate.enabled)('tandem CLI on qemu:///system', () => {
     expect((await tandem('snapshot', 'delete', 'booted', '-w', name)).code).toBe(0);
     expect((await tandem('down', name)).json).toMatchObject({ removed: true });
     await expect(virsh('dominfo', vm)).rejects.toThrow(/failed to get domain|Domain not found/);
-  });
+  }, 300_000); // about twenty tandem processes against real QEMU: minutes on a busy machine
+
+  it("up of a workspace with network: { mode: nat } starts it on libvirt's NAT network", async () => {
+    // On a new machine libvirt's `default` network is defined but not running, and starting it
+    // needs dnsmasq (Debian's dnsmasq-base, which .ci/run installs): `up` starts it when needed.
+    const natName = `${name}-nat`;
+    const natVm = `tandem-${natName}`;
+    const natDir = join(dir, 'nat');
+    await run('mkdir', ['-p', natDir]);
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(natDir, 'disk.qcow2'), '64M']);
+    await writeFile(
+      join(natDir, 'ws.yaml'),
+      [
+        'apiVersion: tandem/v1',
+        'kind: Workspace',
+        `metadata: { name: ${natName}, version: 1.0.0 }`,
+        'spec:',
+        '  image: { source: ./disk.qcow2, format: qcow2 }',
+        '  guestOs: other',
+        '  hardware: { memory: { fixedMiB: 64 }, cpus: 1 }',
+        '  network: { mode: nat }',
+        '',
+      ].join('\n'),
+    );
+    try {
+      const up = await tandem(
+        'up',
+        join(natDir, 'ws.yaml'),
+        '--adapter',
+        'libvirt',
+        '--adapter-option',
+        'virtType=qemu',
+      );
+      expect(up.code, up.stderr).toBe(0);
+      expect(up.json).toMatchObject({ vm: natVm, state: 'running' });
+      expect(await virsh('domstate', natVm)).toBe('running');
+      expect(await virsh('domiflist', natVm)).toMatch(/\bnetwork\s+default\b/);
+      expect(await virsh('net-info', 'default')).toMatch(/^Active:\s+yes$/m);
+      expect((await tandem('stop', natName, '--force')).json.state).toBe('stopped');
+      expect((await tandem('down', natName)).json).toMatchObject({ removed: true });
+    } finally {
+      await virsh('destroy', natVm).catch(() => undefined);
+      await virsh('undefine', natVm, '--snapshots-metadata', '--managed-save', '--nvram').catch(() => undefined);
+    }
+  }, 300_000);
 });
