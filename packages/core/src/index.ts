@@ -68,6 +68,8 @@ export {
   requireCapability,
 } from './adapter/registry.js';
 export type { Detection, DetectionReport } from './adapter/registry.js';
+export { assertCapabilitiesMatchMembers, capabilityMismatches } from './adapter/capability-check.js';
+export type { CapabilityMismatch } from './adapter/capability-check.js';
 export { buildSnapshotTree, formatSnapshotTree } from './adapter/snapshot-tree.js';
 export type { SnapshotNode } from './adapter/snapshot-tree.js';
 

@@ -1,18 +1,52 @@
 import { describe, expect, it } from 'vitest';
 import { MockAdapter, mockAdapterModule } from '../testing/mock-adapter.js';
 import { TandemError } from '../errors.js';
-import { AdapterRegistry, loadAdapterModule, requireSnapshots } from './registry.js';
+import { AdapterRegistry, loadAdapterModule, requireCapability, requireSnapshots } from './registry.js';
 import { buildSnapshotTree, formatSnapshotTree } from './snapshot-tree.js';
 import type { AdapterModule, HypervisorAdapter, SnapshotInfo } from './types.js';
+
+const NO_CAPABILITIES = new MockAdapter({
+  capabilities: {
+    snapshots: false,
+    suspend: { pause: true, save: false },
+    seamlessWindows: [],
+    guestChannel: [],
+    diskEncryption: false,
+  },
+}).capabilities;
 
 const unusable = (name: string, reason: string, fix?: string): AdapterModule => ({
   name,
   create: () =>
     ({
       name,
+      capabilities: NO_CAPABILITIES,
       probe: async () => ({ usable: false, adapter: name, reason, ...(fix ? { fix } : {}) }),
     }) as unknown as HypervisorAdapter,
 });
+
+/** A mock whose capabilities claim save but which has no save()/restore(), as a buggy adapter would. */
+const claimsSaveWithoutMembers = (): HypervisorAdapter => {
+  const inner = new MockAdapter();
+  return {
+    name: 'saveless',
+    version: '1.0.0',
+    capabilities: inner.capabilities,
+    probe: () => inner.probe(),
+    list: () => inner.list(),
+    define: (s) => inner.define(s),
+    state: (vm) => inner.state(vm),
+    start: (vm, o) => inner.start(vm, o),
+    stop: (vm, o) => inner.stop(vm, o),
+    suspend: (vm) => inner.suspend(vm),
+    resume: (vm) => inner.resume(vm),
+    destroy: (vm, o) => inner.destroy(vm, o),
+    snapshots: inner.snapshots,
+    seamless: inner.seamless,
+    guestChannel: inner.guestChannel,
+    diskEncryption: inner.diskEncryption,
+  };
+};
 
 describe('AdapterRegistry', () => {
   it('detects the first usable adapter in order, keeping every report', async () => {
@@ -33,7 +67,11 @@ describe('AdapterRegistry', () => {
       {
         name: 'broken',
         create: () =>
-          ({ name: 'broken', probe: () => Promise.reject(new Error('boom')) }) as unknown as HypervisorAdapter,
+          ({
+            name: 'broken',
+            capabilities: NO_CAPABILITIES,
+            probe: () => Promise.reject(new Error('boom')),
+          }) as unknown as HypervisorAdapter,
       },
     ]);
     const err = await registry.detect().catch((e: unknown) => e);
@@ -42,6 +80,7 @@ describe('AdapterRegistry', () => {
     expect(message).toContain('libvirt: libvirtd is not running (fix: start libvirtd)');
     expect(message).toContain('virtualbox: VBoxManage not found');
     expect(message).toContain('broken: probe failed: boom');
+    expect(message).toContain('probe() must never throw; return a reason');
   });
 
   it('names the known adapters when asked for an unknown one', () => {
@@ -62,6 +101,45 @@ describe('AdapterRegistry', () => {
   it('throws UnsupportedCapabilityError instead of probing for missing features', () => {
     const adapter = new MockAdapter({ capabilities: { snapshots: false } });
     expect(() => requireSnapshots(adapter)).toThrow(expect.objectContaining({ code: 'TANDEM_UNSUPPORTED' }));
+  });
+
+  it('refuses, when it creates one, an adapter whose capabilities claim a member it lacks', () => {
+    const registry = new AdapterRegistry([{ name: 'saveless', create: claimsSaveWithoutMembers }]);
+    const err = (() => {
+      try {
+        registry.create('saveless');
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(TandemError.is(err, 'TANDEM_INVALID_INPUT')).toBe(true);
+    expect((err as TandemError).fault).toBe('adapter');
+    expect((err as Error).message).toContain('The saveless adapter');
+    expect((err as Error).message).toContain('suspend.save needs save()');
+    expect((err as Error).message).toContain('restore()');
+  });
+
+  it('reports a mismatched adapter as unusable during detection, and moves on', async () => {
+    const registry = new AdapterRegistry([{ name: 'saveless', create: claimsSaveWithoutMembers }, mockAdapterModule]);
+    const found = await registry.detect();
+    expect(found.adapter.name).toBe('mock');
+    const first = found.reports[0]?.result;
+    expect(first?.usable === false && first.reason).toContain('suspend.save needs save()');
+  });
+
+  it('requireCapability names the adapter and the missing member instead of a TypeError later', () => {
+    const err = (() => {
+      try {
+        requireCapability(claimsSaveWithoutMembers(), 'save');
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(TandemError.is(err, 'TANDEM_INVALID_INPUT')).toBe(true);
+    expect((err as Error).message).toMatch(/saveless adapter claims suspend\.save but has no save\(\), restore\(\)/);
+    expect(() => requireCapability(new MockAdapter(), 'save')).not.toThrow();
   });
 });
 

@@ -1,4 +1,5 @@
 import { InvalidInputError, NoAdapterError, NotFoundError, UnsupportedCapabilityError } from '../errors.js';
+import { assertCapabilitiesMatchMembers, capabilityMismatches } from './capability-check.js';
 import type { AdapterCapabilities, AdapterModule, HypervisorAdapter, ProbeResult } from './types.js';
 
 /** One candidate's verdict during detection. */
@@ -41,7 +42,10 @@ export class AdapterRegistry {
     return [...this.#modules.keys()];
   }
 
-  /** Creates the named adapter. */
+  /**
+   * Creates the named adapter. Throws InvalidInputError naming the adapter and the missing
+   * member when its capabilities claim something it does not implement.
+   */
   create(name: string, options?: unknown): HypervisorAdapter {
     const module = this.#modules.get(name);
     if (!module) {
@@ -49,7 +53,9 @@ export class AdapterRegistry {
         details: { adapter: name, known: this.names() },
       });
     }
-    return module.create(options);
+    const adapter = module.create(options);
+    assertCapabilitiesMatchMembers(adapter);
+    return adapter;
   }
 
   /**
@@ -108,13 +114,27 @@ async function safeProbe(adapter: HypervisorAdapter): Promise<ProbeResult> {
   try {
     return await adapter.probe();
   } catch (err) {
-    return { usable: false, adapter: adapter.name, reason: `probe failed: ${(err as Error).message}` };
+    return {
+      usable: false,
+      adapter: adapter.name,
+      reason: `probe failed: ${(err as Error).message} (a bug in the adapter: probe() must never throw; return a reason)`,
+    };
   }
 }
 
 /**
  * Loads a third-party adapter by package name. The package must export `tandemAdapter`
- * (an {@link AdapterModule}) or have one as its default export.
+ * (an {@link AdapterModule}) or have one as its default export. Every adapter the returned
+ * module creates is checked against its capabilities (see
+ * {@link assertCapabilitiesMatchMembers}): a claimed capability without its member is an
+ * InvalidInputError naming the adapter and the member.
+ *
+ * @example
+ * ```ts
+ * const registry = new AdapterRegistry();
+ * registry.register(await loadAdapterModule('tandem-adapter-qmp'));
+ * const adapter = registry.create('qmp', { socketDir: '/run/qmp' });
+ * ```
  */
 export async function loadAdapterModule(packageName: string): Promise<AdapterModule> {
   let mod: Record<string, unknown>;
@@ -136,7 +156,15 @@ export async function loadAdapterModule(packageName: string): Promise<AdapterMod
       { details: { package: packageName, exports: Object.keys(mod) } },
     );
   }
-  return candidate as AdapterModule;
+  const module = candidate as AdapterModule;
+  return {
+    name: module.name,
+    create: (options?: unknown) => {
+      const adapter = module.create(options);
+      assertCapabilitiesMatchMembers(adapter);
+      return adapter;
+    },
+  };
 }
 
 type OptionalOp = 'snapshots' | 'seamless' | 'guestChannel' | 'diskEncryption' | 'save';
@@ -159,19 +187,36 @@ export function supports(capabilities: AdapterCapabilities, op: OptionalOp): boo
 
 /** Returns the adapter's snapshot operations, or throws UnsupportedCapabilityError. */
 export function requireSnapshots(adapter: HypervisorAdapter): NonNullable<HypervisorAdapter['snapshots']> {
-  if (!supports(adapter.capabilities, 'snapshots') || !adapter.snapshots) {
-    throw new UnsupportedCapabilityError(`The ${adapter.name} adapter does not support snapshots.`, {
-      details: { adapter: adapter.name, capability: 'snapshots' },
-    });
-  }
-  return adapter.snapshots;
+  requireCapability(adapter, 'snapshots');
+  return adapter.snapshots!;
 }
 
-/** Throws UnsupportedCapabilityError unless the adapter offers `op`. */
+// The capability names capabilityMismatches() reports, by optional operation.
+const CAPABILITY_OF: Record<OptionalOp, string> = {
+  snapshots: 'snapshots',
+  seamless: 'seamlessWindows',
+  guestChannel: 'guestChannel',
+  diskEncryption: 'diskEncryption',
+  save: 'suspend.save',
+};
+
+/**
+ * Throws UnsupportedCapabilityError unless the adapter's capabilities offer `op`, and
+ * InvalidInputError (fault `adapter`, naming the adapter and the member) when they claim it
+ * but the adapter lacks the member that implements it.
+ */
 export function requireCapability(adapter: HypervisorAdapter, op: OptionalOp): void {
   if (!supports(adapter.capabilities, op)) {
     throw new UnsupportedCapabilityError(`The ${adapter.name} adapter does not support ${op}.`, {
       details: { adapter: adapter.name, capability: op },
     });
+  }
+  const missing = capabilityMismatches(adapter).filter((m) => m.capability === CAPABILITY_OF[op]);
+  if (missing.length > 0) {
+    const members = missing.map((m) => m.member).join(', ');
+    throw new InvalidInputError(
+      `The ${adapter.name} adapter claims ${CAPABILITY_OF[op]} but has no ${members}: a bug in the adapter. Set the capability to false or implement the members.`,
+      { fault: 'adapter', details: { adapter: adapter.name, capability: op, missing: missing.map((m) => m.member) } },
+    );
   }
 }

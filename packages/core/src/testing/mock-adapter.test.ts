@@ -7,6 +7,7 @@ import { TandemError } from '../errors.js';
 import type { VmSpec } from '../adapter/types.js';
 import { adapterConformanceSuite } from './conformance.js';
 import { MockAdapter } from './mock-adapter.js';
+import { mockConformanceSubject } from './mock-conformance.js';
 
 const spec = (name: string, extra: Partial<VmSpec> = {}): VmSpec => ({
   name,
@@ -19,23 +20,27 @@ const spec = (name: string, extra: Partial<VmSpec> = {}): VmSpec => ({
   ...extra,
 });
 
-describe('MockAdapter conformance', () => {
-  adapterConformanceSuite(it, async () => ({ adapter: new MockAdapter(), vmSpec: (n) => spec(n) }));
+// The guest that ignores a graceful stop makes the suite wait out this timeout (real time).
+const GRACE = { gracefulStopTimeoutMs: 50 };
+
+describe('MockAdapter conformance, every hook', () => {
+  adapterConformanceSuite(it, async () => mockConformanceSubject(), GRACE);
 });
 
 describe('MockAdapter conformance, persisted to a state file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-mock-'));
-  adapterConformanceSuite(it, async () => ({
-    adapter: new MockAdapter({ stateFile: join(dir, 'mock.json') }),
-    vmSpec: (n) => spec(n),
-  }));
+  adapterConformanceSuite(it, async () => mockConformanceSubject({ stateFile: join(dir, 'mock.json') }), GRACE);
 });
 
-describe('MockAdapter without optional capabilities', () => {
-  adapterConformanceSuite(it, async () => ({
-    adapter: new MockAdapter({ capabilities: { snapshots: false, suspend: { pause: true, save: false } } }),
-    vmSpec: (n) => spec(n),
-  }));
+describe('MockAdapter conformance without optional capabilities, through { test }', () => {
+  adapterConformanceSuite(
+    { test: it },
+    async () => ({
+      adapter: new MockAdapter({ capabilities: { snapshots: false, suspend: { pause: true, save: false } } }),
+      vmSpec: (n) => spec(n),
+    }),
+    GRACE,
+  );
 });
 
 describe('MockAdapter specifics', () => {

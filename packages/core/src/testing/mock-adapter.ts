@@ -42,13 +42,22 @@ export interface MockAdapterOptions {
   /** Host facts reported by probe(). */
   hostMemoryMiB?: number;
   hostCpus?: number;
-  /** Whether guests honour a graceful stop (an ACPI power button). Default true. */
+  /**
+   * Whether guests honour a graceful stop (an ACPI power button). Default true. A VM whose spec
+   * has the label {@link MOCK_GUEST_LABEL} set to `ignores-shutdown` ignores it whatever this says.
+   */
   guestHonoursShutdown?: boolean;
   /** Override capabilities, to test how the core handles an adapter that lacks some. */
   capabilities?: Partial<AdapterCapabilities>;
   /** Set false to leave out `redefine`, like an adapter that can only destroy and define again. */
   redefine?: boolean;
 }
+
+/**
+ * The label that gives one mock VM a guest of its own kind: `ignores-shutdown` makes it ignore
+ * a graceful stop, as a guest with no OS does.
+ */
+export const MOCK_GUEST_LABEL = 'tandem.mock/guest';
 
 const FULL_CAPABILITIES: AdapterCapabilities = {
   snapshots: { live: true, deleteWithChildren: true },
@@ -176,7 +185,9 @@ export class MockAdapter implements HypervisorAdapter {
   async stop(vm: string, options: StopOptions = {}): Promise<void> {
     return this.#op('stop', vm, async (r) => {
       expectState(r, ['running', 'paused'], 'stop');
-      if (!options.force && (this.#options.guestHonoursShutdown === false || r.state === 'paused')) {
+      // A paused guest cannot see the power button: a graceful stop resumes it first.
+      if (!options.force && r.state === 'paused') r.state = 'running';
+      if (!options.force && !this.#honoursShutdown(r)) {
         // The guest ignores the request: wait out the timeout, then power off or give up.
         await this.#clock.sleep(options.timeoutMs ?? 60_000, options.signal);
         if (options.forceAfterTimeout === false) {
@@ -218,7 +229,8 @@ export class MockAdapter implements HypervisorAdapter {
     });
   }
 
-  async destroy(vm: string): Promise<void> {
+  /** Removes the VM in any state (its simulated process ends with it). */
+  async destroy(vm: string, _options: { deleteDisks?: boolean } = {}): Promise<void> {
     return this.#op('destroy', vm, async (r) => {
       this.#state.vms = this.#state.vms.filter((x) => x !== r);
     });
@@ -245,6 +257,30 @@ export class MockAdapter implements HypervisorAdapter {
     r.state = 'stopped';
     this.#persist();
     this.#emit(r.name, 'stopped', 'the guest shut down');
+  }
+
+  /**
+   * Writes a marker on the VM's simulated disk, behind the adapter's back, as a test would with
+   * qemu-io: only while the VM is stopped. Snapshots keep the disk's contents; a revert restores them.
+   */
+  writeDisk(vm: string, marker: string): void {
+    const r = this.#require(vm);
+    expectState(r, ['stopped'], 'write the disk of');
+    r.disk = marker;
+    this.#persist();
+  }
+
+  /** Reads the VM's simulated disk (empty before any write): only while the VM is stopped. */
+  readDisk(vm: string): string {
+    const r = this.#require(vm);
+    expectState(r, ['stopped'], 'read the disk of');
+    return r.disk ?? '';
+  }
+
+  /** How many simulated hypervisor processes run for the VM: one while it runs or is paused. */
+  processCount(vm: string): number {
+    const r = this.#find(vm);
+    return r !== undefined && (r.state === 'running' || r.state === 'paused') ? 1 : 0;
   }
 
   /** The guest agent's end of the guest channels opened on `vm` (oldest first). */
@@ -284,6 +320,11 @@ export class MockAdapter implements HypervisorAdapter {
       }
     };
     return vm === undefined ? run() : this.#queue.run(vm, run);
+  }
+
+  #honoursShutdown(r: MockVmRecord): boolean {
+    if (r.spec.labels?.[MOCK_GUEST_LABEL] === 'ignores-shutdown') return false;
+    return this.#options.guestHonoursShutdown !== false;
   }
 
   #find(vm: string): MockVmRecord | undefined {
@@ -335,6 +376,10 @@ export class MockAdapter implements HypervisorAdapter {
     if (!name || name.includes('\0'))
       throw new InvalidInputError('A snapshot name must be non-empty and contain no NUL byte.', { details: { name } });
     expectState(r, ['stopped', 'running', 'paused'], 'take a snapshot');
+    if (r.snapshots.some((x) => x.name === name))
+      throw new ConflictError(`VM "${r.name}" already has a snapshot named "${name}"; choose another name.`, {
+        details: { vm: r.name, snapshot: name },
+      });
     const info: SnapshotInfo = {
       id: `snap-${this.#state.nextId++}`,
       name,
@@ -346,6 +391,7 @@ export class MockAdapter implements HypervisorAdapter {
     };
     r.snapshots.push(info);
     r.currentSnapshot = info.id;
+    r.snapshotDisks = { ...r.snapshotDisks, [info.id]: r.disk ?? '' };
     return info;
   }
 
@@ -355,6 +401,7 @@ export class MockAdapter implements HypervisorAdapter {
     if (s.vmState === 'running' || s.vmState === 'paused') this.#checkKeys(r, keys);
     r.currentSnapshot = s.id;
     r.state = s.vmState;
+    r.disk = r.snapshotDisks?.[s.id] ?? '';
   }
 
   async #snapshotDelete(r: MockVmRecord, id: string, children: boolean): Promise<void> {

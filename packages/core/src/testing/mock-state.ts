@@ -12,6 +12,10 @@ export interface MockVmRecord {
   currentSnapshot: string | null;
   /** SHA-256 (hex) of the key each encrypted disk was encrypted with, by disk path. */
   diskKeys: Record<string, string>;
+  /** The simulated disk's contents (written by `MockAdapter.writeDisk`). */
+  disk?: string;
+  /** The disk's contents each snapshot holds, by snapshot id. */
+  snapshotDisks?: Record<string, string>;
 }
 
 /** The whole mock hypervisor, as persisted in its state file. */
