@@ -40,7 +40,7 @@ beforeAll(async () => {
     await pushPackage({ package: pkg.path, store, keys, channels: ['stable'] });
     if (version === '1.0.0') oldTimestamp = await readFile(join(base, 'repo', 'timestamp.json'));
   }
-}, 60_000);
+}); // the hook limit of vitest.config.ts (packing and pushing images)
 
 afterEach(async () => {
   while (servers.length) await servers.pop()!.close();

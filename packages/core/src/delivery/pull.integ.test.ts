@@ -48,7 +48,7 @@ beforeAll(async () => {
   // Mostly new data: too big for the small disk below.
   await publish('3.0.0', makeImage(6 << 20), store, keys);
   server = await serveDirectory(join(base, 'repo'));
-}, 60_000);
+}); // the hook limit of vitest.config.ts (packing and pushing images)
 
 afterAll(async () => {
   await server?.close();

@@ -39,7 +39,7 @@ beforeAll(async () => {
     });
   }
   server = await serveDirectory(join(base, 'repo'));
-}, 60_000);
+}); // the hook limit of vitest.config.ts (packing and pushing images)
 
 afterAll(async () => {
   await server?.close();
