@@ -36,6 +36,7 @@ export function exitCodeFor(err: unknown): number {
     case 'TANDEM_INVALID_INPUT':
       return ExitCode.invalidInput;
     case 'TANDEM_NOT_FOUND':
+    case 'TANDEM_KEY_UNAVAILABLE':
       return ExitCode.notFound;
     case 'TANDEM_INVALID_STATE':
     case 'TANDEM_CONFLICT':
@@ -47,9 +48,11 @@ export function exitCodeFor(err: unknown): number {
     case 'TANDEM_HOST':
       return ExitCode.hypervisor;
     case 'TANDEM_POLICY_DENIED':
+    case 'TANDEM_LEASE':
       return ExitCode.policyDenied;
     case 'TANDEM_INTEGRITY':
     case 'TANDEM_AUTH':
+    case 'TANDEM_CLOCK_ROLLBACK':
       return ExitCode.integrity;
     case 'TANDEM_CHECK_FAILED':
       return ExitCode.checkFailed;

@@ -11,6 +11,7 @@ import { registerPack } from './pack.js';
 import { registerPush } from './push.js';
 import { registerPull } from './pull.js';
 import { registerRepo } from './repo.js';
+import { registerKeys } from './keys.js';
 
 /** Registers every command. Each command lives in its own file under commands/. */
 export function registerCommands(program: Command, host: CommandHost): void {
@@ -25,4 +26,5 @@ export function registerCommands(program: Command, host: CommandHost): void {
   registerPush(program, host);
   registerPull(program, host);
   registerRepo(program, host);
+  registerKeys(program, host);
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { InvalidInputError, packWorkspace, type PackageFormat } from '@tandem/core';
 import type { CommandHost } from '../program.js';
+import { readDataKeyFile } from './keys-files.js';
 
 const MIB = 1024 * 1024;
 
@@ -38,6 +39,8 @@ interface PackFlags {
   volumeSize?: string;
   avgSize?: string;
   level?: string;
+  encrypt?: boolean;
+  key?: string;
 }
 
 /** `tandem pack WORKSPACE --out PATH [--format file|directory] [--volume-size SIZE]` */
@@ -59,25 +62,40 @@ export function registerPack(program: Command, host: CommandHost): void {
     )
     .option('--avg-size <KiB>', 'average chunk size in KiB, a power of two (default 64: chunks of 16/64/256 KiB)')
     .option('--level <n>', 'zstd compression level, 1-19 (default 3)')
+    .option('--encrypt', 'encrypt the package with the data key given by --key (keyed chunk ids, AES-256-GCM chunks)')
+    .option('--key <file>', "the image's data key file (tandem keys image new); the same for every version")
     .action(
       host.run(async (ctx, workspace: string, opts: PackFlags) => {
         const avg = positiveInt(opts.avgSize, '--avg-size');
         const level = positiveInt(opts.level, '--level');
         const format = packageFormat(opts.format);
         const volume = volumeSize(opts.volumeSize);
-        const result = await packWorkspace({
-          workspaceFile: workspace,
-          out: opts.out,
-          ...(format !== undefined ? { format } : {}),
-          ...(volume !== undefined ? { volumeSize: volume } : {}),
-          ...(avg !== undefined ? { chunking: { avgSize: avg * 1024 } } : {}),
-          ...(level !== undefined ? { level } : {}),
-          onProgress: (p) =>
-            ctx.line(
-              { event: 'pack.progress', ...p },
-              `packing: ${(p.bytesRead / MIB).toFixed(0)} of ${(p.bytesTotal / MIB).toFixed(0)} MiB`,
-            ),
-        });
+        if (opts.encrypt && !opts.key)
+          throw new InvalidInputError(
+            "--encrypt needs --key FILE: the image's data key (make one with: tandem keys image new --image NAME --out FILE).",
+          );
+        if (opts.key && !opts.encrypt)
+          throw new InvalidInputError('--key is for --encrypt; add --encrypt or drop --key.');
+        const encryption = opts.key ? await readDataKeyFile(opts.key) : undefined;
+        let result: Awaited<ReturnType<typeof packWorkspace>>;
+        try {
+          result = await packWorkspace({
+            workspaceFile: workspace,
+            out: opts.out,
+            ...(format !== undefined ? { format } : {}),
+            ...(volume !== undefined ? { volumeSize: volume } : {}),
+            ...(avg !== undefined ? { chunking: { avgSize: avg * 1024 } } : {}),
+            ...(level !== undefined ? { level } : {}),
+            ...(encryption ? { encryption: { dataKey: encryption.key, imageId: encryption.imageId } } : {}),
+            onProgress: (p) =>
+              ctx.line(
+                { event: 'pack.progress', ...p },
+                `packing: ${(p.bytesRead / MIB).toFixed(0)} of ${(p.bytesTotal / MIB).toFixed(0)} MiB`,
+              ),
+          });
+        } finally {
+          encryption?.key.dispose();
+        }
         const m = result.manifest;
         ctx.result(
           {
@@ -92,11 +110,16 @@ export function registerPack(program: Command, host: CommandHost): void {
             chunks: result.chunks,
             distinctChunks: result.distinctChunks,
             zeroChunks: result.zeroChunks,
+            encrypted: m.encryption !== undefined,
+            ...(m.encryption ? { imageId: m.encryption.imageId, keyId: m.encryption.keyId } : {}),
           },
           [
             `${result.path}: ${m.workspace.name} ${m.workspace.version}${result.format === 'directory' ? ` (a directory: manifest and ${result.dataFiles.length} data file${result.dataFiles.length === 1 ? '' : 's'})` : ''}`,
             `image ${(m.image.size / MIB).toFixed(1)} MiB (sha256 ${m.image.sha256}), package ${(result.packageBytes / MIB).toFixed(1)} MiB`,
             `${result.chunks} chunks, ${result.distinctChunks} distinct, ${result.zeroChunks} all zeros`,
+            ...(m.encryption
+              ? [`encrypted for image ${m.encryption.imageId} with data key ${m.encryption.keyId}`]
+              : []),
           ],
         );
       }),

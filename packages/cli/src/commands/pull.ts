@@ -6,6 +6,7 @@ import { InvalidInputError, pullWorkspace, type SyncProgress } from '@tandem/cor
 import type { CliContext } from '../context.js';
 import type { CommandHost } from '../program.js';
 import { StateDir } from '../state.js';
+import { envelopeKeyProvider } from './keys-files.js';
 
 const MIB = 1024 * 1024;
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -23,6 +24,7 @@ interface PullFlags {
   ranges: boolean;
   directReads: boolean;
   directIo: boolean;
+  envelope?: string;
 }
 
 function count(value: string | undefined, name: string): number | undefined {
@@ -89,6 +91,10 @@ export function registerPull(program: Command, host: CommandHost): void {
     .option('--no-ranges', 'the server does not serve byte ranges: read whole pack files')
     .option('--no-direct-reads', 'read every answer through node:http (no reads straight into range buffers)')
     .option('--no-direct-io', 'write and read the new image through the page cache only (no O_DIRECT)')
+    .option(
+      '--envelope <file>',
+      'the key envelope of an encrypted workspace (default: <state-dir>/envelopes/<image>.envelope)',
+    )
     .action(
       host.run(async (ctx, repo: string, workspace: string, opts: PullFlags) => {
         const version = opts.version ?? opts.release;
@@ -118,6 +124,7 @@ export function registerPull(program: Command, host: CommandHost): void {
             ...(maxRangeKib !== undefined ? { maxRangeBytes: maxRangeKib * 1024 } : {}),
             storeOptions: { ranges: opts.ranges, directReads: opts.directReads },
             directIo: opts.directIo,
+            key: envelopeKeyProvider(ctx.stateDir, opts.envelope),
             onProgress: progress.report,
           });
         } finally {

@@ -5,47 +5,32 @@ import { deriveKey, type DataKey } from '../crypto/data-key.js';
 import { requireDataKey } from '../crypto/release.js';
 import { wipe } from '../crypto/secret.js';
 import { compressChunkSync, decompressChunk } from './compress.js';
-import {
-  compressManifestText,
-  ENCRYPTION_SCHEME,
-  manifestText,
-  manifestTextOf,
-  type ImageManifest,
-} from './manifest.js';
-
-const ZERO_MAC = '0'.repeat(64);
-const MAC_FIELD = '"mac":"';
+import { ENCRYPTION_SCHEME, serializeManifest, type ImageManifest, type ManifestEncryption } from './manifest.js';
 
 /**
  * Serializes an encrypted image's manifest with its MAC: HMAC-SHA256, under a key derived from
- * the data key, of the manifest's JSON with the MAC set to zeros. Whoever lacks the data key
- * cannot alter a manifest (its chunk list, its workspace file, its image digest) unnoticed,
- * even where no signed repository metadata covers it (a package on removable media).
+ * the data key, of everything in the manifest except where the chunks are stored (a repository
+ * stores them elsewhere than the package did, and a wrong location only yields a chunk that
+ * fails its GCM check). Whoever lacks the data key cannot alter the chunk list, the workspace
+ * file or the image digest unnoticed, even where no signed repository metadata covers the
+ * manifest (a package on removable media).
  */
 export function sealManifest(manifest: ImageManifest, dataKey: DataKey, imageId: string): Buffer {
-  const text = manifestText({
-    ...manifest,
-    encryption: { scheme: ENCRYPTION_SCHEME, imageId, keyId: dataKey.id, mac: ZERO_MAC },
-  });
-  const at = text.lastIndexOf(MAC_FIELD + ZERO_MAC);
-  return compressManifestText(
-    text.slice(0, at + MAC_FIELD.length) + macOf(text, dataKey) + text.slice(at + MAC_FIELD.length + 64),
-  );
+  const encryption: ManifestEncryption = { scheme: ENCRYPTION_SCHEME, imageId, keyId: dataKey.id, mac: '' };
+  const unsealed = { ...manifest, encryption };
+  return serializeManifest({ ...unsealed, encryption: { ...encryption, mac: macOf(unsealed, dataKey) } });
 }
 
 /**
  * Checks that `dataKey` is the key `manifest` was encrypted with and that the manifest is as
  * its packer wrote it. AuthError for another key, IntegrityError for an altered manifest.
  */
-export function verifyManifest(bytes: Uint8Array, manifest: ImageManifest, dataKey: DataKey, source: string): void {
+export function verifyManifest(manifest: ImageManifest, dataKey: DataKey, source: string): void {
   const enc = manifest.encryption;
   if (!enc) return;
   requireDataKey(dataKey, enc.keyId, `${manifest.workspace.name} ${manifest.workspace.version}`);
-  const text = manifestTextOf(bytes);
-  const at = text.lastIndexOf(MAC_FIELD);
-  const stated = text.slice(at + MAC_FIELD.length, at + MAC_FIELD.length + 64);
-  const zeroed = text.slice(0, at + MAC_FIELD.length) + ZERO_MAC + text.slice(at + MAC_FIELD.length + 64);
-  if (at < 0 || stated !== enc.mac || !timingSafeEqual(Buffer.from(macOf(zeroed, dataKey)), Buffer.from(stated))) {
+  const expected = Buffer.from(macOf(manifest, dataKey), 'hex');
+  if (!timingSafeEqual(expected, Buffer.from(enc.mac.padEnd(64, '0').slice(0, 64), 'hex'))) {
     throw new IntegrityError(
       `The encrypted manifest ${source} was altered or damaged: its MAC does not match. Nothing was fetched; get the package or repository again.`,
       { details: { source, reason: 'manifest-mac' } },
@@ -53,10 +38,32 @@ export function verifyManifest(bytes: Uint8Array, manifest: ImageManifest, dataK
   }
 }
 
-function macOf(text: string, dataKey: DataKey): string {
+function macOf(m: ImageManifest, dataKey: DataKey): string {
   const key = deriveKey(dataKey, 'manifest');
   try {
-    return createHmac('sha256', key).update(text, 'utf8').digest('hex');
+    const enc = m.encryption;
+    const h = createHmac('sha256', key).update(
+      JSON.stringify([
+        m.format,
+        m.workspace,
+        m.image,
+        m.chunking,
+        m.compression,
+        m.createdAt,
+        enc?.scheme,
+        enc?.imageId,
+        enc?.keyId,
+        m.chunks.length,
+      ]),
+    );
+    const row = Buffer.alloc(32 + 8 + 1);
+    for (const c of m.chunks) {
+      row.write(c.id, 0, 'hex');
+      row.writeDoubleBE(c.length, 32);
+      row[40] = c.zero ? 1 : 0;
+      h.update(row);
+    }
+    return h.digest('hex');
   } finally {
     wipe(key);
   }

@@ -233,18 +233,6 @@ function checkManifest(m: ImageManifest, source: string): void {
 
 /** Serializes a manifest: compact columns, zstd-compressed (see the wire format above). */
 export function serializeManifest(manifest: ImageManifest): Buffer {
-  return compressManifestText(manifestText(manifest));
-}
-
-/** zstd-compresses a manifest's JSON text. */
-export function compressManifestText(text: string): Buffer {
-  return zstdCompressSync(Buffer.from(text, 'utf8'), {
-    params: { [constants.ZSTD_c_compressionLevel]: 9 },
-  });
-}
-
-/** The JSON text of a manifest before compression. */
-export function manifestText(manifest: ImageManifest): string {
   const ids = Buffer.allocUnsafe(manifest.chunks.length * 32);
   const lengths: number[] = [];
   const zero: number[] = [];
@@ -270,15 +258,9 @@ export function manifestText(manifest: ImageManifest): string {
     storage: { packs: manifest.storage.packs, locations },
     ...(encryption ? { encryption } : {}),
   };
-  return JSON.stringify(wire);
-}
-
-/** The JSON text inside manifest bytes (zstd-compressed or not). */
-export function manifestTextOf(bytes: Uint8Array): string {
-  const raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return (
-    raw.subarray(0, 4).equals(ZSTD_MAGIC) ? zstdDecompressSync(raw, { maxOutputLength: MAX_MANIFEST_BYTES }) : raw
-  ).toString('utf8');
+  return zstdCompressSync(Buffer.from(JSON.stringify(wire), 'utf8'), {
+    params: { [constants.ZSTD_c_compressionLevel]: 9 },
+  });
 }
 
 /** SHA-256 of text or bytes, hex. */

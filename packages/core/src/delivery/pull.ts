@@ -177,7 +177,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         keyId: enc.keyId,
       });
       if (!dataKey) throw missingKeyError(manifest, target.path);
-      verifyManifest(manifestBytes, manifest, dataKey, target.path);
+      verifyManifest(manifest, dataKey, target.path);
       throw new UnsupportedCapabilityError(
         `${options.workspace} ${manifest.workspace.version} is encrypted and its key checks out, but this pull has no way to keep the image encrypted on this disk, and Tandem never writes an encrypted image's plaintext to disk. Nothing was fetched.`,
         { details: { workspace: options.workspace, version: manifest.workspace.version } },
