@@ -1,4 +1,4 @@
-import { execa, type ResultPromise } from 'execa';
+import type { execa as execaFunction, ResultPromise } from 'execa';
 import { CancelledError, HostError, TimeoutError } from '../errors.js';
 import type { CommandRequest, CommandResult, CommandRunner, RunningCommand } from './types.js';
 import { assertRequest } from './validate.js';
@@ -35,14 +35,14 @@ export class LocalRunner implements CommandRunner {
   async run(request: CommandRequest): Promise<CommandResult> {
     assertRequest(request);
     if (request.signal?.aborted) throw cancelled(request);
-    const outcome = (await this.#spawn(request, true)) as ExecaOutcome;
+    const outcome = (await spawn(await loadExeca(), request, true)) as ExecaOutcome;
     return toResult(request, outcome);
   }
 
   async start(request: CommandRequest): Promise<RunningCommand> {
     assertRequest(request);
     if (request.signal?.aborted) throw cancelled(request);
-    const sub = this.#spawn(request, false);
+    const sub = spawn(await loadExeca(), request, false);
     await new Promise<void>((resolve) => {
       sub.once('spawn', () => resolve());
       sub.once('error', () => resolve());
@@ -61,22 +61,31 @@ export class LocalRunner implements CommandRunner {
   }
 
   async close(): Promise<void> {}
+}
 
-  #spawn(request: CommandRequest, withTimeout: boolean): ResultPromise {
-    return execa(request.command, [...(request.args ?? [])], {
-      reject: false,
-      shell: false,
-      windowsHide: true,
-      stripFinalNewline: false,
-      maxBuffer: MAX_BUFFER,
-      extendEnv: true,
-      env: { ...request.env },
-      ...(request.input === undefined ? { stdin: 'ignore' as const } : { input: request.input }),
-      ...(withTimeout && request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}),
-      ...(request.signal ? { cancelSignal: request.signal } : {}),
-      forceKillAfterDelay: 2_000,
-    });
-  }
+type Execa = typeof execaFunction;
+let execaModule: Promise<Execa> | undefined;
+
+/** execa loads on the first command, not when the core is imported. */
+function loadExeca(): Promise<Execa> {
+  execaModule ??= import('execa').then((m) => m.execa);
+  return execaModule;
+}
+
+function spawn(execa: Execa, request: CommandRequest, withTimeout: boolean): ResultPromise {
+  return execa(request.command, [...(request.args ?? [])], {
+    reject: false,
+    shell: false,
+    windowsHide: true,
+    stripFinalNewline: false,
+    maxBuffer: MAX_BUFFER,
+    extendEnv: true,
+    env: { ...request.env },
+    ...(request.input === undefined ? { stdin: 'ignore' as const } : { input: request.input }),
+    ...(withTimeout && request.timeoutMs !== undefined ? { timeout: request.timeoutMs } : {}),
+    ...(request.signal ? { cancelSignal: request.signal } : {}),
+    forceKillAfterDelay: 2_000,
+  });
 }
 
 function text(value: unknown): string {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
+import type * as Ssh2 from 'ssh2';
+import type { Client, ClientChannel, ConnectConfig } from 'ssh2';
 import { AuthError, CancelledError, HostError, InvalidInputError, TandemError, TimeoutError } from '../errors.js';
 import {
   hostKeyAlgorithms,
@@ -299,26 +300,30 @@ export class SshRunner implements CommandRunner {
         return verdict.ok;
       },
     };
-    return new Promise<Client>((resolve, reject) => {
-      const client = new Client();
-      let ready = false;
-      client.once('ready', () => {
-        ready = true;
-        this.#opened++;
-        resolve(client);
-      });
-      client.on('error', (err: Error & { level?: string }) => {
-        if (ready) {
-          this.#client = undefined;
-          return;
-        }
-        reject(this.#connectError(err, name, knownHostsPath, verdict));
-      });
-      client.on('close', () => {
-        if (ready && this.#client) this.#client = undefined;
-      });
-      client.connect(config);
-    });
+    // ssh2 (and its native helper) loads on the first connection, not when the core is imported.
+    return loadSsh2().then(
+      ({ Client: SshClient }) =>
+        new Promise<Client>((resolve, reject) => {
+          const client = new SshClient();
+          let ready = false;
+          client.once('ready', () => {
+            ready = true;
+            this.#opened++;
+            resolve(client);
+          });
+          client.on('error', (err: Error & { level?: string }) => {
+            if (ready) {
+              this.#client = undefined;
+              return;
+            }
+            reject(this.#connectError(err, name, knownHostsPath, verdict));
+          });
+          client.on('close', () => {
+            if (ready && this.#client) this.#client = undefined;
+          });
+          client.connect(config);
+        }),
+    );
   }
 
   #connectError(
@@ -362,4 +367,11 @@ export class SshRunner implements CommandRunner {
       },
     );
   }
+}
+
+let ssh2Module: Promise<typeof Ssh2> | undefined;
+
+function loadSsh2(): Promise<typeof Ssh2> {
+  ssh2Module ??= import('ssh2');
+  return ssh2Module;
 }
