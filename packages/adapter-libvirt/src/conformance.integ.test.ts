@@ -1,9 +1,12 @@
-// The adapter conformance suite against a real libvirtd with QEMU (software emulation):
-// a 64 MiB VM with an empty qcow2 disk, which boots into firmware and stays there.
+// The adapter conformance suite against a real libvirtd with QEMU (software emulation): 64 MiB
+// VMs with a small qcow2 disk each, and every hook of the suite: a boot-sector guest that
+// honours the ACPI power button, a firmware-only one that ignores it, a disk marker read and
+// written with qemu-io, and QEMU processes counted with pgrep.
 import { describe, it } from 'vitest';
 import { adapterConformanceSuite } from '@tandem/core/testing';
 import { LibvirtAdapter } from './adapter.js';
-import { emptyDisk, imageDir, QEMU_URI, qemuGate, smallSpec } from './testing/fixtures.test.helpers.js';
+import { ConformanceDisks, libvirtConformanceHooks } from './testing/conformance-hooks.test.helpers.js';
+import { imageDir, QEMU_URI, qemuGate } from './testing/fixtures.test.helpers.js';
 
 const gate = await qemuGate();
 
@@ -12,14 +15,15 @@ describe.skipIf(!gate.enabled)('conformance: libvirt on qemu:///system', () => {
     it,
     async () => {
       const images = await imageDir();
+      const disks = new ConformanceDisks(images.dir);
       return {
         adapter: new LibvirtAdapter({ uri: QEMU_URI, virtType: 'qemu' }),
-        vmSpec: async (name) => smallSpec(name, await emptyDisk(images.dir, name)),
+        vmSpec: (name) => disks.empty(name),
+        hooks: libvirtConformanceHooks(disks),
         cleanup: images.remove,
       };
     },
-    // A firmware-only guest ignores ACPI: the graceful stop runs into its timeout and is forced,
-    // which the suite accepts; the graceful path itself is tested with an ACPI guest elsewhere.
-    { prefix: 'tandem-it-conf', timeoutMs: 120_000, gracefulStopTimeoutMs: 1_000 },
+    // The firmware-only guest ignores ACPI, so graceful stops of it run into this timeout.
+    { prefix: 'tandem-it-conf', timeoutMs: 120_000, gracefulStopTimeoutMs: 1_000, acpiStopTimeoutMs: 60_000 },
   );
 });
