@@ -170,10 +170,12 @@ describe('define and the VBoxManage calls it makes', () => {
 
 describe('lifecycle details', () => {
   it('stops gracefully through the ACPI power button and waits on the adapter clock', async () => {
-    const { adapter, home, spec } = setup();
+    const clock = new VirtualClock(Date.parse('2026-01-01T00:00:00Z'));
+    const { adapter, home, spec } = setup('7.1', {}, { clock, pollIntervalMs: 1_000 });
     await adapter.define(spec('vm'));
     await adapter.start(vm());
-    await adapter.stop('vm', { timeoutMs: 5_000 });
+    // The guest has 5 s of the adapter's clock, however slowly each VBoxManage call runs.
+    await clock.runUntilSettled(adapter.stop('vm', { timeoutMs: 5_000 }), 1_000);
     expect(await adapter.state('vm')).toBe('stopped');
     const actions = home
       .calls()

@@ -120,8 +120,11 @@ export async function purge(name: string): Promise<void> {
   await virsh('undefine', '--domain', name, '--managed-save', '--snapshots-metadata', '--nvram').catch(() => undefined);
 }
 
-/** Polls until `check` holds (tests never assert how long that takes). */
-export async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+/**
+ * Polls until `check` holds (tests never assert how long that takes). The default limit is
+ * generous: QEMU emulates the guest in software, and CI runs on a machine kept busy on purpose.
+ */
+export async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
