@@ -227,6 +227,8 @@ export { pushPackage, manifestPathFor } from './delivery/push.js';
 export type { PushOptions, PushProgress, PushResult } from './delivery/push.js';
 export { pullWorkspace } from './delivery/pull.js';
 export type { PullOptions, PullResult, EncryptedImageNeed } from './delivery/pull.js';
+export type { EncryptedImageStore, EncryptedImage } from './delivery/at-rest.js';
+export { diskKeyFor } from './delivery/pull-encrypted.js';
 export type { SyncProgress, SyncPhase } from './delivery/progress.js';
 export { InstallDir } from './delivery/install-dir.js';
 export type { InstalledPointer } from './delivery/install-dir.js';
