@@ -2,7 +2,7 @@
 // authenticated manifest; versions share unchanged chunks; a pull without the key stops before
 // fetching any chunk.
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,8 @@ import { ChunkCipher } from '../crypto/chunk-cipher.js';
 import { DataKey } from '../crypto/data-key.js';
 import { TandemError } from '../errors.js';
 import { decodeEncryptedChunk, verifyManifest } from './encryption.js';
+import { openImages, testEncryptedImages } from './at-rest.test-helper.js';
+import { diskKeyFor } from './pull-encrypted.js';
 import { changeImage, makeImage, serveDirectory, writeWorkspace, type TestServer } from './fixtures.test.util.js';
 import { parseManifest, type ImageManifest } from './manifest.js';
 import { openPackage } from './package-file.js';
@@ -226,5 +228,89 @@ describe('pull of an encrypted workspace', () => {
     }).catch((e: unknown) => e);
     expect(TandemError.is(err, 'TANDEM_AUTH')).toBe(true);
     expect(chunkRequests()).toBe(before);
+  });
+});
+
+describe('pull of an encrypted workspace into an encrypted image', () => {
+  // The pull disposes of the key it is given, so each pull gets a copy.
+  const keyCopy = (): Promise<DataKey> => Promise.resolve(new DataKey(key.use((b) => Buffer.from(b))));
+  const plainOf = async (path: string): Promise<Buffer> => {
+    const k = diskKeyFor(key);
+    const image = await testEncryptedImages.open(path, k, { readOnly: true });
+    try {
+      return await image.read(0, image.size);
+    } finally {
+      await image.close();
+      k.fill(0);
+    }
+  };
+
+  it('installs v1 and then v2 as a delta; plaintext is on no disk at any step', async () => {
+    const dir = join(base, 'enc-install');
+    const first = await pullWorkspace({
+      repo: server.url,
+      workspace: 'erp',
+      dir,
+      trustedRoot: root,
+      key: keyCopy,
+      encryptedImages: testEncryptedImages,
+    });
+    expect(first.version).toBe('1.0.0');
+    expect((await plainOf(first.image)).equals(v1)).toBe(true);
+    await expectNoCanary(dir);
+    const installed = await readFile(first.workspaceFile, 'utf8');
+    expect(installed).toMatch(/format: qcow2/);
+    expect(installed).toMatch(/keyId: erp/);
+
+    const second = await pullWorkspace({
+      repo: server.url,
+      workspace: 'erp',
+      dir,
+      channel: 'pilot',
+      key: keyCopy,
+      encryptedImages: testEncryptedImages,
+    });
+    expect(second.version).toBe('1.1.0');
+    expect((await plainOf(second.image)).equals(v2)).toBe(true);
+    expect(second.bytesFromSeeds).toBeGreaterThan(v2.length / 2);
+    expect(second.bytesFetched).toBeLessThan(v2.length / 4);
+    await expectNoCanary(dir);
+    await expectNoCanary(join(base, 'repo'));
+    expect(openImages.size).toBe(0);
+  });
+
+  it('refuses a tampered ciphertext chunk: nothing installed, the installed version untouched', async () => {
+    const dir = join(base, 'enc-tampered');
+    await pullWorkspace({
+      repo: server.url,
+      workspace: 'erp',
+      dir,
+      trustedRoot: root,
+      key: keyCopy,
+      encryptedImages: testEncryptedImages,
+    });
+    const pointer = await readFile(join(dir, 'installed.json'), 'utf8');
+    const repo = join(base, 'repo-tampered');
+    await cp(join(base, 'repo'), repo, { recursive: true });
+    // Damage every pack holding a chunk that v2 adds.
+    const v2only = Object.keys(p2.manifest.storage.locations).filter((id) => !(id in p1.manifest.storage.locations));
+    for (const file of await filesUnder(join(repo, 'packs'))) {
+      const data = await readFile(file);
+      data[data.length - 1]! ^= 0xff;
+      await writeFile(file, data);
+    }
+    expect(v2only.length).toBeGreaterThan(0);
+    const err = await pullWorkspace({
+      repo,
+      workspace: 'erp',
+      dir,
+      channel: 'pilot',
+      key: keyCopy,
+      encryptedImages: testEncryptedImages,
+    }).catch((e: unknown) => e);
+    expect(TandemError.is(err, 'TANDEM_INTEGRITY')).toBe(true);
+    expect(await readFile(join(dir, 'installed.json'), 'utf8')).toBe(pointer);
+    expect(await readdir(join(dir, 'versions'))).toEqual(['1.0.0']);
+    expect(openImages.size).toBe(0);
   });
 });

@@ -237,3 +237,32 @@ export async function* chunkFile(
     await handle.close();
   }
 }
+
+/**
+ * Cuts a stream of blocks into chunks (a seed read through a decrypting reader, where there is
+ * no file to read). Blocks may have any sizes; the cut points are those of the whole stream.
+ */
+export async function* chunkStream(
+  blocks: AsyncIterable<Uint8Array>,
+  params: ChunkingParams = DEFAULT_CHUNKING,
+): AsyncGenerator<FileChunk> {
+  checkChunkingParams(params);
+  const thresholds = thresholdsFor(params);
+  let carry: Buffer = Buffer.alloc(0);
+  let offset = 0;
+  const cut = function* (data: Buffer, eof: boolean): Generator<FileChunk> {
+    let pos = 0;
+    while (pos < data.length && (eof || data.length - pos >= params.maxSize)) {
+      const length = cutPoint(data, pos, data.length, params, thresholds);
+      yield { offset, length, data: data.subarray(pos, pos + length) };
+      pos += length;
+      offset += length;
+    }
+    carry = data.subarray(pos);
+  };
+  for await (const block of blocks) {
+    const data = carry.length > 0 ? Buffer.concat([carry, block]) : Buffer.from(block);
+    yield* cut(data, false);
+  }
+  yield* cut(carry, true);
+}

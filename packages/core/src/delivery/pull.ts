@@ -6,6 +6,8 @@ import { systemClock, type Clock } from '../clock.js';
 import { HostError, IntegrityError, TandemError, UnsupportedCapabilityError } from '../errors.js';
 import type { DataKey } from '../crypto/data-key.js';
 import { missingKeyError, verifyManifest } from './encryption.js';
+import type { EncryptedImageStore } from './at-rest.js';
+import { installEncrypted } from './pull-encrypted.js';
 import { toHostError } from './io-errors.js';
 import type { EventBus } from '../events/bus.js';
 import { planRanges, type ChunkToFetch } from './fetch-plan.js';
@@ -67,9 +69,15 @@ export interface PullOptions {
    * The data key of an encrypted workspace, asked for once its manifest is verified and before
    * any chunk is fetched (typically: find the envelope, {@link openEnvelope} it). Return
    * undefined when there is none: the pull stops with a KeyUnavailableError saying how to get
-   * one.
+   * one. The pull disposes of the key (zeroes it) when it ends.
    */
   key?: (need: EncryptedImageNeed) => Promise<DataKey | undefined>;
+  /**
+   * Where an encrypted workspace's image is kept, encrypted, on this endpoint (the adapter's
+   * on-the-fly disk encryption, such as `libvirtEncryptedImages()`). Without it an encrypted
+   * workspace is refused: its plaintext never touches a disk.
+   */
+  encryptedImages?: EncryptedImageStore;
   events?: EventBus;
   onProgress?: (progress: SyncProgress) => void;
   clock?: Clock;
@@ -152,6 +160,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     return { bytes: now.bytesReceived - start.bytesReceived, requests: now.requests - start.requests };
   };
   let unlock: (() => Promise<void>) | undefined;
+  let dataKey: DataKey | undefined;
   try {
     unlock = await install.lock();
     const client = new RepositoryClient({
@@ -171,17 +180,18 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     checkManifestMatchesTarget(manifest, target.file.custom, options.workspace, target.path);
     if (manifest.encryption) {
       const enc = manifest.encryption;
-      const dataKey = await options.key?.({
+      dataKey = await options.key?.({
         imageId: enc.imageId,
         version: manifest.workspace.version,
         keyId: enc.keyId,
       });
       if (!dataKey) throw missingKeyError(manifest, target.path);
       verifyManifest(manifest, dataKey, target.path);
-      throw new UnsupportedCapabilityError(
-        `${options.workspace} ${manifest.workspace.version} is encrypted and its key checks out, but this pull has no way to keep the image encrypted on this disk, and Tandem never writes an encrypted image's plaintext to disk. Nothing was fetched.`,
-        { details: { workspace: options.workspace, version: manifest.workspace.version } },
-      );
+      if (!options.encryptedImages)
+        throw new UnsupportedCapabilityError(
+          `${options.workspace} ${manifest.workspace.version} is encrypted and its key checks out, but this pull has no way to keep the image encrypted on this disk (encryptedImages: the adapter's, such as libvirtEncryptedImages()), and Tandem never writes an encrypted image's plaintext to disk. Nothing was fetched.`,
+          { details: { workspace: options.workspace, version: manifest.workspace.version } },
+        );
     }
     progress.version = manifest.workspace.version;
     progress.bytesTotal = manifest.image.size;
@@ -233,6 +243,24 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     };
     if (previous?.version === manifest.workspace.version && previous.manifestSha256 === manifestSha256)
       return await finish(true, 0);
+    if (dataKey && options.encryptedImages) {
+      const fetched = await installEncrypted({
+        store,
+        install,
+        manifest,
+        manifestBytes,
+        manifestSha256,
+        dataKey,
+        images: options.encryptedImages,
+        progress,
+        seeds: options.seeds ?? [],
+        parallel: options.parallel ?? 8,
+        maxRangeBytes: options.maxRangeBytes ?? 8 * 1024 * 1024,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      await install.switchTo(pointer);
+      return await finish(false, fetched);
+    }
     // A retained version (a rollback to the previous one) needs no download, only a check.
     if (await intactVersion(install.versionDir(manifest.workspace.version), manifest, manifestSha256)) {
       progress.phase = 'installing';
@@ -360,6 +388,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     );
     throw error;
   } finally {
+    dataKey?.dispose();
     await unlock?.();
     if (typeof options.repo === 'string') store.close?.();
   }

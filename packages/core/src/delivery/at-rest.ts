@@ -1,0 +1,27 @@
+import type { DiskFormat } from '../adapter/types.js';
+
+/**
+ * Keeps an encrypted workspace's image encrypted on the endpoint's disk, in the hypervisor's
+ * own on-the-fly encryption (a LUKS-encrypted qcow2 for libvirt/QEMU), so that the VM reads it
+ * with the key handed over in memory and plaintext never touches a disk. An adapter package
+ * provides it (`libvirtEncryptedImages()`); `pullWorkspace` writes the pulled plaintext chunks
+ * through it, straight from memory.
+ */
+export interface EncryptedImageStore {
+  /** The format of the image files it makes, as a VM definition names it. */
+  readonly format: DiskFormat;
+  /** Makes an encrypted image of `size` bytes at `path`, all zeros (sparse), and opens it. */
+  create(path: string, size: number, key: Uint8Array): Promise<EncryptedImage>;
+  /** Opens an existing encrypted image (to read an installed version as a seed). */
+  open(path: string, key: Uint8Array, options?: { readOnly?: boolean }): Promise<EncryptedImage>;
+}
+
+/** An open encrypted image: reads and writes are of its plaintext, in memory. */
+export interface EncryptedImage {
+  /** Size of the plaintext (what the VM sees), in bytes. */
+  readonly size: number;
+  read(offset: number, length: number): Promise<Buffer>;
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** Flushes what was written to disk and closes. */
+  close(): Promise<void>;
+}

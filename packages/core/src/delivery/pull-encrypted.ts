@@ -1,0 +1,237 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { ChunkCipher } from '../crypto/chunk-cipher.js';
+import { deriveKey, type DataKey } from '../crypto/data-key.js';
+import { wipe } from '../crypto/secret.js';
+import { CancelledError, IntegrityError } from '../errors.js';
+import type { EncryptedImage, EncryptedImageStore } from './at-rest.js';
+import { decodeEncryptedChunk } from './encryption.js';
+import { chunkFile, chunkStream, type FileChunk } from './fastcdc.js';
+import { planRanges, type RangeRequest } from './fetch-plan.js';
+import { syncDir, type InstallDir } from './install-dir.js';
+import { distinctChunks, type ImageManifest } from './manifest.js';
+import type { ProgressTracker } from './progress.js';
+import { VERSION_META_DIR } from './staging.js';
+import type { RepoStore } from './store/types.js';
+
+/** What an installed encrypted version records about itself, in `.tandem/encryption.json`. */
+interface InstalledEncryption {
+  readonly imageId: string;
+  readonly keyId: string;
+  readonly format: string;
+}
+
+const BLOCK = 4 * 1024 * 1024;
+
+/** The key an encrypted workspace's image is kept under on this endpoint: derived from its data key. */
+export function diskKeyFor(dataKey: DataKey): Buffer {
+  return deriveKey(dataKey, 'disk');
+}
+
+/** What {@link installEncrypted} needs from the pull. */
+export interface EncryptedInstall {
+  readonly store: RepoStore;
+  readonly install: InstallDir;
+  readonly manifest: ImageManifest;
+  readonly manifestBytes: Uint8Array;
+  readonly manifestSha256: string;
+  readonly dataKey: DataKey;
+  readonly images: EncryptedImageStore;
+  readonly progress: ProgressTracker;
+  readonly seeds: readonly string[];
+  readonly parallel: number;
+  readonly maxRangeBytes: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Installs a version of an encrypted workspace: the image is made encrypted at rest through
+ * `images` (the hypervisor's own format), filled from seeds (installed versions, read through
+ * the same encryption; plaintext seed files the user points at) and from fetched chunks, each
+ * decrypted and checked in memory and written straight into the encrypted image; then the whole
+ * image is read back and checked against the manifest's keyed digest. Plaintext exists only in
+ * memory. The version directory appears complete or not at all; the caller switches to it.
+ * Returns the number of chunks fetched. A stopped pull starts over (no resume journal: a journal
+ * of keyed ids would be safe, but resuming into a half-written encrypted image is not done yet).
+ */
+export async function installEncrypted(job: EncryptedInstall): Promise<number> {
+  const { manifest, install, progress } = job;
+  const version = manifest.workspace.version;
+  const enc = manifest.encryption!;
+  const staging = install.stagingDir(version);
+  await rm(staging, { recursive: true, force: true });
+  const imageFile = join(staging, ...manifest.image.path.split('/'));
+  await mkdir(dirname(imageFile), { recursive: true });
+  const diskKey = diskKeyFor(job.dataKey);
+  const cipher = new ChunkCipher(job.dataKey);
+  let image: EncryptedImage | undefined;
+  let fetched = 0;
+  try {
+    image = await job.images.create(imageFile, manifest.image.size, diskKey);
+    const target = image;
+    const needed = distinctChunks(manifest);
+    for (const c of manifest.chunks) if (c.zero) progress.bytesFromSeeds += c.length; // sparse: nothing to write
+    const put = async (id: string, data: Uint8Array): Promise<void> => {
+      const entry = needed.get(id);
+      if (!entry || data.length !== entry.length) return;
+      needed.delete(id);
+      for (const offset of entry.offsets) await target.write(offset, data);
+      progress.bytesFromSeeds += entry.length * entry.offsets.length;
+      progress.tick();
+    };
+    progress.phase = 'seeding';
+    const seed = async (chunks: AsyncIterable<FileChunk>): Promise<void> => {
+      for await (const chunk of chunks) {
+        if (needed.size === 0) break;
+        if (job.signal?.aborted) throw new CancelledError('The pull was cancelled.');
+        const id = cipher.chunkId(chunk.data);
+        if (needed.has(id)) await put(id, Buffer.from(chunk.data));
+      }
+    };
+    for (const v of await install.versions()) {
+      if (needed.size === 0) break;
+      const old = await installedEncryption(install.versionDir(v));
+      if (old?.keyId !== enc.keyId) continue;
+      const oldManifest = await readFile(join(install.versionDir(v), VERSION_META_DIR, 'manifest.zst')).catch(
+        () => null,
+      );
+      if (!oldManifest) continue;
+      const oldImagePath = await imagePathOf(install.versionDir(v));
+      if (!oldImagePath) continue;
+      const source = await job.images.open(oldImagePath, diskKey, { readOnly: true }).catch(() => undefined);
+      if (!source) continue;
+      try {
+        await seed(chunkStream(blocksOf(source), manifest.chunking));
+      } finally {
+        await source.close();
+      }
+    }
+    for (const file of job.seeds) if (needed.size > 0) await seed(chunkFile(resolve(file), manifest.chunking));
+
+    const items = [...needed].map(([id, e]) => {
+      const [pack, offset, size] = manifest.storage.locations[id]!;
+      return { id, pack: manifest.storage.packs[pack]!, offset, size, length: e.length };
+    });
+    const ranges = job.store.ranges
+      ? planRanges(items, { maxBytes: job.maxRangeBytes, maxGap: 0 })
+      : planRanges(items, { maxBytes: Number.MAX_SAFE_INTEGER, maxGap: Number.MAX_SAFE_INTEGER });
+    progress.bytesNeeded = ranges.reduce((n, r) => n + r.length, 0);
+    progress.startFetching();
+    progress.tick(true);
+    // Fetches run in parallel; decrypting and writing one range at a time keeps memory bounded.
+    let writing: Promise<void> = Promise.resolve();
+    const fetchOne = async (range: RangeRequest): Promise<void> => {
+      const body = await job.store.getRange(range.pack, range.offset, range.length, {
+        ...(job.signal ? { signal: job.signal } : {}),
+      });
+      const done = writing.then(async () => {
+        for (const c of range.chunks) {
+          const plain = decodeEncryptedChunk(cipher, c.id, body.subarray(c.at, c.at + c.size), c.length);
+          try {
+            const entry = needed.get(c.id);
+            if (!entry) continue;
+            needed.delete(c.id);
+            for (const offset of entry.offsets) await target.write(offset, plain);
+            fetched++;
+          } finally {
+            wipe(plain);
+          }
+        }
+        progress.bytesFetched += range.length;
+        progress.tick();
+      });
+      writing = done.catch(() => undefined);
+      await done;
+    };
+    const queue = [...ranges];
+    await Promise.all(
+      Array.from({ length: Math.min(job.parallel, queue.length) }, async () => {
+        for (let r = queue.shift(); r; r = queue.shift()) await fetchOne(r);
+      }),
+    );
+    if (needed.size > 0)
+      throw new IntegrityError(`${needed.size} chunks of ${manifest.workspace.name} ${version} were not delivered.`);
+
+    progress.phase = 'verifying';
+    progress.tick(true);
+    const h = createHash('sha256');
+    for await (const block of blocksOf(target)) h.update(block);
+    const digest = cipher.imageDigest(h.digest('hex'));
+    if (digest !== manifest.image.sha256)
+      throw new IntegrityError(
+        `The assembled image of ${manifest.workspace.name} ${version} does not match its keyed digest; nothing was installed, and the next pull starts afresh.`,
+        { details: { expected: manifest.image.sha256, actual: digest } },
+      );
+    await target.close();
+    image = undefined;
+
+    progress.phase = 'installing';
+    progress.tick(true);
+    const meta = join(staging, VERSION_META_DIR);
+    await mkdir(meta, { recursive: true });
+    await writeFile(join(meta, 'manifest.zst'), job.manifestBytes);
+    await writeFile(join(meta, 'manifest.sha256'), job.manifestSha256);
+    const record: InstalledEncryption = { imageId: enc.imageId, keyId: enc.keyId, format: job.images.format };
+    await writeFile(join(meta, 'encryption.json'), JSON.stringify({ ...record, image: manifest.image.path }) + '\n');
+    await writeFile(
+      join(staging, manifest.workspace.file.name),
+      encryptedWorkspaceFile(manifest, job.images.format, enc.imageId),
+    );
+    await syncDir(dirname(imageFile));
+    const versionDir = install.versionDir(version);
+    await rm(versionDir, { recursive: true, force: true });
+    await mkdir(dirname(versionDir), { recursive: true });
+    await rename(staging, versionDir);
+    await syncDir(dirname(versionDir));
+    return fetched;
+  } catch (err) {
+    await image?.close().catch(() => undefined);
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  } finally {
+    wipe(diskKey);
+    cipher.dispose();
+  }
+}
+
+async function* blocksOf(image: EncryptedImage): AsyncGenerator<Buffer> {
+  for (let at = 0; at < image.size; at += BLOCK) {
+    const block = await image.read(at, Math.min(BLOCK, image.size - at));
+    try {
+      yield block;
+    } finally {
+      wipe(block);
+    }
+  }
+}
+
+async function installedEncryption(dir: string): Promise<InstalledEncryption | undefined> {
+  const text = await readFile(join(dir, VERSION_META_DIR, 'encryption.json'), 'utf8').catch(() => null);
+  return text ? (JSON.parse(text) as InstalledEncryption) : undefined;
+}
+
+async function imagePathOf(dir: string): Promise<string | undefined> {
+  const text = await readFile(join(dir, VERSION_META_DIR, 'encryption.json'), 'utf8').catch(() => null);
+  const image = text ? (JSON.parse(text) as { image?: unknown }).image : undefined;
+  return typeof image === 'string' ? join(dir, ...image.split('/')) : undefined;
+}
+
+/**
+ * The installed workspace file of an encrypted version: the image is the encrypted one (its
+ * format the at-rest format), and `spec.image.encryption.keyId` names the key a start needs.
+ */
+function encryptedWorkspaceFile(manifest: ImageManifest, format: string, keyId: string): string {
+  const text = manifest.workspace.file.text;
+  if (manifest.workspace.file.name.endsWith('.json')) {
+    const data = JSON.parse(text) as { spec: { image: Record<string, unknown> } };
+    data.spec.image['format'] = format;
+    data.spec.image['encryption'] = { keyId };
+    return JSON.stringify(data, null, 2) + '\n';
+  }
+  const doc = parseDocument(text);
+  doc.setIn(['spec', 'image', 'format'], format);
+  doc.setIn(['spec', 'image', 'encryption'], doc.createNode({ keyId }));
+  return doc.toString();
+}
