@@ -8,13 +8,16 @@ import { workspaceJsonSchema } from '../packages/core/dist/index.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const schema = workspaceJsonSchema();
 writeFileSync(join(root, 'docs/workspace.schema.json'), JSON.stringify(schema, null, 2) + '\n');
+// The same schema ships in @tandem/core, so an editor can point at node_modules/@tandem/core/workspace.schema.json.
+writeFileSync(join(root, 'packages/core/workspace.schema.json'), JSON.stringify(schema, null, 2) + '\n');
 
 const lines = [
   '# Workspace file reference',
   '',
   'Generated from the schema by `npm run docs:schema`; do not edit by hand. The JSON Schema is',
   '[workspace.schema.json](workspace.schema.json): point your editor at it (for VS Code with the YAML',
-  'extension: `# yaml-language-server: $schema=./workspace.schema.json` as the first line).',
+  'extension: `# yaml-language-server: $schema=./workspace.schema.json` as the first line). It also',
+  'ships in the `@tandem/core` package: `node_modules/@tandem/core/workspace.schema.json`.',
   '',
   'Unknown keys are errors. Durations are ISO 8601 (`PT15M`, `P14D`). Every error names the file,',
   'the line and column, the path inside the file and what was expected.',

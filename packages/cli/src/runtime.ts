@@ -77,8 +77,17 @@ export function recordAfter(record: SessionRecord, session: Session): SessionRec
 }
 
 /**
- * Runs `fn` on the session a record describes: the adapter it was opened with, the VM locked
- * against other tandem processes, and the record saved afterwards with the session's state.
+ * Runs `fn` on the session a record describes: the adapter it was opened with, the policy layers
+ * recorded with it, the VM locked against other tandem processes, and the record saved afterwards
+ * with the session's state. A tray tool that uses it shares its sessions with `tandem status`.
+ *
+ * @example
+ * ```ts
+ * import { createContext, withSession } from '@tandem/cli';
+ *
+ * const ctx = createContext({ json: true }); // the default state directory, as tandem uses
+ * await withSession(ctx, 'legacy-erp', (session) => session.lock('tray: screen locked'));
+ * ```
  */
 export async function withSession<T>(
   ctx: CliContext,

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { cliHarness } from '../cli-harness.test-helper.js';
+import { createContext } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
+import { StateDir, withSession } from '../index.js';
 
 const workspace = (version: string, cpus: number, usage = '{}') => `
 apiVersion: tandem/v1
@@ -83,5 +85,16 @@ describe('tandem up with a changed workspace', () => {
     expect((await tandem('--json', 'snapshot', 'list')).json.snapshots.map((s: { name: string }) => s.name)).toEqual([
       'before-update',
     ]);
+  });
+});
+
+describe('@tandem/cli for a tray tool', () => {
+  it('a session driven through withSession is the one tandem status shows', async () => {
+    writeFileSync(join(dir, 'erp.yaml'), workspace('1.0.0', 1));
+    expect((await tandem('up', join(dir, 'erp.yaml'), '--adapter', 'mock')).code).toBe(0);
+    const ctx = createContext({ stateDir: join(dir, 'state'), json: true });
+    await withSession(ctx, 'erp', (session) => session.lock('tray'));
+    expect(new StateDir(ctx.stateDir).find('erp')?.state).toBe('locked');
+    expect((await tandem('--json', 'status')).json.sessions[0].state).toBe('locked');
   });
 });

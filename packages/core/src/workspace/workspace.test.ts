@@ -138,5 +138,7 @@ describe('workspace schema', () => {
     expect(schema['$schema']).toMatch(/json-schema/);
     const committed = JSON.parse(readFileSync(join(here, '../../../../docs/workspace.schema.json'), 'utf8')) as unknown;
     expect(committed, 'run `npm run docs:schema` to regenerate docs/workspace.schema.json').toEqual(schema);
+    const shipped = JSON.parse(readFileSync(join(here, '../../workspace.schema.json'), 'utf8')) as unknown;
+    expect(shipped, 'run `npm run docs:schema` to regenerate packages/core/workspace.schema.json').toEqual(schema);
   });
 });
