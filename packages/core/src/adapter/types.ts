@@ -132,13 +132,21 @@ export interface StartOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Options of {@link HypervisorAdapter.stop}. */
+/**
+ * Options of {@link HypervisorAdapter.stop}. Without `force` the stop is graceful: the adapter
+ * asks the guest to shut down (the ACPI power button or the hypervisor's equivalent; a paused
+ * VM is resumed first, since a paused guest cannot see the request) and waits up to `timeoutMs`
+ * for it to power off.
+ */
 export interface StopOptions {
   /** Power off at once, without asking the guest. */
   readonly force?: boolean;
   /** How long a graceful stop may take (default 60 s). */
   readonly timeoutMs?: number;
-  /** After a graceful stop times out, power off (default true). Otherwise throw TimeoutError. */
+  /**
+   * After a graceful stop times out, power off (default true). With `false` the adapter throws
+   * TimeoutError and leaves the VM running.
+   */
   readonly forceAfterTimeout?: boolean;
   readonly signal?: AbortSignal;
 }
@@ -153,7 +161,12 @@ export interface SnapshotInfo {
   readonly createdAt: string;
   /** The parent snapshot's id; null for a root. */
   readonly parentId: string | null;
-  /** True for the snapshot the VM's current state descends from. */
+  /**
+   * True for the snapshot the VM's current state descends from (at most one). A new snapshot
+   * becomes current, and so does the one a revert went to. When the current snapshot is
+   * deleted, its parent becomes current; when a subtree holding it is deleted with
+   * `children`, the deleted snapshot's parent does (no snapshot is current when that is a root).
+   */
   readonly current: boolean;
   /** The VM's state when the snapshot was taken: reverting brings it back. */
   readonly vmState: VmState;
@@ -168,16 +181,36 @@ export interface RevertOptions {
   readonly diskKeys?: ReadonlyMap<string, Uint8Array>;
 }
 
-/** Snapshot operations (present when `capabilities.snapshots` is set). */
+/**
+ * Snapshot operations (present when `capabilities.snapshots` is set). An unknown VM is
+ * NotFoundError for every one of them, and so is an unknown snapshot.
+ *
+ * Ids are unique per VM. Whether a name may be used twice is the hypervisor's: an adapter
+ * either refuses a second snapshot of the same name with ConflictError (libvirt, the mock) or
+ * takes it under a new id (VirtualBox, Hyper-V); a name that several snapshots share is then
+ * ConflictError when given to `revert` or `delete` (use the id).
+ *
+ * States: `create` works in stopped, running and paused (running and paused only with
+ * `capabilities.snapshots.live`), and the VM stays in the state it was in. In saved and
+ * crashed an adapter may refuse with InvalidStateError or take the snapshot (Hyper-V takes one
+ * of a saved VM, libvirt one of a crashed VM's disks); `list`, `revert` and `delete` work in
+ * every state.
+ */
 export interface SnapshotOps {
+  /** Takes a snapshot; it becomes current, a child of the snapshot that was current. */
   create(vm: string, options: { name: string; description?: string }): Promise<SnapshotInfo>;
+  /** Every snapshot of the VM, flat, with `parentId` and `current` (see {@link buildSnapshotTree}). */
   list(vm: string): Promise<SnapshotInfo[]>;
   /**
    * Returns the VM to the snapshot (given by id, or by name when no id matches), including
-   * the running or stopped state it was taken in.
+   * the disks' contents and the state it was taken in (stopped, running or paused), from any
+   * state the VM is in now. The snapshot becomes current.
    */
   revert(vm: string, snapshot: string, options?: RevertOptions): Promise<void>;
-  /** Deletes one snapshot (its children move to its parent), or with `children` its whole subtree. */
+  /**
+   * Deletes one snapshot (its children move to its parent), or with `children` its whole
+   * subtree, every level of it. Deleting never changes the VM's state or disks.
+   */
   delete(vm: string, snapshot: string, options?: { children?: boolean }): Promise<void>;
 }
 
@@ -224,7 +257,11 @@ export interface DiskEncryptionOps {
   encrypt(disk: DiskSpec, key: Uint8Array, options?: { sizeBytes?: number }): Promise<void>;
 }
 
-/** Something the hypervisor did on its own (guest shut down, qemu killed, ...). */
+/**
+ * Something the hypervisor did on its own (guest shut down, qemu killed, ...): never the result
+ * of a call Tandem made through the adapter. A guest that powers itself off ends `stopped`; a
+ * hypervisor process that was killed or died ends `crashed`.
+ */
 export interface HypervisorEvent {
   readonly vm: string;
   readonly state: VmState;
@@ -247,13 +284,22 @@ export interface HypervisorEvent {
  * suspend from running; resume from paused; save from running or paused; restore from
  * saved; snapshots may be created in stopped, running or paused (running/paused only when
  * `capabilities.snapshots.live`); destroy from any state.
+ *
+ * Capabilities and members agree: every capability the adapter claims has its members
+ * (`suspend.save` needs `save` and `restore`, `snapshots` needs `snapshots`, ...). The registry
+ * and `loadAdapterModule()` refuse an adapter that claims more than it has.
+ *
+ * The conformance suite from `@tandem/core/testing` checks all of this.
  */
 export interface HypervisorAdapter {
   readonly name: string;
   readonly version: string;
   readonly capabilities: AdapterCapabilities;
 
-  /** Is the hypervisor usable here? Never throws: an unusable one returns a reason. */
+  /**
+   * Is the hypervisor usable here? Never throws: an unusable one returns a reason. `adapter`
+   * in the result is the adapter's {@link HypervisorAdapter.name}.
+   */
   probe(): Promise<ProbeResult>;
 
   list(): Promise<VmInfo[]>;
@@ -274,7 +320,10 @@ export interface HypervisorAdapter {
    * again, and its snapshots are lost.
    */
   redefine?(spec: VmSpec): Promise<VmInfo>;
-  /** Stop if needed and remove the definition; with `deleteDisks`, its disks too. */
+  /**
+   * Stop if needed (forced: the hypervisor's processes for the VM end) and remove the
+   * definition, its snapshots and saved state; with `deleteDisks`, its disks too.
+   */
   destroy(vm: string, options?: { deleteDisks?: boolean }): Promise<void>;
 
   readonly snapshots?: SnapshotOps;
@@ -282,7 +331,10 @@ export interface HypervisorAdapter {
   readonly guestChannel?: GuestChannelOps;
   readonly diskEncryption?: DiskEncryptionOps;
 
-  /** Subscribe to what the hypervisor does on its own. Returns an unsubscribe function. */
+  /**
+   * Subscribe to what the hypervisor does on its own (see {@link HypervisorEvent}); the results
+   * of the adapter's own calls are not reported. Returns an unsubscribe function.
+   */
   watch?(listener: (event: HypervisorEvent) => void): () => void;
 
   /** Release connections. */
