@@ -68,8 +68,6 @@ export {
   requireCapability,
 } from './adapter/registry.js';
 export type { Detection, DetectionReport } from './adapter/registry.js';
-export { assertCapabilitiesMatchMembers, capabilityMismatches } from './adapter/capability-check.js';
-export type { CapabilityMismatch } from './adapter/capability-check.js';
 export { buildSnapshotTree, formatSnapshotTree } from './adapter/snapshot-tree.js';
 export type { SnapshotNode } from './adapter/snapshot-tree.js';
 
@@ -227,8 +225,6 @@ export { pushPackage, manifestPathFor } from './delivery/push.js';
 export type { PushOptions, PushProgress, PushResult } from './delivery/push.js';
 export { pullWorkspace } from './delivery/pull.js';
 export type { PullOptions, PullResult, EncryptedImageNeed } from './delivery/pull.js';
-export type { EncryptedImageStore, EncryptedImage } from './delivery/at-rest.js';
-export { diskKeyFor } from './delivery/pull-encrypted.js';
 export type { SyncProgress, SyncPhase } from './delivery/progress.js';
 export { InstallDir } from './delivery/install-dir.js';
 export type { InstalledPointer } from './delivery/install-dir.js';

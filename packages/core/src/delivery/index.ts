@@ -31,7 +31,7 @@ export type { S3Credentials, SigningInput } from './store/sigv4.js';
 export { openStore } from './store/open.js';
 export type { OpenStoreOptions } from './store/open.js';
 export type { RepoStore, StoreStats, ReadOptions } from './store/types.js';
-export { generateSigningKey, loadKeys, saveKey, signingKeyFrom, keyIdOf, ROLES } from './trust/keys.js';
+export { generateSigningKey, loadKeys, saveKey, saveKeys, signingKeyFrom, keyIdOf, ROLES } from './trust/keys.js';
 export type { KeySet, RoleName, SigningKey, PublicKeyEntry } from './trust/keys.js';
 export type {
   RootMetadata,

@@ -5,6 +5,7 @@ import { parseDocument } from 'yaml';
 import { systemClock, type Clock } from '../clock.js';
 import { InvalidInputError, NotFoundError } from '../errors.js';
 import { loadWorkspaceFile } from '../workspace/load.js';
+import { WorkspaceSchema, type Workspace } from '../workspace/schema.js';
 import { compressChunkSync, DEFAULT_ZSTD_LEVEL } from './compress.js';
 import { chunkFile, chunkingParams, type ChunkingOptions, type ChunkingParams } from './fastcdc.js';
 import {
@@ -49,6 +50,11 @@ export interface PackOptions {
   chunking?: ChunkingOptions | ChunkingParams;
   /** zstd level (1-19); default 3. */
   level?: number;
+  /**
+   * Package as this version instead of the workspace file's `metadata.version` (a build stamps
+   * each version without editing the file); the packaged workspace file says it too.
+   */
+  version?: string;
   /**
    * Encrypts the package with this image's data key: keyed chunk ids (HMAC-SHA256), AES-256-GCM
    * chunks, a keyed image digest and an authenticated manifest. `imageId` is what envelopes name;
@@ -113,7 +119,8 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
     );
   }
   const loaded = await loadWorkspaceFile(options.workspaceFile);
-  const { workspace } = loaded;
+  const workspace =
+    options.version === undefined ? loaded.workspace : withVersion(loaded.workspace, options.version, loaded.file);
   const source = workspace.spec.image.source;
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
     throw new InvalidInputError(
@@ -138,12 +145,14 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
     throw err;
   }
   let text = await readFile(loaded.file, 'utf8');
+  if (options.version !== undefined)
+    text = rewriteWorkspaceText(text, ['metadata', 'version'], options.version, loaded.file.endsWith('.json'));
   // The image keeps its place next to the workspace file when it is inside its directory;
   // otherwise it goes to images/ and the packaged workspace file says so.
   let imagePath = relative(loaded.baseDir, imageFile).split(sep).join('/');
   if (isAbsolute(imagePath) || !isSafeRelativePath(imagePath)) {
     imagePath = `images/${basename(imageFile)}`;
-    text = rewriteImageSource(text, imagePath, loaded.file.endsWith('.json'));
+    text = rewriteWorkspaceText(text, ['spec', 'image', 'source'], `./${imagePath}`, loaded.file.endsWith('.json'));
   }
 
   const out = resolve(options.out);
@@ -267,13 +276,28 @@ export function isZero(data: Uint8Array): boolean {
   return true;
 }
 
-function rewriteImageSource(text: string, path: string, json: boolean): string {
+/** Sets one value in a workspace file's text (YAML keeps its comments). */
+function rewriteWorkspaceText(text: string, path: readonly string[], value: string, json: boolean): string {
   if (json) {
-    const data = JSON.parse(text) as { spec: { image: { source: string } } };
-    data.spec.image.source = `./${path}`;
+    const data = JSON.parse(text) as Record<string, unknown>;
+    let node = data;
+    for (const key of path.slice(0, -1)) node = node[key] as Record<string, unknown>;
+    node[path[path.length - 1]!] = value;
     return JSON.stringify(data, null, 2) + '\n';
   }
   const doc = parseDocument(text);
-  doc.setIn(['spec', 'image', 'source'], `./${path}`);
+  doc.setIn([...path], value);
   return doc.toString();
+}
+
+/** The workspace as another version; the version must be one the workspace file could say. */
+function withVersion(workspace: Workspace, version: string, file: string): Workspace {
+  const checked = WorkspaceSchema.shape.metadata.shape.version.safeParse(version);
+  if (!checked.success) {
+    throw new InvalidInputError(
+      `Version ${JSON.stringify(version)} for ${file}: ${checked.error.issues[0]?.message ?? 'not a version'}.`,
+      { details: { file, version } },
+    );
+  }
+  return { ...workspace, metadata: { ...workspace.metadata, version } };
 }

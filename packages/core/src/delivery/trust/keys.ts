@@ -97,6 +97,23 @@ export function requireKey(keys: KeySet, role: RoleName, dir = 'the keys directo
   return key;
 }
 
+/**
+ * Writes every key of a key set as `<role>.pem` (mode 0600, in a directory of mode 0700): what
+ * {@link loadKeys} reads back. Keep the directory offline; the root key above all.
+ *
+ * @example
+ * ```ts
+ * const { keys, root } = await initRepository({ store: new DirectoryStore('repo') });
+ * await saveKeys('/secure/tandem-keys', keys);
+ * ```
+ */
+export async function saveKeys(dir: string, keys: KeySet): Promise<void> {
+  for (const role of ROLES) {
+    const key = keys[role];
+    if (key) await saveKey(dir, role, key);
+  }
+}
+
 /** Writes a key as `<role>.pem` (mode 0600); an existing key is kept as `<role>.<keyid>.retired.pem`. */
 export async function saveKey(dir: string, role: RoleName, key: SigningKey, retired?: SigningKey): Promise<void> {
   await mkdir(dir, { recursive: true, mode: 0o700 });

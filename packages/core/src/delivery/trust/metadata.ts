@@ -202,9 +202,15 @@ export function verifyRole(envelope: Envelope<unknown>, root: RootMetadata, role
     }
   }
   if (good.size < threshold) {
+    // No signature by any key this root knows at all: most likely the root is another repository's.
+    const strangers =
+      envelope.signatures.length > 0 && envelope.signatures.every((s) => root.keys[s.keyid] === undefined);
+    const why = strangers
+      ? `none of its ${envelope.signatures.length} signature${envelope.signatures.length === 1 ? ' is' : 's are'} by a key the trusted root knows. The trusted root.json most likely belongs to another repository: check that --root (or the install directory's trust/) came from this one. Otherwise the metadata was tampered with`
+      : 'it was tampered with, or signed with a revoked key';
     throw new IntegrityError(
-      `${source} is not signed by enough ${role} keys (${good.size} valid of ${threshold} needed): it was tampered with, or signed with a revoked key.`,
-      { details: { source, role, valid: good.size, threshold } },
+      `${source} is not signed by enough ${role} keys (${good.size} valid of ${threshold} needed): ${why}.`,
+      { details: { source, role, valid: good.size, threshold, unknownKeys: strangers } },
     );
   }
 }

@@ -8,7 +8,7 @@ import { IntegrityError } from '../../errors.js';
 import { DirectoryStore } from '../store/directory.js';
 import { canonicalJson } from './canonical.js';
 import { RepositoryClient } from './client.js';
-import { generateSigningKey, type KeySet } from './keys.js';
+import { generateSigningKey, loadKeys, saveKeys, type KeySet } from './keys.js';
 import { serializeEnvelope, signEnvelope, verifyRole, type RootMetadata, type TargetFile } from './metadata.js';
 import {
   initRepository,
@@ -92,6 +92,27 @@ describe('repository metadata', () => {
     expect(c.resolve('erp', { channel: 'stable' }).file.custom.version).toBe('2.0.0');
     expect(() => c.resolve('erp', { channel: 'beta' })).toThrow(/no channel beta/);
     expect(() => c.resolve('crm')).toThrow(/no workspace crm/);
+  });
+
+  it('says a trusted root from another repository is the likelier cause when no signature is by a key it knows', async () => {
+    const other = await initRepository({
+      store: new DirectoryStore(await mkdtemp(join(tmpdir(), 'tandem-other-'))),
+      clock,
+    });
+    const c = new RepositoryClient({ store, trust: new MemoryTrustStore(), initialRoot: other.root, clock });
+    await expect(c.refresh()).rejects.toMatchObject({
+      code: 'TANDEM_INTEGRITY',
+      message: expect.stringMatching(/most likely belongs to another repository/),
+      details: { unknownKeys: true },
+    });
+  });
+
+  it('saves a whole key set where loadKeys reads it back', async () => {
+    const dir = join(await mkdtemp(join(tmpdir(), 'tandem-keys-')), 'keys');
+    await saveKeys(dir, keys);
+    const loaded = await loadKeys(dir);
+    expect(Object.keys(loaded).sort()).toEqual(Object.keys(keys).sort());
+    expect(loaded.targets?.keyid).toBe(keys.targets?.keyid);
   });
 
   it('refuses a rollback to older timestamp metadata', async () => {
