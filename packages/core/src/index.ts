@@ -68,6 +68,8 @@ export {
   requireCapability,
 } from './adapter/registry.js';
 export type { Detection, DetectionReport } from './adapter/registry.js';
+export { assertCapabilitiesMatchMembers, capabilityMismatches } from './adapter/capability-check.js';
+export type { CapabilityMismatch } from './adapter/capability-check.js';
 export { buildSnapshotTree, formatSnapshotTree } from './adapter/snapshot-tree.js';
 export type { SnapshotNode } from './adapter/snapshot-tree.js';
 
@@ -225,6 +227,8 @@ export { pushPackage, manifestPathFor } from './delivery/push.js';
 export type { PushOptions, PushProgress, PushResult } from './delivery/push.js';
 export { pullWorkspace } from './delivery/pull.js';
 export type { PullOptions, PullResult, EncryptedImageNeed } from './delivery/pull.js';
+export type { EncryptedImageStore, EncryptedImage } from './delivery/at-rest.js';
+export { diskKeyFor } from './delivery/pull-encrypted.js';
 export type { SyncProgress, SyncPhase } from './delivery/progress.js';
 export { InstallDir } from './delivery/install-dir.js';
 export type { InstalledPointer } from './delivery/install-dir.js';
@@ -241,7 +245,15 @@ export type { S3Credentials, SigningInput } from './delivery/store/sigv4.js';
 export { openStore } from './delivery/store/open.js';
 export type { OpenStoreOptions } from './delivery/store/open.js';
 export type { RepoStore, StoreStats, ReadOptions } from './delivery/store/types.js';
-export { generateSigningKey, loadKeys, saveKey, signingKeyFrom, keyIdOf, ROLES } from './delivery/trust/keys.js';
+export {
+  generateSigningKey,
+  loadKeys,
+  saveKey,
+  saveKeys,
+  signingKeyFrom,
+  keyIdOf,
+  ROLES,
+} from './delivery/trust/keys.js';
 export type { KeySet, RoleName, SigningKey, PublicKeyEntry } from './delivery/trust/keys.js';
 export type {
   RootMetadata,
