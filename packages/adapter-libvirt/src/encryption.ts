@@ -5,6 +5,7 @@ import {
   ConflictError,
   HostError,
   HypervisorError,
+  IntegrityError,
   InvalidInputError,
   TandemError,
   UnsupportedCapabilityError,
@@ -106,6 +107,26 @@ export class LibvirtDiskEncryption implements DiskEncryptionOps {
   }
 }
 
+/**
+ * Creates an empty LUKS-encrypted qcow2 image of `size` bytes at `path`, the key handed to
+ * qemu-img through a named pipe (used for encrypted images at rest, see
+ * `libvirtEncryptedImages`).
+ */
+export async function createEncryptedQcow2(
+  qemuImg: string,
+  path: string,
+  size: number,
+  key: Uint8Array,
+  iterTimeMs?: number,
+): Promise<void> {
+  const encryptOpts = `encrypt.format=luks,encrypt.key-secret=tandemkey${iterTimeMs ? `,encrypt.iter-time=${iterTimeMs}` : ''}`;
+  await qemuImgWithKey(
+    qemuImg,
+    (fifo) => ['create', '-q', '-f', 'qcow2', '--object', secretObject(fifo), '-o', encryptOpts, path, String(size)],
+    luksPassphrase(key),
+  );
+}
+
 /** qemu's secret object reading the key from `path`. Commas in the path are doubled, as qemu's option syntax wants. */
 function secretObject(path: string): string {
   return `secret,id=tandemkey,format=raw,file=${path.replaceAll(',', ',,')}`;
@@ -167,6 +188,9 @@ export async function withDiskSecrets<T>(
     }
     return { usage: d.encryption?.usage ?? d.path, key };
   });
+  if (!ctx.uri.remote) {
+    for (const [i, d] of encrypted.entries()) await checkEncryptedDisk(ctx, vm, d.path, needed[i]!.key);
+  }
   const defined: string[] = [];
   try {
     for (const { usage, key } of needed) defined.push(await defineSecret(ctx, vm, usage, key));
@@ -175,6 +199,36 @@ export async function withDiskSecrets<T>(
     for (const uuid of defined) {
       await ctx.virsh.run(['secret-undefine', '--secret', uuid]).catch(() => undefined);
     }
+  }
+}
+
+/**
+ * Checks an encrypted qcow2's metadata with its key before a start (`qemu-img check`, which
+ * reads no guest data): QEMU itself opens a truncated image and boots from whatever is left.
+ * Corruption refuses the start with an IntegrityError; an image the key does not open is left
+ * for QEMU to refuse (a wrong key, another image swapped in), with its own message.
+ */
+async function checkEncryptedDisk(ctx: AdapterInternals, vm: string, path: string, key: Uint8Array): Promise<void> {
+  const qemuImg = ctx.options.qemuImg ?? 'qemu-img';
+  const opts = `driver=qcow2,file.filename=${path.replaceAll(',', ',,')},encrypt.key-secret=tandemkey`;
+  let output = '';
+  let exitCode: number | undefined;
+  await withPipedSecret(luksPassphrase(key), async (fifo) => {
+    const r = await execa(qemuImg, ['check', '-q', '--object', secretObject(fifo), '--image-opts', opts], {
+      reject: false,
+      env: { LC_ALL: 'C' },
+      stdin: 'ignore',
+      all: true,
+    });
+    output = String(r.all ?? '');
+    exitCode = r.exitCode;
+  });
+  // qemu-img check: 0 clean, 1 could not check, 2 corrupted, 3 only leaked clusters (harmless).
+  if (exitCode === 2) {
+    throw new IntegrityError(
+      `VM "${vm}" was not started: its encrypted disk ${path} is damaged or truncated (qemu-img check found corruption). Pull the workspace again to restore it.`,
+      { details: { vm, disk: path, output, exitCode } },
+    );
   }
 }
 

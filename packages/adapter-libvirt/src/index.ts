@@ -17,7 +17,9 @@ export type { FreeRdpTarget } from './seamless/freerdp.js';
 export { xpraArgs } from './seamless/xpra.js';
 export type { XpraTarget } from './seamless/xpra.js';
 export { windowsCommandLine, quoteWindowsArg, posixCommandLine, quotePosix } from './seamless/quoting.js';
-export { luksPassphrase } from './encryption.js';
+export { luksPassphrase, createEncryptedQcow2 } from './encryption.js';
+export { libvirtEncryptedImages } from './encrypted-images.js';
+export type { EncryptedImagesOptions } from './encrypted-images.js';
 
 /**
  * Creates the libvirt adapter. The URI defaults to `$TANDEM_LIBVIRT_URI`, else `qemu:///system`.

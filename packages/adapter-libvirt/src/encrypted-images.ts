@@ -1,0 +1,156 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import {
+  HostError,
+  HypervisorError,
+  InvalidInputError,
+  type EncryptedImage,
+  type EncryptedImageStore,
+} from '@tandem/core';
+import { createEncryptedQcow2, luksPassphrase } from './encryption.js';
+import { withPipedSecret } from './handover.js';
+import { NbdClient } from './nbd.js';
+
+/** Options for {@link libvirtEncryptedImages}. */
+export interface EncryptedImagesOptions {
+  /** qemu-img binary; default `qemu-img`. */
+  qemuImg?: string;
+  /** qemu-nbd binary; default `qemu-nbd`. */
+  qemuNbd?: string;
+  /** LUKS key-derivation time in ms for new images; default qemu-img's (2000). */
+  luksIterTimeMs?: number;
+  /** How long qemu-nbd may take to open an image (the LUKS key derivation); default 60 s. */
+  openTimeoutMs?: number;
+}
+
+/**
+ * Encrypted images at rest for libvirt/QEMU: qcow2 with LUKS encryption, the format the
+ * adapter starts VMs from with a private, ephemeral libvirt secret. Tandem reads and writes the
+ * plaintext through a qemu-nbd of its own on a unix socket in a private directory, with the key
+ * handed to qemu-img and qemu-nbd through a named pipe: plaintext and key never touch a disk,
+ * argv or the environment. Unwritten ranges stay unallocated, so a mostly empty disk stays small.
+ *
+ * @example
+ * ```ts
+ * await pullWorkspace({ repo, workspace: 'legacy-erp', dir, key, encryptedImages: libvirtEncryptedImages() });
+ * ```
+ */
+export function libvirtEncryptedImages(options: EncryptedImagesOptions = {}): EncryptedImageStore {
+  return {
+    format: 'qcow2',
+    async create(path, size, key) {
+      if (!Number.isSafeInteger(size) || size <= 0)
+        throw new InvalidInputError(`An encrypted image needs a size above 0, not ${size}.`);
+      await createEncryptedQcow2(options.qemuImg ?? 'qemu-img', path, size, key, options.luksIterTimeMs);
+      return openImage(path, key, false, options);
+    },
+    open(path, key, opts) {
+      return openImage(path, key, opts?.readOnly ?? false, options);
+    },
+  };
+}
+
+async function openImage(
+  path: string,
+  key: Uint8Array,
+  readOnly: boolean,
+  options: EncryptedImagesOptions,
+): Promise<EncryptedImage> {
+  await stat(path).catch((err: unknown) => {
+    throw new InvalidInputError(`Encrypted image ${path} does not exist.`, { cause: err, details: { path } });
+  });
+  const dir = await mkdtemp(join(tmpdir(), 'tandem-nbd-'));
+  const socket = join(dir, 'nbd.sock');
+  let child: ResultPromise | undefined;
+  try {
+    const client = await withPipedSecret(luksPassphrase(key), async (fifo) => {
+      const imageOpts = [
+        'driver=qcow2',
+        'file.driver=file',
+        `file.filename=${path.replaceAll(',', ',,')}`,
+        'encrypt.key-secret=tandemkey',
+      ].join(',');
+      child = execa(
+        options.qemuNbd ?? 'qemu-nbd',
+        [
+          '--object',
+          `secret,id=tandemkey,format=raw,file=${fifo.replaceAll(',', ',,')}`,
+          '--image-opts',
+          imageOpts,
+          `--socket=${socket}`,
+          '--cache=writeback',
+          '--shared=1',
+          ...(readOnly ? ['--read-only'] : []),
+        ],
+        { reject: false, stdin: 'ignore', env: { LC_ALL: 'C' }, all: true },
+      );
+      return waitForServer(child, socket, path, options.openTimeoutMs ?? 60_000);
+    });
+    const running = child!;
+    const image: EncryptedImage = {
+      size: client.size,
+      read: (offset, length) => client.read(offset, length),
+      write: (offset, data) => {
+        if (readOnly) throw new InvalidInputError(`${path} was opened read-only.`);
+        return client.write(offset, data);
+      },
+      async close() {
+        try {
+          if (!readOnly) await client.flush();
+        } finally {
+          await client.close();
+          await running;
+          await rm(dir, { recursive: true, force: true });
+        }
+      },
+    };
+    return image;
+  } catch (err) {
+    const c = child;
+    c?.kill();
+    await c?.catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Waits until qemu-nbd listens (it reads the key and opens the image first), or says why it stopped. */
+async function waitForServer(
+  child: ResultPromise,
+  socket: string,
+  path: string,
+  timeoutMs: number,
+): Promise<NbdClient> {
+  let exited = false;
+  void child.then(() => (exited = true));
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 5; ; delay = Math.min(200, delay * 2)) {
+    if (exited) {
+      const r = await child;
+      const output = String(r.all ?? '').trim();
+      throw new HypervisorError(
+        `qemu-nbd could not open the encrypted image ${path}: ${output || `exit code ${String(r.exitCode)}`}. A wrong key, a damaged, truncated or swapped image all end here.`,
+        { details: { path, output, exitCode: r.exitCode } },
+      );
+    }
+    if (
+      await stat(socket).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      try {
+        return await NbdClient.connect(socket);
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+      }
+    }
+    if (Date.now() > deadline) {
+      child.kill();
+      throw new HostError(`qemu-nbd did not open ${path} within ${timeoutMs} ms.`, { details: { path } });
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
