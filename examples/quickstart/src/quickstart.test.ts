@@ -38,6 +38,13 @@ describe('README quick start', () => {
     } finally {
       spy.mockRestore();
     }
-    expect(lines).toEqual(['stopped -> starting', 'starting -> running', 'running -> stopping', 'stopping -> stopped']);
+    // The workspace file says `onSessionEnd: snapshot`; the machine policy layer says shutdown, and wins.
+    expect(lines).toEqual([
+      'stopped -> starting',
+      'starting -> running',
+      'running -> stopping',
+      'stopping -> stopped',
+      'ended: shutdown',
+    ]);
   });
 });
