@@ -15,6 +15,8 @@ export { pushPackage, manifestPathFor } from './push.js';
 export type { PushOptions, PushProgress, PushResult } from './push.js';
 export { pullWorkspace } from './pull.js';
 export type { PullOptions, PullResult, EncryptedImageNeed } from './pull.js';
+export type { EncryptedImageStore, EncryptedImage } from './at-rest.js';
+export { diskKeyFor } from './pull-encrypted.js';
 export type { SyncProgress, SyncPhase } from './progress.js';
 export { InstallDir } from './install-dir.js';
 export type { InstalledPointer } from './install-dir.js';
