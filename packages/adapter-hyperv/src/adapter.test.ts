@@ -145,12 +145,26 @@ describe('define', () => {
       spec('x\0'),
       spec('ok', { disks: [{ path: '/srv/a.vhdx', format: 'vhdx' }] }),
       spec('ok', { disks: [{ path: 'C:\\a.qcow2', format: 'qcow2' }] }),
-      spec('ok', { disks: [{ path: 'C:\\a.vhdx', format: 'vhdx', encryption: { keyId: 'k' } }] }),
       spec('ok', { network: { mode: 'bridged' } }),
       spec('ok', { memoryMiB: 1.5 }),
     ];
     for (const s of bad)
       expect(TandemError.is(await adapter.define(s).catch((e: unknown) => e), 'TANDEM_INVALID_INPUT')).toBe(true);
+    expect(home.calls()).toEqual([]);
+  });
+
+  it('refuses an encrypted disk with UnsupportedCapabilityError that points to BitLocker in the guest', async () => {
+    const { adapter, spec, home } = setup();
+    const err = await adapter
+      .define(spec('ok', { disks: [{ path: 'C:\\a.vhdx', format: 'vhdx', encryption: { keyId: 'k' } }] }))
+      .catch((e: unknown) => e);
+    expect(TandemError.is(err, 'TANDEM_UNSUPPORTED')).toBe(true);
+    expect((err as Error).message).toMatch(/BitLocker/);
+    const start = await adapter
+      .start('ok', { diskKeys: new Map([['k', Buffer.alloc(32, 1)]]) })
+      .catch((e: unknown) => e);
+    expect(TandemError.is(start, 'TANDEM_UNSUPPORTED')).toBe(true);
+    expect((start as Error).message).toMatch(/BitLocker/);
     expect(home.calls()).toEqual([]);
   });
 

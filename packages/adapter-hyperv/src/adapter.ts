@@ -170,7 +170,7 @@ export class HyperVAdapter implements HypervisorAdapter {
   async start(vm: string, options: StartOptions = {}): Promise<void> {
     if (options.diskKeys?.size) {
       throw new UnsupportedCapabilityError(
-        'Hyper-V takes no disk keys at start; the adapter does not offer disk encryption.',
+        'Hyper-V takes no disk keys at start: it has no host-side disk encryption. Encrypt inside the guest instead (BitLocker with a virtual TPM); see docs/encryption.md.',
         {
           details: { capability: 'diskEncryption' },
         },
@@ -226,9 +226,12 @@ export class HyperVAdapter implements HypervisorAdapter {
 
   async restore(vm: string, options: StartOptions = {}): Promise<void> {
     if (options.diskKeys?.size)
-      throw new UnsupportedCapabilityError('Hyper-V takes no disk keys.', {
-        details: { capability: 'diskEncryption' },
-      });
+      throw new UnsupportedCapabilityError(
+        'Hyper-V takes no disk keys: it has no host-side disk encryption. Encrypt inside the guest instead (BitLocker with a virtual TPM); see docs/encryption.md.',
+        {
+          details: { capability: 'diskEncryption' },
+        },
+      );
     await this.#vmCall(vm, 'start', { allowed: allowed(['saved']) }, 'Restore');
   }
 

@@ -1,5 +1,6 @@
 import {
   InvalidInputError,
+  UnsupportedCapabilityError,
   assertArgument,
   type KeyedQueue,
   type VmInfo,
@@ -102,10 +103,10 @@ export function defineValues(spec: VmSpec, defaultSwitch: string): Record<string
       );
     }
     if (d.encryption) {
-      throw new InvalidInputError(
-        'Hyper-V has no disk keys handed over at start; encrypt inside the guest (BitLocker with a virtual TPM) instead.',
+      throw new UnsupportedCapabilityError(
+        `Hyper-V has no host-side disk encryption with a key handed over at start, so disks[${i}] (${d.path}) cannot be an encrypted Tandem image. Use a plaintext image and encrypt inside the guest instead (BitLocker with a virtual TPM: Enable-VMTPM on the host, then BitLocker in the guest); see docs/encryption.md.`,
         {
-          details: { what: `disks[${i}].encryption` },
+          details: { what: `disks[${i}].encryption`, capability: 'diskEncryption', instead: 'BitLocker in the guest' },
         },
       );
     }
