@@ -76,6 +76,8 @@ export class SessionManager {
   readonly #clock: Clock;
   readonly #byVm = new Map<string, Session>();
   readonly #opening = new Set<string>();
+  /** The spec each VM was last defined with by this manager (for what the adapter cannot read back). */
+  readonly #defined = new Map<string, VmSpec>();
 
   constructor(options: SessionManagerOptions) {
     this.adapter = options.adapter;
@@ -146,11 +148,12 @@ export class SessionManager {
       });
       let pendingUpdate: VmUpdate | undefined;
       if (existing) {
-        const changes = diffVmSpec(definedVm(existing, options.definedSpec), spec);
+        const recorded = options.definedSpec ?? this.#defined.get(vm);
+        const changes = diffVmSpec(definedVm(existing, recorded), spec);
         if (changes.length > 0) {
           pendingUpdate = {
             spec,
-            fromVersion: existing.labels?.['tandem.version'] ?? options.definedSpec?.labels?.['tandem.version'] ?? null,
+            fromVersion: existing.labels?.['tandem.version'] ?? recorded?.labels?.['tandem.version'] ?? null,
             toVersion: workspace.metadata.version,
             changes,
           };
@@ -164,6 +167,7 @@ export class SessionManager {
           );
         }
         await this.adapter.define(spec);
+        this.#defined.set(vm, spec);
         // The baseline a revertible workspace returns to: the image as delivered, never booted.
         if (revertible)
           await this.adapter.snapshots!.create(vm, {
@@ -182,6 +186,7 @@ export class SessionManager {
         vmSpec: spec,
         onClose: (s) => {
           if (this.#byVm.get(s.vm) === s) this.#byVm.delete(s.vm);
+          if (s.vmSpec && !s.pendingUpdate) this.#defined.set(s.vm, s.vmSpec);
         },
         ...(pendingUpdate ? { pendingUpdate } : {}),
         ...(options.sessionId ? { id: options.sessionId } : {}),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { HypervisorAdapter } from '../adapter/types.js';
 import { VirtualClock } from '../clock.js';
 import { EventBus } from '../events/bus.js';
 import type { AnyTandemEvent } from '../events/types.js';
@@ -114,6 +115,44 @@ describe('updates reach the VM', () => {
     const snaps = await adapter.snapshots.list(v2.vm);
     expect(snaps.map((s) => s.name)).toEqual(['tandem-baseline']);
     expect(adapter.calls.filter((c) => c.op === 'snapshot.create').length).toBe(2);
+  });
+
+  it('an adapter that cannot read disks back: the manager remembers what it defined, a new one is told', async () => {
+    const clock = new VirtualClock(0);
+    const mock = new MockAdapter({ clock });
+    // Like an adapter whose VmInfo has memory and CPUs only.
+    const adapter: HypervisorAdapter = {
+      name: mock.name,
+      version: mock.version,
+      capabilities: mock.capabilities,
+      snapshots: mock.snapshots,
+      probe: () => mock.probe(),
+      list: async () =>
+        (await mock.list()).map(({ name, id, state, memoryMiB, cpus }) => ({ name, id, state, memoryMiB, cpus })),
+      define: (spec) => mock.define(spec),
+      state: (vm) => mock.state(vm),
+      start: (vm, o) => mock.start(vm, o),
+      stop: (vm, o) => mock.stop(vm, o),
+      suspend: (vm) => mock.suspend(vm),
+      resume: (vm) => mock.resume(vm),
+      destroy: (vm) => mock.destroy(vm),
+    };
+    const manager = new SessionManager({ adapter, clock });
+    const v1 = await manager.open(version('1.0.0'), { diskPath: '/images/a.qcow2' });
+    const definedSpec = v1.vmSpec;
+    await v1.close();
+    const v2 = await manager.open(version('2.0.0'), { diskPath: '/images/b.qcow2' });
+    expect(v2.pendingUpdate?.changes.map((c) => c.field)).toEqual(['disks']);
+    await v2.close();
+
+    const fresh = new SessionManager({ adapter, clock });
+    expect((await fresh.open(version('2.0.0'), { diskPath: '/images/b.qcow2' })).pendingUpdate).toBeUndefined();
+    const told = new SessionManager({ adapter, clock });
+    const s = await told.open(version('2.0.0'), {
+      diskPath: '/images/b.qcow2',
+      ...(definedSpec ? { definedSpec } : {}),
+    });
+    expect(s.pendingUpdate?.fromVersion).toBe('1.0.0');
   });
 
   it('compares only what is known of the defined VM', () => {
