@@ -8,6 +8,7 @@ import {
   NotFoundError,
   KeyUnavailableError,
   type EncryptedImageNeed,
+  type EncryptedImageStore,
   type PublicKeyEntry,
 } from '@tandem/core';
 import {
@@ -170,5 +171,21 @@ export function envelopeKeyProvider(
       source,
     });
     return released.dataKey;
+  };
+}
+
+/**
+ * Where `pull` keeps an encrypted workspace's image: LUKS-encrypted qcow2 (libvirt/QEMU, through
+ * qemu-nbd), loaded only when a pull meets an encrypted workspace.
+ */
+export function atRestImages(luksIterTimeMs?: number): EncryptedImageStore {
+  const load = async (): Promise<EncryptedImageStore> =>
+    (await import('@tandem/adapter-libvirt')).libvirtEncryptedImages(
+      luksIterTimeMs !== undefined ? { luksIterTimeMs } : {},
+    );
+  return {
+    format: 'qcow2',
+    create: async (path, size, key) => (await load()).create(path, size, key),
+    open: async (path, key, options) => (await load()).open(path, key, options),
   };
 }

@@ -6,7 +6,7 @@ import { InvalidInputError, pullWorkspace, type SyncProgress } from '@tandem/cor
 import type { CliContext } from '../context.js';
 import type { CommandHost } from '../program.js';
 import { StateDir } from '../state.js';
-import { envelopeKeyProvider } from './keys-files.js';
+import { atRestImages, envelopeKeyProvider } from './keys-files.js';
 
 const MIB = 1024 * 1024;
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -25,6 +25,7 @@ interface PullFlags {
   directReads: boolean;
   directIo: boolean;
   envelope?: string;
+  luksIterTime?: string;
 }
 
 function count(value: string | undefined, name: string): number | undefined {
@@ -95,6 +96,10 @@ export function registerPull(program: Command, host: CommandHost): void {
       '--envelope <file>',
       'the key envelope of an encrypted workspace (default: <state-dir>/envelopes/<image>.envelope)',
     )
+    .option(
+      '--luks-iter-time <ms>',
+      "key-derivation time of an encrypted workspace's LUKS image at rest, in ms (default qemu-img's 2000)",
+    )
     .action(
       host.run(async (ctx, repo: string, workspace: string, opts: PullFlags) => {
         const version = opts.version ?? opts.release;
@@ -125,6 +130,7 @@ export function registerPull(program: Command, host: CommandHost): void {
             storeOptions: { ranges: opts.ranges, directReads: opts.directReads },
             directIo: opts.directIo,
             key: envelopeKeyProvider(ctx.stateDir, opts.envelope),
+            encryptedImages: atRestImages(count(opts.luksIterTime, '--luks-iter-time')),
             onProgress: progress.report,
           });
         } finally {
