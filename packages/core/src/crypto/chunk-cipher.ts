@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { Hmac256 } from './hmac.js';
 import { IntegrityError } from '../errors.js';
 import { deriveKey, type DataKey } from './data-key.js';
 import { wipe } from './secret.js';
@@ -29,18 +30,22 @@ const NONCE = Buffer.alloc(12);
 export class ChunkCipher implements Disposable {
   #idKey: Buffer;
   #encKey: Buffer;
+  #ids: Hmac256;
+  #keys: Hmac256;
   /** The data key's id, which a manifest records. */
   readonly keyId: string;
 
   constructor(dataKey: DataKey) {
     this.#idKey = deriveKey(dataKey, 'chunk-id');
     this.#encKey = deriveKey(dataKey, 'chunk-encryption');
+    this.#ids = new Hmac256(this.#idKey);
+    this.#keys = new Hmac256(this.#encKey);
     this.keyId = dataKey.id;
   }
 
   /** The keyed id of a plaintext chunk: HMAC-SHA256 under the id key, hex. */
   chunkId(plain: Uint8Array): string {
-    return createHmac('sha256', this.#idKey).update(plain).digest('hex');
+    return this.#ids.digest(plain).toString('hex');
   }
 
   /** The keyed digest of a whole image's plaintext SHA-256, so a manifest shows no plaintext hash. */
@@ -50,14 +55,18 @@ export class ChunkCipher implements Disposable {
 
   /** Encrypts a (compressed or stored) chunk: ciphertext then the 16-byte tag. */
   encrypt(id: string, data: Uint8Array): Buffer {
+    const [body, tag] = this.encryptParts(id, data);
+    return Buffer.concat([body, tag], body.length + CHUNK_TAG_BYTES);
+  }
+
+  /** {@link ChunkCipher.encrypt} as its two parts, ciphertext and tag, to be written back to back uncopied. */
+  encryptParts(id: string, data: Uint8Array): [ciphertext: Buffer, tag: Buffer] {
     const key = this.#chunkKey(id);
     try {
       const c = createCipheriv('aes-256-gcm', key, NONCE);
-      const out = Buffer.allocUnsafe(data.length + CHUNK_TAG_BYTES);
-      const n = c.update(data).copy(out, 0);
+      const body = c.update(data);
       c.final();
-      c.getAuthTag().copy(out, n);
-      return out;
+      return [body, c.getAuthTag()];
     } finally {
       wipe(key);
     }
@@ -87,11 +96,13 @@ export class ChunkCipher implements Disposable {
   }
 
   #chunkKey(id: string): Buffer {
-    return createHmac('sha256', this.#encKey).update(Buffer.from(id, 'hex')).digest();
+    return this.#keys.digest(Buffer.from(id, 'hex'));
   }
 
   dispose(): void {
     wipe(this.#idKey, this.#encKey);
+    this.#ids.dispose();
+    this.#keys.dispose();
   }
 
   [Symbol.dispose](): void {

@@ -159,7 +159,22 @@ describe('key release', () => {
         expect(TandemError.is(err)).toBe(true);
         expect(['TANDEM_INVALID_INPUT', 'TANDEM_INTEGRITY', 'TANDEM_AUTH']).toContain((err as TandemError).code);
       }),
-      { numRuns: 60 },
+      { numRuns: 80 },
+    );
+  });
+
+  it('refuses a signature or payload spelled another way with the same bytes', async () => {
+    const envelope = await seal();
+    const last = envelope.signature.sig.at(-1)!;
+    // The last of 86 characters carries 2 bits; the 4 spare bits differ here, the bytes do not.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const same = alphabet[(alphabet.indexOf(last) & ~15) | ((alphabet.indexOf(last) + 1) & 15)]!;
+    const sig = envelope.signature.sig.slice(0, -1) + same;
+    expect(Buffer.from(sig, 'base64url').equals(Buffer.from(envelope.signature.sig, 'base64url'))).toBe(true);
+    await refused(
+      open({ ...envelope, signature: { ...envelope.signature, sig } }),
+      'TANDEM_INTEGRITY',
+      'bad-signature',
     );
   });
 

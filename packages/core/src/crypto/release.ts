@@ -59,7 +59,11 @@ export async function openEnvelope(envelope: KeyEnvelope, options: OpenEnvelopeO
     );
   const payload = Buffer.from(envelope.payload, 'base64url');
   const signature = Buffer.from(envelope.signature.sig, 'base64url');
-  if (signature.length !== 64 || !verify(null, payload, publicKeyOf(signer), signature))
+  // Only the one canonical base64url text of each: a changed character that decodes to the same
+  // bytes (the spare bits of the last one) is a changed envelope too.
+  const canonical =
+    payload.toString('base64url') === envelope.payload && signature.toString('base64url') === envelope.signature.sig;
+  if (!canonical || signature.length !== 64 || !verify(null, payload, publicKeyOf(signer), signature))
     throw new IntegrityError(
       `${source}: the authority's signature does not match; the envelope was altered or damaged.`,
       {

@@ -69,11 +69,16 @@ function macOf(m: ImageManifest, dataKey: DataKey): string {
   }
 }
 
-/** Compresses (when that helps) and then encrypts a plaintext chunk for a pack. */
-export function encodeEncryptedChunk(cipher: ChunkCipher, id: string, plain: Uint8Array, level?: number): Buffer {
+/** Compresses (when that helps) and then encrypts a plaintext chunk for a pack: ciphertext and tag. */
+export function encodeEncryptedChunk(
+  cipher: ChunkCipher,
+  id: string,
+  plain: Uint8Array,
+  level?: number,
+): [ciphertext: Buffer, tag: Buffer] {
   const packed = compressChunkSync(plain, level);
   try {
-    return cipher.encrypt(id, packed);
+    return cipher.encryptParts(id, packed);
   } finally {
     wipe(packed);
   }

@@ -240,9 +240,11 @@ export async function createPackageDirectory(out: string, volumeSize: number): P
   };
   return {
     async add(data) {
-      if (data.length > volumeSize)
-        throw new InvalidInputError(`A compressed chunk of ${data.length} bytes is larger than the volume size.`);
-      if (!handle || planned + data.length > volumeSize) {
+      const parts = Buffer.isBuffer(data) ? [data] : data;
+      const length = parts.reduce((n, p) => n + p.length, 0);
+      if (length > volumeSize)
+        throw new InvalidInputError(`A compressed chunk of ${length} bytes is larger than the volume size.`);
+      if (!handle || planned + length > volumeSize) {
         await closeDataFile();
         const name = dataFileName(dataFiles.length);
         handle = await open(join(tmp, name), 'wx');
@@ -250,11 +252,11 @@ export async function createPackageDirectory(out: string, volumeSize: number): P
         planned = 0;
         written = 0;
       }
-      const location: ChunkLocation = [dataFiles.length - 1, planned, data.length];
-      planned += data.length;
-      total += data.length;
-      batch.push(data);
-      batchBytes += data.length;
+      const location: ChunkLocation = [dataFiles.length - 1, planned, length];
+      planned += length;
+      total += length;
+      batch.push(...parts);
+      batchBytes += length;
       if (batchBytes >= WRITE_BATCH_BYTES) await flush();
       return location;
     },

@@ -50,8 +50,11 @@ export interface WorkspacePackage {
  * then the manifest, which names the data files, completes it and moves it into place.
  */
 export interface PackageSink {
-  /** Queues a compressed chunk and says where it is in the package. */
-  add(data: Buffer): Promise<ChunkLocation>;
+  /**
+   * Queues a compressed chunk and says where it is in the package. An encrypted chunk comes in
+   * parts (ciphertext, tag), written back to back without being copied together first.
+   */
+  add(data: Buffer | readonly Buffer[]): Promise<ChunkLocation>;
   /** Writes the manifest made for the data files, syncs, and moves the package to its path. */
   commit(manifestFor: (packs: readonly string[]) => Buffer): Promise<{ bytes: number; dataFiles: readonly string[] }>;
   /** Removes what was written; nothing is left at the package's path. */
@@ -184,10 +187,12 @@ export async function createPackageFile(out: string): Promise<PackageSink> {
   }
   return {
     async add(data) {
-      const location: ChunkLocation = [0, at, data.length];
-      at += data.length;
-      batch.push(data);
-      batchBytes += data.length;
+      const parts = Buffer.isBuffer(data) ? [data] : data;
+      const length = parts.reduce((n, p) => n + p.length, 0);
+      const location: ChunkLocation = [0, at, length];
+      at += length;
+      batch.push(...parts);
+      batchBytes += length;
       if (batchBytes >= WRITE_BATCH_BYTES) await flush();
       return location;
     },

@@ -1,0 +1,209 @@
+// Encryption benchmark (issue 11): one run, side by side.
+//
+// 1. Chunk encryption and decryption of Tandem's ChunkCipher (a per-chunk AES-256-GCM key from
+//    HMAC-SHA256, then AES-256-GCM) against raw node:crypto AES-256-GCM (one fixed key, a fresh
+//    nonce per buffer) on the same 64 KiB buffers; and keyed chunk ids (HMAC-SHA256) against the
+//    plaintext ids (SHA-256) on the same buffers.
+// 2. A cold pull of an encrypted image (into a LUKS qcow2 through qemu-nbd) against a plaintext
+//    pull of the same image, over loopback HTTP, in the same run.
+// 3. Bytes fetched for v1 -> v2 (2% changed, as in bench/delivery.mjs), encrypted and plaintext.
+// Run against the built dist (needs qemu-utils for part 2 and 3):
+//
+//   npx tsc -b && node bench/crypto.mjs [--mib 1024] [--changed 0.02] [--buffers 4096] [--skip-pull]
+import { execSync, spawn } from 'node:child_process';
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { DirectoryStore, initRepository, packWorkspace, pullWorkspace, pushPackage } from '@tandem/core';
+import { ChunkCipher, DataKey } from '@tandem/core/crypto';
+import { libvirtEncryptedImages } from '@tandem/adapter-libvirt';
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const MIB = 1024 * 1024;
+const SIZE = arg('mib', 1024) * MIB;
+const CHANGED = arg('changed', 0.02);
+const BUFFERS = arg('buffers', 4096);
+const OUT = resolve('bench/out/crypto');
+const fmt = (n) => (n / MIB).toFixed(1) + ' MiB';
+const mibs = (bytes, ms) => bytes / MIB / (ms / 1000);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+// --- 1. chunk cipher against raw AES-256-GCM ---
+const buffers = Array.from({ length: 64 }, () => randomBytes(64 * 1024));
+const dataKey = DataKey.generate();
+const cipher = new ChunkCipher(dataKey);
+const ids = buffers.map((b) => cipher.chunkId(b));
+const sealed = buffers.map((b, i) => cipher.encrypt(ids[i], b));
+const rawKey = randomBytes(32);
+const nonces = buffers.map(() => randomBytes(12));
+const rawSealed = buffers.map((b, i) => {
+  const c = createCipheriv('aes-256-gcm', rawKey, nonces[i]);
+  const out = Buffer.concat([c.update(b), c.final()]);
+  return { out, tag: c.getAuthTag() };
+});
+// Rounds interleave the rows, so a busy moment of the machine hits every row alike.
+const fns = {
+  'encrypt: raw AES-256-GCM': (i) => {
+    const c = createCipheriv('aes-256-gcm', rawKey, nonces[i]);
+    c.update(buffers[i]);
+    c.final();
+    c.getAuthTag();
+  },
+  'encrypt: ChunkCipher': (i) => cipher.encryptParts(ids[i], buffers[i]),
+  'decrypt: raw AES-256-GCM': (i) => {
+    const d = createDecipheriv('aes-256-gcm', rawKey, nonces[i]);
+    d.setAuthTag(rawSealed[i].tag);
+    d.update(rawSealed[i].out);
+    d.final();
+  },
+  'decrypt: ChunkCipher': (i) => cipher.decrypt(ids[i], sealed[i]),
+  'chunk id: SHA-256 (plaintext)': (i) => createHash('sha256').update(buffers[i]).digest(),
+  'chunk id: HMAC-SHA256 (keyed)': (i) => cipher.chunkId(buffers[i]),
+};
+const runs = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
+for (let r = 0; r < 7; r++) {
+  for (const [name, fn] of Object.entries(fns)) {
+    const t = performance.now();
+    for (let n = 0; n < BUFFERS; n++) fn(n % buffers.length);
+    runs[name].push(mibs(BUFFERS * 64 * 1024, performance.now() - t));
+  }
+}
+const rows = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
+const results = { bufferBytes: 64 * 1024, buffers: BUFFERS, throughputMiBs: rows };
+console.log('\n64 KiB buffers, median of 7 interleaved rounds of', BUFFERS, 'buffers:');
+for (const [name, v] of Object.entries(rows)) console.log(`  ${name.padEnd(32)} ${v.toFixed(0)} MiB/s`);
+console.log(
+  `  ratio encrypt ${(rows['encrypt: ChunkCipher'] / rows['encrypt: raw AES-256-GCM']).toFixed(2)}x raw, decrypt ${(rows['decrypt: ChunkCipher'] / rows['decrypt: raw AES-256-GCM']).toFixed(2)}x raw, keyed ids ${(rows['chunk id: HMAC-SHA256 (keyed)'] / rows['chunk id: SHA-256 (plaintext)']).toFixed(2)}x SHA-256`,
+);
+
+if (!process.argv.includes('--skip-pull')) {
+  // --- 2 and 3: pulls, with the images of bench/delivery.mjs ---
+  const pseudoRandom = (size, label) => {
+    const key = createHash('sha256').update(`tandem-bench/delivery/${label}`).digest();
+    const c = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+    return Buffer.concat([c.update(Buffer.alloc(size)), c.final()]);
+  };
+  let seed = 0x6d65_6476;
+  const rand = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (lo, hi) => lo + Math.floor(rand() * (hi - lo));
+  const v1 = pseudoRandom(SIZE, 'v1');
+  for (let zeros = 0; zeros < SIZE * 0.2;) {
+    const len = int(256 * 1024, 16 * MIB);
+    const at = int(0, SIZE - len);
+    v1.fill(0, at, at + len);
+    zeros += len;
+  }
+  const edits = [];
+  for (let total = 0; total < SIZE * CHANGED;) {
+    const len = Math.min(int(64 * 1024, MIB), Math.ceil(SIZE * CHANGED - total));
+    edits.push({ at: int(0, SIZE - len), len, insert: edits.length % 2 === 1 });
+    total += len;
+  }
+  edits.sort((a, b) => a.at - b.at);
+  const parts = [];
+  let pos = 0;
+  for (const e of edits) {
+    if (e.at < pos) continue;
+    parts.push(v1.subarray(pos, e.at));
+    parts.push(pseudoRandom(e.len, `edit-${parts.length}`));
+    pos = e.insert ? e.at : e.at + e.len;
+  }
+  parts.push(v1.subarray(pos));
+  const v2 = Buffer.concat(parts);
+
+  await rm(OUT, { recursive: true, force: true });
+  for (const d of ['v1', 'v2']) await mkdir(join(OUT, d), { recursive: true });
+  await writeFile(join(OUT, 'v1/disk.img'), v1);
+  await writeFile(join(OUT, 'v2/disk.img'), v2);
+  const ws = (name, version) =>
+    `apiVersion: tandem/v1\nkind: Workspace\nmetadata: { name: ${name}, version: ${version} }\nspec:\n  image: { source: ./disk.img, format: raw }\n  hardware:\n    memory: { fixedMiB: 1024 }\n`;
+  for (const [d, v] of [
+    ['v1', '1.0.0'],
+    ['v2', '2.0.0'],
+  ]) {
+    await writeFile(join(OUT, d, 'plain.workspace.yaml'), ws('plain', v));
+    await writeFile(join(OUT, d, 'enc.workspace.yaml'), ws('enc', v));
+  }
+  const store = new DirectoryStore(join(OUT, 'repo'));
+  const { keys, root } = await initRepository({ store });
+  for (const d of ['v1', 'v2']) {
+    await packWorkspace({ workspaceFile: join(OUT, d, 'plain.workspace.yaml'), out: join(OUT, `plain-${d}.tandem`) });
+    await packWorkspace({
+      workspaceFile: join(OUT, d, 'enc.workspace.yaml'),
+      out: join(OUT, `enc-${d}.tandem`),
+      encryption: { dataKey },
+    });
+  }
+  for (const w of ['plain', 'enc'])
+    await pushPackage({ package: join(OUT, `${w}-v1.tandem`), store, keys, channels: ['stable'] });
+  const child = spawn(process.execPath, [resolve('bench/lib/static-server.mjs'), OUT], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise((r) => child.stdout.once('data', (d) => r(Number(String(d).trim()))));
+  const url = `http://127.0.0.1:${port}`;
+  const stats = async () => (await fetch(`${url}/__stats`)).json();
+  const reset = async () => (await fetch(`${url}/__reset`)).json();
+  const encryptedImages = libvirtEncryptedImages({ luksIterTimeMs: 10 });
+  const key = async () => new DataKey(dataKey.use((b) => Buffer.from(b)));
+  const pull = async (w, dir, first) => {
+    await reset();
+    execSync('sync');
+    const t = performance.now();
+    await pullWorkspace({
+      repo: `${url}/repo/`,
+      workspace: w,
+      dir,
+      ...(first ? { trustedRoot: root } : {}),
+      ...(w === 'enc' ? { key, encryptedImages } : {}),
+    });
+    return { ms: performance.now() - t, ...(await stats()) };
+  };
+  const cold = { plain: [], enc: [] };
+  for (let i = 0; i < 3; i++) {
+    for (const w of ['plain', 'enc']) {
+      const dir = join(OUT, `endpoint-${w}`);
+      await rm(dir, { recursive: true, force: true });
+      cold[w].push(await pull(w, dir, true));
+    }
+  }
+  for (const w of ['plain', 'enc'])
+    await pushPackage({ package: join(OUT, `${w}-v2.tandem`), store, keys, channels: ['stable'] });
+  const delta = {};
+  for (const w of ['plain', 'enc']) delta[w] = await pull(w, join(OUT, `endpoint-${w}`), false);
+  child.kill();
+  const coldMiBs = (w) => median(cold[w].map((p) => mibs(SIZE, p.ms)));
+  results.pull = {
+    imageBytes: SIZE,
+    coldMiBs: { plain: coldMiBs('plain'), enc: coldMiBs('enc') },
+    coldRunsMiBs: { plain: cold.plain.map((p) => mibs(SIZE, p.ms)), enc: cold.enc.map((p) => mibs(SIZE, p.ms)) },
+    coldBytes: { plain: cold.plain[0].bytes, enc: cold.enc[0].bytes },
+    deltaBytes: { plain: delta.plain.bytes, enc: delta.enc.bytes },
+    deltaMs: { plain: delta.plain.ms, enc: delta.enc.ms },
+  };
+  const p = results.pull;
+  console.log(`\ncold pull of ${fmt(SIZE)} over loopback HTTP (median of 3; each run in order):`);
+  for (const w of ['plain', 'enc'])
+    console.log(
+      `  ${w === 'plain' ? 'plaintext' : 'encrypted (LUKS qcow2 via qemu-nbd)'}`.padEnd(40),
+      `${p.coldMiBs[w].toFixed(0)} MiB/s  (${p.coldRunsMiBs[w].map((x) => x.toFixed(0)).join(', ')}), ${fmt(p.coldBytes[w])} fetched`,
+    );
+  console.log(`  ratio ${(p.coldMiBs.enc / p.coldMiBs.plain).toFixed(2)}x the plaintext pull`);
+  console.log(`\nv1 -> v2 (${CHANGED * 100}% changed), bytes fetched:`);
+  console.log(
+    `  plaintext ${p.deltaBytes.plain} B (${fmt(p.deltaBytes.plain)}) in ${(p.deltaMs.plain / 1000).toFixed(1)} s`,
+  );
+  console.log(`  encrypted ${p.deltaBytes.enc} B (${fmt(p.deltaBytes.enc)}) in ${(p.deltaMs.enc / 1000).toFixed(1)} s`);
+  console.log(`  ratio ${(p.deltaBytes.enc / p.deltaBytes.plain).toFixed(3)}x the plaintext delta`);
+}
+cipher.dispose();
+dataKey.dispose();
+await mkdir('bench/out', { recursive: true });
+await writeFile('bench/out/crypto.json', JSON.stringify(results, null, 2));
