@@ -10,8 +10,13 @@ import { FUZZ_PATHS, fuzzCases, rdpClientRunner, runCase } from './fuzz.test-hel
 import { hyperv } from './index.js';
 
 const FAKE_RDP = fileURLToPath(new URL('../test/fake/xfreerdp', import.meta.url));
-/** More runs with TANDEM_FUZZ_RUNS (CI keeps the default so the suite stays fast). */
-const RUNS = Number(process.env['TANDEM_FUZZ_RUNS'] ?? 600);
+/**
+ * Runs per command path; more with TANDEM_FUZZ_RUNS_PER_PATH. Every path gets its own runs, so
+ * each is covered whatever the generator draws, and the default keeps the test a small fraction
+ * of its limit on a busy machine (each case starts the fake as a real process, several times).
+ */
+const RUNS_PER_PATH = Number(process.env['TANDEM_FUZZ_RUNS_PER_PATH'] ?? 10);
+const RUNS = RUNS_PER_PATH * FUZZ_PATHS.length;
 
 describe('hostile names through every Hyper-V command path (local)', () => {
   const home = fakeHyperVHome('5.1');
@@ -28,16 +33,18 @@ describe('hostile names through every Hyper-V command path (local)', () => {
 
   it(`runs ${RUNS} generated cases; every value reaches the fixed scripts as data`, async () => {
     const seen = new Set<string>();
-    await fc.assert(
-      fc.asyncProperty(
-        fuzzCases((min) => hostileString(canary, { minLength: min })),
-        async (c) => {
-          seen.add(c.path);
-          await runCase(adapter, home, rdpLog, c);
-        },
-      ),
-      { numRuns: RUNS },
-    );
+    for (const path of FUZZ_PATHS) {
+      await fc.assert(
+        fc.asyncProperty(
+          fuzzCases((min) => hostileString(canary, { minLength: min }), [path]),
+          async (c) => {
+            seen.add(c.path);
+            await runCase(adapter, home, rdpLog, c);
+          },
+        ),
+        { numRuns: RUNS_PER_PATH },
+      );
+    }
     expect(existsSync(canary)).toBe(false);
     expect(home.unexpected()).toEqual([]);
     expect([...seen].sort()).toEqual([...FUZZ_PATHS].sort());

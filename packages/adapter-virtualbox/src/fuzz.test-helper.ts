@@ -47,10 +47,14 @@ export interface FuzzCase {
 }
 
 /** Cases built from a generator of hostile strings. */
-export function fuzzCases(hostile: (min: number) => fc.Arbitrary<string>): fc.Arbitrary<FuzzCase> {
+/** Generated cases for the given command paths (all of them unless told). */
+export function fuzzCases(
+  hostile: (min: number) => fc.Arbitrary<string>,
+  paths: readonly FuzzPath[] = FUZZ_PATHS,
+): fc.Arbitrary<FuzzCase> {
   const name = hostile(1).filter((s) => s.trim() !== '');
   return fc.record({
-    path: fc.constantFrom(...FUZZ_PATHS),
+    path: fc.constantFrom(...paths),
     vm: name,
     snapshot: name,
     description: hostile(0),

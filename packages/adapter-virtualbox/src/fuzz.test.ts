@@ -8,8 +8,13 @@ import { FAKE_VBOXMANAGE, fakeVBoxHome } from './fake.test-helper.js';
 import { FUZZ_PATHS, fuzzCases, runCase } from './fuzz.test-helper.js';
 import { virtualbox } from './index.js';
 
-/** More runs with TANDEM_FUZZ_RUNS (CI keeps the default so the suite stays fast). */
-const RUNS = Number(process.env['TANDEM_FUZZ_RUNS'] ?? 300);
+/**
+ * Runs per command path; more with TANDEM_FUZZ_RUNS_PER_PATH. Every path gets its own runs, so
+ * each is covered whatever the generator draws, and the default keeps the test a small fraction
+ * of its limit on a busy machine (each case starts the fake as a real process, several times).
+ */
+const RUNS_PER_PATH = Number(process.env['TANDEM_FUZZ_RUNS_PER_PATH'] ?? 5);
+const RUNS = RUNS_PER_PATH * FUZZ_PATHS.length;
 
 describe('hostile names through every VirtualBox command path (local)', () => {
   const home = fakeVBoxHome('7.1');
@@ -19,16 +24,18 @@ describe('hostile names through every VirtualBox command path (local)', () => {
   const seen = new Set<string>();
 
   it(`runs ${RUNS} generated cases; every value arrives as one exact argument and nothing else runs`, async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fuzzCases((min) => hostileString(canary, { minLength: min })),
-        async (c) => {
-          seen.add(c.path);
-          await runCase(adapter, home, c);
-        },
-      ),
-      { numRuns: RUNS },
-    );
+    for (const path of FUZZ_PATHS) {
+      await fc.assert(
+        fc.asyncProperty(
+          fuzzCases((min) => hostileString(canary, { minLength: min }), [path]),
+          async (c) => {
+            seen.add(c.path);
+            await runCase(adapter, home, c);
+          },
+        ),
+        { numRuns: RUNS_PER_PATH },
+      );
+    }
     expect(existsSync(canary)).toBe(false);
     expect(home.unexpected()).toEqual([]);
     expect([...seen].sort()).toEqual([...FUZZ_PATHS].sort());
