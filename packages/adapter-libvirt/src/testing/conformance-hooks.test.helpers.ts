@@ -1,13 +1,14 @@
 // The conformance suite's hooks for libvirt with QEMU (not shipped): guests in a boot sector, a
-// disk marker written and read with qemu-io, and QEMU processes counted with pgrep.
+// disk marker written and read with qemu-io, QEMU processes counted with pgrep and killed by the
+// pid file libvirt keeps, and the power button pressed through QEMU's monitor.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { VmSpec } from '@tandem/core';
 import type { ConformanceHooks } from '@tandem/core/testing';
-import { bootSectorDisk, emptyDisk, smallSpec, untilBootSectorRuns } from './fixtures.test.helpers.js';
+import { bootSectorDisk, emptyDisk, smallSpec, untilBootSectorRuns, virsh } from './fixtures.test.helpers.js';
 
 const run = promisify(execFile);
 
@@ -52,6 +53,14 @@ export function libvirtConformanceHooks(disks: ConformanceDisks): ConformanceHoo
       read: (vm) => readMarker(disks.path(vm)),
     },
     hypervisorProcesses: (vm) => qemuProcesses(vm),
+    killHypervisor: async (vm) => {
+      const pid = Number((await readFile(`/run/libvirt/qemu/${vm}.pid`, 'utf8')).trim());
+      process.kill(pid, 'SIGKILL');
+    },
+    // The ACPI power button, pressed by QEMU's monitor rather than by the adapter: the boot-sector
+    // guest sees it and powers the machine off, as a guest OS shutting down on its own would.
+    guestPowerOff: async (vm) =>
+      void (await virsh('qemu-monitor-command', '--domain', vm, '--hmp', 'system_powerdown')),
   };
 }
 

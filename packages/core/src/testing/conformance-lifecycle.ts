@@ -2,9 +2,10 @@
 // concurrency, destroy and watch().
 import { randomBytes } from 'node:crypto';
 import { capabilityMismatches } from '../adapter/capability-check.js';
-import type { HypervisorEvent, ProbeResult } from '../adapter/types.js';
+import type { ProbeResult } from '../adapter/types.js';
 import { TandemError } from '../errors.js';
 import type { SuiteContext } from './conformance.js';
+import type { ConformanceHooks } from './conformance-types.js';
 import {
   check,
   describeError,
@@ -17,7 +18,7 @@ import {
 } from './conformance-kit.js';
 
 const needsHook =
-  (hook: 'acpiGuest' | 'deafGuest' | 'diskMarker' | 'hypervisorProcesses', what: string) =>
+  (hook: keyof ConformanceHooks, what: string) =>
   (t: TestKit): string | null =>
     t.hooks[hook] === undefined ? `the subject has no hooks.${hook} (${what}); see docs/adapter-authors.md` : null;
 
@@ -25,6 +26,8 @@ export const needsAcpiGuest = needsHook('acpiGuest', 'a VM spec whose guest powe
 export const needsDeafGuest = needsHook('deafGuest', 'a VM spec whose guest ignores a graceful stop');
 export const needsDiskMarker = needsHook('diskMarker', "a way to write and read a marker on a VM's disk");
 export const needsProcesses = needsHook('hypervisorProcesses', "a count of the hypervisor's processes for a VM");
+export const needsKill = needsHook('killHypervisor', "a way to kill the hypervisor's process for a VM");
+export const needsGuestPowerOff = needsHook('guestPowerOff', 'a way to make a guest power itself off');
 
 export function registerLifecycleChecks(ctx: SuiteContext): void {
   const { check: test, options, prefix, graceMs } = ctx;
@@ -265,34 +268,5 @@ export function registerLifecycleChecks(ctx: SuiteContext): void {
       equal(await count(stopped), 0, 'hypervisor processes left after a forced stop');
     },
     { needs: needsProcesses },
-  );
-
-  test(
-    "watch() does not report the results of the adapter's own calls",
-    async (t) => {
-      const events: HypervisorEvent[] = [];
-      const vm = await t.define();
-      const unsubscribe = t.adapter.watch!((e) => {
-        if (e.vm === vm) events.push(e);
-      });
-      try {
-        await t.adapter.start(vm);
-        await t.adapter.suspend(vm);
-        await t.adapter.resume(vm);
-        await t.adapter.stop(vm, { force: true });
-        // Events of a real hypervisor arrive on their own schedule: give them a moment.
-        await new Promise((resolve) => setTimeout(resolve, options.eventSettleMs ?? 500));
-      } finally {
-        unsubscribe();
-      }
-      check(
-        events.length === 0,
-        `watch() reported the adapter's own calls: ${events.map((e) => `${e.state} (${e.reason})`).join(', ')}`,
-      );
-    },
-    {
-      off: skip.watch ? 'skip.watch' : undefined,
-      needs: (t) => (typeof t.adapter.watch === 'function' ? null : 'the adapter has no watch()'),
-    },
   );
 }

@@ -48,6 +48,13 @@ export interface ConformanceHooks {
   };
   /** How many hypervisor processes (QEMU, VBoxHeadless, vmwp, ...) run for the VM now. */
   hypervisorProcesses?(vm: string): Promise<number>;
+  /** Kills the hypervisor's process for a running VM, behind the adapter's back (SIGKILL). */
+  killHypervisor?(vm: string): Promise<void>;
+  /**
+   * Makes the running guest of a VM defined from `acpiGuest.vmSpec` power itself off, behind the
+   * adapter's back (for example the power button pressed through the hypervisor's own monitor).
+   */
+  guestPowerOff?(vm: string): Promise<void>;
 }
 
 /** What the factory gives the suite for one test. */
@@ -93,7 +100,10 @@ export interface ConformanceOptions {
   timeoutMs?: number;
   /** Graceful stop timeout for guests that ignore it (default 2 s; the VM is then forced off). */
   gracefulStopTimeoutMs?: number;
-  /** Graceful stop timeout for the guest that honours it (default 30 s; it should be off well before). */
+  /**
+   * Graceful stop timeout for the guest that honours it (default 30 s; it should be off well
+   * before), and how long the suite waits for a change made behind the adapter's back.
+   */
   acpiStopTimeoutMs?: number;
   /** How long to listen for stray `watch()` events after the adapter's own calls (default 500 ms). */
   eventSettleMs?: number;

@@ -1,7 +1,7 @@
 // The conformance suite against deliberately broken copies of the mock adapter, one bug each:
 // the suite must fail each of them, in the check that names the bug.
 import { describe, expect, it } from 'vitest';
-import type { HypervisorAdapter, SnapshotOps } from '../adapter/types.js';
+import type { HypervisorAdapter, HypervisorEvent, SnapshotOps } from '../adapter/types.js';
 import { NotFoundError, TimeoutError } from '../errors.js';
 import {
   brokenCopy,
@@ -179,6 +179,45 @@ const BUGS: readonly { bug: string; check: RegExp; hint: RegExp; breakIt: Break 
       }),
     }),
   },
+  {
+    bug: 'a killed hypervisor process reported as stopped instead of crashed',
+    check: /a killed hypervisor process leaves the VM crashed/,
+    hint: /state after the hypervisor process was killed: expected crashed, got stopped/,
+    breakIt: (inner) => ({
+      state: async (vm) => {
+        const state = await inner.state(vm);
+        return state === 'crashed' ? 'stopped' : state;
+      },
+    }),
+  },
+  {
+    bug: 'watch() that never reports what the hypervisor did on its own',
+    check: /a guest that powers itself off leaves the VM stopped/,
+    hint: /watch\(\) did not report stopped \(it reported: nothing\)/,
+    breakIt: () => ({ watch: () => () => undefined }),
+  },
+  {
+    bug: "watch() that reports the adapter's own calls",
+    check: /watch\(\) does not report the results of the adapter's own calls/,
+    hint: /watch\(\) reported the adapter's own calls: running \(started\)/,
+    breakIt: (inner) => {
+      const listeners = new Set<(e: HypervisorEvent) => void>();
+      return {
+        watch: (l) => {
+          listeners.add(l);
+          const off = inner.watch(l);
+          return () => {
+            listeners.delete(l);
+            off();
+          };
+        },
+        start: async (vm, o) => {
+          await inner.start(vm, o);
+          for (const l of listeners) l({ vm, state: 'running', reason: 'started', at: Date.now() });
+        },
+      };
+    },
+  },
 ];
 
 const byName = (outcomes: readonly CheckOutcome[], check: RegExp): CheckOutcome | undefined =>
@@ -235,9 +274,11 @@ describe('the conformance suite reports honestly', () => {
     expect(skipped.map((o) => o.message).sort()).toEqual([
       expect.stringContaining('hooks.acpiGuest'),
       expect.stringContaining('hooks.acpiGuest'),
+      expect.stringContaining('hooks.acpiGuest'),
       expect.stringContaining('hooks.deafGuest'),
       expect.stringContaining('hooks.diskMarker'),
       expect.stringContaining('hooks.hypervisorProcesses'),
+      expect.stringContaining('hooks.killHypervisor'),
     ]);
   });
 

@@ -1,4 +1,5 @@
 import type { HypervisorAdapter } from '../adapter/types.js';
+import { registerEventChecks } from './conformance-events.js';
 import { registerLifecycleChecks } from './conformance-lifecycle.js';
 import { registerSnapshotChecks } from './conformance-snapshots.js';
 import { TestKit } from './conformance-kit.js';
@@ -138,6 +139,7 @@ export function adapterConformanceSuite(
           : null),
   };
   registerLifecycleChecks(ctx);
+  registerEventChecks(ctx);
   registerSnapshotChecks(ctx);
 }
 

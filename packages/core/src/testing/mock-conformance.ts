@@ -18,8 +18,8 @@ export function mockVmSpec(name: string, extra: Partial<VmSpec> = {}): VmSpec {
 
 /**
  * A conformance subject over a fresh {@link MockAdapter}, with every hook the suite can use:
- * a guest that honours a graceful stop, one that ignores it, the disk marker and the process
- * count. Adapter authors can read it as an example of what their subject provides.
+ * a guest that honours a graceful stop, one that ignores it, the disk marker, the process
+ * count, a killed hypervisor and a guest that powers itself off. Adapter authors can read it as an example of what their subject provides.
  *
  * @example
  * ```ts
@@ -44,6 +44,8 @@ export function mockConformanceSubject(
         read: async (vm) => adapter.readDisk(vm),
       },
       hypervisorProcesses: async (vm) => adapter.processCount(vm),
+      killHypervisor: async (vm) => adapter.crash(vm),
+      guestPowerOff: async (vm) => adapter.guestShutdown(vm),
     },
   };
 }
