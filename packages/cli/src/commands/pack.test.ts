@@ -80,6 +80,12 @@ describe('tandem pack --format directory, tandem push of a package directory', (
     expect(statSync(join(tmp, 'slash', 'manifest.zst')).isFile()).toBe(true);
   });
 
+  it('--version packages another version than the workspace file says', async () => {
+    const r = await tandem('--json', 'pack', ws, '--out', join(tmp, 'stamped.tandem'), '--version', '1.0.1');
+    expect(r.code, r.stderr).toBe(ExitCode.ok);
+    expect(result(r)).toMatchObject({ workspace: 'erp', version: '1.0.1' });
+  });
+
   it('refuses a bad --format, a bad or too small --volume-size, and a damaged package directory (exit 3)', async () => {
     const bad = await tandem('pack', ws, '--out', join(tmp, 'x'), '--format', 'zip');
     expect(bad.code).toBe(ExitCode.invalidInput);

@@ -41,6 +41,7 @@ interface PackFlags {
   level?: string;
   encrypt?: boolean;
   key?: string;
+  version?: string;
 }
 
 /** `tandem pack WORKSPACE --out PATH [--format file|directory] [--volume-size SIZE]` */
@@ -62,6 +63,10 @@ export function registerPack(program: Command, host: CommandHost): void {
     )
     .option('--avg-size <KiB>', 'average chunk size in KiB, a power of two (default 64: chunks of 16/64/256 KiB)')
     .option('--level <n>', 'zstd compression level, 1-19 (default 3)')
+    .option(
+      '--version <v>',
+      "package as this version instead of the file's metadata.version (the packaged file says it too)",
+    )
     .option('--encrypt', 'encrypt the package with the data key given by --key (keyed chunk ids, AES-256-GCM chunks)')
     .option('--key <file>', "the image's data key file (tandem keys image new); the same for every version")
     .action(
@@ -86,6 +91,7 @@ export function registerPack(program: Command, host: CommandHost): void {
             ...(volume !== undefined ? { volumeSize: volume } : {}),
             ...(avg !== undefined ? { chunking: { avgSize: avg * 1024 } } : {}),
             ...(level !== undefined ? { level } : {}),
+            ...(opts.version !== undefined ? { version: opts.version } : {}),
             ...(encryption ? { encryption: { dataKey: encryption.key, imageId: encryption.imageId } } : {}),
             onProgress: (p) =>
               ctx.line(
