@@ -3,15 +3,15 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { EventBus } from '@tandem/core';
 import {
   DirectoryStore,
-  EventBus,
   initRepository,
   packWorkspace,
   pullWorkspace,
   pushPackage,
   type PullResult,
-} from '@tandem/core';
+} from '@tandem/core/delivery';
 
 /** Options of {@link runDeliveryDemo}. */
 export interface DeliveryDemoOptions {

@@ -1,15 +1,14 @@
 import { fileURLToPath } from 'node:url';
+import { EventBus, formatDuration, VirtualClock } from '@tandem/core';
+// The policy engine alone: this entry loads no delivery, session or host code.
 import {
-  EventBus,
   formatDecision,
-  formatDuration,
   loadPolicy,
   runPolicyTestFile,
   toDecisionEvent,
-  VirtualClock,
   type PolicyDecision,
   type PolicyTestResult,
-} from '@tandem/core';
+} from '@tandem/core/policy';
 
 const here = (name: string): string => fileURLToPath(new URL(`../${name}`, import.meta.url));
 

@@ -7,7 +7,7 @@ import {
   loadWorkspaceFile,
   type AnyTandemEvent,
 } from '@tandem/core';
-import { MockAdapter } from '@tandem/core/testing';
+import { MockAdapter } from '@tandem/core/mock';
 
 /** The workspace file beside this example. */
 export const WORKSPACE_FILE = fileURLToPath(new URL('../tandem.workspace.yaml', import.meta.url));
