@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { UsageDecision } from '../policy/usage.js';
 import type { Session } from './session.js';
 
 /** Options of {@link IdleLock}; each defaults to what the session's policy says. */
@@ -12,6 +13,11 @@ export interface IdleLockOptions {
   idleMs?: number | null | undefined;
   /** Default: the layered usage policy's `lockOnHostSleep`. */
   lockOnHostSleep?: boolean | undefined;
+  /**
+   * A usage decision to take the idle period and the sleep rule from (one an agent got from its
+   * own policy engine, say), instead of the session's policy. `idleMs` and `lockOnHostSleep` win.
+   */
+  decision?: Pick<UsageDecision, 'idleLockMs' | 'lockOnHostSleep'> | undefined;
 }
 
 /**
@@ -39,8 +45,9 @@ export class IdleLock {
   constructor(session: Session, options: IdleLockOptions = {}) {
     this.#session = session;
     this.#clock = options.clock ?? session.clock;
-    this.#idleMs = options.idleMs ?? session.policy.idleLockMs ?? undefined;
-    this.#lockOnSleep = options.lockOnHostSleep ?? session.policy.lockOnHostSleep;
+    const decision = options.decision;
+    this.#idleMs = options.idleMs ?? (decision ? decision.idleLockMs : session.policy.idleLockMs) ?? undefined;
+    this.#lockOnSleep = options.lockOnHostSleep ?? decision?.lockOnHostSleep ?? session.policy.lockOnHostSleep;
     this.#lastActivity = this.#clock.now();
   }
 

@@ -81,6 +81,17 @@ describe('layered usage policy in sessions', () => {
     expect(new IdleLock(s, { idleMs: decision.idleLockMs }).idleMs).toBe(600_000);
   });
 
+  it('takes a decision or an action the caller already has', async () => {
+    const { manager, workspace } = setup('{ idleLock: PT10M, onSessionEnd: snapshot }');
+    const s = await manager.open(workspace);
+    const decision = SessionPolicy.for(workspace, { layers: [MACHINE] }).decide();
+    expect(new IdleLock(s, { decision }).idleMs).toBe(60_000);
+    expect(new IdleLock(s, { decision: { idleLockMs: null, lockOnHostSleep: false } }).idleMs).toBeUndefined();
+    await s.start();
+    expect(await s.end({ action: decision.onSessionEnd, timeoutMs: 1000 })).toBe('shutdown');
+    expect(await s.snapshots()).toEqual([]);
+  });
+
   it('refuses to start an expired workspace with PolicyDeniedError naming the rule and layer', async () => {
     const { manager, workspace, adapter, seen } = setup('{ expiresAt: 2020-01-01T00:00:00Z }');
     const s = await manager.open(workspace);

@@ -284,10 +284,11 @@ export class Session implements AsyncDisposable {
    * highest layer's `usage.onSessionEnd`): `shutdown` stops the VM; `snapshot` takes a snapshot
    * (`session-end-<time>`) and stops; `suspend` saves the VM to disk (or pauses it); `revert`
    * stops and returns to the baseline. A revertible workspace (`usage.mode: revertible`) always
-   * returns to its baseline snapshot, so the next session starts clean. Returns what was done.
+   * returns to its baseline snapshot, so the next session starts clean. `action` overrides the
+   * policy (a usage decision's `onSessionEnd`, say). Returns what was done.
    */
-  async end(options: SessionStopOptions = {}): Promise<SessionEndAction> {
-    const action = this.policy.endAction;
+  async end(options: SessionStopOptions & { action?: SessionEndAction } = {}): Promise<SessionEndAction> {
+    const action = options.action ?? this.policy.endAction;
     const running = (): boolean => this.#state === 'running' || this.#state === 'locked' || this.#state === 'suspended';
     switch (action) {
       case 'suspend':
