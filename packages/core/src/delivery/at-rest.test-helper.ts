@@ -21,7 +21,8 @@ export const testEncryptedImages: EncryptedImageStore = {
   format: 'qcow2',
   async create(path, size, key) {
     // Zeros encrypt to keystream, so "all zeros" is written out (a real qcow2 stays sparse).
-    await writeFile(path, crypt(key, 0, Buffer.alloc(size)), { mode: 0o600 });
+    // Sizes round up to whole sectors, as qemu-img's do.
+    await writeFile(path, crypt(key, 0, Buffer.alloc(Math.ceil(size / 512) * 512)), { mode: 0o600 });
     return this.open(path, key);
   },
   async open(path, key, options) {

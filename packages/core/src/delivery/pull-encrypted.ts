@@ -11,7 +11,7 @@ import { decodeEncryptedChunk } from './encryption.js';
 import { chunkFile, chunkStream, type FileChunk } from './fastcdc.js';
 import { planRanges, type RangeRequest } from './fetch-plan.js';
 import { syncDir, type InstallDir } from './install-dir.js';
-import { distinctChunks, type ImageManifest } from './manifest.js';
+import { distinctChunks, parseManifest, type ImageManifest } from './manifest.js';
 import type { ProgressTracker } from './progress.js';
 import { VERSION_META_DIR } from './staging.js';
 import type { RepoStore } from './store/types.js';
@@ -94,16 +94,16 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
       if (needed.size === 0) break;
       const old = await installedEncryption(install.versionDir(v));
       if (old?.keyId !== enc.keyId) continue;
-      const oldManifest = await readFile(join(install.versionDir(v), VERSION_META_DIR, 'manifest.zst')).catch(
-        () => null,
-      );
+      const oldManifest = await readFile(join(install.versionDir(v), VERSION_META_DIR, 'manifest.zst'))
+        .then((bytes) => parseManifest(bytes, `installed version ${v}`))
+        .catch(() => null);
       if (!oldManifest) continue;
       const oldImagePath = await imagePathOf(install.versionDir(v));
       if (!oldImagePath) continue;
       const source = await job.images.open(oldImagePath, diskKey, { readOnly: true }).catch(() => undefined);
       if (!source) continue;
       try {
-        await seed(chunkStream(blocksOf(source), manifest.chunking));
+        await seed(chunkStream(blocksOf(source, oldManifest.image.size), manifest.chunking));
       } finally {
         await source.close();
       }
@@ -157,7 +157,7 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
     progress.phase = 'verifying';
     progress.tick(true);
     const h = createHash('sha256');
-    for await (const block of blocksOf(target)) h.update(block);
+    for await (const block of blocksOf(target, manifest.image.size)) h.update(block);
     const digest = cipher.imageDigest(h.digest('hex'));
     if (digest !== manifest.image.sha256)
       throw new IntegrityError(
@@ -196,9 +196,14 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
   }
 }
 
-async function* blocksOf(image: EncryptedImage): AsyncGenerator<Buffer> {
-  for (let at = 0; at < image.size; at += BLOCK) {
-    const block = await image.read(at, Math.min(BLOCK, image.size - at));
+/**
+ * The first `size` bytes of an encrypted image, in blocks. An image can be larger than the
+ * plaintext it was made for (qemu-img rounds sizes up to whole sectors): the rest is not read.
+ */
+async function* blocksOf(image: EncryptedImage, size: number): AsyncGenerator<Buffer> {
+  const end = Math.min(size, image.size);
+  for (let at = 0; at < end; at += BLOCK) {
+    const block = await image.read(at, Math.min(BLOCK, end - at));
     try {
       yield block;
     } finally {
