@@ -147,6 +147,7 @@ if (!process.argv.includes('--skip-pull')) {
   const child = spawn(process.execPath, [resolve('bench/lib/static-server.mjs'), OUT], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  process.on('exit', () => child.kill());
   const port = await new Promise((r) => child.stdout.once('data', (d) => r(Number(String(d).trim()))));
   const url = `http://127.0.0.1:${port}`;
   const stats = async () => (await fetch(`${url}/__stats`)).json();

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { TandemError } from '@tandem/core';
+import { ensurePrivateDir } from '@tandem/core/crypto';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 import { registerCommands } from './commands/index.js';
@@ -35,6 +36,8 @@ export function buildProgram(): { program: Command; exitCode: () => number } {
         const command = args[args.length - 1] as Command;
         const ctx = createContext(command.optsWithGlobals<GlobalOptions>());
         try {
+          // Sessions, events and keys live here: private to this user whatever the umask.
+          await ensurePrivateDir(ctx.stateDir);
           const result = await action(ctx, ...(args.slice(0, -1) as A));
           if (typeof result === 'number') code = result;
         } catch (err) {

@@ -41,6 +41,17 @@ describe('tandem keys', () => {
     process.umask(umask);
   });
 
+  it('keeps the state directory private whatever the umask, for any command', async () => {
+    const fresh = join(tmp, 'fresh-state');
+    const r = await as(fresh, '--json', 'status');
+    expect(r.code).toBe(ExitCode.ok);
+    expect(statSync(fresh).mode & 0o777).toBe(0o700);
+    const { chmodSync } = await import('node:fs');
+    chmodSync(fresh, 0o755);
+    await as(fresh, '--json', 'status');
+    expect(statSync(fresh).mode & 0o777).toBe(0o700);
+  });
+
   it('makes device keys on first use, private whatever the umask, and prints only the public key', async () => {
     const shown = await tandem('--json', 'keys', 'device', 'show');
     expect(shown.code).toBe(ExitCode.ok);

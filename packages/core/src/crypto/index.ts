@@ -25,6 +25,7 @@ export type { TrustedTimeSource } from './trusted-time.js';
 export { ChunkCipher, CHUNK_TAG_BYTES } from './chunk-cipher.js';
 export {
   ensurePrivateDir,
+  makePrivateDir,
   writePrivateFile,
   readPrivateFile,
   PRIVATE_DIR_MODE,

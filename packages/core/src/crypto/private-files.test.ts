@@ -39,6 +39,19 @@ describe('private state files', () => {
     expect(await mode(file)).toBe(0o600);
   });
 
+  it('never narrows a shared directory, nor an existing one a file is written into', async () => {
+    const shared = join(root, 'shared');
+    await ensurePrivateDir(shared);
+    await import('node:fs/promises').then((fs) => fs.chmod(shared, 0o1777));
+    await expect(ensurePrivateDir(shared)).rejects.toMatchObject({ code: 'TANDEM_INVALID_STATE' });
+    expect(await mode(shared)).toBe(0o777);
+    const open = join(root, 'project');
+    await import('node:fs/promises').then((fs) => fs.mkdir(open, { mode: 0o755 }));
+    await writePrivateFile(join(open, 'erp.key'), 'k');
+    expect(await mode(open)).toBe(0o755);
+    expect(await mode(join(open, 'erp.key'))).toBe(0o600);
+  });
+
   it('replaces a file atomically and reads a missing one as undefined', async () => {
     const file = join(root, 'a', 'f');
     await writePrivateFile(file, 'one');

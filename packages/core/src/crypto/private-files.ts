@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { chmod, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { HostError } from '../errors.js';
+import { HostError, InvalidStateError } from '../errors.js';
 
 /** Mode of every directory Tandem keeps state in: its user only. */
 export const PRIVATE_DIR_MODE = 0o700;
@@ -9,9 +9,10 @@ export const PRIVATE_DIR_MODE = 0o700;
 export const PRIVATE_FILE_MODE = 0o600;
 
 /**
- * Makes `dir` (and any missing parents below an existing ancestor) with mode 0700, and sets
- * 0700 on `dir` itself when it exists with a wider mode. The mode is set with chmod after
- * mkdir, so a permissive umask makes no difference.
+ * Makes `dir` (and any missing parents) with mode 0700, and narrows `dir` itself to 0700 when it
+ * exists with a wider mode: for a state or keys directory. The mode is set with chmod after
+ * mkdir, so a permissive umask makes no difference. A directory that is not the user's own or
+ * has the sticky bit (`/tmp`) is never narrowed: it is not a state directory, and is refused.
  *
  * @example
  * ```ts
@@ -19,29 +20,43 @@ export const PRIVATE_FILE_MODE = 0o600;
  * ```
  */
 export async function ensurePrivateDir(dir: string): Promise<void> {
+  const made = await makePrivateDir(dir);
+  if (made) return;
+  const st = await lstat(dir);
+  if ((st.mode & 0o777) === PRIVATE_DIR_MODE) return;
+  const uid = process.getuid?.();
+  if ((uid !== undefined && st.uid !== uid) || (st.mode & 0o1000) !== 0 || !st.isDirectory())
+    throw new InvalidStateError(
+      `${dir} is not a private directory of this user (mode ${(st.mode & 0o7777).toString(8)}, owner ${st.uid}) and is shared with others; choose a directory of your own for Tandem's state.`,
+      'shared-directory',
+      { details: { dir } },
+    );
+  await chmod(dir, PRIVATE_DIR_MODE);
+}
+
+/**
+ * Makes the missing directories up to `dir` with mode 0700 whatever the umask; existing ones are
+ * left as they are. True when `dir` itself was made.
+ */
+export async function makePrivateDir(dir: string): Promise<boolean> {
   const made = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
-  // mkdir returns the first directory it made; every one from there down to `dir` is ours.
-  const own: string[] = [];
-  if (made !== undefined) {
-    for (let d = dir; ; d = dirname(d)) {
-      own.push(d);
-      if (d === made || dirname(d) === d) break;
-    }
-  } else own.push(dir);
-  for (const d of own) {
-    const st = await lstat(d);
-    if ((st.mode & 0o777) !== PRIVATE_DIR_MODE) await chmod(d, PRIVATE_DIR_MODE);
+  if (made === undefined) return false;
+  // mkdir returns the first directory it made; every one from there down to `dir` is new.
+  for (let d = dir; ; d = dirname(d)) {
+    await chmod(d, PRIVATE_DIR_MODE);
+    if (d === made || dirname(d) === d) break;
   }
+  return true;
 }
 
 /**
  * Writes `data` to `file` with mode 0600 whatever the umask, atomically: a temporary file in the
- * same (private) directory, flushed, then renamed over the old one. A reader sees the old
+ * same directory (made 0700 when missing), flushed, then renamed over the old one. A reader sees the old
  * content or the new one, never a part.
  */
 export async function writePrivateFile(file: string, data: string | Uint8Array): Promise<void> {
   const dir = dirname(file);
-  await ensurePrivateDir(dir);
+  await makePrivateDir(dir);
   const tmp = join(dir, `.${randomUUID()}.tmp`);
   try {
     const handle = await open(tmp, 'wx', PRIVATE_FILE_MODE);
