@@ -162,6 +162,9 @@ export function envelopeKeyProvider(
         { details: { source } },
       );
     const { device, trustedTime } = await openEndpointKeys(keysDirOf(stateDir));
+    // The version's creation time is signed repository metadata: a trusted time as well.
+    const packedAt = Date.parse(need.createdAt);
+    if (Number.isFinite(packedAt)) await trustedTime.observe(packedAt, 'repository');
     const released = await openEnvelope(envelope, {
       trustedAuthorities,
       device,

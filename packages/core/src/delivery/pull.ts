@@ -90,6 +90,11 @@ export interface EncryptedImageNeed {
   readonly version: string;
   /** The data key's public id. */
   readonly keyId: string;
+  /**
+   * When the version was packed (the manifest's `createdAt`, covered by signed repository
+   * metadata): a trusted time for the device's {@link TrustedTime} record.
+   */
+  readonly createdAt: string;
 }
 
 /** What {@link pullWorkspace} did. */
@@ -184,6 +189,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         imageId: enc.imageId,
         version: manifest.workspace.version,
         keyId: enc.keyId,
+        createdAt: manifest.createdAt,
       });
       if (!dataKey) throw missingKeyError(manifest, target.path);
       verifyManifest(manifest, dataKey, target.path);
