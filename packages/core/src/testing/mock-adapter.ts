@@ -425,6 +425,10 @@ export class MockAdapter implements HypervisorAdapter {
         .map((x) => (x.parentId === s.id ? { ...x, parentId: s.parentId } : x));
       if (r.currentSnapshot === s.id) r.currentSnapshot = s.parentId;
     }
+    if (r.snapshotDisks) {
+      const kept = new Set(r.snapshots.map((x) => x.id));
+      r.snapshotDisks = Object.fromEntries(Object.entries(r.snapshotDisks).filter(([k]) => kept.has(k)));
+    }
   }
 
   async #launch(r: MockVmRecord, req: LaunchRequest): Promise<LaunchHandle> {
