@@ -8,6 +8,10 @@ const parts = [
   ['Session on the mock adapter: start, snapshot, suspend, resume, revert, stop', 'examples/quickstart/dist/main.js'],
   ['Image delivery: pack v1, pull it, pack v2, pull only the delta', 'examples/delivery/dist/main.js'],
   ['Policy: layered web redirection, data transfer, usage and provisioning, explained', 'examples/policy/dist/main.js'],
+  [
+    'Encryption: pack encrypted, pull with an envelope, start, refused after the lease expires (virtual clock)',
+    'examples/encryption/dist/main.js',
+  ],
 ];
 for (const [title, script] of parts) {
   console.log(`\n=== ${title}\n`);
