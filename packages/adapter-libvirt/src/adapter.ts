@@ -29,6 +29,7 @@ import type { AdapterInternals } from './internals.js';
 import { ensureHostOnlyNetwork, startNetworkIfInactive } from './networks.js';
 import { defaultUri, type LibvirtOptions } from './options.js';
 import { probeLibvirt } from './probe.js';
+import { carrySnapshots, definedView, disksStay, dropSnapshots, withUuid } from './redefine.js';
 import { LibvirtDiskEncryption, withDiskSecrets } from './encryption.js';
 import { LibvirtSeamless } from './seamless/launch.js';
 import { LibvirtSnapshots } from './snapshots.js';
@@ -138,18 +139,44 @@ export class LibvirtAdapter implements HypervisorAdapter {
           },
         );
       }
-      const xml = buildDomainXml(spec, {
-        virtType: await this.#resolveVirtType(),
-        natNetwork: this.#options.natNetwork ?? 'default',
-        hostOnlyNetwork: this.#options.hostOnlyNetwork ?? 'tandem-hostonly',
-        ...(this.#options.arch ? { arch: this.#options.arch } : {}),
-        ...(this.#options.machine ? { machine: this.#options.machine } : {}),
-        ...(this.#options.networkBoot ? { networkBoot: true } : {}),
-      });
+      const xml = await this.#domainXml(spec);
       if (spec.network.mode === 'host-only') {
         await ensureHostOnlyNetwork(this.#internals, this.#options.hostOnlyNetwork ?? 'tandem-hostonly');
       }
       const dom = await this.#call({ operation: 'define', vm: spec.name }, false, (hv) => hv.domainDefineXML(xml));
+      return { ...(await describe(dom)), state: 'stopped' };
+    });
+  }
+
+  /**
+   * Replaces a stopped (or crashed) VM's definition with one built from `spec`, under the same
+   * UUID, so libvirt keeps the domain's snapshot metadata; the MAC address libvirt generated is
+   * kept when the spec names none. Another state is InvalidStateError, an unknown VM
+   * NotFoundError.
+   *
+   * Snapshots: when every disk stays (same images, formats and order), they are all kept, and
+   * those taken of a stopped VM are given the new definition, so a revert restores the disks'
+   * contents under the new memory, CPUs and network; a snapshot of a running or paused VM keeps
+   * the hardware its memory image needs, and reverting to it brings that definition back. When
+   * a disk changes, the snapshots (internal qcow2 snapshots inside the old images) no longer fit
+   * the VM and are deleted; `snapshots.list()` no longer shows them, which the core reports as
+   * dropped.
+   */
+  async redefine(spec: VmSpec): Promise<VmInfo> {
+    return this.#queue.run(spec.name, async () => {
+      const vm = spec.name;
+      await this.#requireState(vm, 'redefine', ['stopped', 'crashed']);
+      const facts = readDomainFacts(await this.#withDomain(vm, 'redefine', (d) => d.getXMLDesc(2), true));
+      const mac = spec.network.mode !== 'none' && !spec.network.macAddress ? facts.macAddresses[0] : undefined;
+      const xml = await this.#domainXml(spec, mac);
+      if (spec.network.mode === 'host-only') {
+        await ensureHostOnlyNetwork(this.#internals, this.#options.hostOnlyNetwork ?? 'tandem-hostonly');
+      }
+      const dom = await this.#call({ operation: 'redefine', vm }, false, (hv) =>
+        hv.domainDefineXML(facts.uuid ? withUuid(xml, facts.uuid) : xml),
+      );
+      if (disksStay(facts.disks, spec)) await carrySnapshots(this.#internals, vm);
+      else await dropSnapshots(this.#internals, vm);
       return { ...(await describe(dom)), state: 'stopped' };
     });
   }
@@ -304,6 +331,18 @@ export class LibvirtAdapter implements HypervisorAdapter {
     );
   }
 
+  async #domainXml(spec: VmSpec, keptMacAddress?: string): Promise<string> {
+    return buildDomainXml(spec, {
+      virtType: await this.#resolveVirtType(),
+      natNetwork: this.#options.natNetwork ?? 'default',
+      hostOnlyNetwork: this.#options.hostOnlyNetwork ?? 'tandem-hostonly',
+      ...(this.#options.arch ? { arch: this.#options.arch } : {}),
+      ...(this.#options.machine ? { machine: this.#options.machine } : {}),
+      ...(this.#options.networkBoot ? { networkBoot: true } : {}),
+      ...(keptMacAddress ? { keptMacAddress } : {}),
+    });
+  }
+
   async #own<T>(vm: string, events: readonly string[], fn: () => Promise<T>): Promise<T> {
     const done = this.#events.expect(vm, events);
     try {
@@ -414,12 +453,14 @@ export class LibvirtAdapter implements HypervisorAdapter {
 }
 
 async function describe(d: NativeDomain): Promise<VmInfo> {
-  const [name, id, info] = await Promise.all([d.getName(), d.getUUIDString(), d.getInfo()]);
+  const [name, id, info, xml] = await Promise.all([d.getName(), d.getUUIDString(), d.getInfo(), d.getXMLDesc(2)]);
   return {
     name,
     id,
     state: mapDomainState(info.state),
     memoryMiB: Math.floor(info.maxMem / 1024),
     cpus: info.nrVirtCpu,
+    // The persistent definition: what the next start uses, and what an update compares.
+    ...definedView(readDomainFacts(xml)),
   };
 }

@@ -22,6 +22,11 @@ export interface DomainFacts {
   readonly hasAgentChannel: boolean;
   readonly macAddresses: readonly string[];
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * The network attachment Tandem defined (from its metadata; absent in a foreign definition).
+   * The MAC address is there only when the spec named one, not when libvirt generated it.
+   */
+  readonly network?: VmSpec['network'];
 }
 
 /** Reads the facts Tandem needs from libvirt domain XML (its own definitions and foreign ones). */
@@ -59,6 +64,18 @@ export function readDomainFacts(xml: string): DomainFacts {
     children(meta, 'tandem:label').map((l) => [l.attrs['key'] ?? '', l.attrs['value'] ?? '']),
   );
   const uuid = child(root, 'uuid')?.text.trim();
+  const mode = meta?.attrs['network'];
+  const bridge = children(devices, 'interface')
+    .map((i) => (i.attrs['type'] === 'bridge' ? child(i, 'source')?.attrs['bridge'] : undefined))
+    .find((b) => b !== undefined);
+  const network: VmSpec['network'] | undefined =
+    mode === 'nat' || mode === 'bridged' || mode === 'host-only' || mode === 'none'
+      ? {
+          mode,
+          ...(mode === 'bridged' && bridge ? { bridge } : {}),
+          ...(meta?.attrs['mac'] ? { macAddress: meta.attrs['mac'] } : {}),
+        }
+      : undefined;
   return {
     name: child(root, 'name')?.text ?? '',
     ...(uuid ? { uuid } : {}),
@@ -70,6 +87,7 @@ export function readDomainFacts(xml: string): DomainFacts {
       .map((i) => path(i, 'mac')?.attrs['address'])
       .filter((m): m is string => typeof m === 'string'),
     labels,
+    ...(network ? { network } : {}),
   };
 }
 

@@ -24,6 +24,11 @@ export interface DomainXmlOptions {
   readonly machine?: string;
   /** After the disks, boot from the network (PXE) too. */
   readonly networkBoot?: boolean;
+  /**
+   * The MAC address to keep when the spec names none (a redefinition keeps the one libvirt
+   * generated, so the guest does not see a new network card).
+   */
+  readonly keptMacAddress?: string;
 }
 
 const DISK_FORMATS: Record<DiskSpec['format'], string> = {
@@ -64,7 +69,7 @@ function renderDomainXml(spec: VmSpec, options: DomainXmlOptions): string {
   lines.push(`  <description>Tandem VM ${e(spec.name)}</description>`);
   lines.push('  <metadata>');
   lines.push(
-    `    <tandem:vm xmlns:tandem='${TANDEM_XMLNS}' osFamily='${e(spec.osFamily)}' guestChannel='${spec.guestChannel ? 'yes' : 'no'}' graphics='${e(spec.graphics.kind)}' network='${e(spec.network.mode)}'>`,
+    `    <tandem:vm xmlns:tandem='${TANDEM_XMLNS}' osFamily='${e(spec.osFamily)}' guestChannel='${spec.guestChannel ? 'yes' : 'no'}' graphics='${e(spec.graphics.kind)}' network='${e(spec.network.mode)}'${spec.network.macAddress ? ` mac='${e(spec.network.macAddress)}'` : ''}>`,
   );
   for (const [key, value] of Object.entries(spec.labels ?? {})) {
     lines.push(`      <tandem:label key='${e(key)}' value='${e(value)}'/>`);
@@ -121,7 +126,8 @@ function diskXml(disk: DiskSpec, index: number, windows: boolean): string[] {
 function interfaceXml(spec: VmSpec, options: DomainXmlOptions, windows: boolean): string[] {
   const e = escapeXml;
   const model = `<model type='${windows ? 'e1000e' : 'virtio'}'/>`;
-  const mac = spec.network.macAddress ? `<mac address='${e(spec.network.macAddress)}'/>` : '';
+  const address = spec.network.macAddress ?? options.keptMacAddress;
+  const mac = address ? `<mac address='${e(address)}'/>` : '';
   switch (spec.network.mode) {
     case 'none':
       return [];

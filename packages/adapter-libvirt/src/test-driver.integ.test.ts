@@ -104,6 +104,26 @@ describe.skipIf(!gate.enabled)('libvirt adapter on test:///default', () => {
     }
   });
 
+  it('list() reads back disks, network and labels; redefine() refuses a running or unknown VM', async () => {
+    const a = adapter();
+    try {
+      await a.define({ ...spec('tandem-it-td-view'), labels: { 'tandem.version': '1.0.0' } });
+      expect((await a.list()).find((v) => v.name === 'tandem-it-td-view')).toMatchObject({
+        disks: [],
+        network: { mode: 'none' },
+        labels: { 'tandem.version': '1.0.0' },
+      });
+      // `test` is the driver's built-in running VM.
+      await expect(a.redefine({ ...spec('test'), memoryMiB: 128 })).rejects.toMatchObject({
+        code: 'TANDEM_INVALID_STATE',
+        details: { current: 'running' },
+      });
+      await expect(a.redefine(spec('nope'))).rejects.toMatchObject({ code: 'TANDEM_NOT_FOUND' });
+    } finally {
+      await a.close();
+    }
+  });
+
   it("a definition libvirt rejects is HypervisorError with libvirt's own message", async () => {
     const a = adapter();
     try {

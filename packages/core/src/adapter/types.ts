@@ -316,8 +316,10 @@ export interface HypervisorAdapter {
   restore?(vm: string, options?: StartOptions): Promise<void>;
   /**
    * Replaces the definition of a stopped VM of the same name (other disks, memory, CPUs,
-   * network), keeping its snapshots. Optional: without it the core destroys and defines the VM
-   * again, and its snapshots are lost.
+   * network), keeping its snapshots where the hypervisor can: an adapter may delete those that
+   * cannot survive the new definition (libvirt: internal snapshots inside a disk that was
+   * replaced), and the core reports the ones `snapshots.list()` no longer shows as dropped.
+   * Optional: without it the core destroys and defines the VM again, and its snapshots are lost.
    */
   redefine?(spec: VmSpec): Promise<VmInfo>;
   /**

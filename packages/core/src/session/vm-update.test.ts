@@ -155,6 +155,28 @@ describe('updates reach the VM', () => {
     expect(s.pendingUpdate?.fromVersion).toBe('1.0.0');
   });
 
+  it('snapshots an in-place redefinition deletes (a replaced disk) are reported as dropped', async () => {
+    const { adapter, manager, seen } = setup();
+    // Like libvirt: internal snapshots live in the disk, so a new disk takes them away.
+    const inPlace = adapter.redefine!;
+    Object.assign(adapter, {
+      redefine: async (spec: Parameters<typeof inPlace>[0]) => {
+        for (const s of await adapter.snapshots.list(spec.name)) await adapter.snapshots.delete(spec.name, s.id);
+        return inPlace(spec);
+      },
+    });
+    const v1 = await manager.open(version('1.0.0', 1, '{ mode: revertible }'), { diskPath: '/images/a.qcow2' });
+    await v1.snapshot('mine');
+    await v1.close();
+    const v2 = await manager.open(version('2.0.0', 1, '{ mode: revertible }'), { diskPath: '/images/b.qcow2' });
+    await v2.start();
+    expect(seen.find((e) => e.type === 'session.vm-updated')?.data).toMatchObject({
+      snapshotsKept: 0,
+      snapshotsDropped: ['tandem-baseline', 'mine'],
+    });
+    expect((await adapter.snapshots.list(v2.vm)).map((s) => s.name)).toEqual(['tandem-baseline']);
+  });
+
   it('compares only what is known of the defined VM', () => {
     const spec = buildVmSpec(version('1.0.0', 2), { hostMemoryMiB: 4096, baseDir: '/ws' });
     expect(diffVmSpec({ cpus: 2 }, spec)).toEqual([]);

@@ -83,8 +83,17 @@ export async function applyVmUpdate(
   const before = snapshotOps ? await snapshotOps.list(vm) : [];
   let kept = before.length;
   let dropped: string[] = [];
+  let after = before;
   if (adapter.redefine) {
     await adapter.redefine(update.spec);
+    // An adapter drops what cannot survive the new definition (libvirt: internal snapshots of
+    // a disk that was replaced); what is gone is reported as dropped.
+    if (snapshotOps) {
+      after = await snapshotOps.list(vm);
+      const left = new Set(after.map((s) => s.id));
+      dropped = before.filter((s) => !left.has(s.id)).map((s) => s.name);
+      kept = after.length;
+    }
   } else {
     await adapter.destroy(vm, { deleteDisks: false });
     await adapter.define(update.spec);
@@ -94,7 +103,7 @@ export async function applyVmUpdate(
   const disksChanged = update.changes.some((c) => c.field === 'disks');
   if (options.revertible && snapshotOps && (disksChanged || kept === 0)) {
     // The baseline must be the new image as delivered, never booted.
-    const old = kept > 0 ? before.find((s) => s.name === options.baseline) : undefined;
+    const old = kept > 0 ? after.find((s) => s.name === options.baseline) : undefined;
     if (old) {
       await snapshotOps.delete(vm, old.id);
       kept -= 1;
