@@ -77,6 +77,21 @@ describe.skipIf(!nbdGate.enabled)('encrypted images at rest (qemu-img, qemu-nbd)
     const data = Buffer.concat([CANARY, randomBytes(100_000)]);
     await image.write(12_345, data); // unaligned on purpose
     expect((await image.read(12_345, data.length)).equals(data)).toBe(true);
+    // Many unaligned neighbours in flight at once, sharing sectors: QEMU orders them itself.
+    const pieces = Array.from({ length: 48 }, (_, i) => randomBytes(3000 + ((i * 7919) % 70_000)));
+    const base = 2 * MIB + 333;
+    let at = base;
+    const writes: Promise<void>[] = [];
+    for (const p of pieces) {
+      writes.push(image.write(at, p));
+      at += p.length;
+    }
+    await Promise.all(writes);
+    const back = await Promise.all([
+      image.read(base, (at - base) >> 1),
+      image.read(base + ((at - base) >> 1), at - base - ((at - base) >> 1)),
+    ]);
+    expect(Buffer.concat(back).equals(Buffer.concat(pieces))).toBe(true);
     await image.close();
     expect((await readFile(path)).includes(CANARY)).toBe(false);
     const again = await store.open(path, key, { readOnly: true });

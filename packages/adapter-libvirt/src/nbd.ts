@@ -15,10 +15,20 @@ const CMD_FLUSH = 3;
 /** Largest request sent; qemu-nbd takes up to 32 MiB. */
 export const NBD_MAX_REQUEST = 8 * 1024 * 1024;
 
+interface Pending {
+  readonly type: number;
+  readonly offset: number;
+  readonly length: number;
+  resolve(data: Buffer | undefined): void;
+  reject(err: Error): void;
+}
+
 /**
- * A minimal NBD client (fixed newstyle handshake, simple replies, one request at a time) for a
- * qemu-nbd serving an encrypted image over a unix socket: plaintext moves between Tandem and
- * QEMU through the kernel's socket buffers only, never through a file.
+ * A minimal NBD client (fixed newstyle handshake, simple replies) for a qemu-nbd serving an
+ * encrypted image over a unix socket: plaintext moves between Tandem and QEMU through the
+ * kernel's socket buffers only, never through a file. Requests may be in flight together (the
+ * protocol matches replies by cookie), so Tandem decrypts the next range while QEMU encrypts the
+ * last; QEMU orders overlapping requests itself.
  */
 export class NbdClient {
   #socket: Socket;
@@ -26,8 +36,10 @@ export class NbdClient {
   #bufferedBytes = 0;
   #waiter: (() => void) | undefined;
   #error: Error | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
   #cookie = 0n;
+  #pending = new Map<bigint, Pending>();
+  #reading = false;
+  #inflight = new Set<Promise<unknown>>();
   size = 0;
 
   private constructor(socket: Socket) {
@@ -40,6 +52,8 @@ export class NbdClient {
     const fail = (err: Error): void => {
       this.#error ??= err;
       this.#waiter?.();
+      for (const p of this.#pending.values()) p.reject(this.#error);
+      this.#pending.clear();
     };
     socket.on('error', fail);
     socket.on('close', () => fail(new HostError('The NBD connection to qemu-nbd closed.')));
@@ -76,65 +90,83 @@ export class NbdClient {
   }
 
   /** Reads `length` bytes at `offset`. */
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.#serial(async () => {
-      const out = Buffer.allocUnsafe(length);
-      for (let done = 0; done < length;) {
-        const n = Math.min(NBD_MAX_REQUEST, length - done);
-        await this.#request(CMD_READ, offset + done, n);
-        (await this.#take(n)).copy(out, done);
-        done += n;
-      }
-      return out;
-    });
+  async read(offset: number, length: number): Promise<Buffer> {
+    const parts: Promise<Buffer | undefined>[] = [];
+    for (let done = 0; done < length; done += NBD_MAX_REQUEST)
+      parts.push(this.#request(CMD_READ, offset + done, Math.min(NBD_MAX_REQUEST, length - done)));
+    const got = await Promise.all(parts);
+    return got.length === 1 ? got[0]! : Buffer.concat(got as Buffer[], length);
   }
 
-  /** Writes `data` at `offset`. */
-  write(offset: number, data: Uint8Array): Promise<void> {
-    return this.#serial(async () => {
-      for (let done = 0; done < data.length;) {
-        const n = Math.min(NBD_MAX_REQUEST, data.length - done);
-        await this.#request(CMD_WRITE, offset + done, n, data.subarray(done, done + n));
-        done += n;
-      }
-    });
+  /** Writes `data` at `offset`; resolves when the server has taken it. */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    const parts: Promise<unknown>[] = [];
+    for (let done = 0; done < data.length; done += NBD_MAX_REQUEST) {
+      const n = Math.min(NBD_MAX_REQUEST, data.length - done);
+      parts.push(this.#request(CMD_WRITE, offset + done, n, data.subarray(done, done + n)));
+    }
+    await Promise.all(parts);
   }
 
-  /** Asks the server to put what was written on disk. */
-  flush(): Promise<void> {
-    return this.#serial(() => this.#request(CMD_FLUSH, 0, 0));
+  /** Asks the server to put what was written on disk (after every write before it was answered). */
+  async flush(): Promise<void> {
+    await this.#request(CMD_FLUSH, 0, 0);
   }
 
   /** Disconnects (the server then exits, as qemu-nbd does without --persistent). */
   async close(): Promise<void> {
-    await this.#queue.catch(() => undefined);
+    await Promise.allSettled([...this.#inflight]);
     if (!this.#socket.destroyed) {
       this.#socket.write(header(CMD_DISC, this.#cookie++, 0, 0));
       this.#socket.end();
     }
   }
 
-  #serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn);
-    this.#queue = run.catch(() => undefined);
-    return run;
-  }
-
-  async #request(type: number, offset: number, length: number, data?: Uint8Array): Promise<void> {
+  #request(type: number, offset: number, length: number, data?: Uint8Array): Promise<Buffer | undefined> {
+    if (this.#error) return Promise.reject(this.#error);
     const cookie = this.#cookie++;
+    const done = new Promise<Buffer | undefined>((resolve, reject) => {
+      this.#pending.set(cookie, { type, offset, length, resolve, reject });
+    });
+    this.#inflight.add(done);
+    void done.catch(() => undefined).finally(() => this.#inflight.delete(done));
     this.#socket.write(header(type, cookie, offset, length));
     if (data) this.#socket.write(data);
-    const reply = await this.#take(16);
-    if (reply.readUInt32BE(0) !== SIMPLE_REPLY_MAGIC || reply.readBigUInt64BE(8) !== cookie)
-      throw new IntegrityError('qemu-nbd sent a reply Tandem cannot read (not a simple reply to this request).');
-    const error = reply.readUInt32BE(4);
-    if (error !== 0)
-      throw new HostError(
-        `qemu-nbd refused an ${type === CMD_READ ? 'read' : type === CMD_WRITE ? 'write' : 'flush'} at ${offset} (NBD error ${error}).`,
-        {
-          details: { nbdError: error, offset, length },
-        },
-      );
+    if (!this.#reading) void this.#readReplies();
+    return done;
+  }
+
+  /** Reads replies while requests are pending, handing each to its request by cookie. */
+  async #readReplies(): Promise<void> {
+    this.#reading = true;
+    try {
+      while (this.#pending.size > 0 && !this.#error) {
+        const reply = await this.#take(16);
+        const cookie = reply.readBigUInt64BE(8);
+        const p = this.#pending.get(cookie);
+        if (reply.readUInt32BE(0) !== SIMPLE_REPLY_MAGIC || !p)
+          throw new IntegrityError('qemu-nbd sent a reply Tandem cannot read (not a simple reply to a request).');
+        this.#pending.delete(cookie);
+        const error = reply.readUInt32BE(4);
+        if (error !== 0) {
+          p.reject(
+            new HostError(
+              `qemu-nbd refused a ${p.type === CMD_READ ? 'read' : p.type === CMD_WRITE ? 'write' : 'flush'} at ${p.offset} (NBD error ${error}).`,
+              { details: { nbdError: error, offset: p.offset, length: p.length } },
+            ),
+          );
+          // A refused read still has no payload in a simple reply.
+          continue;
+        }
+        p.resolve(p.type === CMD_READ ? await this.#take(p.length) : undefined);
+      }
+    } catch (err) {
+      this.#error ??= err as Error;
+      for (const p of this.#pending.values()) p.reject(this.#error);
+      this.#pending.clear();
+    } finally {
+      this.#reading = false;
+    }
   }
 
   async #take(n: number): Promise<Buffer> {

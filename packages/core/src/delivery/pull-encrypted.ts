@@ -24,45 +24,66 @@ interface InstalledEncryption {
 }
 
 const BLOCK = 4 * 1024 * 1024;
+/** Writes to, and reads from, the encrypted image in flight at once. */
+const IN_FLIGHT = 4;
 
 /**
  * Gathers writes that follow each other in the image into one write of up to {@link BLOCK}
- * (a cold pull's chunks arrive in image order): one round trip to the encrypted image per 4 MiB
- * instead of one per chunk. It copies what it is given, so callers may wipe their buffers at
+ * (a cold pull's chunks arrive in image order), several in flight: one request to the
+ * encrypted image per 4 MiB instead of one per chunk, and no wait for each. It copies what it is given, so callers may wipe their buffers at
  * once, and wipes its own after each write.
  */
 class WriteCombiner {
   readonly #image: EncryptedImage;
-  readonly #buffer = Buffer.alloc(BLOCK);
+  /** Writes in flight, each with its own buffer; at most {@link IN_FLIGHT}. */
+  readonly #inflight = new Set<Promise<void>>();
+  #buffer = Buffer.alloc(BLOCK);
   #start = 0;
   #length = 0;
+  #failed: Error | undefined;
 
   constructor(image: EncryptedImage) {
     this.#image = image;
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    if (this.#length > 0 && offset !== this.#start + this.#length) await this.flush();
+    if (this.#length > 0 && offset !== this.#start + this.#length) await this.#send();
     if (data.length > BLOCK) {
       await this.flush();
       await this.#image.write(offset, data);
       return;
     }
-    if (this.#length + data.length > BLOCK) await this.flush();
+    if (this.#length + data.length > BLOCK) await this.#send();
     if (this.#length === 0) this.#start = offset;
     this.#buffer.set(data, this.#length);
     this.#length += data.length;
   }
 
+  /** Sends what is gathered and waits for every write in flight. */
   async flush(): Promise<void> {
+    await this.#send();
+    await Promise.all([...this.#inflight]);
+    if (this.#failed) throw this.#failed;
+  }
+
+  /** Sends the gathered bytes without waiting for them, once fewer than IN_FLIGHT are in flight. */
+  async #send(): Promise<void> {
+    if (this.#failed) throw this.#failed;
     if (this.#length === 0) return;
-    const length = this.#length;
+    while (this.#inflight.size >= IN_FLIGHT) await Promise.race([...this.#inflight]);
+    const buffer = this.#buffer.subarray(0, this.#length);
+    const write: Promise<void> = this.#image
+      .write(this.#start, buffer)
+      .catch((err: unknown) => {
+        this.#failed ??= err instanceof Error ? err : new Error(String(err));
+      })
+      .finally(() => {
+        wipe(buffer);
+        this.#inflight.delete(write);
+      });
+    this.#inflight.add(write);
+    this.#buffer = Buffer.alloc(BLOCK);
     this.#length = 0;
-    try {
-      await this.#image.write(this.#start, this.#buffer.subarray(0, length));
-    } finally {
-      wipe(this.#buffer.subarray(0, length));
-    }
   }
 }
 
@@ -244,13 +265,29 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
  */
 async function* blocksOf(image: EncryptedImage, size: number): AsyncGenerator<Buffer> {
   const end = Math.min(size, image.size);
-  for (let at = 0; at < end; at += BLOCK) {
-    const block = await image.read(at, Math.min(BLOCK, end - at));
-    try {
-      yield block;
-    } finally {
-      wipe(block);
+  const ahead: Promise<Buffer>[] = [];
+  let next = 0;
+  const fill = (): void => {
+    while (ahead.length < IN_FLIGHT && next < end) {
+      const read = image.read(next, Math.min(BLOCK, end - next));
+      read.catch(() => undefined);
+      ahead.push(read);
+      next += BLOCK;
     }
+  };
+  try {
+    fill();
+    while (ahead.length > 0) {
+      const block = await ahead.shift()!;
+      fill();
+      try {
+        yield block;
+      } finally {
+        wipe(block);
+      }
+    }
+  } finally {
+    await Promise.allSettled(ahead);
   }
 }
 
