@@ -1,13 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { it } from 'vitest';
+import type { TestAPI } from 'vitest';
 import { adapterConformanceSuite } from '@tandem/core/testing';
 import { fakeVBoxHome, FAKE_VBOXMANAGE } from './fake.test-helper.js';
 import { virtualbox } from './index.js';
 
-// The oldest and the newest supported versions; 7.0's output quirks are covered by the parser
-// and adapter tests.
-for (const version of ['6.1', '7.1'] as const) {
+/**
+ * The conformance suite against the fake VBoxManage of one VirtualBox version. Each version has
+ * a test file of its own (conformance-6.1.test.ts, conformance-7.1.test.ts), so the two run in
+ * parallel: every check starts the fake as a real process many times.
+ */
+export function virtualBoxConformance(it: TestAPI, version: '6.1' | '7.0' | '7.1'): void {
   adapterConformanceSuite(
     it,
     async () => {
