@@ -229,6 +229,8 @@ export { pullWorkspace } from './delivery/pull.js';
 export type { PullOptions, PullResult, EncryptedImageNeed } from './delivery/pull.js';
 export type { EncryptedImageStore, EncryptedImage } from './delivery/at-rest.js';
 export { diskKeyFor } from './delivery/pull-encrypted.js';
+export { releaseDiskKeys } from './delivery/start-keys.js';
+export type { DiskKeyRelease } from './delivery/start-keys.js';
 export type { SyncProgress, SyncPhase } from './delivery/progress.js';
 export { InstallDir } from './delivery/install-dir.js';
 export type { InstalledPointer } from './delivery/install-dir.js';

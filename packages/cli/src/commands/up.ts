@@ -6,6 +6,7 @@ import {
   TandemError,
   describeVmChanges,
   loadWorkspaceFile,
+  releaseDiskKeys,
   vmNameFor,
 } from '@tandem/core';
 import type { CommandHost } from '../program.js';
@@ -13,6 +14,7 @@ import { openAdapter, parseAdapterOptions } from '../adapters.js';
 import { cliEvents, policyFor, recordAfter } from '../runtime.js';
 import { StateDir, type SessionRecord } from '../state.js';
 import { collect } from './doctor.js';
+import { envelopeKeyProvider } from './keys-files.js';
 
 /** `tandem up FILE [--adapter NAME]` */
 export function registerUp(program: Command, host: CommandHost): void {
@@ -32,12 +34,16 @@ export function registerUp(program: Command, host: CommandHost): void {
       [],
     )
     .option('--no-start', 'define the VM and record the session without starting it')
+    .option(
+      '--envelope <file>',
+      'the key envelope of an encrypted workspace (default: <state-dir>/envelopes/<image>.envelope)',
+    )
     .action(
       host.run(
         async (
           ctx,
           file: string,
-          opts: { adapter?: string; adapterOption: string[]; layer: string[]; start: boolean },
+          opts: { adapter?: string; adapterOption: string[]; layer: string[]; start: boolean; envelope?: string },
         ) => {
           const loaded = await loadWorkspaceFile(file);
           const name = loaded.workspace.metadata.name;
@@ -53,6 +59,11 @@ export function registerUp(program: Command, host: CommandHost): void {
           const layers = opts.layer.length > 0 ? opts.layer.map((l) => resolve(l)) : (existing?.layers ?? []);
           const adapterOptions =
             existing && !opts.adapterOption.length ? existing.adapter.options : parseAdapterOptions(opts.adapterOption);
+          // An encrypted workspace: the envelope is checked and the disk key released (in memory
+          // only) before any adapter is opened, so a refusal starts nothing.
+          using keys = opts.start
+            ? await releaseDiskKeys(loaded, envelopeKeyProvider(ctx.stateDir, opts.envelope))
+            : undefined;
           await state.withVmLock(vm, async () => {
             let opened;
             try {
@@ -75,6 +86,7 @@ export function registerUp(program: Command, host: CommandHost): void {
                 policy: await policyFor(loaded, layers),
                 ...(existing ? { sessionId: existing.id, locked: existing.state === 'locked' } : {}),
                 ...(existing?.vmSpec ? { definedSpec: existing.vmSpec } : {}),
+                ...(keys ? { diskKeys: keys.diskKeys } : {}),
               });
               const now = new Date().toISOString();
               let record: SessionRecord = recordAfter(

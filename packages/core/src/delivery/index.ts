@@ -17,6 +17,8 @@ export { pullWorkspace } from './pull.js';
 export type { PullOptions, PullResult, EncryptedImageNeed } from './pull.js';
 export type { EncryptedImageStore, EncryptedImage } from './at-rest.js';
 export { diskKeyFor } from './pull-encrypted.js';
+export { releaseDiskKeys } from './start-keys.js';
+export type { DiskKeyRelease } from './start-keys.js';
 export type { SyncProgress, SyncPhase } from './progress.js';
 export { InstallDir } from './install-dir.js';
 export type { InstalledPointer } from './install-dir.js';
