@@ -44,6 +44,7 @@ describe.skipIf(!existsSync(join(packageDir, 'dist', 'index.js')) || !hasResolve
       '@tandem/core/session',
       '@tandem/core/mock',
       '@tandem/core/host',
+      '@tandem/core/publishing',
     ])('%s loads no SSH or process tooling', async (entry) => {
       const { loaded, exports } = await load(entry);
       expect(exports.length).toBeGreaterThan(0);

@@ -1,0 +1,25 @@
+// @tandem/core/publishing: published apps on the host desktop (freedesktop launchers, Windows
+// shortcuts), the data-transfer policy translated into each transport's settings, launching
+// through an adapter's seamless transport, and the host's URL handler.
+
+export { safeSegment, displayText } from './names.js';
+export {
+  escapeDesktopValue,
+  unescapeDesktopValue,
+  quoteExecArg,
+  execLine,
+  parseExecLine,
+  formatDesktopFile,
+  parseDesktopFile,
+} from './desktop-entry.js';
+export type { DesktopGroup } from './desktop-entry.js';
+export { placeIcon, pngToIco } from './icons.js';
+export type { LauncherIcon, IconPlacement } from './icons.js';
+export { installFiles, removeInstalled, readManifest, writeFileAtomic, isInside } from './installed-files.js';
+export type { InstalledFile, LauncherManifest, PlannedFile, InstallReport } from './installed-files.js';
+export { FreedesktopLaunchers, launcherWmClass, launcherMimeType } from './freedesktop.js';
+export type { LauncherApp, LauncherSet, FreedesktopOptions } from './freedesktop.js';
+export { writeShellLink, LINK_FLAGS } from './lnk.js';
+export type { ShellLink } from './lnk.js';
+export { WindowsLaunchers, windowsFileName } from './windows.js';
+export type { WindowsLauncherOptions } from './windows.js';
