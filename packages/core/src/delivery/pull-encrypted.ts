@@ -115,31 +115,50 @@ export interface EncryptedInstall {
  * decrypted and checked in memory and written straight into the encrypted image; then the whole
  * image is read back and checked against the manifest's keyed digest. Plaintext exists only in
  * memory. The version directory appears complete or not at all; the caller switches to it.
- * Returns the number of chunks fetched. A stopped pull starts over (no resume journal: a journal
- * of keyed ids would be safe, but resuming into a half-written encrypted image is not done yet).
+ * Returns the number of chunks fetched. A stopped pull (cancelled, a fault, the process killed)
+ * leaves its encrypted staging image behind; the next pull of the same manifest reopens it and
+ * reads back every chunk, keeping those whose keyed id checks out (nothing is trusted from a
+ * journal, so writes a kill lost are simply fetched again), and fetches only the rest.
  */
 export async function installEncrypted(job: EncryptedInstall): Promise<number> {
   const { manifest, install, progress } = job;
   const version = manifest.workspace.version;
   const enc = manifest.encryption!;
   const staging = install.stagingDir(version);
-  await rm(staging, { recursive: true, force: true });
   const imageFile = join(staging, ...manifest.image.path.split('/'));
-  await mkdir(dirname(imageFile), { recursive: true });
+  const marker = join(staging, RESUME_FILE);
   const diskKey = diskKeyFor(job.dataKey);
   const cipher = new ChunkCipher(job.dataKey);
   let image: EncryptedImage | undefined;
   let fetched = 0;
+  let startAfresh = false;
+  let target: WriteCombiner | undefined;
   try {
-    image = await job.images.create(imageFile, manifest.image.size, diskKey);
-    const target = new WriteCombiner(image);
+    image = await reopenStaged(job, marker, imageFile, diskKey);
+    const resumed = image !== undefined;
+    if (!image) {
+      await rm(staging, { recursive: true, force: true });
+      await mkdir(dirname(imageFile), { recursive: true });
+      // Written before the image: a pull killed at any later point can be resumed.
+      await writeFile(marker, JSON.stringify({ manifestSha256: job.manifestSha256, keyId: enc.keyId }) + '\n');
+      image = await job.images.create(imageFile, manifest.image.size, diskKey);
+    }
+    const combiner = new WriteCombiner(image);
+    target = combiner;
     const needed = distinctChunks(manifest);
     for (const c of manifest.chunks) if (c.zero) progress.bytesFromSeeds += c.length; // sparse: nothing to write
+    if (resumed) {
+      progress.phase = 'seeding';
+      await keepVerified(image, cipher, needed, (bytes) => {
+        progress.bytesResumed += bytes;
+        progress.tick();
+      });
+    }
     const put = async (id: string, data: Uint8Array): Promise<void> => {
       const entry = needed.get(id);
       if (!entry || data.length !== entry.length) return;
       needed.delete(id);
-      for (const offset of entry.offsets) await target.write(offset, data);
+      for (const offset of entry.offsets) await combiner.write(offset, data);
       progress.bytesFromSeeds += entry.length * entry.offsets.length;
       progress.tick();
     };
@@ -195,7 +214,7 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
             const entry = needed.get(c.id);
             if (!entry) continue;
             needed.delete(c.id);
-            for (const offset of entry.offsets) await target.write(offset, plain);
+            for (const offset of entry.offsets) await combiner.write(offset, plain);
             fetched++;
           } finally {
             wipe(plain);
@@ -213,7 +232,7 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
         for (let r = queue.shift(); r; r = queue.shift()) await fetchOne(r);
       }),
     );
-    await target.flush();
+    await combiner.flush();
     if (needed.size > 0)
       throw new IntegrityError(`${needed.size} chunks of ${manifest.workspace.name} ${version} were not delivered.`);
 
@@ -222,11 +241,13 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
     const h = createHash('sha256');
     for await (const block of blocksOf(image, manifest.image.size)) h.update(block);
     const digest = cipher.imageDigest(h.digest('hex'));
-    if (digest !== manifest.image.sha256)
+    if (digest !== manifest.image.sha256) {
+      startAfresh = true;
       throw new IntegrityError(
         `The assembled image of ${manifest.workspace.name} ${version} does not match its keyed digest; nothing was installed, and the next pull starts afresh.`,
         { details: { expected: manifest.image.sha256, actual: digest } },
       );
+    }
     await image.close();
     image = undefined;
 
@@ -242,6 +263,7 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
       join(staging, manifest.workspace.file.name),
       encryptedWorkspaceFile(manifest, job.images.format, enc.imageId),
     );
+    await rm(marker, { force: true });
     await syncDir(dirname(imageFile));
     const versionDir = install.versionDir(version);
     await rm(versionDir, { recursive: true, force: true });
@@ -250,13 +272,79 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
     await syncDir(dirname(versionDir));
     return fetched;
   } catch (err) {
+    // What was verified and gathered is written, so the next pull can keep it.
+    if (!startAfresh) await target?.flush().catch(() => undefined);
     await image?.close().catch(() => undefined);
-    await rm(staging, { recursive: true, force: true });
+    // Kept for the next pull to resume from, unless the assembled image itself was wrong.
+    if (startAfresh) await rm(staging, { recursive: true, force: true });
     throw err;
   } finally {
     wipe(diskKey);
     cipher.dispose();
   }
+}
+
+/** Marks an encrypted staging image as belonging to one manifest (and data key). */
+const RESUME_FILE = '.tandem-resume.json';
+/** Chunks read back at once when a pull resumes. */
+const RESUME_READS = 8;
+
+/**
+ * The staging image a stopped pull of the same manifest left, opened with the disk key; or
+ * undefined (then the caller starts afresh) when there is none, it is for another manifest or
+ * key, or it does not open.
+ */
+async function reopenStaged(
+  job: EncryptedInstall,
+  marker: string,
+  imageFile: string,
+  diskKey: Uint8Array,
+): Promise<EncryptedImage | undefined> {
+  const text = await readFile(marker, 'utf8').catch(() => null);
+  if (!text) return undefined;
+  let left: { manifestSha256?: unknown; keyId?: unknown };
+  try {
+    left = JSON.parse(text) as typeof left;
+  } catch {
+    return undefined;
+  }
+  if (left.manifestSha256 !== job.manifestSha256 || left.keyId !== job.manifest.encryption?.keyId) return undefined;
+  const image = await job.images.open(imageFile, diskKey).catch(() => undefined);
+  if (image && image.size < job.manifest.image.size) {
+    await image.close().catch(() => undefined);
+    return undefined;
+  }
+  return image;
+}
+
+/**
+ * Reads back, from a resumed staging image, every chunk still `needed`, and drops from `needed`
+ * those whose keyed id checks out at every offset: they were written before the pull stopped.
+ */
+async function keepVerified(
+  image: EncryptedImage,
+  cipher: ChunkCipher,
+  needed: Map<string, { length: number; offsets: number[] }>,
+  resumed: (bytes: number) => void,
+): Promise<void> {
+  const entries = [...needed];
+  const check = async ([id, entry]: (typeof entries)[number]): Promise<void> => {
+    for (const offset of entry.offsets) {
+      const data = await image.read(offset, entry.length);
+      try {
+        if (cipher.chunkId(data) !== id) return;
+      } finally {
+        wipe(data);
+      }
+    }
+    needed.delete(id);
+    resumed(entry.length * entry.offsets.length);
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(RESUME_READS, entries.length) }, async () => {
+      for (let e = entries.shift(); e; e = entries.shift()) await check(e);
+    }),
+  );
 }
 
 /**
