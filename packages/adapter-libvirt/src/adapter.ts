@@ -47,6 +47,7 @@ const CAPABILITIES: AdapterCapabilities = {
   usb: false,
   diskEncryption: true,
   remoteHost: true,
+  directKernelBoot: true,
 };
 
 const PACKAGE_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;

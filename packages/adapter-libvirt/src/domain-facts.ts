@@ -27,6 +27,8 @@ export interface DomainFacts {
    * The MAC address is there only when the spec named one, not when libvirt generated it.
    */
   readonly network?: VmSpec['network'];
+  /** Direct kernel boot (`<os><kernel/>`), when the definition has it. */
+  readonly boot?: NonNullable<VmSpec['boot']>;
 }
 
 /** Reads the facts Tandem needs from libvirt domain XML (its own definitions and foreign ones). */
@@ -76,6 +78,11 @@ export function readDomainFacts(xml: string): DomainFacts {
           ...(meta?.attrs['mac'] ? { macAddress: meta.attrs['mac'] } : {}),
         }
       : undefined;
+  const osEl = child(root, 'os');
+  const kernel = child(osEl, 'kernel')?.text;
+  const initrd = child(osEl, 'initrd')?.text;
+  const cmdline = child(osEl, 'cmdline')?.text;
+  const boot = kernel ? { kernel, ...(initrd ? { initrd } : {}), ...(cmdline ? { cmdline } : {}) } : undefined;
   return {
     name: child(root, 'name')?.text ?? '',
     ...(uuid ? { uuid } : {}),
@@ -88,6 +95,7 @@ export function readDomainFacts(xml: string): DomainFacts {
       .filter((m): m is string => typeof m === 'string'),
     labels,
     ...(network ? { network } : {}),
+    ...(boot ? { boot } : {}),
   };
 }
 

@@ -103,6 +103,39 @@ describe('domain XML', () => {
     expect(Object.getPrototypeOf(facts.labels)).toBe(Object.prototype);
   });
 
+  it('boots a kernel directly with <os><kernel/><initrd/><cmdline/>, and reads it back', () => {
+    const boot = {
+      kernel: '/var/cache/guest/vmlinuz',
+      initrd: '/var/cache/guest/a&b initrd.gz',
+      cmdline: "console=ttyS0 x='1'",
+    };
+    const xml = buildDomainXml({ ...base, osFamily: 'linux', boot }, opts);
+    const os = child(parseXml(xml), 'os');
+    expect(child(os, 'kernel')?.text).toBe(boot.kernel);
+    expect(child(os, 'initrd')?.text).toBe(boot.initrd);
+    expect(child(os, 'cmdline')?.text).toBe(boot.cmdline);
+    // The kernel replaces the boot order; the disks stay attached.
+    expect(children(os, 'boot')).toEqual([]);
+    expect(children(child(parseXml(xml), 'devices'), 'disk')).toHaveLength(1);
+    expect(readDomainFacts(xml).boot).toEqual(boot);
+    // Only the kernel: no empty <initrd/> or <cmdline/>.
+    const bare = child(parseXml(buildDomainXml({ ...base, boot: { kernel: '/k' } }, opts)), 'os');
+    expect([child(bare, 'initrd'), child(bare, 'cmdline')]).toEqual([undefined, undefined]);
+    expect(readDomainFacts(buildDomainXml(base, opts)).boot).toBeUndefined();
+  });
+
+  it('round-trips any kernel path and command line', () => {
+    const representable = (s: string): boolean =>
+      [...s].every((ch) => (ch.codePointAt(0) ?? 0) >= 0x20 && ch !== '\ufffe' && ch !== '\uffff');
+    const text = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 24 }).filter(representable);
+    fc.assert(
+      fc.property(text, text, text, (kernel, initrd, cmdline) => {
+        const boot = { kernel: `/k/${kernel}`, initrd: `/i/${initrd}`, cmdline };
+        expect(readDomainFacts(buildDomainXml({ ...base, boot }, opts)).boot).toEqual(boot);
+      }),
+    );
+  });
+
   it('rejects bad specs with a typed error naming the field', () => {
     const bad = (spec: Partial<VmSpec>, path: string): void => {
       try {
@@ -120,5 +153,7 @@ describe('domain XML', () => {
     bad({ network: { mode: 'bridged' } }, 'network.bridge');
     bad({ network: { mode: 'nat', macAddress: 'nope' } }, 'network.macAddress');
     bad({ name: 'bell\u0007' }, 'control');
+    bad({ boot: { kernel: 'vmlinuz' } }, 'boot.kernel');
+    bad({ boot: { kernel: '/vmlinuz', initrd: 'initrd.gz' } }, 'boot.initrd');
   });
 });

@@ -42,7 +42,8 @@ const DISK_FORMATS: Record<DiskSpec['format'], string> = {
 /**
  * Builds libvirt domain XML from a VM spec: memory, CPUs, disks (LUKS-encrypted ones refer
  * to their secret by the disk's path, so the definition never holds a key or a secret id),
- * network mode, graphics, the guest-agent channel and Tandem's labels as metadata.
+ * network mode, graphics, the guest-agent channel, direct kernel boot (`<os><kernel/><initrd/>
+ * <cmdline/>`) and Tandem's labels as metadata.
  */
 export function buildDomainXml(spec: VmSpec, options: DomainXmlOptions): string {
   validateSpec(spec);
@@ -82,8 +83,14 @@ function renderDomainXml(spec: VmSpec, options: DomainXmlOptions): string {
   lines.push(`  <memory unit='MiB'>${spec.memoryMiB}</memory>`);
   lines.push(`  <vcpu>${spec.cpus}</vcpu>`);
   const machine = options.machine ? ` machine='${e(options.machine)}'` : '';
-  const boot =
-    options.networkBoot && spec.network.mode !== 'none' ? "<boot dev='hd'/><boot dev='network'/>" : "<boot dev='hd'/>";
+  // Direct kernel boot: QEMU loads the kernel and initramfs itself; the disks stay attached.
+  const boot = spec.boot
+    ? `<kernel>${e(spec.boot.kernel)}</kernel>` +
+      (spec.boot.initrd ? `<initrd>${e(spec.boot.initrd)}</initrd>` : '') +
+      (spec.boot.cmdline ? `<cmdline>${e(spec.boot.cmdline)}</cmdline>` : '')
+    : options.networkBoot && spec.network.mode !== 'none'
+      ? "<boot dev='hd'/><boot dev='network'/>"
+      : "<boot dev='hd'/>";
   lines.push(`  <os><type arch='${e(options.arch ?? 'x86_64')}'${machine}>hvm</type>${boot}</os>`);
   lines.push('  <features><acpi/><apic/></features>');
   lines.push(`  <clock offset='${windows ? 'localtime' : 'utc'}'/>`);
@@ -188,6 +195,14 @@ function validateSpec(spec: VmSpec): void {
     if (!(d.format in DISK_FORMATS)) bad(`disks[${i}].format`, Object.keys(DISK_FORMATS).join(' | '), d.format);
     if (d.encryption && d.format !== 'qcow2') bad(`disks[${i}].format`, 'qcow2 for an encrypted disk (LUKS)', d.format);
   });
+  if (spec.boot) {
+    if (typeof spec.boot.kernel !== 'string' || !spec.boot.kernel.startsWith('/')) {
+      bad('boot.kernel', 'an absolute path on the libvirt host', spec.boot.kernel);
+    }
+    if (spec.boot.initrd !== undefined && !spec.boot.initrd.startsWith('/')) {
+      bad('boot.initrd', 'an absolute path on the libvirt host', spec.boot.initrd);
+    }
+  }
   if (spec.network.mode === 'bridged' && !spec.network.bridge) {
     bad('network.bridge', 'the host bridge to attach to (network mode bridged)', spec.network.bridge);
   }

@@ -24,6 +24,7 @@ describe('adapter module', () => {
       guestChannel: ['virtio-serial'],
       diskEncryption: true,
       remoteHost: true,
+      directKernelBoot: true,
     });
     expect(
       a.snapshots && a.guestChannel && a.diskEncryption && a.seamless && a.save && a.restore && a.watch,

@@ -34,6 +34,7 @@ export { acquirePidLock, processAlive } from './util/pid-lock.js';
 
 // adapter contract
 export { VM_STATES } from './adapter/types.js';
+export { requireDirectKernelBoot } from './adapter/direct-boot.js';
 export type {
   VmState,
   SeamlessTransport,
@@ -43,6 +44,7 @@ export type {
   ProbeResult,
   DiskFormat,
   DiskSpec,
+  BootSpec,
   NetworkMode,
   VmSpec,
   VmInfo,

@@ -29,6 +29,7 @@ import {
   NotFoundError,
   TimeoutError,
 } from '../errors.js';
+import { requireDirectKernelBoot } from '../adapter/direct-boot.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
 import { MockFaults, type MockCall, type MockOperation } from './mock-faults.js';
 import { emptyState, readState, writeState, type MockHypervisorState, type MockVmRecord } from './mock-state.js';
@@ -143,6 +144,7 @@ export class MockAdapter implements HypervisorAdapter {
 
   async define(spec: VmSpec): Promise<VmInfo> {
     return this.#op('define', spec.name, async () => {
+      requireDirectKernelBoot(this, spec);
       if (spec.name.includes('\0'))
         throw new InvalidInputError('A VM name cannot contain a NUL byte.', { details: { name: spec.name } });
       if (this.#find(spec.name))
@@ -163,6 +165,7 @@ export class MockAdapter implements HypervisorAdapter {
 
   async #redefine(spec: VmSpec): Promise<VmInfo> {
     return this.#op('redefine', spec.name, async (r) => {
+      requireDirectKernelBoot(this, spec);
       expectState(r, ['stopped', 'crashed'], 'redefine');
       r.spec = spec;
       r.state = 'stopped';

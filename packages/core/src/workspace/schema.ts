@@ -58,6 +58,18 @@ export const WorkspaceSchema = z
           .regex(/^[0-9a-f]{64}$/, 'expected 64 lower-case hex digits')
           .optional(),
       }),
+      boot: z
+        .strictObject({
+          kernel: z.string().min(1).describe('path of the kernel image, relative to the workspace file'),
+          initrd: z.string().min(1).optional().describe('path of the initramfs, relative to the workspace file'),
+          cmdline: z
+            .string()
+            .regex(/^[^\0-\x1f]*$/, 'expected a kernel command line on one line, without control characters')
+            .optional()
+            .describe('the kernel command line, such as console=ttyS0'),
+        })
+        .optional()
+        .describe('direct kernel boot: the hypervisor loads this kernel instead of booting the disk (libvirt only)'),
       guestOs: z.enum(['windows', 'linux', 'other']).default('windows'),
       hardware: z.strictObject({
         memory: MemorySchema,

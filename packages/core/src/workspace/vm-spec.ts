@@ -33,7 +33,8 @@ export interface VmSpecOptions {
 export function buildVmSpec(workspace: Workspace, options: VmSpecOptions): VmSpec {
   const { spec } = workspace;
   const source = options.diskPath ?? spec.image.source;
-  const path = isAbsolute(source) ? source : resolve(options.baseDir, source);
+  const local = (p: string): string => (isAbsolute(p) ? p : resolve(options.baseDir, p));
+  const path = local(source);
   return {
     name: options.vmName ?? vmNameFor(workspace),
     memoryMiB: computeMemoryMiB(spec.hardware.memory, options.hostMemoryMiB),
@@ -53,6 +54,15 @@ export function buildVmSpec(workspace: Workspace, options: VmSpecOptions): VmSpe
     graphics: { kind: spec.guestOs === 'windows' ? 'rdp' : 'vnc' },
     osFamily: spec.guestOs,
     guestChannel: spec.hardware.guestChannel,
+    ...(spec.boot
+      ? {
+          boot: {
+            kernel: local(spec.boot.kernel),
+            ...(spec.boot.initrd ? { initrd: local(spec.boot.initrd) } : {}),
+            ...(spec.boot.cmdline !== undefined ? { cmdline: spec.boot.cmdline } : {}),
+          },
+        }
+      : {}),
     labels: { 'tandem.workspace': workspace.metadata.name, 'tandem.version': workspace.metadata.version },
   };
 }
