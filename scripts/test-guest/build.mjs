@@ -117,7 +117,8 @@ async function buildBase() {
     busybox: `${busybox.pkg}=${busybox.version}`,
     node: `${nodeVersion} sha256:${sha256File(node)}`,
     modules: MODULES,
-    builder: ['build.mjs', 'newc.mjs'].map((f) => sha256File(join(HERE, f))),
+    // The recipe itself: this function and the archive writer (not the agent layer's code).
+    builder: [sha256File(join(HERE, 'newc.mjs')), createHash('sha256').update(buildBase.toString()).digest('hex')],
   };
   const hash = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 16);
   const cache = resolve(values.cache);
