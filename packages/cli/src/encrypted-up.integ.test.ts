@@ -7,7 +7,7 @@
 // recording shim, and /proc/*/cmdline and /proc/*/environ of every process are sampled during
 // the start, QEMU's included), the event store, the logs (the commands' output, libvirt's log of
 // the VM), the state and install directories and libvirt's secret directories.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -290,4 +290,112 @@ describe.skipIf(!gate.enabled)('tandem up of an encrypted workspace on qemu:///s
 
     expect((await tandem('down', name)).code).toBe(0);
   }, 600_000); // a dozen tandem processes, a pull through qemu-nbd and a QEMU start, on a busy machine
+
+  it('a tandem pull killed mid-pull (SIGKILL) is resumed by the next: only what is missing is fetched', async () => {
+    // Runs after the first test: the keys, the trusted authority and the envelope are there.
+    const admin = join(dir, 'admin');
+    const repo = join(dir, 'repo');
+    const repoKeys = join(admin, 'repo-keys');
+    const ws = join(dir, 'ws2');
+    const big = `${name}-big`;
+    await mkdir(join(ws, 'images'), { recursive: true });
+    const disk = Buffer.alloc(64 * MIB);
+    randomBytes(48 * MIB).copy(disk, 0);
+    await writeFile(join(ws, 'images', 'disk.img'), disk);
+    await writeFile(
+      join(ws, 'tandem.workspace.yaml'),
+      `apiVersion: tandem/v1\nkind: Workspace\nmetadata: { name: ${big}, version: 1.0.0 }\nspec:\n  image: { source: ./images/disk.img, format: raw }\n  hardware: { memory: { fixedMiB: 64 } }\n`,
+    );
+    const keyFile = join(admin, 'big.key');
+    const step = async (...args: string[]): Promise<any> => {
+      const r = await tandem(...args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return r.json;
+    };
+    await step('keys', 'image', 'new', '--image', big, '--out', keyFile);
+    await step(
+      'pack',
+      join(ws, 'tandem.workspace.yaml'),
+      '--out',
+      join(dir, 'big.tandem'),
+      '--encrypt',
+      '--key',
+      keyFile,
+    );
+    await step('push', join(dir, 'big.tandem'), repo, '--keys', repoKeys, '--channel', 'stable');
+    const device = (await step('keys', 'device', 'show')).publicKey as string;
+    const envelope = join(dir, 'big.envelope');
+    await step(
+      'keys',
+      'seal',
+      '--key',
+      keyFile,
+      '--authority-key',
+      join(admin, 'authority.pem'),
+      '--device',
+      device,
+      '--not-after',
+      'P1D',
+      '--out',
+      envelope,
+    );
+    const install = join(dir, 'install-big');
+    const args = [
+      BIN,
+      '--state-dir',
+      join(dir, 'state'),
+      '--json',
+      'pull',
+      repo,
+      big,
+      '--root',
+      join(repoKeys, 'root.json'),
+      '--dir',
+      install,
+      '--envelope',
+      envelope,
+      '--luks-iter-time',
+      '10',
+      '--parallel',
+      '1',
+      '--max-range-kib',
+      '256',
+    ];
+
+    // The first pull is killed once it has fetched over a third of the image.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let fetchedAtKill = 0;
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const killed = new Promise<void>((resolve, reject) => {
+      let buffered = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buffered += d.toString();
+        for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (!line.startsWith('{"event":"sync.progress"')) continue;
+          const p = JSON.parse(line) as { bytesFetched: number };
+          if (p.bytesFetched > 16 * MIB && fetchedAtKill === 0) {
+            fetchedAtKill = p.bytesFetched;
+            child.kill('SIGKILL');
+          }
+        }
+      });
+      child.on('exit', (code, signal) =>
+        signal === 'SIGKILL'
+          ? resolve()
+          : reject(new Error(`the pull ended before it was killed (${code}): ${stderr}`)),
+      );
+    });
+    await killed;
+    expect(fetchedAtKill).toBeGreaterThan(16 * MIB);
+    await expect(readFile(join(install, 'installed.json'))).rejects.toThrow();
+
+    const again = await step('pull', repo, big, '--dir', install, '--envelope', envelope, '--luks-iter-time', '10');
+    expect(again.version).toBe('1.0.0');
+    // Kept from the killed pull: at least what it had fetched, less the writes still in flight.
+    expect(again.bytesResumed).toBeGreaterThan(8 * MIB);
+    expect(again.bytesFetched).toBeLessThan(48 * MIB - again.bytesResumed + MIB);
+  }, 600_000);
 });
