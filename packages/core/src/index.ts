@@ -282,3 +282,24 @@ export {
   DEFAULT_EXPIRY,
 } from './delivery/trust/publisher.js';
 export type { RepoAdminOptions, ExpiryPolicy } from './delivery/trust/publisher.js';
+
+// guest agent: the contract types (the protocol and the host side are in @tandem/core/guest)
+export type {
+  GuestCapability,
+  GuestMethod,
+  GuestInfo,
+  GuestApp,
+  SetupStepName,
+  SetupStepParams,
+  SetupStepResult,
+  SetupStatus,
+  ExecResult,
+} from './guest/protocol.js';
+export type {
+  GuestConnectionOptions,
+  GuestConnectionState,
+  GuestRequestOptions,
+  AgentDescription,
+  UrlPolicy,
+} from './guest/connection.js';
+export type { SetupRecord, SetupCredential, CredentialResolver } from './guest/setup.js';

@@ -78,6 +78,42 @@ export interface TandemEventMap {
   'watchdog.restart': { vm: string; attempt: number; reason: string };
   /** An adapter's warning (an unknown newer hypervisor version, ...). */
   'adapter.warning': { adapter: string; message: string };
+  /** The guest agent said hello (first time, or again after a reboot or restart: `reconnect`). */
+  'guest.connected': { vm: string; agent: string; agentVersion: string; protocol: number; reconnect: boolean };
+  /** The capabilities the agent advertised that this host knows; `ignored` are the ones it does not. */
+  'guest.capabilities': { vm: string; capabilities: string[]; ignored: string[] };
+  /** The agent went away: the channel closed, a ping went unanswered, the agent restarted. */
+  'guest.disconnected': { vm: string; reason: string };
+  /** Something went wrong on the guest channel (the channel does not open, bad input from the agent). */
+  'guest.error': { vm: string; code: string; message: string };
+  /**
+   * One step of first-time setup. `message` on failure is the guest's own; secrets never appear.
+   * `skipped`: done by an earlier run.
+   */
+  'guest.setup-step': {
+    vm: string;
+    instance: string;
+    step: string;
+    status: 'started' | 'done' | 'skipped' | 'failed';
+    message?: string;
+    code?: string;
+    retryable?: boolean;
+  };
+  /** First-time setup of a VM instance finished (or was already done). */
+  'guest.setup-completed': { vm: string; instance: string; computerName?: string; rebootRequired: boolean };
+  /**
+   * The guest asked the host to open a URL (web redirection guest to host), with the policy's
+   * decision: `redirect` true when it opens on the host.
+   */
+  'guest.url-to-host': {
+    vm: string;
+    url: string;
+    target: 'host' | 'guest';
+    redirect: boolean;
+    reason: string;
+    rule?: string;
+    layer?: string;
+  };
 }
 
 /** The type names of all events. */
