@@ -206,6 +206,16 @@ describe('.rdp files', () => {
     expect(app.get('username')).toBe('u');
     expect(parseRdpFile(enhancedSessionRdp({ host: 'hv01', vmId: 'abc' })).get('pcb')).toBe('abc;EnhancedMode=1');
     expect(parseRdpFile(desktopRdp({ address: '10.0.0.5' })).get('full address')).toBe('10.0.0.5');
+    // Without a policy every redirection is written, and off.
+    for (const rdp of [desktopRdp({ address: 'a' }), enhancedSessionRdp({ host: 'h', vmId: 'v' })]) {
+      const s = parseRdpFile(rdp);
+      expect([
+        s.get('redirectclipboard'),
+        s.get('redirectdrives'),
+        s.get('redirectprinters'),
+        s.get('audiomode'),
+      ]).toEqual(['0', '0', '0', '2']);
+    }
   });
 
   it('refuses a value with a line break, which would add a setting of its own', () => {

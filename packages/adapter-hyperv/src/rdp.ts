@@ -1,4 +1,5 @@
 import { InvalidInputError, assertArgument, quoteWindowsArg } from '@tandem/core';
+import { DENY_ALL, rdpFilePolicySettings, type TransferPermissions } from '@tandem/core/publishing';
 
 /**
  * An .rdp file: one `name:type:value` line per setting (`s` string, `i` integer). The format
@@ -30,6 +31,14 @@ export interface RdpUser {
   readonly domain?: string;
 }
 
+/**
+ * The device and channel redirections of the data-transfer policy (clipboard, drives, printers,
+ * smart cards, USB, audio), each written explicitly; without a policy, all off.
+ */
+function policySettings(transfer: TransferPermissions | undefined): [string, 's' | 'i', string | number][] {
+  return rdpFilePolicySettings(transfer ?? DENY_ALL).settings;
+}
+
 function userSettings(user: RdpUser): [string, 's', string][] {
   return [
     ...(user.username ? [['username', 's', user.username] as [string, 's', string]] : []),
@@ -45,6 +54,7 @@ export function remoteAppRdp(options: {
   name: string;
   workingDirectory?: string;
   user?: RdpUser;
+  transfer?: TransferPermissions;
 }): string {
   const cmdline = (options.args ?? []).map(quoteWindowsArg).join(' ');
   return rdpFile([
@@ -60,17 +70,19 @@ export function remoteAppRdp(options: {
     ['alternate shell', 's', 'rdpinit.exe'],
     ['authentication level', 'i', 2],
     ['prompt for credentials on client', 'i', 1],
+    ...policySettings(options.transfer),
     ...userSettings(options.user ?? {}),
   ]);
 }
 
 /** A full-desktop RDP connection to the guest itself. */
-export function desktopRdp(options: { address: string; user?: RdpUser }): string {
+export function desktopRdp(options: { address: string; user?: RdpUser; transfer?: TransferPermissions }): string {
   return rdpFile([
     ['full address', 's', options.address],
     ['screen mode id', 'i', 2],
     ['authentication level', 'i', 2],
     ['prompt for credentials on client', 'i', 1],
+    ...policySettings(options.transfer),
     ...userSettings(options.user ?? {}),
   ]);
 }
@@ -79,7 +91,12 @@ export function desktopRdp(options: { address: string; user?: RdpUser }): string
  * An enhanced session: RDP to the Hyper-V host's VMBus listener (port 2179) for the VM with
  * this id, as Virtual Machine Connection does. Works without guest networking.
  */
-export function enhancedSessionRdp(options: { host: string; vmId: string; user?: RdpUser }): string {
+export function enhancedSessionRdp(options: {
+  host: string;
+  vmId: string;
+  user?: RdpUser;
+  transfer?: TransferPermissions;
+}): string {
   return rdpFile([
     ['full address', 's', options.host],
     ['server port', 'i', 2179],
@@ -87,6 +104,7 @@ export function enhancedSessionRdp(options: { host: string; vmId: string; user?:
     ['negotiate security layer', 'i', 0],
     ['authentication level', 'i', 0],
     ['screen mode id', 'i', 2],
+    ...policySettings(options.transfer),
     ...userSettings(options.user ?? {}),
   ]);
 }

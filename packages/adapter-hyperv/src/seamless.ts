@@ -89,9 +89,11 @@ export class HyperVSeamless implements SeamlessOps {
         details: { vm },
       });
     }
+    // The data-transfer policy goes into the .rdp file as redirection settings (all off without one).
+    const transfer = request.transfer ? { transfer: request.transfer } : {};
     let content: string;
     if (transport === 'enhanced-session') {
-      content = enhancedSessionRdp({ host: this.options.hostAddress, vmId: guid(info['Id']) ?? '', user });
+      content = enhancedSessionRdp({ host: this.options.hostAddress, vmId: guid(info['Id']) ?? '', user, ...transfer });
     } else {
       const ips = Array.isArray(info['IPAddresses']) ? (info['IPAddresses'] as unknown[]).map(String) : [];
       const address = ips.find((ip) => /^\d+\.\d+\.\d+\.\d+$/.test(ip)) ?? ips[0];
@@ -112,8 +114,9 @@ export class HyperVSeamless implements SeamlessOps {
               name: request.appId,
               ...(request.workingDirectory ? { workingDirectory: request.workingDirectory } : {}),
               user,
+              ...transfer,
             })
-          : desktopRdp({ address, user });
+          : desktopRdp({ address, user, ...transfer });
     }
     if (request.frameColor) this.ctx.warn('RDP clients draw no coloured frame; frameColor is ignored for Hyper-V.');
 

@@ -96,6 +96,11 @@ process.exit(7);
         '/d:CORP',
         '/from-stdin',
         '/cert-tofu',
+        // No policy in the request: every channel off, explicitly.
+        '-clipboard',
+        '-drives',
+        '-home-drive',
+        '/audio-mode:2',
         '/app:C:\\Program Files\\Légacy "ERP"\\erp.exe',
         '/app-name:erp',
         `/app-cmd:"D:\\Données\\Q3 report.erp" it's`,
@@ -122,6 +127,16 @@ process.exit(7);
         '--exit-with-children=yes',
         '--attach=yes',
         '--border=#d9534f,2',
+        '--clipboard=no',
+        '--clipboard-direction=disabled',
+        '--file-transfer=no',
+        '--open-files=no',
+        '--printing=no',
+        '--speaker=disabled',
+        '--microphone=disabled',
+        '--webcam=no',
+        '--open-url=no',
+        '--dbus-proxy=no',
       ]);
       const missing = new LibvirtAdapter({ uri: QEMU_URI, freerdp: { path: '/nonexistent/xfreerdp', syntax: 'v3' } });
       await expect(missing.seamless.launch(vm, request)).rejects.toMatchObject({

@@ -1,8 +1,24 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { LaunchRequest } from '@tandem/core';
+import { permissionsFrom } from '@tandem/core/publishing';
 import { freeRdpArgs } from './freerdp.js';
 import { xpraArgs } from './xpra.js';
+
+// Without a policy in the request, every channel is switched off explicitly.
+const DENIED_RDP = ['-clipboard', '-drives', '-home-drive', '/audio-mode:2'];
+const DENIED_XPRA = [
+  '--clipboard=no',
+  '--clipboard-direction=disabled',
+  '--file-transfer=no',
+  '--open-files=no',
+  '--printing=no',
+  '--speaker=disabled',
+  '--microphone=disabled',
+  '--webcam=no',
+  '--open-url=no',
+  '--dbus-proxy=no',
+];
 
 const erp: LaunchRequest = {
   appId: 'erp',
@@ -21,6 +37,7 @@ describe('FreeRDP argv', () => {
       '/d:CORP',
       '/from-stdin',
       '/cert-tofu',
+      ...DENIED_RDP,
       '/app:C:\\Program Files (x86)\\Légacy "ERP"\\erp.exe',
       '/app-name:erp',
       '/app-cmd:/open "D:\\Données\\Q3 report.erp" "say \\"hi\\"" trailing\\',
@@ -35,6 +52,7 @@ describe('FreeRDP argv', () => {
       '/d:CORP',
       '/from-stdin',
       '/cert:ignore',
+      ...DENIED_RDP,
       '/app:program:C:\\\\Program Files (x86)\\\\Légacy \\"ERP\\"\\\\erp.exe,name:erp,cmd:/open \\"D:\\\\Données\\\\Q3 report.erp\\" \\"say \\\\\\"hi\\\\\\"\\" trailing\\\\,workdir:C:\\\\Program Files (x86)\\\\Légacy \\"ERP\\"',
     ]);
   });
@@ -51,7 +69,7 @@ describe('FreeRDP argv', () => {
       { host: 'h', port: 3389, syntax: 'v2', certificate: 'tofu' },
       { ...erp, mode: 'full-desktop', credentials: undefined },
     );
-    expect(argv).toEqual(['/v:h:3389', '/cert-tofu', '/dynamic-resolution', '/t:erp']);
+    expect(argv).toEqual(['/v:h:3389', '/cert-tofu', ...DENIED_RDP, '/dynamic-resolution', '/t:erp']);
   });
 });
 
@@ -75,6 +93,7 @@ describe('Xpra argv', () => {
       '--exit-with-children=yes',
       '--attach=yes',
       '--border=#d9534f,2',
+      ...DENIED_XPRA,
     ]);
     // What the guest runs is exactly the intended argv (as Xpra splits it, with shlex).
     const child = args[2]?.slice('--start-child='.length) ?? '';
@@ -101,6 +120,46 @@ describe('Xpra argv', () => {
     expect(xpraArgs({ host: '10.0.0.5', sshPort: 22 }, { ...app, mode: 'full-desktop' })).toEqual([
       'shadow',
       'ssh://zo%C3%AB@10.0.0.5:22/',
+      ...DENIED_XPRA,
+    ]);
+  });
+});
+
+describe("the launch request's policy reaches the argv", () => {
+  const clipboardToGuest = permissionsFrom((c, d) => (c === 'clipboard' && d === 'host-to-guest' ? 'allow' : 'deny'));
+  const everything = permissionsFrom(() => 'allow');
+
+  it.each([
+    ['clipboard host to guest', clipboardToGuest, ['--clipboard=yes', '--clipboard-direction=to-server']],
+    ['everything allowed', everything, ['--clipboard=yes', '--clipboard-direction=both']],
+  ] as const)('Xpra: %s', (_name, transfer, clipboard) => {
+    const args = xpraArgs({ host: 'h', sshPort: 22 }, { appId: 'a', command: 'xterm', mode: 'seamless', transfer });
+    expect(args.filter((a) => a.startsWith('--clipboard'))).toEqual(clipboard);
+  });
+
+  it.each([
+    [
+      'clipboard host to guest (RDP has no direction: off)',
+      clipboardToGuest,
+      ['-clipboard', '-drives', '-home-drive', '/audio-mode:2'],
+    ],
+    [
+      'everything allowed',
+      everything,
+      ['+clipboard', '-drives', '-home-drive', '/printer', '/sound', '/microphone', '/smartcard'],
+    ],
+  ] as const)('FreeRDP: %s', (_name, transfer, policy) => {
+    const args = freeRdpArgs(
+      { host: 'h', port: 3389, syntax: 'v2', certificate: 'tofu' },
+      { appId: 'a', command: 'C:\\a.exe', mode: 'seamless', transfer, windowClass: 'tandem-erp-a' },
+    );
+    expect(args).toEqual([
+      '/v:h:3389',
+      '/cert-tofu',
+      ...policy,
+      '/wm-class:tandem-erp-a',
+      '/app:C:\\a.exe',
+      '/app-name:a',
     ]);
   });
 });

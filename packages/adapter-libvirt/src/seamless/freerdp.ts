@@ -1,4 +1,5 @@
 import type { LaunchRequest } from '@tandem/core';
+import { DENY_ALL, freeRdpPolicyArgs } from '@tandem/core/publishing';
 import { escapeFreeRdpListValue, windowsCommandLine } from './quoting.js';
 
 /** What {@link freeRdpArgs} needs besides the request. */
@@ -13,7 +14,10 @@ export interface FreeRdpTarget {
 /**
  * FreeRDP's arguments for a launch: RemoteApp (`/app:`) for `seamless`, the whole desktop for
  * `full-desktop`. Each value is one argv element, so spaces and non-ASCII pass untouched; a
- * password never appears here (it goes to FreeRDP's stdin with `/from-stdin`).
+ * password never appears here (it goes to FreeRDP's stdin with `/from-stdin`). The request's
+ * data-transfer policy becomes FreeRDP's channel switches, each set explicitly (`-clipboard`
+ * unless the clipboard may cross both ways; without a policy everything is off), and its window
+ * class `/wm-class:` (FreeRDP draws no coloured frame; a window-manager rule can, by class).
  */
 export function freeRdpArgs(target: FreeRdpTarget, request: LaunchRequest): string[] {
   const host = target.host.includes(':') ? `[${target.host}]` : target.host;
@@ -26,6 +30,8 @@ export function freeRdpArgs(target: FreeRdpTarget, request: LaunchRequest): stri
   }
   if (target.syntax === 'v2') args.push(target.certificate === 'ignore' ? '/cert-ignore' : '/cert-tofu');
   else args.push(target.certificate === 'ignore' ? '/cert:ignore' : '/cert:tofu');
+  args.push(...freeRdpPolicyArgs(request.transfer ?? DENY_ALL).args);
+  if (request.windowClass) args.push(`/wm-class:${request.windowClass}`);
   if (request.mode === 'full-desktop') {
     args.push('/dynamic-resolution', `/t:${request.appId}`);
     return args;

@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import type { TransferPermissions } from '../publishing/enforcement.js';
 
 /**
  * The normalized VM states. Every adapter maps its hypervisor's own states onto these
@@ -41,11 +42,6 @@ export interface AdapterCapabilities {
   readonly diskEncryption: boolean;
   /** The adapter can drive a hypervisor on another machine. */
   readonly remoteHost: boolean;
-  /**
-   * Direct kernel boot ({@link VmSpec.boot}): the hypervisor loads a kernel and an initramfs
-   * itself. Absent means no: such an adapter refuses a spec with `boot` (UnsupportedCapabilityError).
-   */
-  readonly directKernelBoot?: boolean;
 }
 
 /** Facts about the host the adapter runs against. */
@@ -89,29 +85,6 @@ export interface DiskSpec {
   readonly encryption?: { readonly keyId: string };
 }
 
-/**
- * Direct kernel boot: the hypervisor loads the kernel (and initramfs) from the host and starts
- * it with the command line, instead of booting from the disks' boot loader. Small Linux guests
- * (the real test guest, appliances) boot this way.
- *
- * @example
- * ```ts
- * const boot: BootSpec = {
- *   kernel: '/var/cache/tandem-ci/test-guest/current/vmlinuz',
- *   initrd: '/var/lib/tandem/guest/initrd.gz',
- *   cmdline: 'console=ttyS0',
- * };
- * ```
- */
-export interface BootSpec {
-  /** Absolute path of the kernel image on the hypervisor's host. */
-  readonly kernel: string;
-  /** Absolute path of the initramfs on the hypervisor's host. */
-  readonly initrd?: string;
-  /** The kernel's command line. */
-  readonly cmdline?: string;
-}
-
 /** Network attachment modes. */
 export type NetworkMode = 'nat' | 'bridged' | 'host-only' | 'none';
 
@@ -130,8 +103,6 @@ export interface VmSpec {
   readonly osFamily: 'windows' | 'linux' | 'other';
   /** Ask for a guest channel (virtio-serial or the adapter's equivalent). */
   readonly guestChannel?: boolean;
-  /** Direct kernel boot (only where `capabilities.directKernelBoot`); the disks stay attached. */
-  readonly boot?: BootSpec;
   /** Free-form labels stored with the VM where the hypervisor allows (workspace name, version). */
   readonly labels?: Readonly<Record<string, string>>;
 }
@@ -257,6 +228,14 @@ export interface LaunchRequest {
   readonly transport?: SeamlessTransport;
   /** Credentials for the transport where it needs them (RDP). Kept in memory only. */
   readonly credentials?: { readonly username: string; readonly password?: string; readonly domain?: string };
+  /**
+   * The data-transfer policy resolved for this launch (see `resolveTransferPolicy` in
+   * `@tandem/core/publishing`); the adapter translates it into its transport's settings.
+   * Absent: everything is denied, explicitly.
+   */
+  readonly transfer?: TransferPermissions;
+  /** The window class for the app's windows where the transport sets one (FreeRDP `/wm-class`). */
+  readonly windowClass?: string;
 }
 
 /** A running launch. */

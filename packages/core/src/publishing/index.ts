@@ -23,3 +23,28 @@ export { writeShellLink, LINK_FLAGS } from './lnk.js';
 export type { ShellLink } from './lnk.js';
 export { WindowsLaunchers, windowsFileName } from './windows.js';
 export type { WindowsLauncherOptions } from './windows.js';
+export {
+  ENFORCED_CHANNELS,
+  DENY_ALL,
+  permissionsFrom,
+  launchTransferRequests,
+  resolveTransferPolicy,
+  clipboardOpen,
+  xpraPolicyArgs,
+  freeRdpPolicyArgs,
+  rdpFilePolicySettings,
+  vboxPolicyCommands,
+  windowsGuestPolicy,
+} from './enforcement.js';
+export type {
+  EnforcedChannel,
+  Permission,
+  TransferPermissions,
+  AskAnswer,
+  ResolvedTransferPolicy,
+  EnforcementNote,
+  TransportPolicy,
+  GuestRegistryValue,
+} from './enforcement.js';
+export { TransferAsker } from './ask.js';
+export type { TransferQuestion, TransferAskerOptions } from './ask.js';
