@@ -42,6 +42,11 @@ export interface AdapterCapabilities {
   readonly diskEncryption: boolean;
   /** The adapter can drive a hypervisor on another machine. */
   readonly remoteHost: boolean;
+  /**
+   * Direct kernel boot ({@link VmSpec.boot}): the hypervisor loads a kernel and an initramfs
+   * itself. Absent means no: such an adapter refuses a spec with `boot` (UnsupportedCapabilityError).
+   */
+  readonly directKernelBoot?: boolean;
 }
 
 /** Facts about the host the adapter runs against. */
@@ -85,6 +90,29 @@ export interface DiskSpec {
   readonly encryption?: { readonly keyId: string };
 }
 
+/**
+ * Direct kernel boot: the hypervisor loads the kernel (and initramfs) from the host and starts
+ * it with the command line, instead of booting from the disks' boot loader. Small Linux guests
+ * (the real test guest, appliances) boot this way.
+ *
+ * @example
+ * ```ts
+ * const boot: BootSpec = {
+ *   kernel: '/var/cache/tandem-ci/test-guest/current/vmlinuz',
+ *   initrd: '/var/lib/tandem/guest/initrd.gz',
+ *   cmdline: 'console=ttyS0',
+ * };
+ * ```
+ */
+export interface BootSpec {
+  /** Absolute path of the kernel image on the hypervisor's host. */
+  readonly kernel: string;
+  /** Absolute path of the initramfs on the hypervisor's host. */
+  readonly initrd?: string;
+  /** The kernel's command line. */
+  readonly cmdline?: string;
+}
+
 /** Network attachment modes. */
 export type NetworkMode = 'nat' | 'bridged' | 'host-only' | 'none';
 
@@ -103,6 +131,8 @@ export interface VmSpec {
   readonly osFamily: 'windows' | 'linux' | 'other';
   /** Ask for a guest channel (virtio-serial or the adapter's equivalent). */
   readonly guestChannel?: boolean;
+  /** Direct kernel boot (only where `capabilities.directKernelBoot`); the disks stay attached. */
+  readonly boot?: BootSpec;
   /** Free-form labels stored with the VM where the hypervisor allows (workspace name, version). */
   readonly labels?: Readonly<Record<string, string>>;
 }
