@@ -165,6 +165,9 @@ export function envelopeKeyProvider(
     // The version's creation time is signed repository metadata: a trusted time as well.
     const packedAt = Date.parse(need.createdAt);
     if (Number.isFinite(packedAt)) await trustedTime.observe(packedAt, 'repository');
+    // So is the time the repository's timestamp metadata was signed (TUF timestamp role).
+    const signedAt = need.repositoryTime !== undefined ? Date.parse(need.repositoryTime) : NaN;
+    if (Number.isFinite(signedAt)) await trustedTime.observe(signedAt, 'repository');
     const released = await openEnvelope(envelope, {
       trustedAuthorities,
       device,

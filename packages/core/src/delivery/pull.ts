@@ -95,6 +95,12 @@ export interface EncryptedImageNeed {
    * metadata): a trusted time for the device's {@link TrustedTime} record.
    */
   readonly createdAt: string;
+  /**
+   * When the repository's timestamp metadata (the TUF timestamp role) was signed, once verified:
+   * the latest trusted time the repository vouches for. Absent for repositories published
+   * before Tandem recorded it.
+   */
+  readonly repositoryTime?: string;
 }
 
 /** What {@link pullWorkspace} did. */
@@ -190,6 +196,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         version: manifest.workspace.version,
         keyId: enc.keyId,
         createdAt: manifest.createdAt,
+        ...(client.trusted.timestamp.issued ? { repositoryTime: client.trusted.timestamp.issued } : {}),
       });
       if (!dataKey) throw missingKeyError(manifest, target.path);
       verifyManifest(manifest, dataKey, target.path);

@@ -66,6 +66,11 @@ export interface SnapshotMetadata extends Common<'snapshot'> {
 /** The timestamp role: which snapshot is current; short-lived. */
 export interface TimestampMetadata extends Common<'timestamp'> {
   readonly meta: { readonly 'snapshot.json': MetaFile };
+  /**
+   * When the timestamp was signed (Tandem's addition; other TUF clients ignore it): a trusted
+   * time for endpoints, which refuse a clock set back before it (see `TrustedTime`).
+   */
+  readonly issued?: string;
 }
 
 /** Metadata of each role. */
@@ -133,7 +138,14 @@ const schemas = {
     ),
   }),
   snapshot: z.object({ ...common('snapshot'), meta: z.object({ 'targets.json': metaFile }) }),
-  timestamp: z.object({ ...common('timestamp'), meta: z.object({ 'snapshot.json': metaFile }) }),
+  timestamp: z.object({
+    ...common('timestamp'),
+    meta: z.object({ 'snapshot.json': metaFile }),
+    issued: z
+      .string()
+      .refine((s) => !Number.isNaN(Date.parse(s)), 'expected an ISO 8601 date')
+      .optional(),
+  }),
 };
 
 const envelopeSchema = z.object({

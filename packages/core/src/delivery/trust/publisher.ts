@@ -171,6 +171,7 @@ async function writeTopLevel(
         spec_version: SPEC_VERSION,
         version: versions.timestamp,
         expires: expires(ctx, 'timestamp'),
+        issued: new Date(ctx.clock.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
         meta: {
           'snapshot.json': {
             version: versions.snapshot,
