@@ -48,3 +48,5 @@ export type {
 } from './enforcement.js';
 export { TransferAsker } from './ask.js';
 export type { TransferQuestion, TransferAskerOptions } from './ask.js';
+export { launchApp } from './launch.js';
+export type { AppLaunchOptions, AppLaunch, SharedFolderView } from './launch.js';

@@ -31,6 +31,7 @@ import {
 } from '../errors.js';
 import { requireDirectKernelBoot } from '../adapter/direct-boot.js';
 import { KeyedQueue } from '../util/keyed-queue.js';
+import { DENY_ALL, freeRdpPolicyArgs, xpraPolicyArgs } from '../publishing/enforcement.js';
 import { MockFaults, type MockCall, type MockOperation } from './mock-faults.js';
 import { emptyState, readState, writeState, type MockHypervisorState, type MockVmRecord } from './mock-state.js';
 
@@ -441,7 +442,15 @@ export class MockAdapter implements HypervisorAdapter {
     const exited = new Promise<number | null>((resolve) => (close = resolve));
     return {
       transport,
-      argv: ['mock-seamless', `--vm=${r.name}`, `--mode=${req.mode}`, `--app=${req.command}`, ...(req.args ?? [])],
+      // The policy part is what the real transport's client would get (see @tandem/core/publishing).
+      argv: [
+        'mock-seamless',
+        `--vm=${r.name}`,
+        `--mode=${req.mode}`,
+        `--app=${req.command}`,
+        ...(req.args ?? []),
+        ...mockTransportArgs(transport, req),
+      ],
       exited,
       close: async () => close(0),
     };
@@ -502,6 +511,15 @@ function expectState(r: MockVmRecord, allowed: readonly VmState[], action: strin
 }
 
 /** The mock adapter as a loadable {@link AdapterModule} (name `mock`). */
+/** The frame, window class and policy arguments the transport's real client would get. */
+function mockTransportArgs(transport: string, req: LaunchRequest): string[] {
+  const transfer = req.transfer ?? DENY_ALL;
+  if (transport === 'xpra') {
+    return [...(req.frameColor ? [`--border=${req.frameColor},2`] : []), ...xpraPolicyArgs(transfer).args];
+  }
+  return [...freeRdpPolicyArgs(transfer).args, ...(req.windowClass ? [`/wm-class:${req.windowClass}`] : [])];
+}
+
 export const mockAdapterModule: AdapterModule<MockAdapterOptions> = {
   name: 'mock',
   create: (options) => new MockAdapter(options),
