@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { DirectoryStore, initRepository, packWorkspace, pullWorkspace, pushPackage } from '@tandem/core';
 import { ChunkCipher, DataKey } from '@tandem/core/crypto';
 import { libvirtEncryptedImages } from '@tandem/adapter-libvirt';
+import { benchImages } from './lib/images.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -81,43 +82,7 @@ console.log(
 
 if (!process.argv.includes('--skip-pull')) {
   // --- 2 and 3: pulls, with the images of bench/delivery.mjs ---
-  const pseudoRandom = (size, label) => {
-    const key = createHash('sha256').update(`tandem-bench/delivery/${label}`).digest();
-    const c = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
-    return Buffer.concat([c.update(Buffer.alloc(size)), c.final()]);
-  };
-  let seed = 0x6d65_6476;
-  const rand = () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (lo, hi) => lo + Math.floor(rand() * (hi - lo));
-  const v1 = pseudoRandom(SIZE, 'v1');
-  for (let zeros = 0; zeros < SIZE * 0.2;) {
-    const len = int(256 * 1024, 16 * MIB);
-    const at = int(0, SIZE - len);
-    v1.fill(0, at, at + len);
-    zeros += len;
-  }
-  const edits = [];
-  for (let total = 0; total < SIZE * CHANGED;) {
-    const len = Math.min(int(64 * 1024, MIB), Math.ceil(SIZE * CHANGED - total));
-    edits.push({ at: int(0, SIZE - len), len, insert: edits.length % 2 === 1 });
-    total += len;
-  }
-  edits.sort((a, b) => a.at - b.at);
-  const parts = [];
-  let pos = 0;
-  for (const e of edits) {
-    if (e.at < pos) continue;
-    parts.push(v1.subarray(pos, e.at));
-    parts.push(pseudoRandom(e.len, `edit-${parts.length}`));
-    pos = e.insert ? e.at : e.at + e.len;
-  }
-  parts.push(v1.subarray(pos));
-  const v2 = Buffer.concat(parts);
+  const { v1, v2 } = benchImages(SIZE, CHANGED);
 
   await rm(OUT, { recursive: true, force: true });
   for (const d of ['v1', 'v2']) await mkdir(join(OUT, d), { recursive: true });

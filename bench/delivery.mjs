@@ -12,10 +12,10 @@
 //
 //   npx tsc -b && node bench/delivery.mjs [--mib 1024] [--changed 0.02] [--pulls 3]
 import { execFileSync, execSync, spawn } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
 import { copyFile, mkdir, rm, writeFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DirectoryStore, initRepository, packWorkspace, pullWorkspace, pushPackage } from '@tandem/core';
+import { benchImages } from './lib/images.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -27,21 +27,6 @@ const CHANGED = arg('changed', 0.02);
 const PULLS = Math.max(1, arg('pulls', 3));
 const OUT = resolve('bench/out/delivery');
 
-// Deterministic data: the layout from mulberry32, the bytes from AES-256-CTR keyed by a label,
-// so every run measures the same images (and the byte counts of the three tools repeat).
-const pseudoRandom = (size, label) => {
-  const key = createHash('sha256').update(`tandem-bench/delivery/${label}`).digest();
-  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
-  return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
-};
-let seed = 0x6d65_6476;
-const rand = () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
-const int = (lo, hi) => lo + Math.floor(rand() * (hi - lo));
 const fmt = (n) => (n / MIB).toFixed(1) + ' MiB';
 const rate = (bytes, ms) => (bytes / MIB / (ms / 1000)).toFixed(0) + ' MiB/s';
 const time = async (fn) => {
@@ -49,43 +34,6 @@ const time = async (fn) => {
   const value = await fn();
   return { ms: performance.now() - t, value };
 };
-
-function makeV1() {
-  const image = pseudoRandom(SIZE, 'v1');
-  // Disk-like: about 20% of the image in runs of zeros (unused blocks), 256 KiB to 16 MiB each.
-  let zeros = 0;
-  while (zeros < SIZE * 0.2) {
-    const len = int(256 * 1024, 16 * MIB);
-    const at = int(0, SIZE - len);
-    image.fill(0, at, at + len);
-    zeros += len;
-  }
-  return image;
-}
-
-function makeV2(v1) {
-  // 2% changed: scattered edits of 64 KiB to 1 MiB, alternately overwrites and inserts.
-  const target = SIZE * CHANGED;
-  const edits = [];
-  let total = 0;
-  while (total < target) {
-    const len = Math.min(int(64 * 1024, MIB), Math.ceil(target - total));
-    edits.push({ at: int(0, SIZE - len), len, insert: edits.length % 2 === 1 });
-    total += len;
-  }
-  edits.sort((a, b) => a.at - b.at);
-  const parts = [];
-  let pos = 0;
-  for (const e of edits) {
-    if (e.at < pos) continue;
-    parts.push(v1.subarray(pos, e.at));
-    parts.push(pseudoRandom(e.len, `edit-${parts.length}`));
-    pos = e.insert ? e.at : e.at + e.len;
-  }
-  parts.push(v1.subarray(pos));
-  const changed = parts.reduce((n, p, i) => n + (i % 2 === 1 && i < parts.length - 1 ? p.length : 0), 0);
-  return { image: Buffer.concat(parts), changed, edits: edits.length };
-}
 
 async function startServer(root) {
   const child = spawn(process.execPath, [resolve('bench/lib/static-server.mjs'), root], {
@@ -108,8 +56,7 @@ await rm(OUT, { recursive: true, force: true });
 for (const d of ['v1', 'v2', 'repo', 'endpoint', 'casync', 'rsync/module', 'rsync/client'])
   await mkdir(join(OUT, d), { recursive: true });
 console.error(`generating a ${fmt(SIZE)} image and a version with ${CHANGED * 100}% changed ...`);
-const v1 = makeV1();
-const { image: v2, changed, edits } = makeV2(v1);
+const { v1, v2, changed, edits } = benchImages(SIZE, CHANGED);
 await writeFile(join(OUT, 'v1/disk.img'), v1);
 await writeFile(join(OUT, 'v2/disk.img'), v2);
 await writeFile(join(OUT, 'v1/tandem.workspace.yaml'), workspace('bench', '1.0.0'));
