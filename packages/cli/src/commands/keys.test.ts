@@ -102,25 +102,25 @@ describe('tandem keys', () => {
     expect(none.code).toBe(ExitCode.notFound);
     expect(none.stderr).toMatch(/tandem keys device show/);
 
+    /** `tandem keys seal` of the image's key for `device` into `out`, as the administrator. */
+    const seal = (out: string, device: string, ...limits: string[]): ReturnType<typeof tandem> =>
+      as(
+        admin,
+        '--json',
+        'keys',
+        'seal',
+        '--key',
+        key,
+        '--authority-key',
+        authority,
+        '--device',
+        device,
+        ...limits,
+        '--out',
+        out,
+      );
     const envelope = join(tmp, 'erp.envelope');
-    const sealed = await as(
-      admin,
-      '--json',
-      'keys',
-      'seal',
-      '--key',
-      key,
-      '--authority-key',
-      authority,
-      '--device',
-      devicePub,
-      '--versions',
-      '>=3.0.0 <4',
-      '--not-after',
-      'P14D',
-      '--out',
-      envelope,
-    );
+    const sealed = await seal(envelope, devicePub, '--versions', '>=3.0.0 <4', '--not-after', 'P14D');
     expect(sealed.code).toBe(ExitCode.ok);
     const inspected = await tandem('--json', 'keys', 'inspect', envelope);
     expect(inspected.json).toMatchObject({
@@ -146,56 +146,30 @@ describe('tandem keys', () => {
     } else expect(ok.code).not.toBe(ExitCode.ok);
     const installedBefore = hasQemuNbd ? readFileSync(join(tmp, 'install', 'installed.json'), 'utf8') : '';
 
-    // An envelope for another device, and an expired lease.
+    // Refusals: an envelope for another device, an expired lease, one byte changed.
     const otherPub = (await as(other, '--json', 'keys', 'device', 'show')).json.publicKey as string;
     const forOther = join(tmp, 'other.envelope');
-    await as(
-      admin,
-      'keys',
-      'seal',
-      '--key',
-      key,
-      '--authority-key',
-      authority,
-      '--device',
-      otherPub,
-      '--not-after',
-      'P1D',
-      '--out',
-      forOther,
-    );
-    expect((await pull('--envelope', forOther)).code).toBe(ExitCode.integrity);
+    expect((await seal(forOther, otherPub, '--not-after', 'P1D')).code).toBe(ExitCode.ok);
     const expired = join(tmp, 'expired.envelope');
     expect(
-      (
-        await as(
-          admin,
-          'keys',
-          'seal',
-          '--key',
-          key,
-          '--authority-key',
-          authority,
-          '--device',
-          devicePub,
-          '--not-before',
-          '2020-01-01T00:00:00Z',
-          '--not-after',
-          '2020-01-15T00:00:00Z',
-          '--out',
-          expired,
-        )
-      ).code,
+      (await seal(expired, devicePub, '--not-before', '2020-01-01T00:00:00Z', '--not-after', '2020-01-15T00:00:00Z'))
+        .code,
     ).toBe(ExitCode.ok);
-    const late = await pull('--envelope', expired);
-    expect(late.code).toBe(ExitCode.policyDenied);
-    expect(late.stderr).toMatch(/ended at 2020-01-15/);
-    // One byte changed in the envelope.
+    const tampered = join(tmp, 'tampered.envelope');
     const text = readFileSync(envelope, 'utf8');
     const at = text.indexOf('"sig": "') + 20;
     const { writeFileSync } = await import('node:fs');
-    writeFileSync(envelope, text.slice(0, at) + (text[at] === 'A' ? 'B' : 'A') + text.slice(at + 1));
-    expect((await pull('--envelope', envelope)).code).toBe(ExitCode.integrity);
+    writeFileSync(tampered, text.slice(0, at) + (text[at] === 'A' ? 'B' : 'A') + text.slice(at + 1));
+    const refusals: { file: string; exit: number; message: RegExp }[] = [
+      { file: forOther, exit: ExitCode.integrity, message: /not this one/ },
+      { file: expired, exit: ExitCode.policyDenied, message: /ended at 2020-01-15/ },
+      { file: tampered, exit: ExitCode.integrity, message: /altered or damaged/ },
+    ];
+    for (const r of refusals) {
+      const refused = await pull('--envelope', r.file);
+      expect(refused.code, r.file).toBe(r.exit);
+      expect(refused.stderr).toMatch(r.message);
+    }
     // The installed version is untouched by every refusal.
     if (hasQemuNbd) expect(readFileSync(join(tmp, 'install', 'installed.json'), 'utf8')).toBe(installedBefore);
     else expect(() => statSync(join(tmp, 'install', 'installed.json'))).toThrow();
