@@ -229,6 +229,8 @@ function pointCurrent(cache, hash) {
   renameSync(`${link}.new`, link);
 }
 
+const RUNTIME_FILE = (name) => !/\.(d\.[cm]?ts|map|md|ts|tsbuildinfo)$/.test(name);
+
 /** Every file under `dir` that the guest needs at run time (no type declarations, maps or sources). */
 function runtimeFiles(dir) {
   const out = [];
@@ -237,7 +239,7 @@ function runtimeFiles(dir) {
       const p = join(d, entry.name);
       if (entry.isDirectory()) {
         if (entry.name !== 'node_modules' && entry.name !== 'src') walk(p);
-      } else if (entry.isFile() && !/\.(d\.[cm]?ts|map|md|ts|tsbuildinfo)$/.test(entry.name)) {
+      } else if (entry.isFile() && RUNTIME_FILE(entry.name)) {
         out.push(p);
       }
     }
@@ -252,7 +254,8 @@ async function packPackage(cpio, name, dir, parts) {
   for (const part of parts) {
     const base = join(dir, part);
     if (!existsSync(base)) continue;
-    for (const f of runtimeFiles(base)) await cpio.file(`${target}/${relative(dir, f)}`, readFileSync(f));
+    const found = statSync(base).isDirectory() ? runtimeFiles(base) : RUNTIME_FILE(part) ? [base] : [];
+    for (const f of found) await cpio.file(`${target}/${relative(dir, f)}`, readFileSync(f));
   }
 }
 

@@ -83,7 +83,7 @@ AGENT=/opt/tandem/node_modules/@tandem/guest-agent/dist/main.js
 agent_service() {
   while :; do
     if [ -f "$AGENT" ]; then
-      node "$AGENT" --port org.tandem.agent.0 --state-dir /mnt/state/agent --apps-dir /usr/share/applications &
+      node "$AGENT" --port org.tandem.agent.0 --state-dir /mnt/state/agent &
     else
       node /opt/tandem/stand-in.mjs &
     fi
