@@ -50,3 +50,12 @@ export { TransferAsker } from './ask.js';
 export type { TransferQuestion, TransferAskerOptions } from './ask.js';
 export { launchApp } from './launch.js';
 export type { AppLaunchOptions, AppLaunch, SharedFolderView } from './launch.js';
+export {
+  openHostUrl,
+  guestUrlOpener,
+  findHostBrowser,
+  openInHostBrowser,
+  assertNotLooping,
+  OPENING_ENV,
+} from './url-open.js';
+export type { UrlOpenTargets, UrlOpenResult, HostBrowser } from './url-open.js';
