@@ -36,6 +36,7 @@ import {
 import { parseGuestProperty, parseHostInfo, parseVersion, type VBoxVersion } from './parse.js';
 import { VBoxSeamless } from './seamless.js';
 import { VBoxSnapshots } from './snapshots.js';
+import { unregisterKeepingDisks } from './unregister.js';
 import { VBoxManageCli } from './vboxmanage.js';
 
 /** Options of {@link virtualbox}. */
@@ -295,6 +296,12 @@ export class VirtualBoxAdapter implements HypervisorAdapter {
     });
   }
 
+  /**
+   * Powers the VM off and removes it. With `deleteDisks` every image it refers to goes too
+   * (`unregistervm --delete`). Without, its snapshots are deleted first (VirtualBox merges them,
+   * so the disks hold the VM's current state), every medium is detached, and then the settings
+   * file, logs and folder are deleted: the name is free for a new `define`, no disk is deleted.
+   */
   async destroy(vm: string, options: { deleteDisks?: boolean } = {}): Promise<void> {
     return this.#onVm(vm, async (m) => {
       const { cli } = this.#ctx;
@@ -303,7 +310,8 @@ export class VirtualBoxAdapter implements HypervisorAdapter {
       } else if (m.state === 'saved') {
         await cli.run(['discardstate', m.uuid], `Discard the saved state of "${vm}"`);
       }
-      await cli.run(['unregistervm', m.uuid, ...(options.deleteDisks ? ['--delete'] : [])], `Unregister "${vm}"`);
+      if (options.deleteDisks) await cli.run(['unregistervm', m.uuid, '--delete'], `Unregister "${vm}"`);
+      else await unregisterKeepingDisks(this.#ctx, m);
       this.#ctx.uuids.delete(vm);
     });
   }

@@ -40,6 +40,13 @@ export function virtualBoxConformance(it: TestAPI, version: '6.1' | '7.0' | '7.1
     },
     // VirtualBox refuses to delete a snapshot with several children ("more than the one snapshot
     // allowed for deletion", SnapshotImpl.cpp); the adapter's own tests check that refusal.
-    { prefix: `tandem-conf-${version}`, gracefulStopTimeoutMs: 2_000, skip: { deleteWithSeveralChildren: true } },
+    // Each check starts the fake dozens of times; the limit catches hangs, and on a machine
+    // kept busy (CI runs under stress-ng) a deep snapshot tree took over the default 60 s.
+    {
+      prefix: `tandem-conf-${version}`,
+      timeoutMs: 180_000,
+      gracefulStopTimeoutMs: 2_000,
+      skip: { deleteWithSeveralChildren: true },
+    },
   );
 }

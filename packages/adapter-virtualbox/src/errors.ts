@@ -86,6 +86,13 @@ export function mapVBoxError(result: CommandResult, what: string, report: VBoxEr
       details,
     });
   }
+  const leftover = /Machine settings file '(.*)' already exists/.exec(all);
+  if (leftover) {
+    return new ConflictError(
+      `${what}: VirtualBox found the settings file of an earlier VM at ${leftover[1]} (a VM unregistered without --delete leaves its folder behind). Register it again (VBoxManage registervm) and destroy it with Tandem, or move that folder away.`,
+      { details: { ...details, settingsFile: leftover[1] } },
+    );
+  }
   if (/already exists/i.test(all)) {
     return new ConflictError(
       `${what}: something with that name already exists ("${message}"). Pick another name or remove the old one.`,

@@ -247,6 +247,17 @@ describe('VBoxManage: error: lines', () => {
     expect(e.details['vboxCode']).toBe('VBOX_E_OBJECT_NOT_FOUND');
   });
 
+  it('a settings file left by a VM unregistered without --delete: a conflict naming the file (6.1 and 7.0 text)', () => {
+    for (const version of ['6.1', '7.0']) {
+      const r = result(fixture(`${version}/error-settings-file-exists.txt`), 1);
+      const e = mapVBoxError(r, 'Create VM "legacy-erp"', parseErrorLines(r.stderr));
+      expect(e.code).toBe('TANDEM_CONFLICT');
+      expect(e.details['vboxCode']).toBe('VBOX_E_FILE_ERROR');
+      expect(e.details['settingsFile']).toBe('/home/ops/VirtualBox VMs/legacy-erp/legacy-erp.vbox');
+      expect(e.message).toMatch(/registervm/);
+    }
+  });
+
   it('finds error lines even when the exit code is 0', () => {
     const report = parseErrorLines(fixture('common/error-startvm-exit0.txt'));
     expect(report?.message).toMatch(/terminated unexpectedly during startup/);
