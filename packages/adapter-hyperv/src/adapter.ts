@@ -21,7 +21,7 @@ import { asList } from './parse.js';
 import { MODULE_FIX, PRIVILEGE_FIX, PowerShellCli } from './pwsh.js';
 import { HyperVSeamless, type RdpClient } from './seamless.js';
 import { HyperVSnapshots } from './snapshots.js';
-import { allowed, checkVmName, defineValues, toVmInfo, type HyperVContext } from './vm.js';
+import { allowed, checkVmName, defineValues, toRemovedVm, toVmInfo, type HyperVContext } from './vm.js';
 
 /** Options of {@link hyperv}. */
 export interface HyperVOptions {
@@ -53,6 +53,9 @@ export interface HyperVOptions {
 function text(v: unknown): string {
   return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
 }
+
+/** How long a destroy waits for Hyper-V to merge a VM's checkpoints into its disks. */
+const MERGE_TIMEOUT_SECONDS = 3600;
 
 /** What the Hyper-V adapter supports. */
 export const HYPERV_CAPABILITIES: AdapterCapabilities = {
@@ -235,11 +238,30 @@ export class HyperVAdapter implements HypervisorAdapter {
     await this.#vmCall(vm, 'start', { allowed: allowed(['saved']) }, 'Restore');
   }
 
+  /**
+   * Turns the VM off and removes it. With `deleteDisks` its disks and checkpoint files go too.
+   * Without, its checkpoints are removed first and the removal waits until Hyper-V has merged
+   * their .avhdx files into the disks (never removing the VM while the chain is in use), so
+   * the .vhdx files it keeps hold the VM's current state, not the state of its first
+   * checkpoint; a warning names the checkpoints merged.
+   */
   async destroy(vm: string, options: { deleteDisks?: boolean } = {}): Promise<void> {
     checkVmName(vm);
-    await this.#ctx.serial.run(vm, () =>
-      this.#ctx.ps.call('destroy', { name: vm, deleteDisks: !!options.deleteDisks }, `Remove "${vm}"`),
+    const removed = toRemovedVm(
+      await this.#ctx.serial.run(vm, () =>
+        this.#ctx.ps.call(
+          'destroy',
+          { name: vm, deleteDisks: !!options.deleteDisks, mergeTimeoutSeconds: MERGE_TIMEOUT_SECONDS },
+          `Remove "${vm}"`,
+          (MERGE_TIMEOUT_SECONDS + 120) * 1000,
+        ),
+      ),
     );
+    if (removed.merged.length) {
+      this.#ctx.warn(
+        `Removed VM "${vm}" after merging its checkpoints (${removed.checkpoints.join(', ')}) into ${removed.disks.join(', ')}; those disks hold its last state.`,
+      );
+    }
   }
 
   async close(): Promise<void> {

@@ -32,8 +32,22 @@ export interface FakeHyperVHome {
   calls(): FakePwshCall[];
   unexpected(): unknown[];
   state(): {
-    vms: { Name: string; Id: string; State: number; Snapshots: unknown[]; Notes: string; Switch: string | null }[];
+    vms: {
+      Name: string;
+      Id: string;
+      State: number;
+      ProcessorCount: number;
+      /** The files the VM's drives point at now (an .avhdx while it has checkpoints). */
+      Disks: string[];
+      Snapshots: unknown[];
+      Notes: string;
+      Switch: string | null;
+    }[];
     removedFiles: string[];
+    /** Differencing disks on the host, with their parents. */
+    files?: Record<string, { parent: string }>;
+    /** Differencing disks Hyper-V merged into their parents. */
+    mergedFiles?: string[];
   };
   remove(): void;
 }

@@ -122,6 +122,12 @@ export function mapPsError(r: CommandResult, what: string, vm?: string | number 
       details: { ...details, state: mapHyperVState(rec?.state) },
     });
   }
+  if (id === 'Tandem.MergeTimeout') {
+    return new TimeoutError(
+      `${what}: Hyper-V is still merging the VM's checkpoints into its disks, so the VM was not removed. Wait until Get-VM shows no merge in progress, then retry.`,
+      { details: { ...details, state: mapHyperVState(rec?.state) }, retryable: true },
+    );
+  }
   if (/PermissionDenied|UnauthorizedAccess|required permission|Access is denied/i.test(all)) {
     return new AuthError(`${what}: not enough privilege for Hyper-V ("${message}"). ${PRIVILEGE_FIX}`, {
       details: { ...details, fix: PRIVILEGE_FIX },

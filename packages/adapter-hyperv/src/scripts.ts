@@ -157,13 +157,24 @@ Out-TandemVM (Get-VM -Id $vm.Id)`,
 if ([int]$vm.State -eq 6) { Remove-VMSavedState -VM $vm }
 elseif ([int]$vm.State -ne 3) { Stop-VM -VM $vm -TurnOff -Force }
 $files = @()
+$merged = @()
+$checkpoints = @(Get-VMSnapshot -VM $vm | ForEach-Object { $_.Name })
 if ($A['deleteDisks'] -eq '1') {
   $files += @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { $_.Path })
   $files += @(Get-VMSnapshot -VM $vm | Get-VMHardDiskDrive | ForEach-Object { $_.Path })
+} elseif ($checkpoints.Count -gt 0) {
+  $merged = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { $_.Path } | Where-Object { $_ -like '*.avhdx' })
+  Get-VMSnapshot -VM $vm | Where-Object { $null -eq $_.ParentSnapshotId } | Remove-VMSnapshot -IncludeAllChildSnapshots -Confirm:$false
+  $deadline = (Get-Date).AddSeconds([int]$A['mergeTimeoutSeconds'])
+  while (@(Get-VMHardDiskDrive -VM $vm | Where-Object { $_.Path -like '*.avhdx' }).Count -gt 0) {
+    if ((Get-Date) -gt $deadline) { Stop-Tandem 'Tandem.MergeTimeout' 'OperationTimeout' 'Hyper-V is still merging the checkpoints into the disks.' $vm.State }
+    Start-Sleep -Seconds 1
+  }
 }
+$disks = @(Get-VMHardDiskDrive -VM $vm | ForEach-Object { $_.Path })
 Remove-VM -VM $vm -Force
 foreach ($f in ($files | Select-Object -Unique)) { Remove-Item -LiteralPath $f -Force }
-ConvertTo-Json -InputObject ([ordered]@{ Removed = $vm.Id; Files = @($files | Select-Object -Unique) })`,
+ConvertTo-Json -InputObject ([ordered]@{ Removed = $vm.Id; Files = @($files | Select-Object -Unique); Checkpoints = $checkpoints; Merged = $merged; Disks = $disks })`,
 
   'snapshot-create': String.raw`$vm = Get-TandemVM
 Assert-TandemState $vm

@@ -44,6 +44,33 @@ export function toVmInfo(o: Record<string, unknown>): VmInfo {
   };
 }
 
+/** What the destroy script reports: the checkpoints removed, the .avhdx files merged, the disks kept. */
+export interface RemovedVm {
+  readonly id: string | null;
+  /** Files deleted (with `deleteDisks`). */
+  readonly files: readonly string[];
+  /** Names of the checkpoints the VM had. */
+  readonly checkpoints: readonly string[];
+  /** The .avhdx files the VM ran on, merged into their parents before it was removed. */
+  readonly merged: readonly string[];
+  /** The disks the VM was attached to when it was removed. */
+  readonly disks: readonly string[];
+}
+
+/** Reads the destroy script's `{ Removed, Files, Checkpoints, Merged, Disks }`. */
+export function toRemovedVm(value: unknown): RemovedVm {
+  const o = (value ?? {}) as Record<string, unknown>;
+  const strings = (v: unknown): string[] =>
+    (Array.isArray(v) ? v : v === null || v === undefined ? [] : [v]).filter((x): x is string => typeof x === 'string');
+  return {
+    id: guid(o['Removed']),
+    files: strings(o['Files']),
+    checkpoints: strings(o['Checkpoints']),
+    merged: strings(o['Merged']),
+    disks: strings(o['Disks']),
+  };
+}
+
 /** True for an absolute Windows path (`C:\...` or `\\server\share\...`). */
 export function isWindowsPath(p: string): boolean {
   return /^[A-Za-z]:\\/.test(p) || p.startsWith('\\\\');
