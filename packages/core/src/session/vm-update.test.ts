@@ -86,6 +86,30 @@ describe('updates reach the VM', () => {
     });
   });
 
+  it('without redefine, a revertible VM goes back to its baseline before its definition goes (so the kept disk holds no session leftovers)', async () => {
+    const { adapter, manager, seen } = setup({ redefine: false });
+    const v1 = await manager.open(version('1.0.0', 1, '{ mode: revertible }'), { diskPath: '/images/a.qcow2' });
+    await v1.close();
+    // A session that crashed before its end: its changes are still on the disk.
+    adapter.writeDisk(v1.vm, 'left by the last session');
+    // What the disk holds when the definition goes is what a destroy that keeps disks keeps.
+    const kept: string[] = [];
+    const destroy = adapter.destroy.bind(adapter);
+    Object.assign(adapter, {
+      destroy: async (vm: string, o?: { deleteDisks?: boolean }) => {
+        kept.push(adapter.readDisk(vm));
+        return destroy(vm, o);
+      },
+    });
+    const v2 = await manager.open(version('1.1.0', 2, '{ mode: revertible }'), { diskPath: '/images/a.qcow2' });
+    await v2.start();
+    expect(kept).toEqual(['']); // the baseline's contents: the image as delivered
+    expect(seen.find((e) => e.type === 'session.vm-updated')?.data).toMatchObject({
+      snapshotsDropped: ['tandem-baseline'],
+    });
+    expect((await adapter.snapshots.list(v2.vm)).map((s) => s.name)).toEqual(['tandem-baseline']);
+  });
+
   it('a running VM keeps running the old version until it is stopped and started again', async () => {
     const { adapter, manager } = setup();
     const v1 = await manager.open(version('1.0.0'));

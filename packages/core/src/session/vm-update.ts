@@ -69,8 +69,9 @@ export function definedVm(info: VmInfo, recorded?: VmSpec): DefinedVm {
 
 /**
  * Redefines a stopped VM for `update`: in place when the adapter can (`redefine`, snapshots
- * kept), else by destroying the definition (disks are kept) and defining it again, which loses
- * its snapshots. A revertible workspace whose disks changed gets a new baseline of the new disk.
+ * kept), else by destroying the definition (disks are kept, holding the VM's current state) and
+ * defining it again with the new spec's disks, which loses its snapshots (a revertible VM goes
+ * back to its baseline first). A revertible workspace whose disks changed gets a new baseline of the new disk.
  * Returns the snapshots kept and the names of those dropped.
  */
 export async function applyVmUpdate(
@@ -95,6 +96,12 @@ export async function applyVmUpdate(
       kept = after.length;
     }
   } else {
+    // A destroy that keeps the disks leaves them holding the VM's current state (VirtualBox and
+    // Hyper-V merge snapshot chains into them). A revertible workspace's current state is
+    // whatever the last session left: go back to the baseline first, so none of it is merged
+    // into the image.
+    const baseline = options.revertible ? before.find((s) => s.name === options.baseline) : undefined;
+    if (baseline && snapshotOps) await snapshotOps.revert(vm, baseline.id);
     await adapter.destroy(vm, { deleteDisks: false });
     await adapter.define(update.spec);
     dropped = before.map((s) => s.name);
