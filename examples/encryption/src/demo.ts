@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TandemError, VirtualClock, type VmSpec } from '@tandem/core';
+import { SessionManager, TandemError, VirtualClock, loadWorkspaceFile, vmNameFor } from '@tandem/core';
 import {
   DataKey,
   KeyReleaseAuthority,
@@ -17,6 +17,7 @@ import {
   packWorkspace,
   pullWorkspace,
   pushPackage,
+  releaseDiskKeys,
   type PullResult,
 } from '@tandem/core/delivery';
 import { MockAdapter } from '@tandem/core/mock';
@@ -108,38 +109,36 @@ export async function runEncryptionDemo(options: EncryptionDemoOptions): Promise
   });
   log(`pulled ${pulled.version}: ${pulled.chunksFetched} chunks fetched and decrypted in memory, image kept encrypted`);
 
-  // Start on the mock hypervisor with the disk key handed over in memory.
+  // Start the pulled workspace in a session on the mock hypervisor: releaseDiskKeys opens the
+  // envelope (device, image, version, lease, trusted time) and hands the disk key over in memory.
   const adapter = new MockAdapter({ clock, hostMemoryMiB: 8192 });
-  const diskSpec = { path: pulled.image, format: 'qcow2' as const, encryption: { keyId: 'legacy-erp' } };
-  const spec: VmSpec = {
-    name: 'tandem-legacy-erp',
-    memoryMiB: 512,
-    cpus: 1,
-    disks: [diskSpec],
-    network: { mode: 'nat' },
-    graphics: { kind: 'none' },
-    osFamily: 'other',
-  };
-  const start = async (): Promise<void> => {
-    using released = await release();
-    const diskKey = diskKeyFor(released.dataKey);
-    try {
-      await adapter.start(spec.name, { diskKeys: new Map([['legacy-erp', diskKey]]) });
-    } finally {
-      diskKey.fill(0);
-    }
-  };
+  const loaded = await loadWorkspaceFile(pulled.workspaceFile);
+  const manager = new SessionManager({ adapter, clock });
+  const key = async (): Promise<DataKey> => (await release()).dataKey;
   {
+    // The mock keeps no image: tell it which key opens this one, as a real encrypted disk would.
     using released = await release();
     const diskKey = diskKeyFor(released.dataKey);
-    await adapter.diskEncryption.encrypt(diskSpec, diskKey);
+    await adapter.diskEncryption.encrypt(
+      { path: pulled.image, format: 'qcow2', encryption: { keyId: 'legacy-erp' } },
+      diskKey,
+    );
     diskKey.fill(0);
   }
-  await adapter.define(spec);
-  await start();
-  const startedState = await adapter.state(spec.name);
-  log(`started: the VM is ${startedState}`);
-  await adapter.stop(spec.name, { force: true });
+  const start = async (): Promise<string> => {
+    using keys = await releaseDiskKeys(loaded, key);
+    const session = await manager.open(loaded, { ...(keys ? { diskKeys: keys.diskKeys } : {}) });
+    try {
+      await session.start();
+      return session.state;
+    } finally {
+      await session.close();
+    }
+  };
+  const startedState = await start();
+  const vm = vmNameFor(loaded.workspace);
+  log(`started: the session's VM ${vm} is ${startedState}`);
+  await adapter.stop(vm, { force: true });
 
   // Two days later, still offline: the lease has expired and the key is not released.
   await clock.advance(2 * DAY);
@@ -151,6 +150,6 @@ export async function runEncryptionDemo(options: EncryptionDemoOptions): Promise
     refusedWith = err.code;
     log(`two days later: refused (${err.code}): ${err.message}`);
   }
-  log(`the VM is ${await adapter.state(spec.name)}`);
+  log(`the VM is ${await adapter.state(vm)}`);
   return { pulled, envelope, startedState, refusedWith };
 }
