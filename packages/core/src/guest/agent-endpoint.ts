@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import { TandemError } from '../errors.js';
+import { GuestOperationError } from './errors.js';
 import { MessageStream } from './message-stream.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -256,6 +257,10 @@ export class AgentEndpoint {
 
 /** The wire form of an error a handler threw: a TandemError keeps its code and retryability. */
 export function toWireError(err: unknown): WireError {
+  if (err instanceof GuestOperationError) {
+    const guestCode = typeof err.details.guestCode === 'string' ? err.details.guestCode : 'failed';
+    return { code: guestCode.slice(0, 64), message: err.guestMessage.slice(0, 4096), retryable: err.retryable };
+  }
   if (TandemError.is(err)) {
     const guestCode = typeof err.details.guestCode === 'string' ? err.details.guestCode : err.code;
     return { code: guestCode.slice(0, 64), message: err.message.slice(0, 4096), retryable: err.retryable };
