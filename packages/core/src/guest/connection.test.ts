@@ -218,7 +218,7 @@ describe('GuestConnection and AgentEndpoint', () => {
     await conn.open({ timeoutMs: 30_000 });
     const gone = next(bus, 'guest.disconnected');
     first.stop(); // silent: no EOF reaches the host
-    expect((await gone).data.vm).toBe('vm1');
+    expect((await gone).data).toMatchObject({ vm: 'vm1' });
     const back = next(bus, 'guest.connected');
     const second = serveForever(port);
     await back;

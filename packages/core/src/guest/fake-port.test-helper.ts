@@ -1,4 +1,4 @@
-import { Duplex, duplexPair } from 'node:stream';
+import { type Duplex, duplexPair } from 'node:stream';
 import type { GuestChannelOps } from '../adapter/types.js';
 
 /**
