@@ -12,6 +12,8 @@ import { registerPush } from './push.js';
 import { registerPull } from './pull.js';
 import { registerRepo } from './repo.js';
 import { registerKeys } from './keys.js';
+import { registerApps } from './apps.js';
+import { registerOpen } from './open.js';
 
 /** Registers every command. Each command lives in its own file under commands/. */
 export function registerCommands(program: Command, host: CommandHost): void {
@@ -27,4 +29,6 @@ export function registerCommands(program: Command, host: CommandHost): void {
   registerPull(program, host);
   registerRepo(program, host);
   registerKeys(program, host);
+  registerApps(program, host);
+  registerOpen(program, host);
 }

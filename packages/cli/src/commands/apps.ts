@@ -1,0 +1,292 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { platform } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { InvalidInputError, type PublishedApp, type SeamlessTransport } from '@tandem/core';
+import {
+  FreedesktopLaunchers,
+  WindowsLaunchers,
+  launchApp,
+  launcherWmClass,
+  type InstallReport,
+  type LauncherApp,
+  type SharedFolderView,
+} from '@tandem/core/publishing';
+import type { CliContext } from '../context.js';
+import type { CommandHost } from '../program.js';
+import { cliEvents, policyFor, withSession } from '../runtime.js';
+import { StateDir, type SessionRecord } from '../state.js';
+
+interface WhereOptions {
+  dataHome?: string;
+  configHome?: string;
+  exec?: string;
+  windowsPrograms?: string;
+  windowsTarget?: string;
+}
+
+const collect = (v: string, acc: string[]): string[] => [...acc, v];
+
+/** The launchers for this host: freedesktop, or Windows shortcuts when --windows-programs is given or on Windows. */
+function launchersFor(opts: WhereOptions): FreedesktopLaunchers | WindowsLaunchers {
+  const exec = opts.exec ? opts.exec.split(' ').filter(Boolean) : undefined;
+  if (opts.windowsPrograms || platform() === 'win32') {
+    const programs =
+      opts.windowsPrograms ?? resolve(process.env['APPDATA'] ?? '.', 'Microsoft', 'Windows', 'Start Menu', 'Programs');
+    const state = resolve(programs, '..', '..', '..', '..', '..', 'Local', 'Tandem', 'launchers');
+    return new WindowsLaunchers({
+      programsDir: programs,
+      stateDir: state,
+      stateDirWindowsPath: state,
+      target: opts.windowsTarget ?? 'C:\\Program Files\\Tandem\\tandem.exe',
+      ...(exec ? { targetArgs: exec.slice(1) } : {}),
+    });
+  }
+  return new FreedesktopLaunchers({
+    ...(opts.dataHome ? { dataHome: opts.dataHome } : {}),
+    ...(opts.configHome ? { configHome: opts.configHome } : {}),
+    ...(exec ? { command: exec } : {}),
+  });
+}
+
+/** A workspace's published apps as launchers, their icons read from the workspace's directory. */
+function launcherApps(ctx: CliContext, record: SessionRecord): LauncherApp[] {
+  const base = dirname(record.file);
+  return record.spec.spec.publishedApps.map((app: PublishedApp) => {
+    let icon: LauncherApp['icon'];
+    if (app.icon !== undefined) {
+      const file = resolve(base, app.icon);
+      if (existsSync(file)) icon = { bytes: readFileSync(file) };
+      else ctx.info(`  icon ${file} of ${app.id} does not exist; the launcher has none`);
+    }
+    return {
+      id: app.id,
+      name: app.name,
+      ...(app.startMenuFolder !== undefined ? { startMenuFolder: app.startMenuFolder } : {}),
+      fileTypes: app.fileTypes,
+      ...(icon ? { icon } : {}),
+    };
+  });
+}
+
+function addWhere(cmd: Command): Command {
+  return cmd
+    .option('--data-home <dir>', 'freedesktop data directory (default $XDG_DATA_HOME or ~/.local/share)')
+    .option('--config-home <dir>', 'freedesktop config directory, for the menu (default $XDG_CONFIG_HOME or ~/.config)')
+    .option('--exec <command>', 'what a launcher runs before "apps launch" (default: tandem)')
+    .option('--windows-programs <dir>', 'write Windows shortcuts into this Start Menu Programs folder instead')
+    .option('--windows-target <path>', 'with --windows-programs: the Windows path of tandem.exe');
+}
+
+function reportLines(verb: string, r: InstallReport): string[] {
+  return [
+    ...r.written.map((f) => `${verb} ${f}`),
+    ...r.removed.map((f) => `removed ${f}`),
+    ...r.kept.map((f) => `kept ${f} (changed since Tandem installed it)`),
+  ];
+}
+
+function parseSharedFolder(value: string | undefined): SharedFolderView | undefined {
+  if (value === undefined) return undefined;
+  const eq = value.indexOf('=');
+  if (eq <= 0 || eq === value.length - 1) {
+    throw new InvalidInputError(`--shared-folder "${value}" is not HOST=GUEST (for example ~/Shared=Z:\\).`, {
+      details: { sharedFolder: value },
+    });
+  }
+  return { hostPath: value.slice(0, eq), guestPath: value.slice(eq + 1) };
+}
+
+async function readStdinLine(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+}
+
+/** `tandem apps list|publish|unpublish|launch` */
+export function registerApps(program: Command, host: CommandHost): void {
+  const apps = program
+    .command('apps')
+    .description("the workspace's published apps: host launchers, and launching them");
+
+  apps
+    .command('list')
+    .description('list the published apps and whether their launchers are installed')
+    .argument('[workspace]', 'workspace name (optional when there is only one session)')
+    .option('--data-home <dir>', 'freedesktop data directory')
+    .action(
+      host.run(async (ctx, ws: string | undefined, opts: { dataHome?: string }) => {
+        const record = new StateDir(ctx.stateDir).resolve(ws);
+        const launchers = new FreedesktopLaunchers(opts.dataHome ? { dataHome: opts.dataHome } : {});
+        const installed = launchers.installed(record.workspace);
+        const rows = record.spec.spec.publishedApps.map((a) => ({
+          id: a.id,
+          name: a.name,
+          command: a.command,
+          fileTypes: a.fileTypes,
+          windowClass: launcherWmClass(record.workspace, a.id),
+          launcher: installed?.files.some((f) => f.path.endsWith(`-${a.id}.desktop`)) ?? false,
+        }));
+        ctx.result(
+          { workspace: record.workspace, apps: rows, launchersVersion: installed?.version ?? null },
+          rows.length === 0
+            ? `${record.workspace} publishes no apps`
+            : rows.map((r) => `${r.id}\t${r.name}\t${r.launcher ? 'launcher installed' : 'no launcher'}\t${r.command}`),
+        );
+      }),
+    );
+
+  addWhere(
+    apps
+      .command('publish')
+      .description(
+        'install a launcher for each published app (freedesktop menu entries, or Windows Start Menu shortcuts)',
+      )
+      .argument('[workspace]', 'workspace name (optional when there is only one session)')
+      .option('--url-handler', 'also install tandem open as the http/https handler (freedesktop)'),
+  ).action(
+    host.run(async (ctx, ws: string | undefined, opts: WhereOptions & { urlHandler?: boolean }) => {
+      const record = new StateDir(ctx.stateDir).resolve(ws);
+      const launchers = launchersFor(opts);
+      const r = launchers.install({
+        workspace: record.workspace,
+        version: record.spec.metadata.version,
+        apps: launcherApps(ctx, record),
+      });
+      const url =
+        opts.urlHandler && launchers instanceof FreedesktopLaunchers ? launchers.installUrlHandler() : undefined;
+      ctx.result(
+        { workspace: record.workspace, version: record.spec.metadata.version, ...r, urlHandler: url ?? null },
+        [
+          ...reportLines('installed', r),
+          ...(url ? reportLines('installed', url) : []),
+          ...(url
+            ? ['make it the default: xdg-mime default tandem-open.desktop x-scheme-handler/http x-scheme-handler/https']
+            : []),
+        ],
+      );
+    }),
+  );
+
+  addWhere(
+    apps
+      .command('unpublish')
+      .description('remove every launcher Tandem installed for the workspace, and nothing else')
+      .argument('[workspace]', 'workspace name (optional when there is only one session)')
+      .option('--url-handler', 'also remove the http/https handler'),
+  ).action(
+    host.run(async (ctx, ws: string | undefined, opts: WhereOptions & { urlHandler?: boolean }) => {
+      const state = new StateDir(ctx.stateDir);
+      // The session may be gone already (tandem down): unpublishing works from the name alone.
+      const name = ws ?? state.resolve(undefined).workspace;
+      const launchers = launchersFor(opts);
+      const r = launchers.remove(name);
+      const url =
+        opts.urlHandler && launchers instanceof FreedesktopLaunchers ? launchers.removeUrlHandler() : undefined;
+      const lines = [...reportLines('installed', r), ...(url ? reportLines('installed', url) : [])];
+      ctx.result(
+        { workspace: name, ...r, urlHandler: url ?? null },
+        lines.length ? lines : `${name}: no launchers were installed`,
+      );
+    }),
+  );
+
+  apps
+    .command('launch')
+    .description('start (or resume, or unlock) the session if needed and show the app on the host desktop')
+    .argument('<app>', 'the published app id')
+    .argument('[files...]', 'host files to open in the app (they must be in the shared folder)')
+    .option('-w, --workspace <name>', 'workspace name (optional when there is only one session)')
+    .option('--shared-folder <host=guest>', 'a host folder and its path in the guest (Z:\\ or /mnt/host), for FILES')
+    .option(
+      '--transport <transport>',
+      'rdp-remoteapp, xpra, vbox-seamless or enhanced-session (default: the adapter chooses)',
+    )
+    .option('--user <name>', 'the user the policy decides for (and the RDP user name)')
+    .option('--group <name>', 'a group of the user; repeat for several', collect, [])
+    .option('--rdp-domain <domain>', 'RDP domain')
+    .option('--password-stdin', 'read the RDP password from stdin (it never reaches argv or a file)')
+    .option('--no-wait', 'return once the app is shown instead of waiting for it to close')
+    .action(
+      host.run(
+        async (
+          ctx,
+          appId: string,
+          files: string[],
+          opts: {
+            workspace?: string;
+            sharedFolder?: string;
+            transport?: string;
+            user?: string;
+            group: string[];
+            rdpDomain?: string;
+            passwordStdin?: boolean;
+            wait: boolean;
+          },
+        ) => {
+          const password = opts.passwordStdin ? await readStdinLine() : undefined;
+          const sharedFolder = parseSharedFolder(opts.sharedFolder);
+          const state = new StateDir(ctx.stateDir);
+          const launch = await withSession(ctx, opts.workspace, async (session, record) => {
+            const { events, close } = cliEvents(ctx, state);
+            try {
+              const loaded = { workspace: record.spec, file: record.file, baseDir: dirname(record.file) };
+              const engine = await policyFor(loaded, record.layers);
+              const subject = { ...(opts.user !== undefined ? { user: opts.user } : {}), groups: opts.group };
+              return await launchApp({
+                session,
+                appId,
+                files,
+                policy: engine.forSubject(subject),
+                events,
+                ...(sharedFolder ? { sharedFolder } : {}),
+                ...(opts.transport ? { transport: opts.transport as SeamlessTransport } : {}),
+                ...(opts.user !== undefined
+                  ? {
+                      credentials: {
+                        username: opts.user,
+                        ...(password !== undefined ? { password } : {}),
+                        ...(opts.rdpDomain ? { domain: opts.rdpDomain } : {}),
+                      },
+                    }
+                  : {}),
+              });
+            } finally {
+              close();
+            }
+          });
+          const { handle, frame, notes, sessionAction } = launch;
+          ctx.result(
+            {
+              app: appId,
+              transport: handle.transport,
+              argv: handle.argv,
+              pid: handle.pid ?? null,
+              sessionAction,
+              frame,
+              windowClass: launch.request.windowClass,
+              notes,
+              args: launch.request.args,
+            },
+            [
+              ...(sessionAction ? [`session ${sessionAction}`] : []),
+              `${appId}: ${handle.transport}: ${handle.argv.join(' ')}`,
+              frame.color === null
+                ? 'frame: none asked for'
+                : frame.drawn
+                  ? `frame: ${frame.color}, drawn by ${handle.transport}`
+                  : `frame: ${frame.note}`,
+              ...notes.map((n) => `policy: ${n.channel}: ${n.note}`),
+            ],
+          );
+          if (opts.wait) {
+            const code = await handle.exited;
+            return code === null || code === 0 ? 0 : 1;
+          }
+          return 0;
+        },
+      ),
+    );
+}
