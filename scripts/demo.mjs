@@ -12,6 +12,10 @@ const parts = [
     'Encryption: pack encrypted, pull with an envelope, start, refused after the lease expires (virtual clock)',
     'examples/encryption/dist/main.js',
   ],
+  [
+    "Real guest: the test guest booted by QEMU (libvirt), the agent's hello, info and first-time setup",
+    'examples/guest/dist/main.js',
+  ],
 ];
 for (const [title, script] of parts) {
   console.log(`\n=== ${title}\n`);
