@@ -1,22 +1,14 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import type { VmSpec } from '@tandem/core';
-import { fakeHyperVHome, fixture, FAKE_PWSH, type FakeHyperVHome } from './fake.test-helper.js';
+import { describe, expect, it } from 'vitest';
+import { EventBus, SessionManager, parseWorkspace, type AnyTandemEvent, type VmSpec } from '@tandem/core';
+import { fakeHyperVHomesPerTest, fixture, FAKE_PWSH } from './fake.test-helper.js';
 import { hyperv, type HyperVAdapter } from './index.js';
 import { parseJson } from './parse.js';
 import { toRemovedVm } from './vm.js';
 
-let homes: FakeHyperVHome[] = [];
-afterEach(() => {
-  for (const h of homes) {
-    expect(h.unexpected()).toEqual([]);
-    h.remove();
-  }
-  homes = [];
-});
+const newHome = fakeHyperVHomesPerTest();
 
 function setup(flavor: '5.1' | '7') {
-  const home = fakeHyperVHome(flavor);
-  homes.push(home);
+  const home = newHome(flavor);
   const warnings: string[] = [];
   const adapter = hyperv({ powershell: FAKE_PWSH, env: home.env(), onWarning: (w) => warnings.push(w) });
   return { home, adapter, warnings };
@@ -99,5 +91,43 @@ describe('a new version reaches a Hyper-V VM with checkpoints (destroy and defin
         disks: ['C:\\Tandem\\erp\\erp-1.0.0.vhdx'],
       });
     }
+  });
+});
+
+describe('through the session manager, from a Linux or macOS endpoint driving Hyper-V', () => {
+  const workspace = (version: string, cpus: number) =>
+    parseWorkspace(`
+apiVersion: tandem/v1
+kind: Workspace
+metadata: { name: erp, version: ${version} }
+spec:
+  image: { source: ./erp.vhdx, format: vhdx }
+  hardware: { memory: { fixedMiB: 1024 }, cpus: ${cpus} }
+`);
+
+  it('a new version with a Windows disk path is redefined at the next start; the event names the dropped checkpoints', async () => {
+    const home = newHome('7');
+    const adapter = hyperv({ powershell: FAKE_PWSH, env: home.env() });
+    const events = new EventBus();
+    const seen: AnyTandemEvent[] = [];
+    events.on('*', (e) => seen.push(e));
+    const manager = new SessionManager({ adapter, events });
+    const v1 = await manager.open(workspace('1.0.0', 1), { diskPath: V1 });
+    expect(v1.vmSpec?.disks[0]?.path).toBe(V1); // a Windows path stays as it is on a POSIX endpoint
+    await v1.snapshot('installed');
+    await v1.close();
+    const v2 = await manager.open(workspace('2.0.0', 2), { diskPath: V2 });
+    expect(v2.pendingUpdate?.changes.map((c) => c.field)).toEqual(['disks', 'cpus']);
+    await v2.start();
+    expect(home.state().vms.map((v) => [v.Disks, v.ProcessorCount])).toEqual([[[V2], 2]]);
+    expect(seen.find((e) => e.type === 'session.vm-updated')?.data).toMatchObject({
+      fromVersion: '1.0.0',
+      toVersion: '2.0.0',
+      snapshotsKept: 0,
+      snapshotsDropped: ['installed'],
+    });
+    await v2.stop({ force: true });
+    await v2.close();
+    await adapter.close();
   });
 });

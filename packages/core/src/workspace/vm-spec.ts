@@ -1,4 +1,4 @@
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, resolve, win32 } from 'node:path';
 import type { VmSpec } from '../adapter/types.js';
 import type { MemoryRule, Workspace } from './schema.js';
 
@@ -33,7 +33,9 @@ export interface VmSpecOptions {
 export function buildVmSpec(workspace: Workspace, options: VmSpecOptions): VmSpec {
   const { spec } = workspace;
   const source = options.diskPath ?? spec.image.source;
-  const local = (p: string): string => (isAbsolute(p) ? p : resolve(options.baseDir, p));
+  // A Windows path is absolute wherever this runs: the hypervisor may be a Hyper-V or VirtualBox
+  // host driven over SSH from Linux or macOS.
+  const local = (p: string): string => (isAbsolute(p) || win32.isAbsolute(p) ? p : resolve(options.baseDir, p));
   const path = local(source);
   return {
     name: options.vmName ?? vmNameFor(workspace),
