@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   AdapterRegistry,
   LocalRunner,
@@ -10,25 +10,16 @@ import {
   type CommandRunner,
   type VmSpec,
 } from '@tandem/core';
-import { FAKE_PWSH, fakeHyperVHome, type FakeHyperVHome } from './fake.test-helper.js';
-import { HYPERV_SCRIPTS, hyperv, tandemAdapter, type HyperVOptions } from './index.js';
+import { FAKE_PWSH, fakeHyperVHomesPerTest } from './fake.test-helper.js';
+import { hyperv, tandemAdapter, type HyperVOptions } from './index.js';
 import { parseRdpFile } from './rdp.js';
 
 const FAKE_RDP = fileURLToPath(new URL('../test/fake/xfreerdp', import.meta.url));
 
-let homes: FakeHyperVHome[] = [];
-afterEach(() => {
-  for (const h of homes) {
-    expect(h.unexpected()).toEqual([]);
-    for (const c of h.calls()) expect(Object.values(HYPERV_SCRIPTS)).toContain(c.script);
-    h.remove();
-  }
-  homes = [];
-});
+const newHome = fakeHyperVHomesPerTest();
 
 function setup(flavor: '5.1' | '7' = '7', extraEnv: Record<string, string> = {}, options: Partial<HyperVOptions> = {}) {
-  const home = fakeHyperVHome(flavor);
-  homes.push(home);
+  const home = newHome(flavor);
   const warnings: string[] = [];
   const adapter = hyperv({
     powershell: FAKE_PWSH,
@@ -236,8 +227,7 @@ describe('seamless windows over RDP', () => {
   };
 
   it('launches a RemoteApp through a 0600 .rdp file, the password on stdin, and removes the file', async () => {
-    const h = fakeHyperVHome('7');
-    homes.push(h);
+    const h = newHome('7');
     const log = join(h.home, 'rdp.log');
     const adapter = hyperv({
       powershell: FAKE_PWSH,
@@ -283,8 +273,7 @@ describe('seamless windows over RDP', () => {
   });
 
   it('opens the full desktop as an enhanced session to the host, by VM id', async () => {
-    const h = fakeHyperVHome('5.1');
-    homes.push(h);
+    const h = newHome('5.1');
     const log = join(h.home, 'rdp.log');
     const adapter = hyperv({
       powershell: FAKE_PWSH,

@@ -6,6 +6,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach, expect } from 'vitest';
+import { HYPERV_SCRIPTS } from './scripts.js';
 
 /** The fake pwsh executable. */
 export const FAKE_PWSH = fileURLToPath(new URL('../test/fake/pwsh', import.meta.url));
@@ -75,5 +77,30 @@ export function fakeHyperVHome(flavor: '5.1' | '7' = '7'): FakeHyperVHome {
       return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as State) : { vms: [], removedFiles: [] };
     },
     remove: () => rmSync(home, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * Fake homes for one test file: after each test every home made is checked for calls the fake
+ * refused and for scripts that are not the adapter's own, and removed.
+ */
+export function fakeHyperVHomesPerTest(): (flavor?: '5.1' | '7') => FakeHyperVHome {
+  let homes: FakeHyperVHome[] = [];
+  afterEach(() => {
+    const made = homes;
+    homes = [];
+    try {
+      for (const h of made) {
+        expect(h.unexpected()).toEqual([]);
+        for (const c of h.calls()) expect(Object.values(HYPERV_SCRIPTS)).toContain(c.script);
+      }
+    } finally {
+      for (const h of made) h.remove();
+    }
+  });
+  return (flavor) => {
+    const home = fakeHyperVHome(flavor);
+    homes.push(home);
+    return home;
   };
 }

@@ -1,26 +1,18 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AdapterRegistry, TandemError, VirtualClock, loadAdapterModule, type VmSpec } from '@tandem/core';
-import { fakeVBoxHome, FAKE_VBOXMANAGE, type FakeVBoxHome } from './fake.test-helper.js';
+import { fakeVBoxHomesPerTest, FAKE_VBOXMANAGE } from './fake.test-helper.js';
 import { tandemAdapter, virtualbox, type VirtualBoxOptions } from './index.js';
 
-let homes: FakeVBoxHome[] = [];
-afterEach(() => {
-  for (const h of homes) {
-    expect(h.unexpected()).toEqual([]);
-    h.remove();
-  }
-  homes = [];
-});
+const newHome = fakeVBoxHomesPerTest();
 
 function setup(
   version: '6.1' | '7.0' | '7.1' = '7.1',
   extraEnv: Record<string, string> = {},
   options: Partial<VirtualBoxOptions> = {},
 ) {
-  const home = fakeVBoxHome(version);
-  homes.push(home);
+  const home = newHome(version);
   const warnings: string[] = [];
   const adapter = virtualbox({
     vboxManage: FAKE_VBOXMANAGE,

@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach, expect } from 'vitest';
 
 /** The fake VBoxManage executable. */
 export const FAKE_VBOXMANAGE = fileURLToPath(new URL('../test/fake/VBoxManage', import.meta.url));
@@ -62,5 +63,27 @@ export function fakeVBoxHome(version: '6.1' | '7.0' | '7.1' = '7.1'): FakeVBoxHo
       return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as State) : { vms: [], media: {} };
     },
     remove: () => rmSync(home, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * Fake homes for one test file: after each test every home made is checked for calls the fake
+ * refused and removed.
+ */
+export function fakeVBoxHomesPerTest(): (version?: '6.1' | '7.0' | '7.1') => FakeVBoxHome {
+  let homes: FakeVBoxHome[] = [];
+  afterEach(() => {
+    const made = homes;
+    homes = [];
+    try {
+      for (const h of made) expect(h.unexpected()).toEqual([]);
+    } finally {
+      for (const h of made) h.remove();
+    }
+  });
+  return (version) => {
+    const home = fakeVBoxHome(version);
+    homes.push(home);
+    return home;
   };
 }

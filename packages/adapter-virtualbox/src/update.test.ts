@@ -1,18 +1,11 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EventBus, SessionManager, parseWorkspace, type AnyTandemEvent } from '@tandem/core';
-import { fakeVBoxHome, FAKE_VBOXMANAGE, type FakeVBoxHome } from './fake.test-helper.js';
+import { fakeVBoxHomesPerTest, FAKE_VBOXMANAGE } from './fake.test-helper.js';
 import { virtualbox } from './index.js';
 
-let homes: FakeVBoxHome[] = [];
-afterEach(() => {
-  for (const h of homes) {
-    expect(h.unexpected()).toEqual([]);
-    h.remove();
-  }
-  homes = [];
-});
+const newHome = fakeVBoxHomesPerTest();
 
 const workspace = (version: string, cpus: number) =>
   parseWorkspace(`
@@ -25,8 +18,7 @@ spec:
 `);
 
 function setup(version: '6.1' | '7.1') {
-  const home = fakeVBoxHome(version);
-  homes.push(home);
+  const home = newHome(version);
   const adapter = virtualbox({ vboxManage: FAKE_VBOXMANAGE, env: home.env(), pollIntervalMs: 10 });
   const events = new EventBus();
   const seen: AnyTandemEvent[] = [];

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MockAdapter, mockAdapterModule } from '../testing/mock-adapter.js';
 import { TandemError } from '../errors.js';
+import { brokenCopy } from '../testing/conformance-collector.test-helper.js';
 import { AdapterRegistry, loadAdapterModule, requireCapability, requireSnapshots } from './registry.js';
 import { buildSnapshotTree, formatSnapshotTree } from './snapshot-tree.js';
 import type { AdapterModule, HypervisorAdapter, SnapshotInfo } from './types.js';
@@ -26,27 +27,8 @@ const unusable = (name: string, reason: string, fix?: string): AdapterModule => 
 });
 
 /** A mock whose capabilities claim save but which has no save()/restore(), as a buggy adapter would. */
-const claimsSaveWithoutMembers = (): HypervisorAdapter => {
-  const inner = new MockAdapter();
-  return {
-    name: 'saveless',
-    version: '1.0.0',
-    capabilities: inner.capabilities,
-    probe: () => inner.probe(),
-    list: () => inner.list(),
-    define: (s) => inner.define(s),
-    state: (vm) => inner.state(vm),
-    start: (vm, o) => inner.start(vm, o),
-    stop: (vm, o) => inner.stop(vm, o),
-    suspend: (vm) => inner.suspend(vm),
-    resume: (vm) => inner.resume(vm),
-    destroy: (vm, o) => inner.destroy(vm, o),
-    snapshots: inner.snapshots,
-    seamless: inner.seamless,
-    guestChannel: inner.guestChannel,
-    diskEncryption: inner.diskEncryption,
-  };
-};
+const claimsSaveWithoutMembers = (): HypervisorAdapter =>
+  brokenCopy(new MockAdapter(), { name: 'saveless', version: '1.0.0', save: undefined, restore: undefined });
 
 describe('AdapterRegistry', () => {
   it('detects the first usable adapter in order, keeping every report', async () => {

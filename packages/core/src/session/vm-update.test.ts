@@ -3,6 +3,7 @@ import type { HypervisorAdapter } from '../adapter/types.js';
 import { VirtualClock } from '../clock.js';
 import { EventBus } from '../events/bus.js';
 import type { AnyTandemEvent } from '../events/types.js';
+import { brokenCopy } from '../testing/conformance-collector.test-helper.js';
 import { MockAdapter } from '../testing/mock-adapter.js';
 import { parseWorkspace } from '../workspace/load.js';
 import { buildVmSpec } from '../workspace/vm-spec.js';
@@ -145,22 +146,10 @@ describe('updates reach the VM', () => {
     const clock = new VirtualClock(0);
     const mock = new MockAdapter({ clock });
     // Like an adapter whose VmInfo has memory and CPUs only.
-    const adapter: HypervisorAdapter = {
-      name: mock.name,
-      version: mock.version,
-      capabilities: mock.capabilities,
-      snapshots: mock.snapshots,
-      probe: () => mock.probe(),
+    const adapter: HypervisorAdapter = brokenCopy(mock, {
       list: async () =>
         (await mock.list()).map(({ name, id, state, memoryMiB, cpus }) => ({ name, id, state, memoryMiB, cpus })),
-      define: (spec) => mock.define(spec),
-      state: (vm) => mock.state(vm),
-      start: (vm, o) => mock.start(vm, o),
-      stop: (vm, o) => mock.stop(vm, o),
-      suspend: (vm) => mock.suspend(vm),
-      resume: (vm) => mock.resume(vm),
-      destroy: (vm) => mock.destroy(vm),
-    };
+    });
     const manager = new SessionManager({ adapter, clock });
     const v1 = await manager.open(version('1.0.0'), { diskPath: '/images/a.qcow2' });
     const definedSpec = v1.vmSpec;
