@@ -11,7 +11,7 @@ import { parseWorkspace, type TandemEventMap, type TandemEventType } from '@tand
 import { GuestConnection, runFirstTimeSetup, SetupRecordStore } from '@tandem/core/guest';
 import { PolicyEngine } from '@tandem/core/policy';
 import { LibvirtAdapter } from './adapter.js';
-import { itName, purge, QEMU_URI, qemuGate, until } from './testing/fixtures.test.helpers.js';
+import { itName, purge, QEMU_URI, qemuGate, until, virsh } from './testing/fixtures.test.helpers.js';
 import {
   addControlPort,
   guestShell,
@@ -65,7 +65,8 @@ describe.skipIf(!guestGate.enabled)('the guest agent in a real Linux guest on qe
     manifest = await testGuestManifest();
     files = await prepareTestGuest(vm);
     records = await mkdtemp(join(tmpdir(), 'tandem-setup-records-'));
-    await adapter.define(testGuestSpec(vm, files));
+    // NAT through libvirt's network "default" (dnsmasq gives the lease; .ci/run installs it).
+    await adapter.define(testGuestSpec(vm, files, { network: { mode: 'nat' } }));
     await addControlPort(vm, files.dir);
     const policy = new PolicyEngine({ workspace: WORKSPACE }).forSubject({});
     conn = new GuestConnection({
@@ -105,6 +106,23 @@ describe.skipIf(!guestGate.enabled)('the guest agent in a real Linux guest on qe
     const procName = (await guestShell(vm, 'cat /proc/sys/kernel/hostname')).trim();
     expect(info.hostname).toBe(procName);
     expect((await guestShell(vm, 'uname -r')).trim()).toBe(manifest.kernelRelease);
+  });
+
+  it('has a working NAT network: a DHCP lease from libvirt network "default", and its gateway answers', async () => {
+    let address: string | undefined;
+    await until(
+      'the guest to get a DHCP lease on eth0',
+      async () => {
+        const info = await conn.info();
+        address = info.addresses.find((a) => a.interface === 'eth0' && a.family === 'IPv4')?.address;
+        return address !== undefined;
+      },
+      240_000,
+    );
+    expect(await virsh('net-dhcp-leases', '--network', 'default')).toContain(address);
+    const gateway = (await guestShell(vm, "ip route | awk '/^default/ {print $3}'")).trim();
+    expect(gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(await guestShell(vm, `ping -c 1 -W 10 ${gateway}`)).toMatch(/1 packets received/);
   });
 
   it('discovers the .desktop entries placed in the image, with their PNG icons, and not the hidden one', async () => {
