@@ -144,7 +144,7 @@ export class AgentProcess {
   /** Kills the agent outright (SIGKILL): no goodbye on the channel. */
   async kill(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;

@@ -12,6 +12,7 @@ import { registerPush } from './push.js';
 import { registerPull } from './pull.js';
 import { registerRepo } from './repo.js';
 import { registerKeys } from './keys.js';
+import { registerGuest } from './guest.js';
 import { registerApps } from './apps.js';
 import { registerOpen } from './open.js';
 
@@ -29,6 +30,7 @@ export function registerCommands(program: Command, host: CommandHost): void {
   registerPull(program, host);
   registerRepo(program, host);
   registerKeys(program, host);
+  registerGuest(program, host);
   registerApps(program, host);
   registerOpen(program, host);
 }

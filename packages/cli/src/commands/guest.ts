@@ -1,0 +1,171 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { TandemError, parseDuration, type EventBus, type HypervisorAdapter } from '@tandem/core';
+import { GuestConnection, SetupRecordStore, localCredentials, runFirstTimeSetup } from '@tandem/core/guest';
+import { openAdapter } from '../adapters.js';
+import type { CliContext } from '../context.js';
+import type { CommandHost } from '../program.js';
+import { cliEvents, policyFor } from '../runtime.js';
+import { StateDir, type SessionRecord } from '../state.js';
+
+/** Where the host records first-time setup: one file per VM under the state directory. */
+export function setupRecordsDir(stateDir: string): string {
+  return join(stateDir, 'guest-setup');
+}
+
+interface GuestOptions {
+  workspace?: string;
+  timeout: string;
+}
+
+/**
+ * Opens the guest channel of a session's VM through its adapter, runs `fn`, and closes it.
+ * Events go to the state directory's event store like every command's.
+ */
+async function withGuest<T>(
+  ctx: CliContext,
+  opts: GuestOptions,
+  fn: (conn: GuestConnection, record: SessionRecord, events: EventBus, adapter: HypervisorAdapter) => Promise<T>,
+): Promise<T> {
+  const state = new StateDir(ctx.stateDir);
+  const record = state.resolve(opts.workspace);
+  const { adapter } = await openAdapter(state, record.adapter.name, record.adapter.options);
+  const { events, close } = cliEvents(ctx, state);
+  try {
+    const loaded = { workspace: record.spec, file: record.file, baseDir: dirname(record.file) };
+    const policy = (await policyFor(loaded, record.layers)).forSubject({ user: userInfo().username });
+    const conn = new GuestConnection({
+      adapter,
+      vm: record.vm,
+      bus: events,
+      context: { workspace: record.workspace, session: record.id },
+      policy,
+      software: { name: '@tandem/cli', version: '0.1.0' },
+    });
+    try {
+      await conn.open({ timeoutMs: parseDuration(opts.timeout) });
+      return await fn(conn, record, events, adapter);
+    } finally {
+      await conn.close();
+    }
+  } finally {
+    close();
+    await adapter.close?.();
+  }
+}
+
+/** `tandem guest status|info|apps|setup` */
+export function registerGuest(program: Command, host: CommandHost): void {
+  const guest = program.command('guest').description("talk to the guest agent in the session's VM");
+  const common = (cmd: Command): Command =>
+    cmd
+      .option('-w, --workspace <name>', 'workspace name (optional when there is only one session)')
+      .option('--timeout <duration>', 'how long to wait for the agent to say hello (ISO 8601)', 'PT60S');
+
+  common(
+    guest
+      .command('status')
+      .description('whether the agent answers, its version and capabilities, and first-time setup'),
+  ).action(
+    host.run(async (ctx, opts: GuestOptions) => {
+      const state = new StateDir(ctx.stateDir);
+      const record = state.resolve(opts.workspace);
+      const setup = new SetupRecordStore(setupRecordsDir(ctx.stateDir)).load(record.vm);
+      const setupText = setup?.completedAt
+        ? `first-time setup done ${setup.completedAt}${setup.computerName ? ` (computer name ${setup.computerName})` : ''}`
+        : setup
+          ? `first-time setup not finished: ${Object.entries(setup.steps)
+              .map(([k, v]) => `${k} ${v?.status}`)
+              .join(', ')}`
+          : 'first-time setup not run';
+      try {
+        const agent = await withGuest(ctx, opts, async (conn) => conn.agent!);
+        ctx.result({ vm: record.vm, reachable: true, agent, setup: setup ?? null }, [
+          `agent ${agent.software} ${agent.version} in VM ${record.vm} (protocol ${agent.protocol})`,
+          `capabilities: ${agent.capabilities.join(', ') || 'none'}`,
+          setupText,
+        ]);
+      } catch (err) {
+        if (!TandemError.is(err, 'TANDEM_AGENT_UNREACHABLE')) throw err;
+        ctx.result({ vm: record.vm, reachable: false, reason: err.message, setup: setup ?? null }, [
+          `no agent answers in VM ${record.vm}: ${err.message}`,
+          setupText,
+        ]);
+        return 1;
+      }
+    }),
+  );
+
+  common(
+    guest.command('info').description("the guest's OS, kernel, hostname, addresses, uptime and agent version"),
+  ).action(
+    host.run(async (ctx, opts: GuestOptions) => {
+      const info = await withGuest(ctx, opts, (conn) => conn.info());
+      ctx.result(info, [
+        `${info.os.name} ${info.os.version} (${info.os.family}, kernel ${info.os.kernel}, ${info.os.arch})`,
+        `hostname ${info.hostname}`,
+        `addresses ${info.addresses.map((a) => `${a.address} (${a.interface})`).join(', ') || 'none'}`,
+        `up ${Math.round(info.uptimeSeconds)} s, agent ${info.agentVersion}`,
+      ]);
+    }),
+  );
+
+  common(guest.command('apps').description('the applications the guest offers, with their icons'))
+    .option('--icons <dir>', 'write each icon as <dir>/<id>.png')
+    .action(
+      host.run(async (ctx, opts: GuestOptions & { icons?: string }) => {
+        const apps = await withGuest(ctx, opts, (conn) => conn.apps());
+        if (opts.icons) {
+          mkdirSync(opts.icons, { recursive: true });
+          for (const app of apps) {
+            if (!app.icon) continue;
+            const file = join(opts.icons, `${app.id.replace(/[^A-Za-z0-9._-]/g, '_')}.png`);
+            writeFileSync(file, Buffer.from(app.icon.data, 'base64'));
+          }
+        }
+        ctx.result(
+          { apps },
+          apps.length === 0
+            ? 'no applications found'
+            : apps.map((a) => `${a.name}  ${[a.command, ...a.args].join(' ')}${a.icon ? '  [icon]' : ''}  (${a.id})`),
+        );
+      }),
+    );
+
+  common(
+    guest
+      .command('setup')
+      .description("run the workspace's first-time setup once for this VM (computer name, network, domain join)"),
+  )
+    .option('--retry', 'run again after a failed step, from that step')
+    .action(
+      host.run(async (ctx, opts: GuestOptions & { retry?: boolean }) => {
+        const result = await withGuest(ctx, opts, async (conn, record, events, adapter) => {
+          // The VM instance is the hypervisor's UUID where it has one: a VM defined anew is set up anew.
+          const instance = (await adapter.list()).find((v) => v.name === record.vm)?.id;
+          return runFirstTimeSetup({
+            connection: conn,
+            workspace: record.spec,
+            records: new SetupRecordStore(setupRecordsDir(ctx.stateDir)),
+            credentials: localCredentials(),
+            variables: { hostName: hostname(), userName: userInfo().username },
+            ...(instance ? { instance } : {}),
+            ...(opts.retry ? { retry: true } : {}),
+            bus: {
+              publish: (type, data) => events.publish(type, data, { workspace: record.workspace, session: record.id }),
+            },
+          });
+        });
+        ctx.result(
+          { status: result.status, rebootRequired: result.rebootRequired, record: result.record },
+          result.status === 'already-done'
+            ? `first-time setup was already done for this VM (${result.record.completedAt})`
+            : result.status === 'nothing-to-do'
+              ? 'the workspace has no firstTimeSetup'
+              : `first-time setup done${result.record.computerName ? `: computer name ${result.record.computerName}` : ''}${result.rebootRequired ? '; restart the VM for it to take effect' : ''}`,
+        );
+      }),
+    );
+}
