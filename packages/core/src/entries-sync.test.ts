@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 // Every name the root entry exports from a product area's folder is also exported by that
 // area's own entry, so `@tandem/core/<area>` is never a smaller API than the root.
 const src = dirname(fileURLToPath(import.meta.url));
-const AREAS = ['policy', 'delivery', 'host', 'session', 'events', 'workspace', 'publishing'];
+const AREAS = ['policy', 'delivery', 'host', 'session', 'events', 'workspace', 'publishing', 'guest'];
 
 /** Exported names by the folder of the module they come from. */
 function exportsByFolder(file: string, base: string): Map<string, Set<string>> {

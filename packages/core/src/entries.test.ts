@@ -45,6 +45,7 @@ describe.skipIf(!existsSync(join(packageDir, 'dist', 'index.js')) || !hasResolve
       '@tandem/core/mock',
       '@tandem/core/host',
       '@tandem/core/publishing',
+      '@tandem/core/guest',
     ])('%s loads no SSH or process tooling', async (entry) => {
       const { loaded, exports } = await load(entry);
       expect(exports.length).toBeGreaterThan(0);
@@ -55,6 +56,21 @@ describe.skipIf(!existsSync(join(packageDir, 'dist', 'index.js')) || !hasResolve
       const { loaded, exports } = await load('@tandem/core/policy');
       expect(exports).toContain('PolicyEngine');
       expect(loaded.filter((u) => /\/dist\/(delivery|session|host|testing)\//.test(u))).toEqual([]);
+    });
+
+    it('the guest entry loads zod and its own modules only: the guest agent runs it with nothing else', async () => {
+      const { loaded, exports } = await load('@tandem/core/guest');
+      expect(exports).toEqual(expect.arrayContaining(['GuestConnection', 'AgentEndpoint', 'FrameDecoder']));
+      const packages = new Set(
+        loaded
+          .filter((u) => u.includes('/node_modules/'))
+          .map((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u)?.[1]),
+      );
+      expect([...packages].filter((p) => p !== 'zod' && p !== '@tandem/core')).toEqual([]);
+      const own = loaded
+        .filter((u) => u.startsWith('file:') && u.includes('/dist/'))
+        .map((u) => u.replace(/^.*\/dist\//, ''));
+      expect(own.filter((f) => !/^(guest\/|errors\.js|clock\.js|util\/duration\.js)/.test(f))).toEqual([]);
     });
 
     it('the mock entry holds the mock adapter without the conformance suite or the test SSH server', async () => {
