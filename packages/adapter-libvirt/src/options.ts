@@ -21,6 +21,11 @@ export interface XpraOptions {
   readonly path?: string;
   /** SSH port in the guest (default 22). */
   readonly sshPort?: number;
+  /**
+   * Attach to an Xpra server already running in the guest (started by the guest agent) on this
+   * TCP port of the guest's address, instead of starting one over SSH.
+   */
+  readonly attachPort?: number;
 }
 
 /** Options of {@link libvirt}. Every field is optional. */

@@ -13,7 +13,7 @@ import { readDomainFacts } from '../domain-facts.js';
 import type { AdapterInternals } from '../internals.js';
 import { parseDomIfAddr, pickGuestAddress } from './address.js';
 import { freeRdpArgs } from './freerdp.js';
-import { xpraArgs } from './xpra.js';
+import { xpraArgs, xpraAttachArgs } from './xpra.js';
 
 const SOURCES = ['lease', 'agent', 'arp'] as const;
 
@@ -53,6 +53,10 @@ export class LibvirtSeamless implements SeamlessOps {
       return startClient(transport, binary, args, password !== undefined ? `${password}\n` : undefined);
     }
     const o = this.ctx.options.xpra ?? {};
+    if (o.attachPort !== undefined) {
+      const h = host.includes(':') ? `[${host}]` : host;
+      return launchXpraAttach(`tcp://${h}:${o.attachPort}/`, request, o.path);
+    }
     return startClient(transport, o.path ?? 'xpra', xpraArgs({ host, sshPort: o.sshPort ?? 22 }, request), undefined);
   }
 
@@ -90,6 +94,15 @@ export class LibvirtSeamless implements SeamlessOps {
     });
     return this.#freeRdpSyntax;
   }
+}
+
+/**
+ * Starts the Xpra client attached to a running Xpra server at `url` (`tcp://host:port/`) with the
+ * app, frame and policy of `request` (see xpraAttachArgs).
+ */
+export function launchXpraAttach(url: string, request: LaunchRequest, binary = 'xpra'): Promise<LaunchHandle> {
+  validateRequest(url, request);
+  return startClient('xpra', binary, xpraAttachArgs(url, request), undefined);
 }
 
 function validateRequest(vm: string, request: LaunchRequest): void {

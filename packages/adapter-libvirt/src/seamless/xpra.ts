@@ -28,3 +28,18 @@ export function xpraArgs(target: XpraTarget, request: LaunchRequest): string[] {
   if (request.frameColor) args.push(`--border=${request.frameColor},2`);
   return [...args, ...policy];
 }
+
+/**
+ * Xpra's arguments to attach to an Xpra server that already runs in the guest (started there by
+ * the guest agent, listening on `url`), asking it to start the app as a child: the same frame
+ * and policy switches as {@link xpraArgs}, and no SSH.
+ */
+export function xpraAttachArgs(url: string, request: LaunchRequest): string[] {
+  const policy = xpraPolicyArgs(request.transfer ?? DENY_ALL).args;
+  const argv = [request.command, ...(request.args ?? [])];
+  const child = request.workingDirectory ? ['env', '-C', request.workingDirectory, ...argv] : argv;
+  const args = ['attach', url];
+  if (request.mode !== 'full-desktop') args.push(`--start-child=${posixCommandLine(child)}`);
+  if (request.frameColor) args.push(`--border=${request.frameColor},2`);
+  return [...args, ...policy];
+}
