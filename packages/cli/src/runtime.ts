@@ -80,6 +80,8 @@ export function recordAfter(record: SessionRecord, session: Session): SessionRec
  * Runs `fn` on the session a record describes: the adapter it was opened with, the policy layers
  * recorded with it, the VM locked against other tandem processes, and the record saved afterwards
  * with the session's state. A tray tool that uses it shares its sessions with `tandem status`.
+ * `options.diskKeys` are an encrypted workspace's disk keys (`releaseDiskKeys`) for operations
+ * that open its disks (a resume from disk, as `tandem resume` does).
  *
  * @example
  * ```ts
@@ -93,6 +95,7 @@ export async function withSession<T>(
   ctx: CliContext,
   workspace: string | undefined,
   fn: (session: Session, record: SessionRecord) => Promise<T>,
+  options: { diskKeys?: ReadonlyMap<string, Uint8Array> } = {},
 ): Promise<T> {
   const state = new StateDir(ctx.stateDir);
   const record = state.resolve(workspace);
@@ -108,6 +111,7 @@ export async function withSession<T>(
         locked: record.state === 'locked',
         policy: await policyFor(loaded, record.layers),
         ...(record.vmSpec ? { definedSpec: record.vmSpec } : {}),
+        ...(options.diskKeys ? { diskKeys: options.diskKeys } : {}),
       });
       try {
         return await fn(session, record);

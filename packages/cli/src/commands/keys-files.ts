@@ -2,9 +2,11 @@
 // authority's signing key, the endpoint's trusted authorities and its envelopes.
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   InvalidInputError,
+  releaseDiskKeys,
+  type DiskKeyRelease,
   NotFoundError,
   KeyUnavailableError,
   type EncryptedImageNeed,
@@ -22,6 +24,7 @@ import {
   writePrivateFile,
   type KeyEnvelope,
 } from '@tandem/core/crypto';
+import type { SessionRecord } from '../state.js';
 
 /** A data-key file as `tandem keys image new` writes it (mode 0600). */
 interface DataKeyFile {
@@ -194,4 +197,19 @@ export function atRestImages(luksIterTimeMs?: number): EncryptedImageStore {
     create: async (path, size, key) => (await load()).create(path, size, key),
     open: async (path, key, options) => (await load()).open(path, key, options),
   };
+}
+
+/**
+ * The disk keys for resuming a recorded session of an encrypted workspace (its envelope checked
+ * again, lease and trusted time included); undefined for a workspace that is not encrypted.
+ */
+export function sessionDiskKeys(
+  stateDir: string,
+  record: Pick<SessionRecord, 'spec' | 'file'>,
+  explicit?: string,
+): Promise<DiskKeyRelease | undefined> {
+  return releaseDiskKeys(
+    { workspace: record.spec, file: record.file, baseDir: dirname(record.file) },
+    envelopeKeyProvider(stateDir, explicit),
+  );
 }

@@ -4,6 +4,7 @@ import type { CommandHost } from '../program.js';
 import { withSession } from '../runtime.js';
 import { openAdapter } from '../adapters.js';
 import { StateDir } from '../state.js';
+import { sessionDiskKeys } from './keys-files.js';
 
 const WS = '[workspace]';
 const WS_HELP = 'workspace name (optional when there is only one session)';
@@ -81,12 +82,18 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
       }),
     );
 
-  simple('resume', 'resume a suspended session').action(
-    host.run(async (ctx, ws: string | undefined) => {
-      const s = await withSession(ctx, ws, async (session) => (await session.resume(), session));
-      ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
-    }),
-  );
+  simple('resume', 'resume a suspended session')
+    .option('--envelope <file>', 'the key envelope of an encrypted workspace (default: the one in the state directory)')
+    .action(
+      host.run(async (ctx, ws: string | undefined, opts: { envelope?: string }) => {
+        // An encrypted workspace's key is released again (its lease checked) before it resumes.
+        using keys = await sessionDiskKeys(ctx.stateDir, new StateDir(ctx.stateDir).resolve(ws), opts.envelope);
+        const s = await withSession(ctx, ws, async (session) => (await session.resume(), session), {
+          ...(keys ? { diskKeys: keys.diskKeys } : {}),
+        });
+        ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+      }),
+    );
 
   simple('stop', 'stop the VM: ask the guest to shut down, power off after --timeout; or at once with --force')
     .option('-f, --force', 'power off at once')

@@ -210,6 +210,17 @@ describe('tandem up of an encrypted workspace', () => {
     const found = await up();
     expect(found.code, found.stderr).toBe(ExitCode.ok);
     expect(found.json.state).toBe('running');
+    // Resuming a VM saved to disk opens the encrypted disk again: the key is released again.
+    expect((await tandem('--json', 'suspend', 'erp', '--save')).json.state).toBe('suspended');
+    const resumed = await tandem('--json', 'resume', 'erp');
+    expect(resumed.code, resumed.stderr).toBe(ExitCode.ok);
+    expect(resumed.json.state).toBe('running');
+    expect((await tandem('--json', 'suspend', 'erp', '--save')).json.state).toBe('suspended');
+    const late = await tandem('--json', 'resume', 'erp', '--envelope', expired);
+    expect(late.code).toBe(ExitCode.policyDenied);
+    expect(late.json.error.code).toBe('TANDEM_LEASE');
+    expect((await sessions())[0]?.state).toBe('suspended');
+    expect((await tandem('--json', 'resume', 'erp')).json.state).toBe('running');
     expect((await tandem('stop', 'erp', '--force')).code).toBe(ExitCode.ok);
 
     // The installed image was encrypted under another data key (re-keyed): refused.
