@@ -223,6 +223,23 @@ describe.skipIf(!guestGate.enabled)('the guest agent in a real Linux guest on qe
     expect(second.record.computerName).toBe(name);
   });
 
+  it('a reboot from inside the guest (QEMU resets, the channel socket stays) ends with the host side reconnected', async () => {
+    const before = ofType('guest.connected').length;
+    const bootId = (await guestShell(vm, 'cat /proc/sys/kernel/random/boot_id')).trim();
+    // In the background, so the shell answers before the guest goes.
+    await guestShell(vm, '(sleep 1; sync; reboot -f) >/dev/null 2>&1 &');
+    await until(
+      'the host side to reconnect after the guest rebooted',
+      () => ofType('guest.connected').length > before,
+      300_000,
+    );
+    expect(await adapter.state(vm)).toBe('running');
+    expect((await guestShell(vm, 'cat /proc/sys/kernel/random/boot_id')).trim()).not.toBe(bootId);
+    const info = await conn.info();
+    // The persistent disk came back with the name first-time setup gave.
+    expect(info.hostname).toMatch(/^tg-/);
+  });
+
   it('closing the host side ends cleanly while the VM keeps running', async () => {
     await conn.close();
     expect(conn.state).toBe('closed');
