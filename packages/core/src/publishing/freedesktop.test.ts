@@ -222,3 +222,32 @@ describe('freedesktop launchers', () => {
     );
   });
 });
+
+describe('apps the guest discovered', () => {
+  it('become launchers whose Exec names them by id, with the PNG the agent sent', async () => {
+    const { discoveredApps } = await import('./discovered.js');
+    const found = discoveredApps([
+      {
+        id: 'org.gnome.gedit.desktop',
+        name: 'Text Editor',
+        command: '/usr/bin/gedit',
+        args: ['--new-window'],
+        source: '/usr/share/applications/org.gnome.gedit.desktop',
+        icon: { mediaType: 'image/png', data: solidPng(64).toString('base64') },
+      },
+    ]);
+    const l = launchers();
+    const r = l.install({ workspace: 'legacy-erp', apps: found.map((f) => f.launcher) });
+    const entry = r.written.find((f) => f.endsWith('.desktop'))!;
+    const e = parseDesktopFile(readFileSync(entry, 'utf8')).get('Desktop Entry')!;
+    expect(parseExecLine(e.get('Exec')!).slice(-1)).toEqual(['org.gnome.gedit.desktop']);
+    expect(r.written.some((f) => f.includes(join('hicolor', '64x64', 'apps')))).toBe(true);
+    expect(found[0]!.app).toEqual({
+      id: 'org.gnome.gedit.desktop',
+      name: 'Text Editor',
+      command: '/usr/bin/gedit',
+      args: ['--new-window'],
+      fileTypes: [],
+    });
+  });
+});

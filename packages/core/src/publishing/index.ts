@@ -59,3 +59,4 @@ export {
   OPENING_ENV,
 } from './url-open.js';
 export type { UrlOpenTargets, UrlOpenResult, HostBrowser } from './url-open.js';
+export { discoveredApps } from './discovered.js';
