@@ -23,5 +23,5 @@ class RelayMockAdapter extends MockAdapter {
 
 export const tandemAdapter: AdapterModule = {
   name: 'relay-mock',
-  create: (options) => new RelayMockAdapter((options ?? {})),
+  create: (options) => new RelayMockAdapter(options ?? {}),
 };

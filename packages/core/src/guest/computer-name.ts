@@ -89,7 +89,7 @@ export function checkComputerNameTemplate(
   const what = osFamily === 'windows' ? 'on Windows a computer name (NetBIOS) holds' : 'a host name holds';
   if (fixed > limit) {
     errors.push(`${what} at most ${limit} characters; ${template} always gives at least ${fixed}`);
-  } else if (fixed + variableMax > limit) {
+  } else if (osFamily === 'windows' && fixed + variableMax > limit) {
     warnings.push(
       `${what} at most ${limit} characters; ${template} gives ${fixed} + the length of ${variable.join(' and ')}, so setup fails on a host where that is longer than ${limit - fixed} (the name is never shortened)`,
     );
