@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,9 +90,15 @@ export async function prepareTestGuest(tag: string): Promise<TestGuestFiles> {
   const dir = await mkdtemp(join(runs, `${tag}-`));
   await chmod(dir, 0o755);
   const initrd = join(dir, 'initrd.gz');
-  await run(process.execPath, [BUILD, 'initrd', '--guest', TEST_GUEST_DIR, '--out', initrd], { cwd: ROOT });
-  const disk = await emptyDisk(dir, 'state', 64);
-  await chmod(disk, 0o644);
+  let disk: string;
+  try {
+    await run(process.execPath, [BUILD, 'initrd', '--guest', TEST_GUEST_DIR, '--out', initrd], { cwd: ROOT });
+    disk = await emptyDisk(dir, 'state', 64);
+    await chmod(disk, 0o644);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     dir,
     kernel: join(TEST_GUEST_DIR, 'vmlinuz'),
@@ -124,7 +130,6 @@ export function testGuestSpec(name: string, files: TestGuestFiles, overrides: Pa
  */
 export async function addControlPort(vm: string, dir: string): Promise<void> {
   const xml = join(dir, `${vm}-control.xml`);
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(xml, `<channel type='unix'><target type='virtio' name='${CONTROL_PORT}'/></channel>\n`);
   await virsh('attach-device', '--domain', vm, '--file', xml, '--config');
 }
