@@ -16,6 +16,10 @@ const parts = [
     "Real guest: the test guest booted by QEMU (libvirt), the agent's hello, info and first-time setup",
     'examples/guest/dist/main.js',
   ],
+  [
+    "Publishing: the quickstart's app as a launcher, and the transport command with its policy flags",
+    'examples/publishing/dist/main.js',
+  ],
 ];
 for (const [title, script] of parts) {
   console.log(`\n=== ${title}\n`);
