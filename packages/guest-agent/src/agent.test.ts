@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -399,5 +400,74 @@ describe('the agent in the guest image layout', () => {
     const hello = await conn.open({ timeoutMs: 60_000 });
     expect(hello.capabilities).toEqual(expect.arrayContaining(['info', 'apps', 'first-time-setup', 'exec']));
     expect((await conn.info()).os.family).toBe('linux');
+  });
+});
+
+describe('the agent on a character device', () => {
+  // A pseudo-terminal in raw mode stands in for /dev/vportNpM: a character device the agent opens
+  // with --device and reads and writes through the file API, as it does a virtio port. A small
+  // Python relay holds the master side and gives the host a unix socket, as QEMU does.
+  const RELAY = `
+import os, pty, tty, socket, sys, select
+m, s = pty.openpty()
+tty.setraw(s)
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(sys.argv[1])
+srv.listen(1)
+print(os.ttyname(s), flush=True)
+while True:
+    conn, _ = srv.accept()
+    while True:
+        r, _, _ = select.select([m, conn], [], [])
+        if m in r:
+            conn.sendall(os.read(m, 65536))
+        if conn in r:
+            d = conn.recv(65536)
+            if not d:
+                break
+            os.write(m, d)
+    conn.close()
+`;
+
+  const hasPty = spawnSync('python3', ['-c', 'import pty, tty']).status === 0;
+
+  it.skipIf(!hasPty)('opens the device with --device, says hello and answers through it (needs python3)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { connect } = await import('node:net');
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-pty-'));
+    const sock = join(dir, 'host.sock');
+    const py = spawn('python3', ['-c', RELAY, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const ttyPath = await new Promise<string>((resolve) =>
+      py.stdout.once('data', (b: Buffer) => resolve(b.toString().trim())),
+    );
+    const relay = await new ChannelRelay().start(); // for the scratch dirs only
+    const agent = new AgentProcess(relay, ['--device', ttyPath]).start();
+    const conn = new GuestConnection({
+      adapter: {
+        name: 'pty',
+        guestChannel: {
+          open: () =>
+            new Promise((resolve, reject) => {
+              const s = connect(sock);
+              s.once('connect', () => resolve(s));
+              s.once('error', reject);
+            }),
+        },
+      },
+      vm: 'pty',
+    });
+    cleanup.push(async () => {
+      await conn.close();
+      await agent.kill();
+      py.kill('SIGKILL');
+      await relay.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const hello = await conn.open({ timeoutMs: 60_000 });
+    expect(hello.software).toBe('@tandem/guest-agent');
+    expect((await conn.info()).os.family).toBe('linux');
+    expect(agent.log).toContain(`using ${ttyPath}`);
   });
 });

@@ -117,6 +117,7 @@ class DeviceChannel implements Channel {
   #reading = false;
   #current: Duplex | undefined;
   #writes: Promise<void> = Promise.resolve();
+  readonly #buf = Buffer.alloc(64 * 1024);
 
   constructor(readonly path: string) {}
 
@@ -135,25 +136,32 @@ class DeviceChannel implements Channel {
     return this.#opening;
   }
 
+  /**
+   * One read at a time, and its bytes go to the conversation current when they arrive: a read
+   * still in flight when a conversation ended (an error, a close) feeds the next one.
+   */
+  #pump(): void {
+    const fd = this.#fd;
+    if (this.#reading || fd === undefined || !this.#current || this.#current.destroyed) return;
+    this.#reading = true;
+    read(fd, this.#buf, 0, this.#buf.length, null, (err, bytesRead) => {
+      this.#reading = false;
+      const current = this.#current;
+      if (!current || current.destroyed) return;
+      if (err) {
+        current.destroy(err);
+        return;
+      }
+      // 0 bytes: the host side is closed (EOF/EPOLLHUP); this conversation is over.
+      if (bytesRead === 0) current.push(null);
+      else current.push(Buffer.from(this.#buf.subarray(0, bytesRead)));
+    });
+  }
+
   async next(): Promise<Duplex> {
     const fd = await this.#open();
-    const buf = Buffer.alloc(64 * 1024);
     const stream: Duplex = new Duplex({
-      read: () => {
-        if (this.#reading) return;
-        this.#reading = true;
-        read(fd, buf, 0, buf.length, null, (err, bytesRead) => {
-          this.#reading = false;
-          if (stream.destroyed) return;
-          if (err) {
-            stream.destroy(err);
-            return;
-          }
-          // 0 bytes: the host side is closed (EOF/EPOLLHUP); this conversation is over.
-          if (bytesRead === 0) stream.push(null);
-          else stream.push(Buffer.from(buf.subarray(0, bytesRead)));
-        });
-      },
+      read: () => this.#pump(),
       write: (chunk: Buffer, _enc, cb) => {
         // One write at a time across conversations: a write to a port whose host is away blocks a
         // thread of the pool until the host is back, and the pool must keep a thread for reads.
