@@ -153,9 +153,8 @@ export function registerGuest(program: Command, host: CommandHost): void {
             variables: { hostName: hostname(), userName: userInfo().username },
             ...(instance ? { instance } : {}),
             ...(opts.retry ? { retry: true } : {}),
-            bus: {
-              publish: (type, data) => events.publish(type, data, { workspace: record.workspace, session: record.id }),
-            },
+            bus: events,
+            context: { workspace: record.workspace, session: record.id },
           });
         });
         ctx.result(

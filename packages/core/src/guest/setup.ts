@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock.js';
 import { InvalidInputError, InvalidStateError, NotFoundError, TandemError } from '../errors.js';
 import { parseDuration } from '../util/duration.js';
+import type { EventContext } from '../events/bus.js';
 import type { Workspace } from '../workspace/schema.js';
 import { renderComputerName, type ComputerNameVariables } from './computer-name.js';
 import type { GuestConnection, GuestEventPublisher } from './connection.js';
@@ -137,6 +138,8 @@ export interface FirstTimeSetupOptions {
   /** Continue after a failed step (without it, a failed setup is reported, not rerun). */
   readonly retry?: boolean;
   readonly bus?: GuestEventPublisher;
+  /** The workspace and session the events belong to. */
+  readonly context?: EventContext;
   readonly clock?: Clock;
   readonly signal?: AbortSignal;
 }
@@ -168,7 +171,8 @@ export async function runFirstTimeSetup(options: FirstTimeSetupOptions): Promise
   const clock = options.clock ?? systemClock;
   const fts = workspace.spec.firstTimeSetup;
   const osFamily = workspace.spec.guestOs;
-  const publish: GuestEventPublisher['publish'] = (type, data) => options.bus?.publish(type, data);
+  const publish: GuestEventPublisher['publish'] = (type, data) =>
+    options.bus?.publish(type, data, options.context ?? {});
   const existing = records.load(vm);
   const record: SetupRecord = existing ?? {
     vm,
