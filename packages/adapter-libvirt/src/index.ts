@@ -7,7 +7,7 @@ export { LibvirtAdapter } from './adapter.js';
 export { LibvirtSnapshots } from './snapshots.js';
 export { LibvirtGuestChannel } from './guest-channel.js';
 export { LibvirtDiskEncryption } from './encryption.js';
-export { LibvirtSeamless, launchXpraAttach } from './seamless/launch.js';
+export { LibvirtSeamless, launchXpraAttach, launchFreeRdp } from './seamless/launch.js';
 export { defaultUri } from './options.js';
 export type { LibvirtOptions, FreeRdpOptions, XpraOptions } from './options.js';
 export { buildDomainXml, AGENT_CHANNEL, TANDEM_XMLNS } from './domain-xml.js';

@@ -12,7 +12,7 @@ import {
 import { readDomainFacts } from '../domain-facts.js';
 import type { AdapterInternals } from '../internals.js';
 import { parseDomIfAddr, pickGuestAddress } from './address.js';
-import { freeRdpArgs } from './freerdp.js';
+import { freeRdpArgs, type FreeRdpTarget } from './freerdp.js';
 import { xpraArgs, xpraAttachArgs } from './xpra.js';
 
 const SOURCES = ['lease', 'agent', 'arp'] as const;
@@ -48,9 +48,11 @@ export class LibvirtSeamless implements SeamlessOps {
       const o = this.ctx.options.freerdp ?? {};
       const binary = o.path ?? 'xfreerdp';
       const syntax = o.syntax ?? (await this.#detectFreeRdp(binary));
-      const args = freeRdpArgs({ host, port: o.port ?? 3389, syntax, certificate: o.certificate ?? 'tofu' }, request);
-      const password = request.credentials?.password;
-      return startClient(transport, binary, args, password !== undefined ? `${password}\n` : undefined);
+      return launchFreeRdp(
+        { host, port: o.port ?? 3389, syntax, certificate: o.certificate ?? 'tofu' },
+        request,
+        binary,
+      );
     }
     const o = this.ctx.options.xpra ?? {};
     if (o.attachPort !== undefined) {
@@ -94,6 +96,25 @@ export class LibvirtSeamless implements SeamlessOps {
     });
     return this.#freeRdpSyntax;
   }
+}
+
+/**
+ * Starts FreeRDP for `request` against `target` (see freeRdpArgs); a password goes to its stdin,
+ * never its argv.
+ */
+export function launchFreeRdp(
+  target: FreeRdpTarget,
+  request: LaunchRequest,
+  binary = 'xfreerdp',
+): Promise<LaunchHandle> {
+  validateRequest(target.host, request);
+  const password = request.credentials?.password;
+  return startClient(
+    'rdp-remoteapp',
+    binary,
+    freeRdpArgs(target, request),
+    password !== undefined ? `${password}\n` : undefined,
+  );
 }
 
 /**
