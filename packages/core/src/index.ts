@@ -58,6 +58,8 @@ export type {
   SeamlessOps,
   GuestChannelOps,
   DiskEncryptionOps,
+  EncryptedOverlayInfo,
+  EncryptedOverlayOps,
   HypervisorEvent,
   HypervisorAdapter,
   AdapterModule,

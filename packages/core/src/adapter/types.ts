@@ -47,6 +47,12 @@ export interface AdapterCapabilities {
    * itself. Absent means no: such an adapter refuses a spec with `boot` (UnsupportedCapabilityError).
    */
   readonly directKernelBoot?: boolean;
+  /**
+   * Encrypted per-session overlays ({@link EncryptedOverlayOps}): how a revertible workspace and
+   * the end-of-session snapshot work on an encrypted disk the hypervisor cannot snapshot. Absent
+   * means no.
+   */
+  readonly encryptedOverlays?: boolean;
 }
 
 /** Facts about the host the adapter runs against. */
@@ -296,6 +302,36 @@ export interface DiskEncryptionOps {
   encrypt(disk: DiskSpec, key: Uint8Array, options?: { sizeBytes?: number }): Promise<void>;
 }
 
+/** One encrypted disk of a VM and the overlay it writes into. */
+export interface EncryptedOverlayInfo {
+  /** The encrypted image as delivered: the overlay's backing file, never written while it is on. */
+  readonly base: string;
+  /** The overlay: a new image encrypted with the base's key, the disk the VM opens. */
+  readonly overlay: string;
+}
+
+/**
+ * Encrypted per-session overlays (present when `capabilities.encryptedOverlays`). Each works on
+ * a stopped (or crashed) VM; the key reaches the hypervisor in memory only.
+ *
+ * @example
+ * ```ts
+ * await adapter.encryptedOverlays.create(vm, diskKeys); // before start: writes go to the overlay
+ * await adapter.encryptedOverlays.discard(vm); // after stop: back on the untouched base
+ * ```
+ */
+export interface EncryptedOverlayOps {
+  /**
+   * Puts a new overlay, encrypted with the same key (by the disk's `keyId` in `keys`), on every
+   * encrypted disk of the VM that has none, and points the VM at it. Returns every overlay now on.
+   */
+  create(vm: string, keys: ReadonlyMap<string, Uint8Array>): Promise<EncryptedOverlayInfo[]>;
+  /** Removes the VM's overlays (their files deleted) and points it back at the bases. Returns those removed. */
+  discard(vm: string): Promise<EncryptedOverlayInfo[]>;
+  /** The VM's overlays now on (empty when it writes into its bases). */
+  list(vm: string): Promise<EncryptedOverlayInfo[]>;
+}
+
 /**
  * Something the hypervisor did on its own (guest shut down, qemu killed, ...): never the result
  * of a call Tandem made through the adapter. A guest that powers itself off ends `stopped`; a
@@ -371,6 +407,7 @@ export interface HypervisorAdapter {
   readonly seamless?: SeamlessOps;
   readonly guestChannel?: GuestChannelOps;
   readonly diskEncryption?: DiskEncryptionOps;
+  readonly encryptedOverlays?: EncryptedOverlayOps;
 
   /**
    * Subscribe to what the hypervisor does on its own (see {@link HypervisorEvent}); the results

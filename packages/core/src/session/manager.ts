@@ -9,7 +9,7 @@ import type { UsageState } from '../policy/usage.js';
 import type { LoadedWorkspace } from '../workspace/load.js';
 import type { Workspace } from '../workspace/schema.js';
 import { buildVmSpec, vmNameFor } from '../workspace/vm-spec.js';
-import { BASELINE_SNAPSHOT, Session } from './session.js';
+import { BASELINE_SNAPSHOT, Session, usesEncryptedOverlays } from './session.js';
 import { SessionPolicy } from './session-policy.js';
 import { sessionStateForVm } from './state-machine.js';
 import { definedVm, diffVmSpec, type VmUpdate } from './vm-update.js';
@@ -159,7 +159,9 @@ export class SessionManager {
           };
         }
       } else {
-        const revertible = policy.settings.mode.value === 'revertible';
+        // On an encrypted disk with overlays, the untouched base is the baseline: no snapshot.
+        const overlays = usesEncryptedOverlays(this.adapter, spec);
+        const revertible = policy.settings.mode.value === 'revertible' && !overlays;
         if (revertible && (this.adapter.capabilities.snapshots === false || !this.adapter.snapshots)) {
           throw new UnsupportedCapabilityError(
             `Workspace "${workspace.metadata.name}" is revertible, which needs snapshots, and the ${this.adapter.name} adapter has none. Use another adapter or set usage.mode to persistent.`,

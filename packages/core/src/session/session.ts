@@ -21,6 +21,19 @@ import {
 /** The snapshot a revertible workspace returns to at the end of every session. */
 export const BASELINE_SNAPSHOT = 'tandem-baseline';
 
+/**
+ * True when `spec` has an encrypted disk and the adapter puts encrypted overlays on such disks:
+ * then a revertible workspace and the end-of-session snapshot use an overlay per session instead
+ * of the hypervisor's snapshots.
+ */
+export function usesEncryptedOverlays(adapter: HypervisorAdapter, spec: VmSpec | undefined): boolean {
+  return (
+    adapter.capabilities.encryptedOverlays === true &&
+    adapter.encryptedOverlays !== undefined &&
+    (spec?.disks.some((d) => d.encryption !== undefined) ?? false)
+  );
+}
+
 /** Options of {@link Session.stop}. */
 export interface SessionStopOptions {
   /** Power off without asking the guest. */
@@ -166,6 +179,7 @@ export class Session implements AsyncDisposable {
             ...result,
           });
         }
+        if (this.#overlayMode() && (await this.adapter.state(this.vm)) !== 'saved') await this.#prepareOverlay();
         await this.adapter.start(this.vm, { ...options, ...(this.#diskKeys ? { diskKeys: this.#diskKeys } : {}) });
         return 'running';
       },
@@ -297,6 +311,11 @@ export class Session implements AsyncDisposable {
         }
         break;
       case 'snapshot':
+        if (this.#overlayMode() === 'keep') {
+          // The session's writes are in its encrypted overlay: stopping keeps them there.
+          if (running()) await this.stop(options);
+          break;
+        }
         if (this.#state !== 'crashed') {
           const stamp = new Date(this.clock.now()).toISOString().replace(/[:.]/g, '-');
           await this.snapshot(`session-end-${stamp}`, 'taken at the end of a session');
@@ -305,7 +324,8 @@ export class Session implements AsyncDisposable {
         break;
       case 'revert':
         if (running()) await this.stop({ force: true, ...options });
-        await this.revert(BASELINE_SNAPSHOT);
+        if (this.#overlayMode() === 'discard') await this.#discardOverlay();
+        else await this.revert(BASELINE_SNAPSHOT);
         break;
       case 'shutdown':
         if (running()) await this.stop(options);
@@ -346,6 +366,39 @@ export class Session implements AsyncDisposable {
   }
 
   // --- internals ---
+
+  /**
+   * How an encrypted disk keeps or forgets a session's writes, when the adapter has encrypted
+   * overlays: `discard` for a revertible workspace, `keep` for `onSessionEnd: snapshot`.
+   */
+  #overlayMode(): 'discard' | 'keep' | undefined {
+    if (!usesEncryptedOverlays(this.adapter, this.vmSpec)) return undefined;
+    if (this.policy.settings.mode.value === 'revertible') return 'discard';
+    return this.policy.endAction === 'snapshot' ? 'keep' : undefined;
+  }
+
+  /**
+   * Before a cold start: a revertible session always gets a fresh overlay (one left by a session
+   * that never ended is discarded first); a kept overlay is written on again.
+   */
+  async #prepareOverlay(): Promise<void> {
+    const ops = this.adapter.encryptedOverlays!;
+    const on = await ops.list(this.vm);
+    if (on.length > 0 && this.#overlayMode() === 'discard') await this.#discardOverlay();
+    else if (on.length > 0) return;
+    if (!this.#diskKeys) {
+      throw new InvalidStateError(
+        `VM "${this.vm}" has an encrypted disk and the session has no key for it: open the session with diskKeys.`,
+        this.#state,
+      );
+    }
+    await ops.create(this.vm, this.#diskKeys);
+  }
+
+  async #discardOverlay(): Promise<void> {
+    const removed = await this.adapter.encryptedOverlays!.discard(this.vm);
+    if (removed.length > 0) this.#publish('snapshot.reverted', { vm: this.vm, snapshot: BASELINE_SNAPSHOT });
+  }
 
   #serialize<T>(task: () => Promise<T>): Promise<T> {
     if (this.#closed) {

@@ -4,6 +4,8 @@ import type {
   AdapterCapabilities,
   AdapterModule,
   DiskEncryptionOps,
+  EncryptedOverlayInfo,
+  EncryptedOverlayOps,
   DiskSpec,
   GuestChannelOps,
   HypervisorAdapter,
@@ -70,6 +72,7 @@ const FULL_CAPABILITIES: AdapterCapabilities = {
   usb: true,
   diskEncryption: true,
   remoteHost: false,
+  encryptedOverlays: true,
 };
 
 /**
@@ -93,6 +96,11 @@ export class MockAdapter implements HypervisorAdapter {
   readonly seamless: SeamlessOps;
   readonly guestChannel: GuestChannelOps;
   readonly diskEncryption: DiskEncryptionOps;
+  /**
+   * Encrypted overlays: the simulated disk's contents at creation are the base's; what is
+   * written while one is on ({@link MockAdapter.writeDisk}) is gone after `discard`.
+   */
+  readonly encryptedOverlays: EncryptedOverlayOps;
   /** Replaces a stopped VM's definition; its snapshots stay. Absent with `redefine: false`. */
   readonly redefine?: (spec: VmSpec) => Promise<VmInfo>;
 
@@ -122,6 +130,11 @@ export class MockAdapter implements HypervisorAdapter {
     this.guestChannel = { open: (vm) => this.#op('guestChannel.open', vm, (r) => this.#openChannel(r)) };
     this.diskEncryption = {
       encrypt: (disk, key) => this.#op('diskEncryption.encrypt', undefined, () => this.#encrypt(disk, key)),
+    };
+    this.encryptedOverlays = {
+      create: (vm, keys) => this.#op('encryptedOverlays.create', vm, (r) => this.#overlayCreate(r, keys)),
+      discard: (vm) => this.#op('encryptedOverlays.discard', vm, (r) => this.#overlayDiscard(r)),
+      list: (vm) => this.#op('encryptedOverlays.list', vm, async (r) => overlayInfo(r)),
     };
   }
 
@@ -465,6 +478,27 @@ export class MockAdapter implements HypervisorAdapter {
     return host;
   }
 
+  async #overlayCreate(r: MockVmRecord, keys: ReadonlyMap<string, Uint8Array>): Promise<EncryptedOverlayInfo[]> {
+    expectState(r, ['stopped', 'crashed'], 'put an encrypted overlay on');
+    this.#checkKeys(r, keys);
+    const on = r.overlays ?? [];
+    for (const d of r.spec.disks) {
+      if (!d.encryption || on.some((o) => o.base === d.path)) continue;
+      on.push({ base: d.path, overlay: `${d.path}.overlay-${this.#state.nextId++}`, baseDisk: r.disk ?? '' });
+    }
+    r.overlays = on;
+    return overlayInfo(r);
+  }
+
+  async #overlayDiscard(r: MockVmRecord): Promise<EncryptedOverlayInfo[]> {
+    expectState(r, ['stopped', 'crashed'], 'discard the encrypted overlay of');
+    const removed = overlayInfo(r);
+    const first = r.overlays?.[0];
+    if (first) r.disk = first.baseDisk;
+    delete r.overlays;
+    return removed;
+  }
+
   async #encrypt(disk: DiskSpec, key: Uint8Array): Promise<void> {
     if (!disk.encryption)
       throw new InvalidInputError(`Disk ${disk.path} has no encryption.keyId.`, { details: { disk: disk.path } });
@@ -494,6 +528,10 @@ export class MockAdapter implements HypervisorAdapter {
       }
     }
   }
+}
+
+function overlayInfo(r: MockVmRecord): EncryptedOverlayInfo[] {
+  return (r.overlays ?? []).map((o) => ({ base: o.base, overlay: o.overlay }));
 }
 
 function sha256(key: Uint8Array): string {

@@ -20,7 +20,10 @@ export type MockOperation =
   | 'snapshot.delete'
   | 'seamless.launch'
   | 'guestChannel.open'
-  | 'diskEncryption.encrypt';
+  | 'diskEncryption.encrypt'
+  | 'encryptedOverlays.create'
+  | 'encryptedOverlays.discard'
+  | 'encryptedOverlays.list';
 
 /** One call the mock adapter received. */
 export interface MockCall {

@@ -16,6 +16,8 @@ export interface MockVmRecord {
   disk?: string;
   /** The disk's contents each snapshot holds, by snapshot id. */
   snapshotDisks?: Record<string, string>;
+  /** Encrypted overlays on, with the disk's contents as the base held them when each was made. */
+  overlays?: { base: string; overlay: string; baseDisk: string }[];
 }
 
 /** The whole mock hypervisor, as persisted in its state file. */
