@@ -35,6 +35,18 @@ export function describeEvent(e: AnyTandemEvent): string {
       return `VM ${e.data.vm} updated to ${e.data.toVersion} (${describeVmChanges(e.data.changes)}); ${e.data.snapshotsDropped.length > 0 ? `snapshots dropped: ${e.data.snapshotsDropped.join(', ')}` : `${e.data.snapshotsKept} snapshots kept`}`;
     case 'policy.decision':
       return `policy: ${e.data.outcome} (${e.data.reason})`;
+    case 'guest.connected':
+      return `guest agent ${e.data.agent} ${e.data.agentVersion} ${e.data.reconnect ? 'is back' : 'connected'} (protocol ${e.data.protocol})`;
+    case 'guest.disconnected':
+      return `guest agent gone: ${e.data.reason}`;
+    case 'guest.setup-step':
+      return `setup ${e.data.step}: ${e.data.status}${e.data.message ? ` (${e.data.message})` : ''}`;
+    case 'guest.setup-completed':
+      return `first-time setup done${e.data.rebootRequired ? '; the VM needs a restart' : ''}`;
+    case 'guest.url-to-host':
+      return `guest asks to open ${e.data.url}: ${e.data.redirect ? 'opens on the host' : 'stays in the guest'} (${e.data.reason})`;
+    case 'guest.error':
+      return `guest channel: ${e.data.message}`;
     default:
       return e.type;
   }
