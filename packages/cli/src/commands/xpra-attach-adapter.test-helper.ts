@@ -1,7 +1,7 @@
 // A test adapter (not shipped) for the real Xpra test of `tandem apps launch`: the mock
 // hypervisor (its state in a file, so it lasts between tandem invocations) whose seamless
 // transport is the real Xpra client attached to the server at the `url` option.
-import type { AdapterModule, HypervisorAdapter, LaunchRequest } from '@tandem/core';
+import type { AdapterModule, LaunchRequest } from '@tandem/core';
 import { MockAdapter } from '@tandem/core/mock';
 import { launchXpraAttach } from '@tandem/adapter-libvirt';
 
