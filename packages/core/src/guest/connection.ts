@@ -8,6 +8,7 @@ import type { TandemEventMap, TandemEventType } from '../events/types.js';
 import type { UrlDecision } from '../policy/web-redirection.js';
 import { AgentUnreachableError, CapabilityMissingError, GuestOperationError, GuestProtocolError } from './errors.js';
 import { MessageStream } from './message-stream.js';
+import { runFirstTimeSetup, type FirstTimeSetupOptions, type FirstTimeSetupResult } from './setup.js';
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   GUEST_EVENTS,
@@ -200,6 +201,14 @@ export class GuestConnection {
   /** What the guest has recorded of first-time setup. */
   async setupStatus(options?: GuestRequestOptions): Promise<SetupStatus> {
     return this.request('setup.status', undefined, options);
+  }
+
+  /**
+   * Runs the workspace's first-time setup through this connection: {@link runFirstTimeSetup}
+   * with `connection` set to this one (once per VM instance, recorded on both ends, resumable).
+   */
+  async setup(options: Omit<FirstTimeSetupOptions, 'connection'>): Promise<FirstTimeSetupResult> {
+    return runFirstTimeSetup({ ...options, connection: this });
   }
 
   /** Runs one first-time-setup step in the guest (see runFirstTimeSetup for the whole flow). */

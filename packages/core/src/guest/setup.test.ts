@@ -9,7 +9,7 @@ import { AgentEndpoint } from './agent-endpoint.js';
 import { GuestConnection } from './connection.js';
 import { FakeVirtioPort } from './fake-port.test-helper.js';
 import type { SetupStepParams, SetupStepResult } from './protocol.js';
-import { SetupRecordStore, localCredentials, runFirstTimeSetup } from './setup.js';
+import { SetupRecordStore, localCredentials } from './setup.js';
 
 const workspace = validateWorkspace({
   apiVersion: 'tandem/v1',
@@ -78,13 +78,7 @@ describe('first-time setup across a guest reboot', () => {
     closers.push(() => conn.close());
     await conn.open({ timeoutMs: 30_000 });
     const records = new SetupRecordStore(mkdtempSync(join(tmpdir(), 'tandem-setup-')));
-    const result = await runFirstTimeSetup({
-      connection: conn,
-      workspace,
-      records,
-      bus,
-      variables: { random: () => 'AB12' },
-    });
+    const result = await conn.setup({ workspace, records, bus, variables: { random: () => 'AB12' } });
     expect(result.status).toBe('done');
     expect(result.record.computerName).toBe('ERP-AB12');
     expect(renames).toBe(1);
