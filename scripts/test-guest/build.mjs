@@ -227,6 +227,12 @@ function pointCurrent(cache, hash) {
   rmSync(`${link}.new`, { force: true });
   symlinkSync(hash, `${link}.new`);
   renameSync(`${link}.new`, link);
+  // Bases of older inputs are not used again: keep only the current one.
+  for (const entry of readdirSync(cache, { withFileTypes: true })) {
+    if (entry.isDirectory() && /^[0-9a-f]{16}$/.test(entry.name) && entry.name !== hash) {
+      rmSync(join(cache, entry.name), { recursive: true, force: true });
+    }
+  }
 }
 
 const RUNTIME_FILE = (name) => !/\.(d\.[cm]?ts|map|md|ts|tsbuildinfo)$/.test(name);
