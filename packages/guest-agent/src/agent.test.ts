@@ -351,6 +351,32 @@ describe('the guest agent as a real process', () => {
   });
 });
 
+describe('the agent process under hostile input', () => {
+  it('fuzz: whatever bytes the host side writes, the agent process stays up and answers the next host', async () => {
+    const fc = (await import('fast-check')).default;
+    const relay = await new ChannelRelay().start();
+    const agent = new AgentProcess(relay).start();
+    cleanup.push(async () => {
+      await agent.kill();
+      await relay.stop();
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 4000 }), async (bytes) => {
+        // A raw host connection writes garbage and hangs up; the agent sees EOF and serves again.
+        const s = await relay.guestChannel.open();
+        await new Promise<void>((resolve) => s.write(bytes, () => resolve()));
+        s.destroy();
+      }),
+      { numRuns: 25 },
+    );
+    const conn = new GuestConnection({ adapter: { name: 'relay', guestChannel: relay.guestChannel }, vm: 'fuzz' });
+    cleanup.push(() => conn.close());
+    await conn.open({ timeoutMs: 60_000 });
+    expect((await conn.info()).os.family).toBe('linux');
+    expect(agent.child?.exitCode).toBeNull();
+  });
+});
+
 describe('the agent in the guest image layout', () => {
   it('runs from /opt/tandem/node_modules with only @tandem/core and zod beside it', async () => {
     const { cpSync, mkdtempSync, rmSync } = await import('node:fs');
