@@ -5,7 +5,13 @@ import { InvalidInputError } from '../errors.js';
  * the Exec line's quoting, and reading both back (for tests and `tandem apps list`).
  */
 
-/** Escapes a `string`/`localestring` value: `\` `\n` `\t` `\r` and a leading space. */
+/** Escapes a `string`/`localestring` value: `\` `\n` `\t` `\r` and a leading space.
+ *
+ * @example
+ * ```ts
+ * escapeDesktopValue('C:\\dir'); // 'C:\\\\dir'
+ * ```
+ */
 export function escapeDesktopValue(value: string): string {
   return value
     .replace(/\\/g, '\\\\')
@@ -29,6 +35,11 @@ const RESERVED = /[ \t\n"'\\><~|&;$*?#()`=]/;
  * One Exec argument, quoted by the spec's rules when it needs it (`"`, `` ` ``, `$` and `\`
  * escaped inside the quotes) and `%` doubled so that no value can become a field code. NUL
  * cannot be written and is refused.
+ *
+ * @example
+ * ```ts
+ * quoteExecArg('my file'); // '"my file"'
+ * ```
  */
 export function quoteExecArg(arg: string): string {
   if (arg.includes('\0')) {
@@ -58,6 +69,11 @@ export function execLine(argv: readonly string[], fieldCodes: readonly string[] 
  * Splits an Exec value (as it stands in the file) into arguments the way a launcher does: the
  * string escapes first, then the quoting; `%%` is a `%`, and a field code stays a separate
  * `%X` argument.
+ *
+ * @example
+ * ```ts
+ * parseExecLine('tandem apps launch "my app" %F'); // ['tandem', 'apps', 'launch', 'my app', '%F']
+ * ```
  */
 export function parseExecLine(raw: string): string[] {
   const s = unescapeDesktopValue(raw);
@@ -106,7 +122,13 @@ export function formatDesktopFile(groups: readonly DesktopGroup[]): string {
     .concat('\n');
 }
 
-/** Reads a desktop entry file into groups of raw (still escaped) values. */
+/** Reads a desktop entry file into groups of raw (still escaped) values.
+ *
+ * @example
+ * ```ts
+ * parseDesktopFile(text).get('Desktop Entry')?.get('Exec');
+ * ```
+ */
 export function parseDesktopFile(text: string): Map<string, Map<string, string>> {
   const groups = new Map<string, Map<string, string>>();
   let current: Map<string, string> | undefined;

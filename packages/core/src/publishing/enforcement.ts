@@ -32,7 +32,13 @@ export interface TransferPermissions {
 /** Everything denied: what a launch without a policy gets. */
 export const DENY_ALL: TransferPermissions = permissionsFrom(() => 'deny');
 
-/** Builds permissions from a function of (channel, direction, content type). */
+/** Builds permissions from a function of (channel, direction, content type).
+ *
+ * @example
+ * ```ts
+ * const clipboardIn = permissionsFrom((c, d) => (c === 'clipboard' && d === 'host-to-guest' ? 'allow' : 'deny'));
+ * ```
+ */
 export function permissionsFrom(
   decide: (channel: EnforcedChannel, direction: CrossingDirection, contentType?: ContentType) => Permission,
 ): TransferPermissions {
@@ -150,6 +156,11 @@ function partialClipboardNotes(p: TransferPermissions, transport: string): Enfor
  * transfer and printing as switches, speaker (guest to host) and microphone (host to guest)
  * separately; the webcam, D-Bus forwarding and Xpra's own URL opening are always off (Tandem
  * redirects URLs itself). Xpra carries no USB and no smart cards.
+ *
+ * @example
+ * ```ts
+ * xpraPolicyArgs(DENY_ALL).args; // ['--clipboard=no', '--clipboard-direction=disabled', '--file-transfer=no', ...]
+ * ```
  */
 export function xpraPolicyArgs(p: TransferPermissions): TransportPolicy {
   const toServer = clipboardOpen(p, 'host-to-guest');
@@ -186,6 +197,11 @@ export function xpraPolicyArgs(p: TransferPermissions): TransportPolicy {
  * never redirected by FreeRDP itself (`-drives`, `-home-drive`; files cross through the shared
  * folder), a printer, the microphone, USB devices and smart cards only when allowed, and sound
  * is played on the host only when guest-to-host audio is allowed (`/audio-mode:2` otherwise).
+ *
+ * @example
+ * ```ts
+ * freeRdpPolicyArgs(DENY_ALL).args; // ['-clipboard', '-drives', '-home-drive', '/audio-mode:2']
+ * ```
  */
 export function freeRdpPolicyArgs(p: TransferPermissions): TransportPolicy {
   const both = clipboardOpen(p, 'host-to-guest') && clipboardOpen(p, 'guest-to-host');
@@ -210,7 +226,13 @@ export function freeRdpPolicyArgs(p: TransferPermissions): TransportPolicy {
   return { args, notes };
 }
 
-/** `.rdp` file settings (mstsc, Hyper-V enhanced sessions), as `[name, type, value]`. */
+/** `.rdp` file settings (mstsc, Hyper-V enhanced sessions), as `[name, type, value]`.
+ *
+ * @example
+ * ```ts
+ * rdpFilePolicySettings(DENY_ALL).settings[0]; // ['redirectclipboard', 'i', 0]
+ * ```
+ */
 export function rdpFilePolicySettings(p: TransferPermissions): {
   settings: [string, 's' | 'i', string | number][];
   notes: EnforcementNote[];
@@ -240,6 +262,11 @@ export function rdpFilePolicySettings(p: TransferPermissions): {
  * direction, clipboard file transfers, and audio in and out. VirtualBox has no printer
  * redirection; USB is a controller in the VM's definition (turn it off with `modifyvm` while
  * the VM is stopped), so the notes say so when the policy denies it.
+ *
+ * @example
+ * ```ts
+ * vboxPolicyCommands('erp-vm', DENY_ALL).commands[0]; // ['controlvm', 'erp-vm', 'clipboard', 'mode', 'disabled']
+ * ```
  */
 export function vboxPolicyCommands(
   vm: string,
@@ -290,6 +317,11 @@ const TS_POLICIES = 'HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal S
  * `fDisableCdm` (drives), `fDisableCpm` (printers), `fEnableSmartCard`, `fDisablePNPRedir`
  * (USB and other Plug and Play devices), `fDisableAudioCapture`, `fDisableCam` (audio
  * playback), `fDisableCcm` and `fDisableLPT` (ports, always off). The guest agent sets them.
+ *
+ * @example
+ * ```ts
+ * windowsGuestPolicy(DENY_ALL).find((v) => v.name === 'fDisableClip')?.value; // 1
+ * ```
  */
 export function windowsGuestPolicy(p: TransferPermissions): GuestRegistryValue[] {
   const v = (name: string, value: number): GuestRegistryValue => ({ key: TS_POLICIES, name, type: 'REG_DWORD', value });

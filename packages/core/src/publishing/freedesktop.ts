@@ -48,7 +48,13 @@ export interface FreedesktopOptions {
   readonly command?: readonly string[];
 }
 
-/** The window class Tandem sets on an app's RDP windows, and a launcher's default StartupWMClass. */
+/** The window class Tandem sets on an app's RDP windows, and a launcher's default StartupWMClass.
+ *
+ * @example
+ * ```ts
+ * launcherWmClass('legacy-erp', 'erp'); // 'tandem-legacy-erp-erp'
+ * ```
+ */
 export function launcherWmClass(workspace: string, appId: string): string {
   return `tandem-${safeSegment(workspace)}-${safeSegment(appId)}`;
 }

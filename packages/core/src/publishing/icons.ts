@@ -21,6 +21,11 @@ const MAX_ICON_BYTES = 4 * 1024 * 1024;
  * Checks an untrusted icon and says where it belongs: a PNG by its IHDR size (the smallest
  * standard hicolor size that holds it), an SVG under `scalable`. Anything else is refused, so
  * the guest cannot have an arbitrary file installed under the icon's name.
+ *
+ * @example
+ * ```ts
+ * placeIcon({ bytes: png40x40 }, 'app erp'); // { directory: '48x48/apps', extension: 'png', size: 48 }
+ * ```
  */
 export function placeIcon(icon: LauncherIcon, what: string): IconPlacement {
   const b = icon.bytes;

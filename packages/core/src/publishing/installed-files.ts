@@ -58,6 +58,11 @@ export function writeFileAtomic(path: string, content: string | Uint8Array, mode
  * is no longer wanted, recording everything in `manifestFile`. Every path must lie inside one of
  * `roots`, or nothing is written. The manifest lists a file before it is written, so a crash
  * never leaves a file that a later removal would not know about.
+ *
+ * @example
+ * ```ts
+ * installFiles('/x/manifest.json', ['/x/applications'], 'erp', '1.0', [{ path: '/x/applications/a.desktop', content: text }]);
+ * ```
  */
 export function installFiles(
   manifestFile: string,
@@ -86,7 +91,13 @@ export function installFiles(
   return { written: planned.map((f) => f.path), removed, kept };
 }
 
-/** Removes every file the manifest lists (and the manifest), nothing else. */
+/** Removes every file the manifest lists (and the manifest), nothing else.
+ *
+ * @example
+ * ```ts
+ * removeInstalled('/x/manifest.json', ['/x/applications']).removed; // exactly what installFiles wrote
+ * ```
+ */
 export function removeInstalled(manifestFile: string, roots: readonly string[]): InstallReport {
   const before = readManifest(manifestFile);
   if (!before) return { written: [], removed: [], kept: [] };

@@ -37,6 +37,11 @@ export function safeSegment(value: string): string {
  * Text for one line of a launcher (a name, a comment): control characters (line breaks, NUL,
  * tabs) become spaces, runs of spaces collapse, and the result is at most `max` characters.
  * An empty result becomes `fallback`.
+ *
+ * @example
+ * ```ts
+ * displayText('Legacy\nERP', 'erp'); // 'Legacy ERP'
+ * ```
  */
 export function displayText(value: string, fallback: string, max = 200): string {
   const text = [

@@ -61,6 +61,11 @@ export async function openHostUrl(
  * The `onUrlToHost` callback for a GuestConnection: the connection has already decided (and
  * published `guest.url-to-host`); this opens a URL whose decision says host in the host browser,
  * and nothing else.
+ *
+ * @example
+ * ```ts
+ * new GuestConnection({ adapter, vm, policy, onUrlToHost: guestUrlOpener((u) => openInHostBrowser(u)) });
+ * ```
  */
 export function guestUrlOpener(
   openOnHost: (url: string) => Promise<void>,
@@ -104,6 +109,11 @@ function loops(program: string): boolean {
  * Finds the real host browser: `$TANDEM_HOST_BROWSER`, then `$BROWSER`, then a list of known
  * browsers on `PATH`. Never Tandem itself and never the desktop's default URL handler
  * (`xdg-open` and friends), which is Tandem once it is installed as that handler: no loops.
+ *
+ * @example
+ * ```ts
+ * findHostBrowser({ TANDEM_HOST_BROWSER: '/usr/bin/firefox-esr' }).argv; // ['/usr/bin/firefox-esr']
+ * ```
  */
 export function findHostBrowser(env: NodeJS.ProcessEnv = process.env): HostBrowser {
   const tried: string[] = [];
@@ -132,7 +142,13 @@ export function findHostBrowser(env: NodeJS.ProcessEnv = process.env): HostBrows
   );
 }
 
-/** Refuses a URL handed back by the browser Tandem itself started (a loop). */
+/** Refuses a URL handed back by the browser Tandem itself started (a loop).
+ *
+ * @example
+ * ```ts
+ * assertNotLooping(url); // throws when the browser Tandem started handed the URL back
+ * ```
+ */
 export function assertNotLooping(url: string, env: NodeJS.ProcessEnv = process.env): void {
   if (env[OPENING_ENV]) {
     throw new InvalidInputError(
@@ -145,6 +161,11 @@ export function assertNotLooping(url: string, env: NodeJS.ProcessEnv = process.e
 /**
  * Starts the host browser on `url`, detached, with {@link OPENING_ENV} set so that a browser
  * that hands the URL back to `tandem open` is caught as a loop. Resolves once it started.
+ *
+ * @example
+ * ```ts
+ * await openInHostBrowser('https://example.org/');
+ * ```
  */
 export function openInHostBrowser(url: string, browser: HostBrowser = findHostBrowser()): Promise<void> {
   const [program, ...args] = browser.argv;

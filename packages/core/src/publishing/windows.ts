@@ -37,6 +37,11 @@ const RESERVED = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?$/i;
 /**
  * A Windows file name for untrusted text: no `<>:"/\|?*` or control characters, no trailing dot
  * or space, no device name (CON, NUL, COM1, ...), at most 100 characters.
+ *
+ * @example
+ * ```ts
+ * windowsFileName('NUL', 'app'); // '_NUL'
+ * ```
  */
 export function windowsFileName(value: string, fallback: string): string {
   let name = displayText(value, fallback, 100)
