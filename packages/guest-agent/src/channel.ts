@@ -23,7 +23,7 @@ export interface FindChannelOptions {
 /**
  * Finds the virtio-serial port named `port`. Linux: the entry of /sys/class/virtio-ports whose
  * `name` file holds it, opened as /dev/<entry>; Windows: the virtio-serial driver's named pipe
- * `\\.\Global\<port>`. Returns a reason instead of throwing when it is not there (the virtio
+ * `\\.\Global\<port>` (a device, as qemu-ga opens it). Returns a reason instead of throwing when it is not there (the virtio
  * modules may still be loading).
  *
  * @example
@@ -34,7 +34,8 @@ export interface FindChannelOptions {
  */
 export async function findChannel(options: FindChannelOptions): Promise<ChannelTarget | { reason: string }> {
   const platform = options.platform ?? process.platform;
-  if (platform === 'win32') return { kind: 'socket', path: `\\\\.\\Global\\${options.port}` };
+  // vioser's port is a device opened with CreateFile (as qemu-ga does), not a named-pipe server.
+  if (platform === 'win32') return { kind: 'device', path: `\\\\.\\Global\\${options.port}` };
   const classDir = join(options.sysDir ?? '/sys', 'class', 'virtio-ports');
   let entries: string[];
   try {

@@ -73,7 +73,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     ...(values.device
       ? {
           target: {
-            kind: values.device.startsWith('\\\\') ? 'socket' : await deviceKind(values.device),
+            kind: await deviceKind(values.device),
             path: values.device,
           },
         }
