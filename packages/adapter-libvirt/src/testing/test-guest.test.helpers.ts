@@ -132,6 +132,32 @@ export async function addControlPort(vm: string, dir: string): Promise<void> {
   const xml = join(dir, `${vm}-control.xml`);
   await writeFile(xml, `<channel type='unix'><target type='virtio' name='${CONTROL_PORT}'/></channel>\n`);
   await virsh('attach-device', '--domain', vm, '--file', xml, '--config');
+  // The serial console into a file, so a failing test can show what the guest printed.
+  const domain = await virsh('dumpxml', '--domain', vm, '--inactive');
+  const log = consoleLogPath(dir);
+  const withLog = domain
+    .replace(
+      /<serial type='pty'>[\s\S]*?<\/serial>/,
+      `<serial type='file'><source path='${log}'/><target port='0'/></serial>`,
+    )
+    .replace(
+      /<console type='pty'>[\s\S]*?<\/console>/,
+      `<console type='file'><source path='${log}'/><target type='serial' port='0'/></console>`,
+    );
+  const file = join(dir, `${vm}.xml`);
+  await writeFile(file, withLog);
+  await virsh('define', '--file', file);
+}
+
+/** Where {@link addControlPort} sends the guest's serial console. */
+export function consoleLogPath(dir: string): string {
+  return join(dir, 'console.log');
+}
+
+/** The last lines the guest printed on its serial console (for a failing test's output). */
+export async function consoleTail(dir: string, lines = 60): Promise<string> {
+  const text = await readFile(consoleLogPath(dir), 'utf8').catch(() => '(no console log)');
+  return text.split('\n').slice(-lines).join('\n');
 }
 
 /** The host socket of the running VM's control port (libvirt picks it at start). */
