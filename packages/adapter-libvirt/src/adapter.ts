@@ -30,6 +30,7 @@ import { ensureHostOnlyNetwork, startNetworkIfInactive } from './networks.js';
 import { defaultUri, type LibvirtOptions } from './options.js';
 import { probeLibvirt } from './probe.js';
 import { carrySnapshots, definedView, disksStay, dropSnapshots, withUuid } from './redefine.js';
+import { LibvirtEncryptedOverlays } from './encrypted-overlays.js';
 import { LibvirtDiskEncryption, withDiskSecrets } from './encryption.js';
 import { LibvirtSeamless } from './seamless/launch.js';
 import { LibvirtSnapshots } from './snapshots.js';
@@ -48,6 +49,7 @@ const CAPABILITIES: AdapterCapabilities = {
   diskEncryption: true,
   remoteHost: true,
   directKernelBoot: true,
+  encryptedOverlays: true,
 };
 
 const PACKAGE_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -75,6 +77,8 @@ export class LibvirtAdapter implements HypervisorAdapter {
   readonly snapshots: LibvirtSnapshots;
   readonly guestChannel: LibvirtGuestChannel;
   readonly diskEncryption: LibvirtDiskEncryption;
+  /** Encrypted per-session overlays: how revertible and snapshot-ending sessions work on a LUKS disk. */
+  readonly encryptedOverlays: LibvirtEncryptedOverlays;
   /** Seamless launches, plus {@link LibvirtSeamless.guestAddress}. */
   readonly seamless: LibvirtSeamless;
 
@@ -111,6 +115,7 @@ export class LibvirtAdapter implements HypervisorAdapter {
     this.snapshots = new LibvirtSnapshots(this.#internals);
     this.guestChannel = new LibvirtGuestChannel(this.#internals);
     this.diskEncryption = new LibvirtDiskEncryption(this.#internals);
+    this.encryptedOverlays = new LibvirtEncryptedOverlays(this.#internals);
     this.seamless = new LibvirtSeamless(this.#internals);
   }
 

@@ -8,6 +8,8 @@ export interface DomainDisk {
   readonly format?: string;
   /** LUKS encryption: the secret is looked up by `usage` (Tandem uses the disk's path). */
   readonly encryption?: { readonly usage?: string; readonly uuid?: string; readonly keyId?: string };
+  /** Set when `path` is an encrypted session overlay Tandem put on this image (see encrypted-overlays.ts). */
+  readonly overlayOf?: string;
 }
 
 /** What Tandem reads back from a domain definition. */
@@ -37,6 +39,11 @@ export function readDomainFacts(xml: string): DomainFacts {
   const devices = child(root, 'devices');
   const meta = findTandemMeta(child(root, 'metadata'));
   const keyIds = new Map(children(meta, 'tandem:disk').map((d) => [d.attrs['path'] ?? '', d.attrs['keyId'] ?? '']));
+  const overlayOf = new Map(
+    children(meta, 'tandem:disk')
+      .filter((d) => d.attrs['overlayOf'] !== undefined)
+      .map((d) => [d.attrs['path'] ?? '', d.attrs['overlayOf'] ?? '']),
+  );
   const disks: DomainDisk[] = children(devices, 'disk')
     .filter((d) => (d.attrs['device'] ?? 'disk') === 'disk')
     .map((d) => {
@@ -56,6 +63,7 @@ export function readDomainFacts(xml: string): DomainFacts {
               },
             }
           : {}),
+        ...(overlayOf.get(file) ? { overlayOf: overlayOf.get(file) } : {}),
       };
     });
   const agent = children(devices, 'channel').find((c) => child(c, 'target')?.attrs['name'] === AGENT_CHANNEL);

@@ -127,6 +127,43 @@ export async function createEncryptedQcow2(
   );
 }
 
+/**
+ * Creates a LUKS-encrypted qcow2 overlay at `path` backed by the encrypted qcow2 `base` (of
+ * `size` bytes), under the same key, handed to qemu-img through a named pipe. qemu-img does not
+ * open the base (`-u`): its size comes from the caller, and the base is never written.
+ */
+export async function createEncryptedOverlay(
+  qemuImg: string,
+  path: string,
+  base: string,
+  size: number,
+  key: Uint8Array,
+  iterTimeMs?: number,
+): Promise<void> {
+  const encryptOpts = `encrypt.format=luks,encrypt.key-secret=tandemkey${iterTimeMs ? `,encrypt.iter-time=${iterTimeMs}` : ''}`;
+  await qemuImgWithKey(
+    qemuImg,
+    (fifo) => [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      '-u',
+      '-b',
+      base,
+      '-F',
+      'qcow2',
+      '--object',
+      secretObject(fifo),
+      '-o',
+      encryptOpts,
+      path,
+      String(size),
+    ],
+    luksPassphrase(key),
+  );
+}
+
 /** qemu's secret object reading the key from `path`. Commas in the path are doubled, as qemu's option syntax wants. */
 function secretObject(path: string): string {
   return `secret,id=tandemkey,format=raw,file=${path.replaceAll(',', ',,')}`;
@@ -148,7 +185,8 @@ async function qemuImgWithKey(binary: string, args: (keyFile: string) => string[
   }
 }
 
-async function runQemuImg(binary: string, args: string[]): Promise<string> {
+/** Runs qemu-img (no key involved) and returns its standard output; a failure is a typed error. */
+export async function runQemuImg(binary: string, args: string[]): Promise<string> {
   const r = await execa(binary, args, { reject: false, env: { LC_ALL: 'C' }, stdin: 'ignore' });
   if (r.exitCode === undefined) {
     throw new HostError(`${binary} could not run (${r.shortMessage}). Install qemu-utils.`, {
@@ -189,7 +227,7 @@ export async function withDiskSecrets<T>(
     return { usage: d.encryption?.usage ?? d.path, key };
   });
   if (!ctx.uri.remote) {
-    for (const [i, d] of encrypted.entries()) await checkEncryptedDisk(ctx, vm, d.path, needed[i]!.key);
+    for (const [i, d] of encrypted.entries()) await checkEncryptedDisk(ctx, vm, d, needed[i]!.key);
   }
   const defined: string[] = [];
   try {
@@ -208,9 +246,12 @@ export async function withDiskSecrets<T>(
  * Corruption refuses the start with an IntegrityError; an image the key does not open is left
  * for QEMU to refuse (a wrong key, another image swapped in), with its own message.
  */
-async function checkEncryptedDisk(ctx: AdapterInternals, vm: string, path: string, key: Uint8Array): Promise<void> {
+async function checkEncryptedDisk(ctx: AdapterInternals, vm: string, disk: DomainDisk, key: Uint8Array): Promise<void> {
   const qemuImg = ctx.options.qemuImg ?? 'qemu-img';
-  const opts = `driver=qcow2,file.filename=${path.replaceAll(',', ',,')},encrypt.key-secret=tandemkey`;
+  const path = disk.path;
+  // A session overlay's base is encrypted under the same key, and qemu-img opens it too.
+  const backing = disk.overlayOf !== undefined ? ',backing.encrypt.key-secret=tandemkey' : '';
+  const opts = `driver=qcow2,file.filename=${path.replaceAll(',', ',,')},encrypt.key-secret=tandemkey${backing}`;
   let output = '';
   let exitCode: number | undefined;
   await withPipedSecret(luksPassphrase(key), async (fifo) => {

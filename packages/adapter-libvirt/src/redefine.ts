@@ -13,7 +13,8 @@ const FORMATS: readonly string[] = ['qcow2', 'raw', 'vdi', 'vhdx', 'vmdk'] satis
 /** What the core compares for updates, read back from a domain definition. */
 export function definedView(facts: DomainFacts): Pick<VmInfo, 'disks' | 'network' | 'labels'> {
   const disks: DiskSpec[] = facts.disks.map((d) => ({
-    path: d.path,
+    // A session overlay is how the VM writes its image, not another image.
+    path: d.overlayOf ?? d.path,
     format: (FORMATS.includes(d.format ?? '') ? d.format : 'raw') as DiskFormat,
     ...(d.encryption?.keyId ? { encryption: { keyId: d.encryption.keyId } } : {}),
   }));

@@ -54,7 +54,7 @@ export class LibvirtSnapshots implements SnapshotOps {
       // A plain text test first: parsing the XML on every snapshot would cost more than the check.
       if (/<encryption[\s>]/.test(xml) && readDomainFacts(xml).disks.some((d) => d.encryption?.usage !== undefined)) {
         throw new UnsupportedCapabilityError(
-          `VM "${vm}" has an encrypted disk, and libvirt cannot snapshot encrypted qcow2 disks. Keep a copy of the encrypted image instead (tandem pull keeps the previous version).`,
+          `VM "${vm}" has an encrypted disk, and libvirt cannot snapshot encrypted qcow2 disks. A revertible workspace and onSessionEnd: snapshot work on it through encrypted overlays (encryptedOverlays); for other restore points keep a copy of the encrypted image (tandem pull keeps the previous version).`,
           { details: { vm, snapshot: name, state } },
         );
       }

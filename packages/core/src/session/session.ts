@@ -166,6 +166,8 @@ export class Session implements AsyncDisposable {
       async () => {
         const update = this.#pendingUpdate;
         if (update) {
+          // A new image version replaces the disk: an overlay on the old one has nothing to add.
+          if (this.#overlayMode()) await this.#discardOverlay();
           const result = await applyVmUpdate(this.adapter, this.vm, update, {
             revertible: this.policy.settings.mode.value === 'revertible',
             baseline: BASELINE_SNAPSHOT,
