@@ -46,7 +46,11 @@ const timed = async (fn) => {
 };
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
-console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(
+  `load average at start: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
 
 // Build figures.
 if (!process.argv.includes('--no-cold')) {
@@ -141,4 +145,8 @@ try {
 for (const [way, xs] of Object.entries(results)) {
   console.log(`start -> ${way}: median ${seconds(median(xs))} s over ${xs.length} (${xs.map(seconds).join(', ')})`);
 }
-console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(
+  `load average at end: ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
