@@ -62,7 +62,7 @@ export function registerGuest(program: Command, host: CommandHost): void {
   const common = (cmd: Command): Command =>
     cmd
       .option('-w, --workspace <name>', 'workspace name (optional when there is only one session)')
-      .option('--timeout <duration>', 'how long to wait for the agent to say hello (ISO 8601)', 'PT60S');
+      .option('--timeout <duration>', 'how long to wait for the agent to say hello (ISO 8601)', 'PT2M');
 
   common(
     guest
