@@ -80,6 +80,21 @@ describe('tandem apps', () => {
     expect(readFileSync(mine, 'utf8')).toBe('[Desktop Entry]\n');
   });
 
+  it('publish --windows-programs writes Start Menu shortcuts, and unpublish takes them away', async () => {
+    await up('3.2.0');
+    const programs = join(dir, 'Programs');
+    const pub = await tandem('--json', 'apps', 'publish', '--windows-programs', programs);
+    expect(pub.code, pub.stderr).toBe(0);
+    expect(pub.json.written).toEqual(
+      expect.arrayContaining([join(programs, 'Legacy', 'Legacy ERP.lnk'), join(programs, 'Notes.lnk')]),
+    );
+    expect(pub.json.written.every((f: string) => f.startsWith(programs) || f.startsWith(join(dir, 'state')))).toBe(
+      true,
+    );
+    const un = await tandem('--json', 'apps', 'unpublish', '--windows-programs', programs);
+    expect([...un.json.removed].sort()).toEqual([...pub.json.written].sort());
+  });
+
   it('launch starts the session and prints the transport command with its policy flags and frame', async () => {
     await up('3.2.0', ERP, '[{ channel: clipboard, direction: host-to-guest, action: allow }]');
     await tandem('stop', '--force');

@@ -28,12 +28,13 @@ interface WhereOptions {
 const collect = (v: string, acc: string[]): string[] => [...acc, v];
 
 /** The launchers for this host: freedesktop, or Windows shortcuts when --windows-programs is given or on Windows. */
-function launchersFor(opts: WhereOptions): FreedesktopLaunchers | WindowsLaunchers {
+function launchersFor(ctx: CliContext, opts: WhereOptions): FreedesktopLaunchers | WindowsLaunchers {
   const exec = opts.exec ? opts.exec.split(' ').filter(Boolean) : undefined;
   if (opts.windowsPrograms || platform() === 'win32') {
     const programs =
       opts.windowsPrograms ?? resolve(process.env['APPDATA'] ?? '.', 'Microsoft', 'Windows', 'Start Menu', 'Programs');
-    const state = resolve(programs, '..', '..', '..', '..', '..', 'Local', 'Tandem', 'launchers');
+    // Icons and the manifest stay in Tandem's own state directory, outside the Start Menu.
+    const state = resolve(ctx.stateDir, 'launchers', 'windows');
     return new WindowsLaunchers({
       programsDir: programs,
       stateDir: state,
@@ -149,7 +150,7 @@ export function registerApps(program: Command, host: CommandHost): void {
   ).action(
     host.run(async (ctx, ws: string | undefined, opts: WhereOptions & { urlHandler?: boolean }) => {
       const record = new StateDir(ctx.stateDir).resolve(ws);
-      const launchers = launchersFor(opts);
+      const launchers = launchersFor(ctx, opts);
       const r = launchers.install({
         workspace: record.workspace,
         version: record.spec.metadata.version,
@@ -181,7 +182,7 @@ export function registerApps(program: Command, host: CommandHost): void {
       const state = new StateDir(ctx.stateDir);
       // The session may be gone already (tandem down): unpublishing works from the name alone.
       const name = ws ?? state.resolve(undefined).workspace;
-      const launchers = launchersFor(opts);
+      const launchers = launchersFor(ctx, opts);
       const r = launchers.remove(name);
       const url =
         opts.urlHandler && launchers instanceof FreedesktopLaunchers ? launchers.removeUrlHandler() : undefined;
