@@ -159,6 +159,16 @@ describe('define', () => {
     expect(home.calls()).toEqual([]);
   });
 
+  it('refuses a spec that boots a kernel directly, before PowerShell starts', async () => {
+    const { adapter, spec, home } = setup();
+    const err = await adapter
+      .define(spec('guest', { boot: { kernel: 'C:\\k\\vmlinuz', cmdline: 'console=ttyS0' } }))
+      .catch((e: unknown) => e);
+    expect(TandemError.is(err, 'TANDEM_UNSUPPORTED')).toBe(true);
+    expect((err as Error).message).toMatch(/boots a kernel directly.*libvirt adapter/);
+    expect(home.calls()).toEqual([]);
+  });
+
   it('reports Hyper-V refusals (an unknown switch) as HypervisorError with the record', async () => {
     const { adapter, spec } = setup();
     const err = await adapter

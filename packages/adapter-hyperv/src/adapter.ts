@@ -1,5 +1,6 @@
 import {
   KeyedQueue,
+  requireDirectKernelBoot,
   LocalRunner,
   SshRunner,
   TandemError,
@@ -160,6 +161,7 @@ export class HyperVAdapter implements HypervisorAdapter {
   }
 
   async define(spec: VmSpec): Promise<VmInfo> {
+    requireDirectKernelBoot(this, spec);
     const values = defineValues(spec, this.#defaultSwitch);
     return this.#ctx.serial.run(spec.name, async () =>
       toVmInfo((await this.#ctx.ps.call('define', values, `Create VM "${spec.name}"`)) as Record<string, unknown>),

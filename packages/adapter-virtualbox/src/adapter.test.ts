@@ -158,6 +158,17 @@ describe('define and the VBoxManage calls it makes', () => {
     // Only the spec() helper's own list calls ran: none from define.
     expect(home.calls().length).toBe(before);
   });
+
+  it('refuses a spec that boots a kernel directly, before any process starts', async () => {
+    const { adapter, home, spec } = setup();
+    const before = home.calls().length;
+    const err = await adapter
+      .define(spec('guest', { boot: { kernel: '/srv/vmlinuz', initrd: '/srv/initrd.img', cmdline: 'console=ttyS0' } }))
+      .catch((e: unknown) => e);
+    expect(TandemError.is(err, 'TANDEM_UNSUPPORTED')).toBe(true);
+    expect((err as Error).message).toMatch(/boots a kernel directly.*libvirt adapter/);
+    expect(home.calls().length).toBe(before);
+  });
 });
 
 describe('lifecycle details', () => {

@@ -1,5 +1,6 @@
 import {
   KeyedQueue,
+  requireDirectKernelBoot,
   LocalRunner,
   SshRunner,
   TandemError,
@@ -214,6 +215,7 @@ export class VirtualBoxAdapter implements HypervisorAdapter {
   }
 
   async define(spec: VmSpec): Promise<VmInfo> {
+    requireDirectKernelBoot(this, spec);
     checkVmName(spec.name);
     checkSpec(spec);
     return this.#ctx.serial.run(spec.name, async () => {
