@@ -95,6 +95,25 @@ describe('tandem apps', () => {
     expect([...un.json.removed].sort()).toEqual([...pub.json.written].sort());
   });
 
+  it('tandem down (deprovisioning) removes the launchers apps publish installed', async () => {
+    await up('3.2.0');
+    const saved = [process.env['XDG_DATA_HOME'], process.env['XDG_CONFIG_HOME']];
+    process.env['XDG_DATA_HOME'] = join(dir, 'data');
+    process.env['XDG_CONFIG_HOME'] = join(dir, 'config');
+    try {
+      const pub = await tandem('--json', 'apps', 'publish');
+      expect(pub.code, pub.stderr).toBe(0);
+      const down = await tandem('--json', 'down');
+      expect(down.code, down.stderr).toBe(0);
+      expect([...down.json.launchersRemoved].sort()).toEqual([...pub.json.written].sort());
+    } finally {
+      for (const [i, key] of ['XDG_DATA_HOME', 'XDG_CONFIG_HOME'].entries()) {
+        if (saved[i] === undefined) delete process.env[key];
+        else process.env[key] = saved[i];
+      }
+    }
+  });
+
   it('launch starts the session and prints the transport command with its policy flags and frame', async () => {
     await up('3.2.0', ERP, '[{ channel: clipboard, direction: host-to-guest, action: allow }]');
     await tandem('stop', '--force');

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidInputError, describeVmChanges, type Session } from '@tandem/core';
+import { FreedesktopLaunchers } from '@tandem/core/publishing';
 import type { CommandHost } from '../program.js';
 import { withSession } from '../runtime.js';
 import { openAdapter } from '../adapters.js';
@@ -170,9 +171,11 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
         }
       });
       state.remove(record.workspace);
+      // Deprovisioned: the workspace's launchers go too (exactly the files `apps publish` wrote).
+      const launchers = new FreedesktopLaunchers().remove(record.workspace);
       ctx.result(
-        { session: record.id, workspace: record.workspace, removed: true },
-        `${record.workspace}: session ended, VM ${record.vm} removed`,
+        { session: record.id, workspace: record.workspace, removed: true, launchersRemoved: launchers.removed },
+        `${record.workspace}: session ended, VM ${record.vm} removed${launchers.removed.length > 0 ? `, ${launchers.removed.length} launcher files removed` : ''}`,
       );
     }),
   );
