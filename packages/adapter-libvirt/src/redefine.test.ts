@@ -31,9 +31,29 @@ describe('redefinition', () => {
       ],
       network: { mode: 'bridged', bridge: 'br0' },
       labels: { 'tandem.version': '1.0.0' },
+      boot: null,
     });
     expect(diffVmSpec(view, spec)).toEqual([]);
     expect(diffVmSpec(view, { ...spec, network: { mode: 'nat' } }).map((c) => c.field)).toEqual(['network']);
+  });
+
+  it('reads direct kernel boot back, so a new kernel or command line is an update and an unchanged one is not', () => {
+    const booted: VmSpec = {
+      ...spec,
+      boot: { kernel: '/guest/vmlinuz', initrd: '/guest/initrd.img', cmdline: 'console=ttyS0' },
+    };
+    const view = definedView(readDomainFacts(buildDomainXml(booted, opts)));
+    expect(view.boot).toEqual(booted.boot);
+    expect(diffVmSpec(view, booted)).toEqual([]);
+    const changed = diffVmSpec(view, { ...booted, boot: { ...booted.boot!, cmdline: 'console=ttyS0 quiet' } });
+    expect(changed).toEqual([
+      {
+        field: 'boot',
+        from: 'kernel /guest/vmlinuz, initrd /guest/initrd.img, cmdline "console=ttyS0"',
+        to: 'kernel /guest/vmlinuz, initrd /guest/initrd.img, cmdline "console=ttyS0 quiet"',
+      },
+    ]);
+    expect(diffVmSpec(view, spec).map((c) => c.field)).toEqual(['boot']);
   });
 
   it('a MAC address kept from libvirt is not taken for one the spec asked for', () => {

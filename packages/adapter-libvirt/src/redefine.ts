@@ -11,14 +11,19 @@ import { child, parseXml, path } from './xml/tree.js';
 const FORMATS: readonly string[] = ['qcow2', 'raw', 'vdi', 'vhdx', 'vmdk'] satisfies DiskFormat[];
 
 /** What the core compares for updates, read back from a domain definition. */
-export function definedView(facts: DomainFacts): Pick<VmInfo, 'disks' | 'network' | 'labels'> {
+export function definedView(facts: DomainFacts): Pick<VmInfo, 'disks' | 'network' | 'labels' | 'boot'> {
   const disks: DiskSpec[] = facts.disks.map((d) => ({
     // A session overlay is how the VM writes its image, not another image.
     path: d.overlayOf ?? d.path,
     format: (FORMATS.includes(d.format ?? '') ? d.format : 'raw') as DiskFormat,
     ...(d.encryption?.keyId ? { encryption: { keyId: d.encryption.keyId } } : {}),
   }));
-  return { disks, labels: facts.labels, ...(facts.network ? { network: facts.network } : {}) };
+  return {
+    disks,
+    labels: facts.labels,
+    boot: facts.boot ?? null,
+    ...(facts.network ? { network: facts.network } : {}),
+  };
 }
 
 /**

@@ -158,6 +158,11 @@ export interface VmInfo {
   readonly network?: VmSpec['network'];
   /** The labels it was defined with (`tandem.version`, ...), when the adapter can read them back. */
   readonly labels?: Readonly<Record<string, string>>;
+  /**
+   * The kernel it boots directly ({@link VmSpec.boot}), or `null` when it boots from its disks;
+   * absent when the adapter cannot read it back.
+   */
+  readonly boot?: BootSpec | null;
 }
 
 /** Options of {@link HypervisorAdapter.start}. */

@@ -10,7 +10,7 @@ export type SessionTransitionCause = SessionOperation | 'refresh' | 'hypervisor'
 /** One change in a VM's definition, as a session update applies it. */
 export interface VmSpecChange {
   /** What changed. */
-  readonly field: 'disks' | 'memoryMiB' | 'cpus' | 'network';
+  readonly field: 'disks' | 'memoryMiB' | 'cpus' | 'network' | 'boot';
   /** The defined VM's value, in words (`2 CPUs`, `/images/erp-1.0.qcow2`). */
   readonly from: string;
   /** The new version's value, in words. */

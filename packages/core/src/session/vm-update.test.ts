@@ -197,5 +197,46 @@ describe('updates reach the VM', () => {
     expect(diffVmSpec({ network: { mode: 'bridged', bridge: 'br0' } }, spec)).toEqual([
       { field: 'network', from: 'bridged, bridge br0', to: 'nat' },
     ]);
+    // Booting from the disks (null) is a fact; an adapter that cannot tell (undefined) is not compared.
+    expect(diffVmSpec({ boot: null }, spec)).toEqual([]);
+    expect(diffVmSpec({ boot: { kernel: '/k' } }, spec)).toEqual([
+      { field: 'boot', from: 'kernel /k', to: 'from its disks' },
+    ]);
+    expect(diffVmSpec({ boot: null }, { ...spec, boot: { kernel: '/k', cmdline: '' } })).toEqual([
+      { field: 'boot', from: 'from its disks', to: 'kernel /k, cmdline ""' },
+    ]);
+  });
+
+  it('a workspace that starts booting a kernel directly redefines the VM at the next start', async () => {
+    const clock = new VirtualClock(Date.parse('2026-11-21T10:00:00Z'));
+    const adapter = new MockAdapter({ clock, capabilities: { directKernelBoot: true } });
+    const events = new EventBus({ clock });
+    const seen: AnyTandemEvent[] = [];
+    events.on('*', (e) => seen.push(e));
+    const manager = new SessionManager({ adapter, events, clock });
+    const v1 = await manager.open(version('1.0.0'), { diskPath: '/images/erp.qcow2' });
+    await v1.close();
+    const booted = parseWorkspace(
+      `
+apiVersion: tandem/v1
+kind: Workspace
+metadata: { name: erp, version: 1.1.0 }
+spec:
+  image: { source: ./erp.qcow2, format: qcow2 }
+  boot: { kernel: ./vmlinuz, cmdline: console=ttyS0 }
+  hardware: { memory: { fixedMiB: 1024 }, cpus: 1 }
+`,
+      { file: '/ws/tandem.workspace.yaml' },
+    );
+    const v2 = await manager.open(
+      { workspace: booted, file: '/ws/tandem.workspace.yaml', baseDir: '/ws' },
+      { diskPath: '/images/erp.qcow2' },
+    );
+    expect(v2.pendingUpdate?.changes).toEqual([
+      { field: 'boot', from: 'from its disks', to: 'kernel /ws/vmlinuz, cmdline "console=ttyS0"' },
+    ]);
+    await v2.start();
+    expect((await adapter.list())[0]?.boot).toEqual({ kernel: '/ws/vmlinuz', cmdline: 'console=ttyS0' });
+    expect(seen.some((e) => e.type === 'session.vm-updated')).toBe(true);
   });
 });

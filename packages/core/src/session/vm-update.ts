@@ -2,7 +2,7 @@ import type { DiskSpec, HypervisorAdapter, VmInfo, VmSpec } from '../adapter/typ
 import type { VmSpecChange } from '../events/types.js';
 
 /** What is known of a defined VM: what the adapter reads back, and what the caller recorded. */
-export type DefinedVm = Pick<VmInfo, 'memoryMiB' | 'cpus' | 'disks' | 'network' | 'labels'>;
+export type DefinedVm = Pick<VmInfo, 'memoryMiB' | 'cpus' | 'disks' | 'network' | 'labels' | 'boot'>;
 
 /** A VM spec change waiting for the session's next start. */
 export interface VmUpdate {
@@ -17,12 +17,23 @@ export interface VmUpdate {
 const disks = (list: readonly DiskSpec[]): string =>
   list.map((d) => `${d.path} (${d.format}${d.encryption ? ', encrypted' : ''})`).join(', ') || 'none';
 
+const boot = (b: VmSpec['boot'] | null): string =>
+  b
+    ? [
+        `kernel ${b.kernel}`,
+        b.initrd ? `initrd ${b.initrd}` : '',
+        b.cmdline !== undefined ? `cmdline "${b.cmdline}"` : '',
+      ]
+        .filter(Boolean)
+        .join(', ')
+    : 'from its disks';
+
 const network = (n: VmSpec['network']): string =>
   [n.mode, n.bridge ? `bridge ${n.bridge}` : '', n.macAddress ? `MAC ${n.macAddress}` : ''].filter(Boolean).join(', ');
 
 /**
  * What differs between a defined VM and the spec a workspace version asks for: disks, memory,
- * CPUs, network. Only what is known of the defined VM is compared (an adapter that cannot read
+ * CPUs, network, direct kernel boot. Only what is known of the defined VM is compared (an adapter that cannot read
  * disks back reports no disk change unless the caller recorded the spec it defined).
  *
  * @example
@@ -50,6 +61,8 @@ export function diffVmSpec(defined: DefinedVm, wanted: VmSpec): VmSpecChange[] {
   }
   if (defined.network !== undefined && network(defined.network) !== network(wanted.network))
     changes.push({ field: 'network', from: network(defined.network), to: network(wanted.network) });
+  if (defined.boot !== undefined && boot(defined.boot) !== boot(wanted.boot ?? null))
+    changes.push({ field: 'boot', from: boot(defined.boot), to: boot(wanted.boot ?? null) });
   return changes;
 }
 
@@ -64,7 +77,16 @@ export function definedVm(info: VmInfo, recorded?: VmSpec): DefinedVm {
     const value = info[key] ?? recorded?.[key];
     return value === undefined ? {} : { [key]: value };
   };
-  return { ...pick('memoryMiB'), ...pick('cpus'), ...pick('disks'), ...pick('network'), ...pick('labels') };
+  // `null` (boots from its disks) is a fact the adapter read, not a gap for the record to fill.
+  const bootFact = info.boot !== undefined ? info.boot : recorded ? (recorded.boot ?? null) : undefined;
+  return {
+    ...pick('memoryMiB'),
+    ...pick('cpus'),
+    ...pick('disks'),
+    ...pick('network'),
+    ...pick('labels'),
+    ...(bootFact === undefined ? {} : { boot: bootFact }),
+  };
 }
 
 /**

@@ -364,6 +364,7 @@ export class MockAdapter implements HypervisorAdapter {
       disks: r.spec.disks,
       network: r.spec.network,
       labels: r.spec.labels ?? {},
+      boot: r.spec.boot ?? null,
     };
   }
 
