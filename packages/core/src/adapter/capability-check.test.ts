@@ -35,6 +35,15 @@ describe('capabilities against members', () => {
     ]);
   });
 
+  it('an adapter claiming encrypted overlays without their members is caught', () => {
+    const noOverlays = brokenCopy(new MockAdapter(), { name: 'no-overlays', encryptedOverlays: undefined });
+    expect(capabilityMismatches(noOverlays)).toEqual([
+      { capability: 'encryptedOverlays', member: 'encryptedOverlays.create()' },
+      { capability: 'encryptedOverlays', member: 'encryptedOverlays.discard()' },
+      { capability: 'encryptedOverlays', member: 'encryptedOverlays.list()' },
+    ]);
+  });
+
   it('an adapter that claims less than it has is fine', () => {
     const a = new MockAdapter({ capabilities: { snapshots: false, seamlessWindows: [], diskEncryption: false } });
     expect(() => assertCapabilitiesMatchMembers(a)).not.toThrow();

@@ -22,6 +22,11 @@ const CLAIMS: readonly Claim[] = [
   ['seamlessWindows', (c) => c.seamlessWindows.length > 0, ['seamless.launch']],
   ['guestChannel', (c) => c.guestChannel.length > 0, ['guestChannel.open']],
   ['diskEncryption', (c) => c.diskEncryption, ['diskEncryption.encrypt']],
+  [
+    'encryptedOverlays',
+    (c) => c.encryptedOverlays === true,
+    ['encryptedOverlays.create', 'encryptedOverlays.discard', 'encryptedOverlays.list'],
+  ],
 ];
 
 /**

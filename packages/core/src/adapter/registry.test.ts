@@ -13,6 +13,7 @@ const NO_CAPABILITIES = new MockAdapter({
     seamlessWindows: [],
     guestChannel: [],
     diskEncryption: false,
+    encryptedOverlays: false,
   },
 }).capabilities;
 

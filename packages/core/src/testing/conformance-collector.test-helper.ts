@@ -87,6 +87,7 @@ export function brokenCopy(inner: MockAdapter, patch: Partial<HypervisorAdapter>
     seamless: inner.seamless,
     guestChannel: inner.guestChannel,
     diskEncryption: inner.diskEncryption,
+    encryptedOverlays: inner.encryptedOverlays,
     watch: (l) => inner.watch(l),
   };
   return { ...base, ...patch };
