@@ -64,6 +64,7 @@ export const WorkspaceSchema = z
           initrd: z.string().min(1).optional().describe('path of the initramfs, relative to the workspace file'),
           cmdline: z
             .string()
+            // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
             .regex(/^[^\0-\x1f]*$/, 'expected a kernel command line on one line, without control characters')
             .optional()
             .describe('the kernel command line, such as console=ttyS0'),
