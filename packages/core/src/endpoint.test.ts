@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { integrationGate } from './testing/integration.js';
 
 // module.registerHooks records what a process loads; Node.js 22.15 and later have it.
 const hasResolveHooks = 'registerHooks' in nodeModule;
@@ -83,7 +84,13 @@ const { PolicyEngine } = await import('@tandem/core/policy');
 process.stdout.write(JSON.stringify({ engine: typeof PolicyEngine, tooling: loaded.filter((u) => /node_modules\\/(ssh2|execa|cpu-features)\\//.test(u)) }));
 `;
 
-const built = existsSync(join(packageDir, 'dist', 'index.js'));
+// `npm test` builds first; run alone before a build, the file says so instead of passing quietly,
+// and under TANDEM_IT=required (CI) a missing build is a failure, not a skip.
+const { enabled: built } = await integrationGate(
+  'packed @tandem/core',
+  () => (existsSync(join(packageDir, 'dist', 'index.js')) ? null : 'packages/core/dist is not built'),
+  'run `npx tsc -b` first (npm test does)',
+);
 let dir = '';
 
 beforeAll(async () => {
