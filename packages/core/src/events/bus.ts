@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type * as TypedEmitterTypes from 'typed-emitter';
 import { systemClock, type Clock } from '../clock.js';
@@ -41,9 +42,10 @@ export class EventBus extends (EventEmitter as unknown as new () => TypedEmitter
     this.#clock = options.clock ?? systemClock;
   }
 
-  /** Builds and emits an event of `type` with `data`, stamped with the clock's time. */
+  /** Builds and emits an event of `type` with `data`, stamped with a new id and the clock's time. */
   publish<K extends TandemEventType>(type: K, data: TandemEventMap[K], context: EventContext = {}): TandemEvent<K> {
     const event: TandemEvent<K> = {
+      id: randomUUID(),
       type,
       at: new Date(this.#clock.now()).toISOString(),
       workspace: context.workspace ?? null,

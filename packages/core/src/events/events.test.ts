@@ -1,6 +1,7 @@
-import { appendFileSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../clock.js';
 import { EventBus } from './bus.js';
@@ -85,5 +86,33 @@ describe('events', () => {
     expect(names).toEqual(['a']);
     expect(store.query()).toHaveLength(1);
     store.close();
+  });
+  it('gives every event a unique id, keeps an event once by its id, and reads stores made before ids', () => {
+    const bus = new EventBus({ clock: new VirtualClock(0) });
+    const store = new SqliteEventSink(':memory:');
+    bus.attach(store);
+    const a = bus.publish('snapshot.created', { vm: 'vm', snapshot: 'a' });
+    const b = bus.publish('snapshot.created', { vm: 'vm', snapshot: 'b' });
+    expect(a.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(a.id).not.toBe(b.id);
+    store.write(a); // a retried write of the same event
+    expect(store.query().map((e) => e.id)).toEqual([a.id, b.id]);
+    store.close();
+
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-events-'));
+    const file = join(dir, 'old.sqlite');
+    const old = new DatabaseSync(file);
+    old.exec(
+      'CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, at TEXT NOT NULL, workspace TEXT, session TEXT, data TEXT NOT NULL)',
+    );
+    old
+      .prepare('INSERT INTO events (type, at, workspace, session, data) VALUES (?, ?, ?, ?, ?)')
+      .run('snapshot.created', '2026-11-01T00:00:00.000Z', null, null, '{"vm":"vm","snapshot":"old"}');
+    old.close();
+    const upgraded = new SqliteEventSink(file);
+    upgraded.write(a);
+    expect(upgraded.query().map((e) => e.id)).toEqual(['row-1', a.id]);
+    upgraded.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -55,11 +55,19 @@ export class SqliteEventSink implements EventSink {
       CREATE INDEX IF NOT EXISTS events_session_at ON events (session, at);
       CREATE INDEX IF NOT EXISTS events_type_at ON events (type, at);
     `);
-    this.#insert = this.#db.prepare('INSERT INTO events (type, at, workspace, session, data) VALUES (?, ?, ?, ?, ?)');
+    // Stores written before events had ids get the column; their old rows read back with an id
+    // made from the row number.
+    const columns = this.#db.prepare('PRAGMA table_info(events)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'uid')) this.#db.exec('ALTER TABLE events ADD COLUMN uid TEXT');
+    this.#db.exec('CREATE UNIQUE INDEX IF NOT EXISTS events_uid ON events (uid)');
+    this.#insert = this.#db.prepare(
+      'INSERT OR IGNORE INTO events (uid, type, at, workspace, session, data) VALUES (?, ?, ?, ?, ?, ?)',
+    );
   }
 
+  /** Stores `event`; an event whose id is already stored is ignored (writes are idempotent). */
   write(event: AnyTandemEvent): void {
-    this.#insert.run(event.type, event.at, event.workspace, event.session, JSON.stringify(event.data));
+    this.#insert.run(event.id, event.type, event.at, event.workspace, event.session, JSON.stringify(event.data));
   }
 
   /** Events matching `query`, oldest first, typed by the query's `type`. */
@@ -88,12 +96,14 @@ export class SqliteEventSink implements EventSink {
       params.push(toIso(query.until));
     }
     const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
-    let sql = `SELECT type, at, workspace, session, data FROM events ${clause} ORDER BY id`;
+    let sql = `SELECT id, uid, type, at, workspace, session, data FROM events ${clause} ORDER BY id`;
     if (query.limit !== undefined) {
-      sql = `SELECT * FROM (SELECT id, type, at, workspace, session, data FROM events ${clause} ORDER BY id DESC LIMIT ?) ORDER BY id`;
+      sql = `SELECT * FROM (SELECT id, uid, type, at, workspace, session, data FROM events ${clause} ORDER BY id DESC LIMIT ?) ORDER BY id`;
       params.push(query.limit);
     }
     const rows = this.#db.prepare(sql).all(...params) as {
+      id: number;
+      uid: string | null;
       type: string;
       at: string;
       workspace: string | null;
@@ -103,6 +113,7 @@ export class SqliteEventSink implements EventSink {
     return rows.map(
       (r) =>
         ({
+          id: r.uid ?? `row-${r.id}`,
           type: r.type,
           at: r.at,
           workspace: r.workspace,

@@ -121,6 +121,11 @@ export type TandemEventType = keyof TandemEventMap;
 
 /** One event: its type, when, which workspace and session, and its payload. */
 export interface TandemEvent<K extends TandemEventType = TandemEventType> {
+  /**
+   * A unique id (a random UUID), given when the event is published. Stores and the management
+   * server keep an event once by its id, so a retried upload never duplicates it.
+   */
+  readonly id: string;
   readonly type: K;
   /** ISO 8601 timestamp. */
   readonly at: string;
