@@ -1,0 +1,225 @@
+/**
+ * The management server's store contract. Two implementations pass one shared suite: SQLite
+ * (`node:sqlite`, the embedded default) and PostgreSQL (many server processes over one
+ * database). Server processes are stateless: everything they know is here.
+ *
+ * Times are ISO 8601 text in UTC. Every method may reject with a retryable `TandemError` when
+ * the database is unreachable; nothing is half-written (each method is one transaction).
+ */
+import type { AnyTandemEvent } from '@tandem/core';
+
+/** An enrolled device. */
+export interface DeviceRecord {
+  /** The device id (from its device key: `tandem-device1:...` fingerprint). */
+  readonly id: string;
+  /** The device's X25519 sealing key and Ed25519 request-signing key, in their text forms. */
+  readonly sealingKey: string;
+  readonly signingKey: string;
+  /** The user who enrolled it, and the host name it reported. */
+  readonly user: string;
+  readonly hostName: string;
+  readonly enrolledAt: string;
+  readonly revokedAt?: string | null | undefined;
+  readonly lastCheckInAt?: string | null | undefined;
+  /** What the device reported at its last check-in (sessions, versions, agent version...). */
+  readonly lastState?: unknown;
+}
+
+/** An event as stored: the endpoint's event plus who sent it and when it arrived. */
+export interface StoredEvent {
+  readonly device: string;
+  readonly user: string | null;
+  readonly receivedAt: string;
+  readonly event: AnyTandemEvent;
+}
+
+/** A filter over stored events; every field narrows. Results are oldest first. */
+export interface EventFilter {
+  readonly device?: string;
+  readonly user?: string;
+  readonly workspace?: string;
+  readonly type?: string | readonly string[];
+  readonly since?: string;
+  readonly until?: string;
+  readonly limit?: number;
+  /** Continue after this cursor (from {@link EventPage.next}). */
+  readonly after?: string;
+}
+
+/** One page of events. */
+export interface EventPage {
+  readonly events: StoredEvent[];
+  /** Pass as `after` for the next page; undefined at the end. */
+  readonly next?: string | undefined;
+}
+
+/** A workspace given to users or groups, with the policy layers that apply. */
+export interface AssignmentRecord {
+  readonly id: string;
+  /** The workspace's name. */
+  readonly workspace: string;
+  /** A channel (`stable`, `pilot`) or an exact version. */
+  readonly channel?: string | undefined;
+  readonly version?: string | undefined;
+  /** Users (sign-in names) and groups (DNs) it is given to. */
+  readonly users: readonly string[];
+  readonly groups: readonly string[];
+  /** Names of policy layers, lowest first. */
+  readonly policyLayers: readonly string[];
+  /** The offline lease the key envelopes get (ISO 8601 duration), when the policy does not say. */
+  readonly lease?: string | undefined;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** A named policy layer (the same document `tandem validate` checks). */
+export interface PolicyLayerRecord {
+  readonly name: string;
+  readonly document: unknown;
+  readonly updatedAt: string;
+}
+
+/** A workspace the server may release keys for: its data key, sealed at rest. */
+export interface WorkspaceKeyRecord {
+  readonly workspace: string;
+  /** The data key, encrypted with the server's own key (never stored in the clear). */
+  readonly sealedDataKey: string;
+  readonly createdAt: string;
+}
+
+/** Who did what, when (every admin action). */
+export interface AuditRecord {
+  readonly id: string;
+  readonly at: string;
+  readonly actor: string;
+  readonly action: string;
+  readonly target: string;
+  readonly detail?: unknown;
+}
+
+/** A user of the built-in directory. */
+export interface BuiltinUserRecord {
+  readonly name: string;
+  readonly displayName?: string | undefined;
+  /** `scrypt$N$r$p$salt$hash` (base64url parts). */
+  readonly passwordHash: string;
+  readonly passwordChangedAt: string;
+  readonly passwordExpiresAt?: string | null | undefined;
+  readonly disabled: boolean;
+  readonly expiresAt?: string | null | undefined;
+  readonly lockedUntil?: string | null | undefined;
+}
+
+/** A group of the built-in directory; members are user names or `group:NAME` (nesting). */
+export interface BuiltinGroupRecord {
+  readonly name: string;
+  readonly description?: string | undefined;
+  readonly members: readonly string[];
+}
+
+/** Failed sign-in attempts for one key (`account:NAME` or `source:ADDRESS`). */
+export interface ThrottleRecord {
+  readonly key: string;
+  readonly failures: number;
+  readonly lastFailureAt: string;
+  /** No attempt is checked before this time. */
+  readonly blockedUntil: string;
+}
+
+/** What changed, for the change feed (LISTEN/NOTIFY on PostgreSQL). */
+export interface StoreChange {
+  /** The store-wide revision after the change. */
+  readonly revision: number;
+  /** `assignment`, `policy`, `device`, `channel`, `directory`... */
+  readonly scope: string;
+  readonly id?: string | undefined;
+}
+
+/** Report rows. */
+export interface EndpointReportRow {
+  readonly device: string;
+  readonly user: string;
+  readonly hostName: string;
+  readonly lastCheckInAt: string | null;
+  readonly revoked: boolean;
+  readonly workspaces: readonly { workspace: string; version: string | null; state: string | null }[];
+}
+
+/**
+ * The store. Every write that changes what an endpoint gets bumps the revision and publishes a
+ * {@link StoreChange} to every server process.
+ */
+export interface ServerStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Creates or upgrades the schema. Safe to call from several processes at once. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  // Devices
+  putDevice(device: DeviceRecord): Promise<void>;
+  getDevice(id: string): Promise<DeviceRecord | undefined>;
+  listDevices(filter?: {
+    user?: string;
+    search?: string;
+    revoked?: boolean;
+    limit?: number;
+    offset?: number;
+  }): Promise<{ devices: DeviceRecord[]; total: number }>;
+  recordCheckIn(id: string, at: string, state: unknown): Promise<void>;
+  revokeDevice(id: string, at: string): Promise<boolean>;
+  /**
+   * Records a request nonce of a device; false if it was seen before (replay). Nonces older than
+   * `expiresAt` may be forgotten.
+   */
+  useNonce(device: string, nonce: string, expiresAt: string): Promise<boolean>;
+
+  // Events: idempotent by event id; an endpoint's retry never duplicates.
+  ingestEvents(events: readonly StoredEvent[]): Promise<{ inserted: number; duplicates: number }>;
+  queryEvents(filter: EventFilter): Promise<EventPage>;
+  /** Deletes events older than `before` (PostgreSQL drops whole partitions). Returns how many went. */
+  applyRetention(before: string): Promise<number>;
+
+  // Assignments, policy layers, workspace keys
+  putAssignment(assignment: AssignmentRecord): Promise<void>;
+  deleteAssignment(id: string): Promise<boolean>;
+  listAssignments(): Promise<AssignmentRecord[]>;
+  putPolicyLayer(layer: PolicyLayerRecord): Promise<void>;
+  getPolicyLayer(name: string): Promise<PolicyLayerRecord | undefined>;
+  listPolicyLayers(): Promise<PolicyLayerRecord[]>;
+  deletePolicyLayer(name: string): Promise<boolean>;
+  putWorkspaceKey(key: WorkspaceKeyRecord): Promise<void>;
+  getWorkspaceKey(workspace: string): Promise<WorkspaceKeyRecord | undefined>;
+
+  // Built-in directory
+  putUser(user: BuiltinUserRecord): Promise<void>;
+  getUser(name: string): Promise<BuiltinUserRecord | undefined>;
+  deleteUser(name: string): Promise<boolean>;
+  listUsers(filter?: { search?: string; limit?: number }): Promise<BuiltinUserRecord[]>;
+  putGroup(group: BuiltinGroupRecord): Promise<void>;
+  getGroup(name: string): Promise<BuiltinGroupRecord | undefined>;
+  deleteGroup(name: string): Promise<boolean>;
+  listGroups(filter?: { search?: string; limit?: number }): Promise<BuiltinGroupRecord[]>;
+
+  // Sign-in throttling, shared by every server process
+  getThrottle(key: string): Promise<ThrottleRecord | undefined>;
+  putThrottle(record: ThrottleRecord): Promise<void>;
+  clearThrottle(key: string): Promise<void>;
+
+  // Audit
+  appendAudit(record: AuditRecord): Promise<void>;
+  queryAudit(filter?: { actor?: string; since?: string; limit?: number }): Promise<AuditRecord[]>;
+
+  // Change feed
+  /** The current store-wide revision (the check-in's version token is built from it). */
+  revision(): Promise<number>;
+  /** Bumps the revision and tells every process (`scope` says what changed). */
+  publishChange(scope: string, id?: string): Promise<StoreChange>;
+  /** Calls `listener` for every change made through any process. Returns an unsubscribe. */
+  onChange(listener: (change: StoreChange) => void): Promise<() => void>;
+
+  // Reports
+  endpointReport(filter?: { limit?: number; offset?: number }): Promise<EndpointReportRow[]>;
+  /** Counts of `session.error`, `sync.failed`, `integrity.failure`, `auth.failure`... since `since`, by type. */
+  failuresSince(since: string): Promise<{ type: string; count: number }[]>;
+  versionDistribution(): Promise<{ workspace: string; version: string; devices: number }[]>;
+}
