@@ -13,7 +13,9 @@ export type SignInRefusal =
   | 'password-expired'
   | 'must-change-password'
   | 'throttled'
-  | 'directory-unreachable';
+  | 'directory-unreachable'
+  /** The endpoint's cached credentials are past their offline validity: sign in online. */
+  | 'offline-expired';
 
 /** The account state a directory reports for a user, whatever the directory's own words. */
 export interface AccountState {
@@ -64,9 +66,10 @@ export interface SignInContext {
 }
 
 /**
- * A directory. Every method rejects with a `TandemError`: `AuthError` (code `TANDEM_AUTH`)
- * whose `reason` is a {@link SignInRefusal} for a refused sign-in, a retryable error for an
- * unreachable directory (`directory-unreachable`).
+ * A directory. Every method rejects with a `TandemError`: a `SignInError` (an `AuthError`, code
+ * `TANDEM_AUTH`, from `./sign-in-error.ts`) whose `reason` is a {@link SignInRefusal} for a
+ * refused sign-in, and a retryable `SignInError` with reason `directory-unreachable` for a
+ * directory that cannot be reached (`retryable: true`, `fault: 'host'`).
  */
 export interface Directory {
   /** `ldap` or `builtin`. */
