@@ -93,8 +93,8 @@ export { SqliteEventSink } from './events/sqlite-sink.js';
 export type { EventQuery, TandemEventOf } from './events/sqlite-sink.js';
 
 // workspace
-export { WorkspaceSchema, MemorySchema } from './workspace/schema.js';
-export type { Workspace, WorkspaceInput, PublishedApp, MemoryRule } from './workspace/schema.js';
+export { WorkspaceSchema, MemorySchema, MaintenanceSchema } from './workspace/schema.js';
+export type { Workspace, WorkspaceInput, PublishedApp, MemoryRule, MaintenancePolicy } from './workspace/schema.js';
 export { loadWorkspaceFile, parseWorkspace, validateWorkspace, formatPath } from './workspace/load.js';
 export type { LoadedWorkspace, WorkspaceIssue } from './workspace/load.js';
 export { computeMemoryMiB, buildVmSpec, vmNameFor } from './workspace/vm-spec.js';

@@ -114,6 +114,46 @@ export interface TandemEventMap {
     rule?: string;
     layer?: string;
   };
+  /**
+   * The host agent locked a session (published apps are hidden until it is unlocked; the VM keeps
+   * running). `cause`: `idle`, `host-sleep`, `usage-limit`, `request` (the API or the user).
+   */
+  'session.locked': { vm: string; cause: 'idle' | 'host-sleep' | 'usage-limit' | 'request'; reason: string };
+  /** A locked session was unlocked after the user authenticated. */
+  'session.unlocked': { vm: string; user: string; method: string };
+  /**
+   * A usage limit (expiry, offline limit, the offline lease of the disk key) is near: `remainingMs`
+   * until `limitAt`.
+   */
+  'usage.warning': {
+    vm: string;
+    check: 'expiry' | 'offline' | 'lease';
+    limitAt: string;
+    remainingMs: number;
+    message: string;
+  };
+  /** A usage limit was reached while the session ran; `action` is what the host agent did. */
+  'usage.limit': { vm: string; check: 'expiry' | 'offline' | 'lease'; action: 'lock' | 'stop'; message: string };
+  /**
+   * The host agent ended a session because of something on the host (`logout`: the user's
+   * desktop session ended), as `usage.onSessionEnd` says.
+   */
+  'session.ended': { vm: string; cause: 'logout'; action: string };
+  /**
+   * A VM that another host user left suspended, locked or running was taken over: `confirmed`
+   * false when the user declined (nothing was touched).
+   */
+  'session.takeover': { vm: string; previousOwnerUid: number; previousState: string; confirmed: boolean };
+  /** One step of a guest maintenance window (wake-to-patch). */
+  'maintenance.window': {
+    vm: string;
+    phase: 'started' | 'finished' | 'skipped' | 'failed';
+    reason: string;
+    /** The VM's state before the window, restored at its end. */
+    before?: string;
+  };
+  /** Whether the host agent reaches the desktop's D-Bus (idle, sleep, logout, notifications). */
+  'desktop.status': { bus: 'session' | 'system'; connected: boolean; reason: string };
 }
 
 /** The type names of all events. */

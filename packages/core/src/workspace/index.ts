@@ -1,7 +1,7 @@
 // @tandem/core/workspace: the workspace schema, loading and validation, VM specs, JSON Schema.
 
-export { WorkspaceSchema, MemorySchema } from './schema.js';
-export type { Workspace, WorkspaceInput, PublishedApp, MemoryRule } from './schema.js';
+export { WorkspaceSchema, MemorySchema, MaintenanceSchema } from './schema.js';
+export type { Workspace, WorkspaceInput, PublishedApp, MemoryRule, MaintenancePolicy } from './schema.js';
 export { loadWorkspaceFile, parseWorkspace, validateWorkspace, formatPath } from './load.js';
 export type { LoadedWorkspace, WorkspaceIssue } from './load.js';
 export { computeMemoryMiB, buildVmSpec, vmNameFor } from './vm-spec.js';

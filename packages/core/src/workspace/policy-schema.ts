@@ -150,6 +150,29 @@ const usageFields = {
   idleLock: DurationSchema.optional().describe('lock the session after this much idle time'),
 };
 const ModeSchema = z.enum(['persistent', 'revertible']);
+
+/**
+ * How the host agent enforces the usage policy while a session runs (workspace file only; the
+ * agent applies the defaults given in each description).
+ */
+const usageEnforcementFields = {
+  suspendOnHostSleep: z
+    .boolean()
+    .optional()
+    .describe('when the host goes to sleep, suspend the VM after locking the session (default false)'),
+  warnBefore: DurationSchema.optional().describe(
+    'warn the user this long before the expiry or the offline limit is reached (default PT15M)',
+  ),
+  atLimit: z
+    .enum(['lock-then-stop', 'lock', 'stop'])
+    .optional()
+    .describe(
+      'what the agent does when the expiry or the offline limit is reached while the session runs (default lock-then-stop)',
+    ),
+  stopAfter: DurationSchema.optional().describe(
+    'with atLimit lock-then-stop: how long the session stays locked before the agent stops it (default PT5M)',
+  ),
+};
 const SessionEndSchema = z.enum(['snapshot', 'shutdown', 'suspend', 'revert']);
 
 /** Usage policy. */
@@ -164,6 +187,7 @@ export const UsagePolicySchema = z.strictObject({
   lockOnHostSleep: z.boolean().default(true),
   mode: ModeSchema.default('persistent'),
   onSessionEnd: SessionEndSchema.default('shutdown'),
+  ...usageEnforcementFields,
 });
 
 /** Usage policy in a policy layer: only what the layer sets (no defaults). */

@@ -31,6 +31,38 @@ const NetworkProfileSchema = z.strictObject({
   bridge: z.string().optional(),
 });
 
+const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+
+/**
+ * Guest wake-to-patch (MED-V v2's GuestUpdateTime and GuestUpdateDuration): windows in which the
+ * host agent starts or resumes the workspace headless while no user is logged in to the desktop,
+ * lets the guest update, and puts the VM back as it was.
+ */
+export const MaintenanceSchema = z.strictObject({
+  windows: z
+    .array(
+      z.strictObject({
+        days: z
+          .array(z.enum(WEEKDAYS))
+          .min(1)
+          .default([...WEEKDAYS])
+          .describe('days of the week the window opens on (default every day)'),
+        at: z
+          .string()
+          .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time of day as HH:MM, such as 03:00')
+          .describe('when the window opens, HH:MM'),
+        duration: DurationSchema.describe('how long the guest gets to update (GuestUpdateDuration)'),
+      }),
+    )
+    .min(1),
+  timeZone: z.enum(['local', 'utc']).default('local').describe("whether `at` is the host's local time or UTC"),
+  command: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'expected a command id')
+    .optional()
+    .describe("the guest agent's allow-listed maintenance command to run in the window (needs the exec capability)"),
+});
+
 /** The workspace file (`tandem.workspace.yaml`). */
 export const WorkspaceSchema = z
   .strictObject({
@@ -141,6 +173,7 @@ export const WorkspaceSchema = z
       dataTransfer: z.array(TransferRuleSchema).default([]),
       usage: UsagePolicySchema.default({ lockOnHostSleep: true, mode: 'persistent', onSessionEnd: 'shutdown' }),
       provisioning: ProvisioningSchema.default({ users: [], groups: [] }),
+      maintenance: MaintenanceSchema.optional().describe('guest wake-to-patch windows (MED-V v2)'),
     }),
   })
   .describe('A Tandem workspace: an image and the policy it runs under');
@@ -151,6 +184,8 @@ export type WorkspaceInput = z.input<typeof WorkspaceSchema>;
 export type Workspace = z.output<typeof WorkspaceSchema>;
 /** A published application. */
 export type PublishedApp = Workspace['spec']['publishedApps'][number];
+/** Guest wake-to-patch windows. */
+export type MaintenancePolicy = z.output<typeof MaintenanceSchema>;
 /** The hardware memory rule. */
 export type MemoryRule = z.output<typeof MemorySchema>;
 
