@@ -1,58 +1,122 @@
 // Faults during a pull, against a real HTTP server on loopback: each is detected, reported as a
-// typed error, and leaves the installed version untouched and usable.
+// typed error, and leaves the installed version untouched and usable. One table over plaintext
+// and encrypted workspaces (issue 11: an encrypted pull keeps the same faults, resume and atomic
+// switch); the encrypted rows pull into the test stand-in for at-rest encryption.
 import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../clock.js';
+import { DataKey } from '../crypto/data-key.js';
 import { HostError, IntegrityError, TandemError } from '../errors.js';
 import { EventBus } from '../events/bus.js';
 import type { AnyTandemEvent } from '../events/types.js';
+import { openImages, testEncryptedImages } from './at-rest.test-helper.js';
 import { changeImage, makeImage, serveDirectory, writeWorkspace, type TestServer } from './fixtures.test.util.js';
 import { InstallDir } from './install-dir.js';
 import { parseManifest, sha256Hex } from './manifest.js';
 import { packWorkspace } from './pack.js';
-import { fileSha256, pullWorkspace, type PullOptions } from './pull.js';
+import { diskKeyFor } from './pull-encrypted.js';
+import { pullWorkspace, type PullOptions } from './pull.js';
 import { manifestPathFor, pushPackage } from './push.js';
 import { DirectoryStore } from './store/directory.js';
 import { initRepository } from './trust/publisher.js';
 
-let base: string;
 let v1: Buffer;
 let v2: Buffer;
-let rootJson: Buffer;
-let oldTimestamp: Buffer;
 const servers: TestServer[] = [];
+let dataKey: DataKey;
 
-beforeAll(async () => {
-  base = await mkdtemp(join(tmpdir(), 'tandem-faults-'));
-  v1 = makeImage(3 << 20, [[1 << 20, 512 << 10]]);
-  v2 = changeImage(v1, 6, 64 << 10);
+/** A repository with v1 and v2 of one workspace, packed plaintext or encrypted. */
+interface Repository {
+  base: string;
+  rootJson: Buffer;
+  oldTimestamp: Buffer;
+}
+
+/** How one row of the table packs, pulls and reads back an installed image. */
+interface Mode {
+  readonly name: string;
+  readonly encrypted: boolean;
+  repo?: Repository;
+  /** Extra options of every pull. */
+  pullOptions(): Partial<PullOptions>;
+  /** The plaintext of an installed image (the encrypted one read through its at-rest key). */
+  plaintextOf(path: string, size: number): Promise<Buffer>;
+}
+
+const plaintext: Mode = {
+  name: 'plaintext',
+  encrypted: false,
+  pullOptions: () => ({}),
+  plaintextOf: async (path) => readFile(path),
+};
+
+const encrypted: Mode = {
+  name: 'encrypted',
+  encrypted: true,
+  // The pull disposes of the key it is given, so each pull gets a copy.
+  pullOptions: () => ({
+    key: () => Promise.resolve(new DataKey(dataKey.use((b) => Buffer.from(b)))),
+    encryptedImages: testEncryptedImages,
+  }),
+  async plaintextOf(path, size) {
+    const k = diskKeyFor(dataKey);
+    const image = await testEncryptedImages.open(path, k, { readOnly: true });
+    try {
+      return await image.read(0, size);
+    } finally {
+      await image.close();
+      k.fill(0);
+    }
+  },
+};
+
+async function makeRepository(encrypt: boolean): Promise<Repository> {
+  const base = await mkdtemp(join(tmpdir(), `tandem-faults-${encrypt ? 'enc' : 'plain'}-`));
   const store = new DirectoryStore(join(base, 'repo'));
   const { keys, root } = await initRepository({ store });
-  rootJson = root;
+  let oldTimestamp = Buffer.alloc(0);
   for (const [version, image] of [
     ['1.0.0', v1],
     ['2.0.0', v2],
   ] as const) {
     const ws = await writeWorkspace(join(base, `ws-${version}`), { name: 'erp', version, image });
-    const pkg = await packWorkspace({ workspaceFile: ws, out: join(base, `erp-${version}.tandem`) });
+    const pkg = await packWorkspace({
+      workspaceFile: ws,
+      out: join(base, `erp-${version}.tandem`),
+      ...(encrypt ? { encryption: { dataKey } } : {}),
+    });
     await pushPackage({ package: pkg.path, store, keys, channels: ['stable'] });
     if (version === '1.0.0') oldTimestamp = await readFile(join(base, 'repo', 'timestamp.json'));
   }
+  return { base, rootJson: root, oldTimestamp };
+}
+
+beforeAll(async () => {
+  v1 = makeImage(3 << 20, [[1 << 20, 512 << 10]]);
+  v2 = changeImage(v1, 6, 64 << 10);
+  dataKey = DataKey.generate();
+  plaintext.repo = await makeRepository(false);
+  encrypted.repo = await makeRepository(true);
 }); // the hook limit of vitest.config.ts (packing and pushing images)
 
 afterEach(async () => {
   while (servers.length) await servers.pop()!.close();
+  // Every encrypted image a pull opened, it closed, whatever the fault.
+  expect(openImages.size).toBe(0);
 });
 
+afterAll(() => dataKey?.dispose());
+
 /** A fresh copy of the repository, served over HTTP, and an endpoint with v1 installed. */
-async function setup(): Promise<{
+async function setup(mode: Mode): Promise<{
   repo: string;
   server: TestServer;
   dir: string;
   pull: (o?: Partial<PullOptions>) => ReturnType<typeof pullWorkspace>;
 }> {
+  const { base, rootJson } = mode.repo!;
   const work = await mkdtemp(join(base, 'case-'));
   const repo = join(work, 'repo');
   await cp(join(base, 'repo'), repo, { recursive: true });
@@ -66,6 +130,7 @@ async function setup(): Promise<{
       dir,
       trustedRoot: rootJson,
       storeOptions: { retries: 2, retryDelayMs: 5 },
+      ...mode.pullOptions(),
       ...o,
     });
   const first = await pull({ version: '1.0.0' });
@@ -74,12 +139,19 @@ async function setup(): Promise<{
 }
 
 /** The installed version is v1, complete and intact. */
-async function expectV1Installed(dir: string): Promise<void> {
+async function expectV1Installed(mode: Mode, dir: string): Promise<void> {
   const pointer = await new InstallDir(dir).installed();
   expect(pointer?.version).toBe('1.0.0');
-  const image = await fileSha256(join(dir, pointer!.image));
-  expect(image.sha256).toBe(sha256Hex(v1));
-  expect((await readFile(join(dir, pointer!.workspaceFile), 'utf8')).includes('version: 1.0.0')).toBe(true);
+  const image = await mode.plaintextOf(join(dir, pointer!.image), v1.length);
+  expect(sha256Hex(image.subarray(0, v1.length))).toBe(sha256Hex(v1));
+  const workspaceFile = await readFile(join(dir, pointer!.workspaceFile), 'utf8');
+  expect(workspaceFile.includes('version: 1.0.0')).toBe(true);
+  if (mode.encrypted) expect(workspaceFile).toMatch(/keyId: erp/);
+}
+
+/** The pulled image is v2. */
+async function expectV2(mode: Mode, image: string): Promise<void> {
+  expect(sha256Hex((await mode.plaintextOf(image, v2.length)).subarray(0, v2.length))).toBe(sha256Hex(v2));
 }
 
 async function v2ChunkLocation(repo: string): Promise<{ pack: string; offset: number; size: number }> {
@@ -99,9 +171,9 @@ async function failure(p: Promise<unknown>): Promise<TandemError> {
   return err as TandemError;
 }
 
-describe('pull faults', () => {
+describe.each([plaintext, encrypted])('pull faults ($name)', (mode) => {
   it('a tampered chunk is an IntegrityError, reported as an event; v1 stays installed', async () => {
-    const { repo, dir, pull } = await setup();
+    const { repo, dir, pull } = await setup(mode);
     const { pack, offset, size } = await v2ChunkLocation(repo);
     const file = join(repo, pack);
     const bytes = await readFile(file);
@@ -115,11 +187,11 @@ describe('pull faults', () => {
     expect(err.message).toMatch(/chunk/i);
     expect(seen.some((e) => e.type === 'integrity.failure')).toBe(true);
     expect(seen.some((e) => e.type === 'sync.failed' && e.data.code === 'TANDEM_INTEGRITY')).toBe(true);
-    await expectV1Installed(dir);
+    await expectV1Installed(mode, dir);
   });
 
   it('a tampered manifest is an IntegrityError; v1 stays installed', async () => {
-    const { repo, dir, pull } = await setup();
+    const { repo, dir, pull } = await setup(mode);
     const file = join(repo, manifestPathFor('erp', '2.0.0'));
     const bytes = await readFile(file);
     bytes[bytes.length - 5]! ^= 0x01;
@@ -127,11 +199,11 @@ describe('pull faults', () => {
     const err = await failure(pull());
     expect(err).toBeInstanceOf(IntegrityError);
     expect(err.message).toMatch(/does not match the SHA-256 signed/);
-    await expectV1Installed(dir);
+    await expectV1Installed(mode, dir);
   });
 
   it('a tampered signature is an IntegrityError; v1 stays installed', async () => {
-    const { repo, dir, pull } = await setup();
+    const { repo, dir, pull } = await setup(mode);
     const file = join(repo, 'timestamp.json');
     const ts = JSON.parse(await readFile(file, 'utf8')) as { signatures: { sig: string }[] };
     const sig = ts.signatures[0]!.sig;
@@ -140,11 +212,11 @@ describe('pull faults', () => {
     const err = await failure(pull());
     expect(err).toBeInstanceOf(IntegrityError);
     expect(err.message).toMatch(/not signed by enough timestamp keys/);
-    await expectV1Installed(dir);
+    await expectV1Installed(mode, dir);
   });
 
   it('signed metadata changed without re-signing is an IntegrityError', async () => {
-    const { repo, dir, pull } = await setup();
+    const { repo, dir, pull } = await setup(mode);
     const ts = JSON.parse(await readFile(join(repo, 'timestamp.json'), 'utf8')) as {
       signed: { meta: { 'snapshot.json': { version: number } } };
     };
@@ -152,33 +224,34 @@ describe('pull faults', () => {
     await writeFile(snapshotFile, (await readFile(snapshotFile, 'utf8')).replace('"spec_version"', '"spec_version" '));
     const err = await failure(pull());
     expect(err).toBeInstanceOf(IntegrityError);
-    await expectV1Installed(dir);
+    await expectV1Installed(mode, dir);
   });
 
   it('a rollback to older metadata is an IntegrityError; v1 stays installed', async () => {
-    const { dir, pull, server } = await setup();
+    const { dir, pull, server } = await setup(mode);
     server.fault = (_req, res, path) => {
       if (path !== 'timestamp.json') return false;
+      const { oldTimestamp } = mode.repo!;
       res.writeHead(200, { 'content-length': oldTimestamp.length }).end(oldTimestamp);
       return true;
     };
     const err = await failure(pull());
     expect(err).toBeInstanceOf(IntegrityError);
     expect(err.details['kind']).toBe('rollback');
-    await expectV1Installed(dir);
+    await expectV1Installed(mode, dir);
   });
 
   it('expired metadata (a freeze) is an IntegrityError; v1 stays installed', async () => {
-    const { dir, pull } = await setup();
+    const { dir, pull } = await setup(mode);
     const clock = new VirtualClock(Date.now() + 400 * 24 * 3600 * 1000);
     const err = await failure(pull({ clock }));
     expect(err).toBeInstanceOf(IntegrityError);
     expect(err.details['kind']).toBe('expired');
-    await expectV1Installed(dir);
+    await expectV1Installed(mode, dir);
   });
 
   it('a server answering 500 is a retryable HostError after the retries; v1 stays installed', async () => {
-    const { dir, pull, server } = await setup();
+    const { dir, pull, server } = await setup(mode);
     const before = server.requests.length;
     server.fault = (_req, res, path) => {
       if (!path.startsWith('packs/')) return false;
@@ -191,11 +264,11 @@ describe('pull faults', () => {
     expect(err.details['status']).toBe(500);
     // One attempt and two retries.
     expect(server.requests.slice(before).filter((r) => r.path.startsWith('packs/')).length).toBe(3);
-    await expectV1Installed(dir);
+    await expectV1Installed(mode, dir);
   });
 
   it('a server ignoring Range is a HostError; pulling with ranges off then works', async () => {
-    const { dir, pull, server } = await setup();
+    const { dir, pull, server } = await setup(mode);
     server.fault = (req, res, _path, file) => {
       if (!req.headers.range || !file) return false;
       res.writeHead(200, { 'content-length': file.length }).end(file);
@@ -205,14 +278,14 @@ describe('pull faults', () => {
     const err = await failure(pull({ maxRangeBytes: 128 * 1024 }));
     expect(err).toBeInstanceOf(HostError);
     expect(err.message).toMatch(/ignored the Range header/);
-    await expectV1Installed(dir);
+    await expectV1Installed(mode, dir);
     const ok = await pull({ storeOptions: { ranges: false } });
     expect(ok.version).toBe('2.0.0');
-    expect(sha256Hex(await readFile(ok.image))).toBe(sha256Hex(v2));
+    await expectV2(mode, ok.image);
   });
 
   it('a connection dropped mid-body is retried from where it stopped', async () => {
-    const { pull, server } = await setup();
+    const { pull, server } = await setup(mode);
     const before = server.requests.length;
     let dropped = 0;
     server.fault = (req, res, path, file) => {
@@ -226,7 +299,7 @@ describe('pull faults', () => {
     };
     const result = await pull();
     expect(result.version).toBe('2.0.0');
-    expect(sha256Hex(await readFile(result.image))).toBe(sha256Hex(v2));
+    await expectV2(mode, result.image);
     const ranged = server.requests.slice(before).filter((r) => r.path.startsWith('packs/'));
     // The retry asked only for the rest of the range.
     const first = /^bytes=(\d+)-(\d+)$/.exec(ranged[0]!.range!)!;
@@ -236,7 +309,7 @@ describe('pull faults', () => {
   });
 
   it('a connection that keeps dropping is a HostError; the next pull resumes without refetching verified chunks', async () => {
-    const { dir, pull, server } = await setup();
+    const { dir, pull, server } = await setup(mode);
     const before = server.requests.length;
     let served = 0;
     server.fault = (req, res, path, file) => {
@@ -252,7 +325,7 @@ describe('pull faults', () => {
     const err = await failure(pull(opts));
     expect(err).toBeInstanceOf(HostError);
     expect(err.message).toMatch(/dropped/);
-    await expectV1Installed(dir);
+    await expectV1Installed(mode, dir);
     const good = server.requests
       .slice(before)
       .filter((r) => r.path.startsWith('packs/') && r.status === 206 && r.bytes > 0)
@@ -263,7 +336,7 @@ describe('pull faults', () => {
     const result = await pull(opts);
     expect(result.version).toBe('2.0.0');
     expect(result.bytesResumed).toBeGreaterThan(0);
-    expect(sha256Hex(await readFile(result.image))).toBe(sha256Hex(v2));
+    await expectV2(mode, result.image);
     const again = server.requests
       .slice(resumedFrom)
       .filter((r) => r.path.startsWith('packs/'))
