@@ -61,6 +61,7 @@ export type {
   EncryptedOverlayInfo,
   EncryptedOverlayOps,
   HypervisorEvent,
+  HypervisorConnectionEvent,
   HypervisorAdapter,
   AdapterModule,
 } from './adapter/types.js';

@@ -352,6 +352,19 @@ export interface HypervisorEvent {
 }
 
 /**
+ * The adapter lost or regained its hypervisor (libvirtd stopped and started again, an SSH link
+ * to a remote host dropped). While lost, calls fail with a retryable error; the VMs usually keep
+ * running, so their states are read again once the hypervisor is back.
+ */
+export interface HypervisorConnectionEvent {
+  readonly state: 'lost' | 'restored';
+  /** What was seen: the hypervisor's or the system's own words. */
+  readonly reason: string;
+  /** Milliseconds since the epoch. */
+  readonly at: number;
+}
+
+/**
  * The contract between Tandem and a hypervisor. Small and async; the core calls it and it
  * never calls the core back except through {@link HypervisorAdapter.watch}.
  *
@@ -419,6 +432,14 @@ export interface HypervisorAdapter {
    * of the adapter's own calls are not reported. Returns an unsubscribe function.
    */
   watch?(listener: (event: HypervisorEvent) => void): () => void;
+
+  /**
+   * Subscribe to the adapter losing and regaining its hypervisor (see
+   * {@link HypervisorConnectionEvent}). While someone listens the adapter checks the connection
+   * on its own (a keep-alive), so a loss is seen without a call failing first. Optional: adapters
+   * whose hypervisor cannot go away separately (the mock, a local command-line tool) omit it.
+   */
+  watchConnection?(listener: (event: HypervisorConnectionEvent) => void): () => void;
 
   /** Release connections. */
   close?(): Promise<void>;

@@ -74,8 +74,32 @@ export interface TandemEventMap {
   'integrity.failure': { subject: string; expected?: string; actual?: string; message: string };
   'auth.success': { user: string; method: string };
   'auth.failure': { user: string; method: string; reason: string };
-  /** The watchdog restarted a VM that died. */
+  /** The watchdog restarted a VM that died: published as the restart begins (`watchdog.restarted` when it worked). */
   'watchdog.restart': { vm: string; attempt: number; reason: string };
+  /**
+   * The watchdog saw the session's VM crash: through the adapter's events (`event`), its own
+   * polling (`poll`), the state re-read after the hypervisor came back (`reconnect`), or a
+   * caller's `Watchdog.check()` (`check`).
+   */
+  'watchdog.detected': { vm: string; reason: string; source: 'event' | 'poll' | 'reconnect' | 'check' };
+  /** A restart is due in `delayMs` (the backoff); `attempt` counts restarts within the window. */
+  'watchdog.scheduled': { vm: string; attempt: number; delayMs: number };
+  /** The restart worked: the VM runs again. */
+  'watchdog.restarted': { vm: string; attempt: number };
+  /** A restart attempt failed; the watchdog tries again while its budget allows. */
+  'watchdog.failed': { vm: string; attempt: number; code: string; message: string; retryable: boolean };
+  /**
+   * The watchdog stopped trying and left the VM crashed: `restarts` in the last `windowMs` used
+   * the budget, or a restart was refused for a reason another try cannot change (`reason`).
+   */
+  'watchdog.gave-up': { vm: string; restarts: number; windowMs: number; reason: string };
+  /**
+   * The session lost its hypervisor: the adapter cannot reach it (libvirtd stopped, the SSH link
+   * to a remote host dropped). The VM may well keep running; its state is read again on return.
+   */
+  'hypervisor.lost': { adapter: string; vm: string; reason: string };
+  /** The hypervisor is reachable again after `downMs`; `state` is the session's, read again. */
+  'hypervisor.restored': { adapter: string; vm: string; downMs: number; state: SessionState };
   /** An adapter's warning (an unknown newer hypervisor version, ...). */
   'adapter.warning': { adapter: string; message: string };
   /** The guest agent said hello (first time, or again after a reboot or restart: `reconnect`). */
