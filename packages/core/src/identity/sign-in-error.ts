@@ -32,7 +32,6 @@ const RETRYABLE: ReadonlySet<SignInRefusal> = new Set(['throttled', 'directory-u
  * ```
  */
 export class SignInError extends AuthError {
-  override readonly name = 'SignInError';
   readonly reason: SignInRefusal;
   readonly retryAfterMs: number | undefined;
 
@@ -51,6 +50,13 @@ export class SignInError extends AuthError {
     });
     this.reason = reason;
     this.retryAfterMs = options.retryAfterMs;
+    // AuthError's `name` is typed as the literal 'AuthError'; the instance still says what it is.
+    Object.defineProperty(this, 'name', {
+      value: 'SignInError',
+      enumerable: false,
+      configurable: true,
+      writable: false,
+    });
   }
 
   /** True when `err` is a sign-in refusal (from any copy of the package), with `reason` if given. */
