@@ -1,2 +1,54 @@
 // @tandem/agent: the host agent. Named exports only.
-export const AGENT_API_VERSION = 1;
+export { writeFileAtomic, fsyncDirectory } from './atomic-file.js';
+export { StateDir, type SessionRecord } from './state-dir.js';
+export { recordAfter, policyFor } from './session-record.js';
+export {
+  AgentProtocolError,
+  AgentVersionError,
+  PeerRefusedError,
+  AgentUnavailableError,
+  UplinkError,
+} from './errors.js';
+export {
+  AGENT_API_VERSION,
+  AGENT_METHODS,
+  MAX_MESSAGE_BYTES,
+  LineDecoder,
+  decodeRequest,
+  encodeMessage,
+  compatibleVersion,
+  toWireError,
+  type AgentMethod,
+  type AgentParams,
+  type AgentRequest,
+  type AgentMessage,
+  type WireError,
+} from './protocol.js';
+export { peerCredentials, type PeerCredentials } from './peer-cred.js';
+export { agentSocketPath } from './paths.js';
+export {
+  HostAgent,
+  type HostAgentOptions,
+  type AdapterOpener,
+  type ActivityReport,
+  type SessionEnforcement,
+  type EnforcementFactory,
+  type SessionSummary,
+  type AgentStatus,
+} from './host-agent.js';
+export { AgentServer, type AgentServerOptions } from './server.js';
+export { AgentClient, AgentReplyError, type AgentHello, type AgentResults } from './client.js';
+export {
+  DiskEventQueue,
+  type DiskEventQueueOptions,
+  type QueueBatch,
+  type QueuePosition,
+} from './event-queue.js';
+export {
+  EventShipper,
+  httpUplink,
+  type EventUplink,
+  type EventShipperOptions,
+  type ShipperStatus,
+} from './uplink.js';
+export { runAgent, type RunningAgent } from './run.js';

@@ -4,15 +4,16 @@ import {
   SessionManager,
   SqliteEventSink,
   describeVmChanges,
-  loadPolicy,
   type AnyTandemEvent,
-  type LoadedWorkspace,
-  type PolicyEngine,
   type Session,
 } from '@tandem/core';
 import type { CliContext } from './context.js';
 import { openAdapter } from './adapters.js';
+import { policyFor, recordAfter } from '@tandem/agent';
 import { StateDir, type SessionRecord } from './state.js';
+
+// Moved to @tandem/agent (the agent records sessions the same way); kept here for importers.
+export { policyFor, recordAfter };
 
 /** One line for an event, as the CLI prints it while a command runs. */
 export function describeEvent(e: AnyTandemEvent): string {
@@ -59,33 +60,6 @@ export function cliEvents(ctx: CliContext, state: StateDir): { events: EventBus;
   events.attach(store);
   events.on('*', (e) => ctx.info(`  ${describeEvent(e)}`));
   return { events, close: () => store.close() };
-}
-
-/** The policy engine for a workspace and the layer files recorded with its session. */
-export async function policyFor(loaded: LoadedWorkspace, layerFiles: readonly string[] = []): Promise<PolicyEngine> {
-  return (await loadPolicy({ workspace: loaded, layerFiles })).engine;
-}
-
-/** The record of `session` after a command: its state, the VM spec in force and any pending update. */
-export function recordAfter(record: SessionRecord, session: Session): SessionRecord {
-  const pending = session.pendingUpdate;
-  const { pendingUpdate: _old, vmSpec: _spec, ...rest } = record;
-  const vmSpec = pending ? record.vmSpec : session.vmSpec;
-  return {
-    ...rest,
-    state: session.state,
-    ...(vmSpec ? { vmSpec } : {}),
-    ...(pending
-      ? {
-          pendingUpdate: {
-            fromVersion: pending.fromVersion,
-            toVersion: pending.toVersion,
-            changes: [...pending.changes],
-          },
-        }
-      : {}),
-    updatedAt: new Date().toISOString(),
-  };
 }
 
 /**
