@@ -15,3 +15,14 @@ export type {
   ThrottleRecord,
   WorkspaceKeyRecord,
 } from './store/types.js';
+// The store's implementations and reports (engineer E; the full list is in ./store/index.ts).
+export {
+  endpointReportCsv,
+  eventsCsv,
+  failuresCsv,
+  SqliteStore,
+  StoreUnavailableError,
+  toCsv,
+  versionDistributionCsv,
+} from './store/index.js';
+export type { SqliteStoreOptions } from './store/index.js';
