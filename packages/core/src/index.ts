@@ -109,7 +109,7 @@ export { SessionManager } from './session/manager.js';
 export type { OpenSessionOptions, SessionManagerOptions } from './session/manager.js';
 export { SessionPolicy } from './session/session-policy.js';
 export type { SessionPolicyOptions } from './session/session-policy.js';
-export { diffVmSpec, describeVmChanges } from './session/vm-update.js';
+export { diffVmSpec, describeVmChanges, applyVmUpdate } from './session/vm-update.js';
 export type { VmUpdate, DefinedVm } from './session/vm-update.js';
 export { SESSION_TRANSITIONS, assertTransition, sessionStateForVm } from './session/state-machine.js';
 export type { SessionState, SessionOperation } from './session/state-machine.js';
