@@ -116,6 +116,7 @@ class Connection {
   #hello = false;
   #subs = new Map<string, () => void>();
   #nextSub = 1;
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(
     readonly socket: Socket,
@@ -134,7 +135,9 @@ class Connection {
       }),
     );
     this.socket.on('data', (chunk: Buffer) => {
-      for (const line of decoder.push(chunk)) void this.#handle(line);
+      // A connection's requests are answered one at a time, in order (a client that wants
+      // concurrency opens another connection).
+      for (const line of decoder.push(chunk)) this.#queue = this.#queue.then(() => this.#handle(line));
     });
     this.socket.on('close', () => {
       for (const off of this.#subs.values()) off();
