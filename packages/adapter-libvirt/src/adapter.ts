@@ -10,6 +10,7 @@ import {
   type AdapterCapabilities,
   type Clock,
   type HypervisorAdapter,
+  type HypervisorConnectionEvent,
   type HypervisorEvent,
   type ProbeResult,
   type StartOptions,
@@ -20,9 +21,10 @@ import {
 } from '@tandem/core';
 import { ListFlags, type NativeDomain } from './binding.js';
 import { LibvirtConnection } from './connection.js';
+import { ConnectionWatch, DEFAULT_CONNECTION_TIMING } from './connection-watch.js';
 import { readDomainFacts } from './domain-facts.js';
 import { buildDomainXml } from './domain-xml.js';
-import { libvirtError, type ErrorContext } from './errors.js';
+import { classifyLibvirtMessage, libvirtError, type ErrorContext } from './errors.js';
 import { LifecycleEvents, virshEventStream } from './events/watcher.js';
 import { LibvirtGuestChannel } from './guest-channel.js';
 import type { AdapterInternals } from './internals.js';
@@ -89,6 +91,7 @@ export class LibvirtAdapter implements HypervisorAdapter {
   readonly #clock: Clock;
   readonly #queue = new KeyedQueue();
   readonly #events: LifecycleEvents;
+  readonly #connection: ConnectionWatch;
   readonly #internals: AdapterInternals;
   #virtType: Promise<'kvm' | 'qemu'> | undefined;
 
@@ -96,10 +99,29 @@ export class LibvirtAdapter implements HypervisorAdapter {
     this.#options = options;
     this.uri = options.uri ?? defaultUri();
     this.#parsed = parseLibvirtUri(this.uri);
-    this.#conn = new LibvirtConnection(this.uri);
-    this.#virsh = new Virsh(this.uri, options.virsh ?? 'virsh');
     this.#clock = options.clock ?? systemClock;
-    this.#events = new LifecycleEvents(virshEventStream(this.#virsh.binary, this.uri), this.#clock);
+    const d = DEFAULT_CONNECTION_TIMING;
+    this.#connection = new ConnectionWatch(
+      async () => {
+        await this.#conn.use((hv) => hv.connectGetHostname(), true);
+      },
+      this.#clock,
+      {
+        keepaliveMs: options.keepaliveMs ?? d.keepaliveMs,
+        keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? d.keepaliveTimeoutMs,
+        reconnectMs: options.reconnectMs ?? d.reconnectMs,
+        maxReconnectMs: options.maxReconnectMs ?? d.maxReconnectMs,
+      },
+    );
+    this.#conn = new LibvirtConnection(this.uri, this.#connection);
+    this.#virsh = new Virsh(this.uri, options.virsh ?? 'virsh');
+    this.#events = new LifecycleEvents(
+      virshEventStream(this.#virsh.binary, this.uri),
+      this.#clock,
+      undefined,
+      // virsh's event loop ends when libvirtd goes away: look now rather than at the next keep-alive.
+      () => this.#connection.nudge(),
+    );
     this.#internals = {
       uri: this.#parsed,
       options,
@@ -314,8 +336,21 @@ export class LibvirtAdapter implements HypervisorAdapter {
     return this.#events.subscribe(listener);
   }
 
+  /**
+   * Subscribes to losing and regaining libvirtd (stopped, restarted, the SSH link to a remote
+   * host dropped). While someone listens, libvirtd is called every `keepaliveMs` to see it is
+   * there, and after a loss again with backoff (`reconnectMs` doubling up to `maxReconnectMs`)
+   * until it answers. Meanwhile every call fails with a retryable `TANDEM_HOST` error saying
+   * libvirtd is unreachable; the VMs keep running (QEMU does not depend on libvirtd), so their
+   * states are for the caller to read again once `restored` arrives.
+   */
+  watchConnection(listener: (event: HypervisorConnectionEvent) => void): () => void {
+    return this.#connection.subscribe(listener);
+  }
+
   async close(): Promise<void> {
     this.#events.close();
+    this.#connection.close();
     await this.#conn.close();
   }
 
@@ -449,6 +484,7 @@ export class LibvirtAdapter implements HypervisorAdapter {
   async #toError(err: unknown, context: Omit<ErrorContext, 'uri'>): Promise<TandemError> {
     if (TandemError.is(err)) return err;
     const message = err instanceof VirshFailure ? err.libvirtMessage : err instanceof Error ? err.message : String(err);
+    if (err instanceof VirshFailure && classifyLibvirtMessage(message) === 'connection') this.#connection.lost(message);
     const full = { ...context, uri: this.uri };
     const mapped = libvirtError(message, full, { cause: err });
     if (mapped.code !== 'TANDEM_INVALID_STATE' || !context.vm) return mapped;

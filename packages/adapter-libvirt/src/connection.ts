@@ -2,15 +2,27 @@ import { HostError } from '@tandem/core';
 import { BINDING_FIX, loadBinding, type NativeHypervisor } from './binding.js';
 import { classifyLibvirtMessage } from './errors.js';
 
+/** Told what each call saw of libvirtd: {@link ConnectionWatch} implements it. */
+export interface ConnectionObserver {
+  /** libvirtd could not be reached (the connection failed or broke). */
+  lost(reason: string): void;
+  /** A call reached libvirtd. */
+  ok(): void;
+}
+
 /**
  * One libvirt connection through the binding, opened on first use. When libvirtd goes away
  * the connection is dropped and the next call opens a new one; read-only calls retry once.
+ * An observer hears every loss and every call that got through.
  */
 export class LibvirtConnection {
   #hv: NativeHypervisor | undefined;
   #opening: Promise<NativeHypervisor> | undefined;
 
-  constructor(readonly uri: string) {}
+  constructor(
+    readonly uri: string,
+    readonly observer?: ConnectionObserver,
+  ) {}
 
   /** The open connection (opening it if needed). Throws HostError when it cannot be opened. */
   async get(): Promise<NativeHypervisor> {
@@ -33,6 +45,7 @@ export class LibvirtConnection {
       await hv.connectOpen();
     } catch (err) {
       const message = (err as Error).message;
+      if (isConnectionLoss(err)) this.observer?.lost(message);
       throw new HostError(
         `Cannot connect to libvirt at ${this.uri}: ${message}. Start libvirtd (systemctl start libvirtd, or /usr/sbin/libvirtd -d) or check the URI.`,
         { cause: err, retryable: true, details: { uri: this.uri, libvirtMessage: message, output: message } },
@@ -49,12 +62,29 @@ export class LibvirtConnection {
   async use<T>(fn: (hv: NativeHypervisor) => Promise<T>, idempotent: boolean): Promise<T> {
     const hv = await this.get();
     try {
-      return await fn(hv);
+      const result = await fn(hv);
+      this.observer?.ok();
+      return result;
     } catch (err) {
-      if (!isConnectionLoss(err)) throw err;
+      if (!isConnectionLoss(err)) {
+        // libvirtd answered, if only to refuse.
+        this.observer?.ok();
+        throw err;
+      }
       this.#drop(hv);
-      if (!idempotent) throw err;
-      return fn(await this.get());
+      if (!idempotent) {
+        this.observer?.lost((err as Error).message);
+        throw err;
+      }
+      // libvirtd may have restarted since the connection opened: one fresh try tells.
+      try {
+        const result = await fn(await this.get());
+        this.observer?.ok();
+        return result;
+      } catch (again) {
+        if (isConnectionLoss(again)) this.observer?.lost((again as Error).message);
+        throw again;
+      }
     }
   }
 

@@ -61,5 +61,8 @@ function normalizeOptions(options: LibvirtOptions | undefined): LibvirtOptions {
   const o: Record<string, unknown> = { ...options };
   if (typeof o['luksIterTimeMs'] === 'string') o['luksIterTimeMs'] = Number(o['luksIterTimeMs']);
   if (typeof o['networkBoot'] === 'string') o['networkBoot'] = o['networkBoot'] === 'true';
+  for (const key of ['keepaliveMs', 'keepaliveTimeoutMs', 'reconnectMs', 'maxReconnectMs']) {
+    if (typeof o[key] === 'string') o[key] = Number(o[key]);
+  }
   return o;
 }

@@ -57,6 +57,17 @@ export interface LibvirtOptions {
   readonly xpra?: XpraOptions;
   /** Time source for timeouts and event timestamps (default: the system clock). */
   readonly clock?: Clock;
+  /**
+   * While someone listens through `watchConnection()`: how often libvirtd is called to see it is
+   * still there, ms (default 5000).
+   */
+  readonly keepaliveMs?: number;
+  /** A keep-alive call unanswered this long counts as libvirtd lost, ms (default 15000). */
+  readonly keepaliveTimeoutMs?: number;
+  /** After libvirtd was lost: the first wait before reconnecting, doubled per failed try, ms (default 500). */
+  readonly reconnectMs?: number;
+  /** The longest wait between reconnection tries, ms (default 30000). */
+  readonly maxReconnectMs?: number;
 }
 
 /** The URI used when none is given: `$TANDEM_LIBVIRT_URI`, else `qemu:///system`. */

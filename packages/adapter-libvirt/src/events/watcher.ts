@@ -59,6 +59,8 @@ export class LifecycleEvents {
     readonly clock: Clock,
     /** Delay before the stream is reopened after it ended. */
     readonly reconnectMs = 1_000,
+    /** Called when the stream ended on its own (libvirtd went away, or virsh did). */
+    readonly onEnd?: () => void,
   ) {}
 
   /** Adds a listener; the event stream runs while there is at least one. */
@@ -130,6 +132,7 @@ export class LifecycleEvents {
       () => {
         if (this.#stream !== stream) return;
         this.#stream = undefined;
+        this.onEnd?.();
         if (this.#listeners.size === 0 || this.#closed) return;
         void this.clock
           .sleep(this.reconnectMs)
