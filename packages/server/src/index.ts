@@ -26,3 +26,33 @@ export {
   versionDistributionCsv,
 } from './store/index.js';
 export type { SqliteStoreOptions } from './store/index.js';
+
+// The API (issue 15)
+export { ManagementService } from './service.js';
+export type { ManagementServiceOptions } from './service.js';
+export { createManagementServer, parseBody } from './http.js';
+export type { ManagementServerOptions, ManagementHttpServer } from './http.js';
+export { AdminService } from './admin.js';
+export type { AdminServiceOptions, AssignInput, BuiltinUserAdmin } from './admin.js';
+export { AdminApi } from './admin-http.js';
+export { ApiError, errorReply } from './errors.js';
+export { ServerSecrets, AUTHORITY_KEY_FILE, MASTER_KEY_FILE } from './secrets.js';
+export { makeSelfSignedCertificate, readTlsFiles, TLS_CERT_FILE, TLS_KEY_FILE } from './tls.js';
+export { authenticateDevice, checkSignature, readSignature } from './request-auth.js';
+export type { RequestSignature } from './request-auth.js';
+export {
+  compileAssignment,
+  policyLayerInput,
+  provisionFor,
+  assignmentCovers,
+  DEFAULT_LEASE,
+  ONLINE_ONLY_LEASE,
+} from './provisioning.js';
+export type { CompiledAssignment } from './provisioning.js';
+export type {
+  ServerDirectory,
+  ServerSignInThrottle,
+  AccountStateView,
+  DirectoryUserView,
+  DirectoryGroupView,
+} from './directory-port.js';

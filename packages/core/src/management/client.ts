@@ -189,7 +189,7 @@ export class ManagementClient {
         `The management server's reply does not match this client's protocol (${parsed.error.issues[0]?.path.join('.') ?? ''}); update one of them.`,
         { code: 'TANDEM_PROTOCOL', status },
       );
-    return parsed.data as z.output<S>;
+    return parsed.data;
   }
 
   async #send(

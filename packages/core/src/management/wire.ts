@@ -97,6 +97,7 @@ export const EndpointWorkspaceStateSchema = z.strictObject({
 export const HeldEnvelopeSchema = z.strictObject({
   workspace: Name,
   envelopeId: z.string().min(1).max(64),
+  issuedAt: Iso,
   notAfter: Iso,
 });
 

@@ -1,0 +1,293 @@
+import { randomUUID } from 'node:crypto';
+import { InvalidInputError, NotFoundError, systemClock, type Clock, type PolicySubject } from '@tandem/core';
+import { DataKey } from '@tandem/core/crypto';
+import { compileAssignment, policyLayerInput, provisionFor } from './provisioning.js';
+import type { ServerSecrets } from './secrets.js';
+import type {
+  AssignmentRecord,
+  AuditRecord,
+  BuiltinGroupRecord,
+  DeviceRecord,
+  EventFilter,
+  ServerStore,
+} from './store/types.js';
+import type { ServerDirectory } from './directory-port.js';
+
+/** What the built-in directory's user management needs (D's BuiltinDirectory has it). */
+export interface BuiltinUserAdmin {
+  createUser(user: {
+    name: string;
+    password: string;
+    displayName?: string | undefined;
+    expiresAt?: string | undefined;
+    passwordExpiresAt?: string | undefined;
+    disabled?: boolean | undefined;
+  }): Promise<unknown>;
+}
+
+/** What {@link AdminService} works on. */
+export interface AdminServiceOptions {
+  readonly store: ServerStore;
+  readonly secrets: ServerSecrets;
+  readonly directory: ServerDirectory;
+  /** Creates built-in users (hashing their passwords); absent with an LDAP directory. */
+  readonly users?: BuiltinUserAdmin | undefined;
+  readonly clock?: Clock;
+}
+
+/** A new assignment. */
+export interface AssignInput {
+  readonly workspace: string;
+  readonly channel?: string | undefined;
+  readonly version?: string | undefined;
+  readonly users?: readonly string[];
+  readonly groups?: readonly string[];
+  readonly policyLayers?: readonly string[];
+  readonly lease?: string | undefined;
+  /** Replace this assignment (its id); default a new one. */
+  readonly id?: string | undefined;
+}
+
+const WORKSPACE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Every administrative action: users and groups of the built-in directory, assignments, policy
+ * layers, workspace keys, devices, reports. Each change is an {@link AuditRecord} (who, what,
+ * when) and bumps the store's revision, so every endpoint hears of it at its next check-in
+ * through any server process.
+ *
+ * @example
+ * ```ts
+ * const admin = new AdminService({ store, secrets, directory, users: builtinDirectory });
+ * await admin.assign('cli:root', { workspace: 'quickstart', groups: ['builtin:group:erp-users'] });
+ * ```
+ */
+export class AdminService {
+  readonly #o: AdminServiceOptions;
+  readonly #clock: Clock;
+
+  constructor(options: AdminServiceOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  #now(): string {
+    return new Date(this.#clock.now()).toISOString();
+  }
+
+  async #audit(actor: string, action: string, target: string, detail?: unknown, scope?: string): Promise<void> {
+    const record: AuditRecord = {
+      id: randomUUID(),
+      at: this.#now(),
+      actor,
+      action,
+      target,
+      ...(detail !== undefined ? { detail } : {}),
+    };
+    await this.#o.store.appendAudit(record);
+    if (scope) await this.#o.store.publishChange(scope, target);
+  }
+
+  // Users and groups (built-in directory)
+  async addUser(
+    actor: string,
+    user: { name: string; password: string; displayName?: string; expiresAt?: string; passwordExpiresAt?: string },
+  ): Promise<void> {
+    if (!this.#o.users)
+      throw new InvalidInputError(
+        `Users are managed in the ${this.#o.directory.kind} directory, not in Tandem; add ${user.name} there.`,
+      );
+    await this.#o.users.createUser(user);
+    await this.#audit(actor, 'user.add', user.name, { displayName: user.displayName }, 'directory');
+  }
+
+  /** Disables, enables, locks or unlocks a built-in user, or sets a new password hash time. */
+  async setUserState(
+    actor: string,
+    name: string,
+    change: { disabled?: boolean; lockedUntil?: string | null; expiresAt?: string | null },
+  ): Promise<void> {
+    const record = await this.#o.store.getUser(name);
+    if (!record) throw new NotFoundError(`No built-in user ${name}.`, { details: { user: name } });
+    await this.#o.store.putUser({ ...record, ...change });
+    await this.#audit(actor, 'user.update', name, change, 'directory');
+  }
+
+  async removeUser(actor: string, name: string): Promise<boolean> {
+    const gone = await this.#o.store.deleteUser(name);
+    if (gone) await this.#audit(actor, 'user.remove', name, undefined, 'directory');
+    return gone;
+  }
+
+  async listUsers(search?: string) {
+    const users = await this.#o.store.listUsers(search !== undefined ? { search } : {});
+    // Never the password hashes.
+    return users.map(({ passwordHash: _hash, ...rest }) => rest);
+  }
+
+  async putGroup(actor: string, group: BuiltinGroupRecord): Promise<void> {
+    await this.#o.store.putGroup(group);
+    await this.#audit(actor, 'group.put', group.name, { members: group.members }, 'directory');
+  }
+
+  async addMembers(actor: string, name: string, members: readonly string[]): Promise<BuiltinGroupRecord> {
+    const g = (await this.#o.store.getGroup(name)) ?? { name, members: [] };
+    const next = { ...g, members: [...new Set([...g.members, ...members])] };
+    await this.putGroup(actor, next);
+    return next;
+  }
+
+  async removeGroup(actor: string, name: string): Promise<boolean> {
+    const gone = await this.#o.store.deleteGroup(name);
+    if (gone) await this.#audit(actor, 'group.remove', name, undefined, 'directory');
+    return gone;
+  }
+
+  listGroups(search?: string): Promise<BuiltinGroupRecord[]> {
+    return this.#o.store.listGroups(search !== undefined ? { search } : {});
+  }
+
+  // Policy layers and assignments
+  async putPolicyLayer(actor: string, name: string, document: unknown): Promise<void> {
+    const record = { name, document, updatedAt: this.#now() };
+    policyLayerInput(record); // refuses a bad document before it is stored
+    await this.#o.store.putPolicyLayer(record);
+    await this.#audit(actor, 'policy.put', name, undefined, 'policy');
+  }
+
+  async removePolicyLayer(actor: string, name: string): Promise<boolean> {
+    const used = (await this.#o.store.listAssignments()).filter((a) => a.policyLayers.includes(name));
+    if (used.length > 0)
+      throw new InvalidInputError(
+        `Policy layer ${name} is used by assignment ${used.map((a) => a.id).join(', ')}; remove it there first.`,
+      );
+    const gone = await this.#o.store.deletePolicyLayer(name);
+    if (gone) await this.#audit(actor, 'policy.remove', name, undefined, 'policy');
+    return gone;
+  }
+
+  async assign(actor: string, input: AssignInput): Promise<AssignmentRecord> {
+    if (!WORKSPACE.test(input.workspace))
+      throw new InvalidInputError(`"${input.workspace}" is not a workspace name (lower-case letters, digits, dashes).`);
+    if ((input.users ?? []).length === 0 && (input.groups ?? []).length === 0)
+      throw new InvalidInputError('An assignment names at least one user (--user) or group (--group).');
+    if (input.channel !== undefined && input.version !== undefined)
+      throw new InvalidInputError('An assignment follows a channel or pins a version, not both.');
+    const now = this.#now();
+    const existing =
+      input.id !== undefined ? (await this.#o.store.listAssignments()).find((a) => a.id === input.id) : undefined;
+    const record: AssignmentRecord = {
+      id: input.id ?? randomUUID(),
+      workspace: input.workspace,
+      ...(input.channel !== undefined ? { channel: input.channel } : {}),
+      ...(input.version !== undefined ? { version: input.version } : {}),
+      users: [...(input.users ?? [])],
+      groups: [...(input.groups ?? [])],
+      policyLayers: [...(input.policyLayers ?? [])],
+      ...(input.lease !== undefined ? { lease: input.lease } : {}),
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+    };
+    const layers = new Map((await this.#o.store.listPolicyLayers()).map((l) => [l.name, l]));
+    compileAssignment(record, layers); // names only existing, valid layers
+    await this.#o.store.putAssignment(record);
+    await this.#audit(actor, existing ? 'assignment.update' : 'assignment.add', record.id, record, 'assignment');
+    return record;
+  }
+
+  async unassign(actor: string, id: string): Promise<boolean> {
+    const gone = await this.#o.store.deleteAssignment(id);
+    if (gone) await this.#audit(actor, 'assignment.remove', id, undefined, 'assignment');
+    return gone;
+  }
+
+  listAssignments(): Promise<AssignmentRecord[]> {
+    return this.#o.store.listAssignments();
+  }
+
+  /**
+   * What `user` gets, computed as a check-in would (their nested groups from the directory),
+   * with the reason of each decision: the server's view for `tandem policy explain --server`.
+   */
+  async explain(user: string) {
+    const groups = await this.#o.directory.groupsOf(user);
+    const subject: PolicySubject = { user, groups: [...new Set(groups.flatMap((g) => [g.dn, g.name]))] };
+    const [assignments, layers] = await Promise.all([
+      this.#o.store.listAssignments(),
+      this.#o.store.listPolicyLayers(),
+    ]);
+    const byName = new Map(layers.map((l) => [l.name, l]));
+    const compiled = assignments.map((a) => compileAssignment(a, byName));
+    const keys = new Set<string>();
+    for (const a of assignments) if (await this.#o.store.getWorkspaceKey(a.workspace)) keys.add(a.workspace);
+    const given = provisionFor(compiled, subject, (w) => keys.has(w));
+    const denied = compiled
+      .filter((c) => !given.some((g) => g.compiled === c))
+      .map((c) => ({
+        workspace: c.assignment.workspace,
+        assignment: c.assignment.id,
+        reason: c.engine.forSubject(subject).decideProvisioning().reason,
+      }));
+    return {
+      user,
+      groups: subject.groups ?? [],
+      workspaces: given.map((g) => ({
+        ...g.workspace,
+        usage: g.compiled.engine.forSubject(subject).usage,
+      })),
+      notGiven: denied,
+    };
+  }
+
+  // Workspace keys
+  /** Stores a workspace's data key, sealed under the master key; new random key when none is given. */
+  async putWorkspaceKey(actor: string, workspace: string, dataKey?: DataKey): Promise<{ dataKeyId: string }> {
+    if (!WORKSPACE.test(workspace)) throw new InvalidInputError(`"${workspace}" is not a workspace name.`);
+    const key = dataKey ?? DataKey.generate();
+    try {
+      await this.#o.store.putWorkspaceKey({
+        workspace,
+        sealedDataKey: this.#o.secrets.sealDataKey(workspace, key),
+        createdAt: this.#now(),
+      });
+      await this.#audit(actor, 'workspace.key', workspace, { dataKeyId: key.id }, 'assignment');
+      return { dataKeyId: key.id };
+    } finally {
+      if (!dataKey) key.dispose();
+    }
+  }
+
+  // Devices
+  listDevices(filter: { user?: string; search?: string; revoked?: boolean } = {}) {
+    return this.#o.store.listDevices(filter);
+  }
+
+  async revokeDevice(actor: string, id: string): Promise<boolean> {
+    const done = await this.#o.store.revokeDevice(id, this.#now());
+    if (done) await this.#audit(actor, 'device.revoke', id, undefined, 'device');
+    return done;
+  }
+
+  async device(id: string): Promise<DeviceRecord> {
+    const d = await this.#o.store.getDevice(id);
+    if (!d) throw new NotFoundError(`No device ${id} is enrolled.`, { details: { device: id } });
+    return d;
+  }
+
+  // Reports
+  endpoints() {
+    return this.#o.store.endpointReport();
+  }
+  events(filter: EventFilter) {
+    return this.#o.store.queryEvents(filter);
+  }
+  failures(sinceMs = 24 * 3600 * 1000) {
+    return this.#o.store.failuresSince(new Date(this.#clock.now() - sinceMs).toISOString());
+  }
+  versions() {
+    return this.#o.store.versionDistribution();
+  }
+  audit(filter: { actor?: string; since?: string; limit?: number } = {}) {
+    return this.#o.store.queryAudit(filter);
+  }
+}

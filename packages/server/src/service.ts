@@ -1,0 +1,405 @@
+import { createHash } from 'node:crypto';
+import { TandemError, systemClock, type AnyTandemEvent, type Clock, type PolicySubject } from '@tandem/core';
+import { devicePublicKeyOf } from '@tandem/core/crypto';
+import type {
+  AssignmentsReply,
+  CheckInReply,
+  EnrollReply,
+  EnvelopeReply,
+  EventUploadReply,
+  ProvisionedWorkspace,
+  SignInInfo,
+  SignInReply,
+  WireEvent,
+} from '@tandem/core/management';
+import type { z } from 'zod';
+import type { CheckInRequestSchema, EnrollRequestSchema, SignInRequestSchema } from '@tandem/core/management';
+import type { ServerDirectory, ServerSignInThrottle, DirectoryUserView } from './directory-port.js';
+import { ApiError } from './errors.js';
+import { compileAssignment, provisionFor, type CompiledAssignment } from './provisioning.js';
+import { checkSignature, type RequestSignature } from './request-auth.js';
+import type { ServerSecrets } from './secrets.js';
+import type { DeviceRecord, ServerStore, StoredEvent } from './store/types.js';
+
+/** What a {@link ManagementService} is built from. */
+export interface ManagementServiceOptions {
+  readonly store: ServerStore;
+  readonly directory: ServerDirectory;
+  readonly secrets: ServerSecrets;
+  /** Delays repeated failed sign-ins per account and per source (D's SignInThrottle). */
+  readonly throttle?: ServerSignInThrottle | undefined;
+  readonly clock?: Clock;
+  /** How long a user's groups and account state are reused between directory look-ups; default 30 s. */
+  readonly directoryCacheMs?: number;
+}
+
+type CheckInInput = z.output<typeof CheckInRequestSchema>;
+type Revocation = NonNullable<Extract<CheckInReply, { status: 'changed' }>['revokeCredentials']>;
+
+/** What the server knows of a user for one revision. */
+interface UserView {
+  readonly at: number;
+  readonly user: DirectoryUserView | undefined;
+  readonly groups: readonly string[];
+  /** The directory could not be asked: no revocation, no new envelopes. */
+  readonly unreachable: boolean;
+}
+
+/**
+ * The management API's logic, over one {@link ServerStore}: enrollment, sign-in, check-in,
+ * event ingestion and key release. Stateless apart from caches keyed by the store's revision,
+ * so any number of processes can serve any endpoint.
+ *
+ * @example
+ * ```ts
+ * const service = new ManagementService({ store, directory, secrets: await ServerSecrets.open(dir) });
+ * const server = createManagementServer({ service, tls: { key, cert } });
+ * ```
+ */
+export class ManagementService {
+  readonly store: ServerStore;
+  readonly directory: ServerDirectory;
+  readonly secrets: ServerSecrets;
+  readonly #throttle: ServerSignInThrottle | undefined;
+  readonly #clock: Clock;
+  readonly #cacheMs: number;
+  #compiled: { revision: number; list: CompiledAssignment[]; keys: Map<string, string> } | undefined;
+  readonly #users = new Map<string, UserView>();
+
+  constructor(options: ManagementServiceOptions) {
+    this.store = options.store;
+    this.directory = options.directory;
+    this.secrets = options.secrets;
+    this.#throttle = options.throttle;
+    this.#clock = options.clock ?? systemClock;
+    this.#cacheMs = options.directoryCacheMs ?? 30_000;
+  }
+
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  /** Forgets cached directory answers (after an admin changes a built-in user or group). */
+  forgetUsers(): void {
+    this.#users.clear();
+  }
+
+  async #signIn(user: string, password: string, source: string): Promise<SignInInfo> {
+    const go = (): ReturnType<ServerDirectory['authenticate']> =>
+      this.directory.authenticate(user, password, { source });
+    let result: Awaited<ReturnType<ServerDirectory['authenticate']>>;
+    try {
+      result = this.#throttle ? await this.#throttle.attempt(user, { source }, go) : await go();
+    } catch (err) {
+      if (TandemError.is(err) && err.code === 'TANDEM_AUTH' && typeof err.details['reason'] === 'string') {
+        const reason = err.details['reason'];
+        const status = reason === 'throttled' ? 429 : reason === 'directory-unreachable' ? 503 : 401;
+        throw new ApiError(status, 'TANDEM_AUTH', reason, err.message, { retryable: err.retryable, cause: err });
+      }
+      if (TandemError.is(err) && err.retryable)
+        throw new ApiError(
+          503,
+          'TANDEM_AUTH',
+          'directory-unreachable',
+          'The directory cannot be reached, so online sign-in is not possible now; work already signed in continues offline within its lease.',
+          { retryable: true, cause: err },
+        );
+      throw err;
+    }
+    this.#users.delete(result.user.name);
+    return {
+      user: result.user.name,
+      ...(result.user.displayName !== undefined ? { displayName: result.user.displayName } : {}),
+      groups: result.groups.map((g) => g.dn),
+      ...(result.passwordExpiresInMs !== undefined
+        ? { passwordExpiresInMs: Math.max(0, Math.floor(result.passwordExpiresInMs)) }
+        : {}),
+      signedInAt: new Date(this.#clock.now()).toISOString(),
+    };
+  }
+
+  /** Enrolls a device: the request is signed by the key it enrolls, and a user signs in. */
+  async enroll(
+    body: z.output<typeof EnrollRequestSchema>,
+    sig: RequestSignature,
+    request: { method: string; path: string; body: Uint8Array; source: string },
+  ): Promise<EnrollReply> {
+    let id: string;
+    try {
+      id = devicePublicKeyOf(body.device.sealingKey, body.device.signingKey).deviceId;
+    } catch (cause) {
+      throw new ApiError(
+        400,
+        'TANDEM_INVALID_INPUT',
+        'bad-device-key',
+        'The device keys are not valid X25519 and Ed25519 keys.',
+        {
+          cause,
+        },
+      );
+    }
+    if (id !== sig.device)
+      throw new ApiError(
+        401,
+        'TANDEM_AUTH',
+        'bad-signature',
+        'The request is signed for another device than the keys it enrolls.',
+      );
+    await checkSignature(this.store, this.#clock, sig, body.device.signingKey, request);
+    const existing = await this.store.getDevice(id);
+    if (existing?.revokedAt)
+      throw new ApiError(
+        403,
+        'TANDEM_AUTH',
+        'revoked',
+        'This device was revoked and cannot enroll again with the same keys; make new device keys (tandem keys device init --replace).',
+      );
+    const signIn = await this.#signIn(body.user, body.password, request.source);
+    const now = new Date(this.#clock.now()).toISOString();
+    await this.store.putDevice({
+      id,
+      sealingKey: body.device.sealingKey,
+      signingKey: body.device.signingKey,
+      user: signIn.user,
+      hostName: body.hostName,
+      enrolledAt: existing?.enrolledAt ?? now,
+      revokedAt: null,
+      lastCheckInAt: existing?.lastCheckInAt ?? null,
+      lastState: existing?.lastState,
+    });
+    await this.#authEvent(id, signIn.user, 'auth.success', 'enroll');
+    return { device: id, signIn, authority: this.secrets.authority.publicKey };
+  }
+
+  /** Signs a user in on an enrolled device; the device acts for them from now on. */
+  async signIn(device: DeviceRecord, body: z.output<typeof SignInRequestSchema>, source: string): Promise<SignInReply> {
+    let signIn: SignInInfo;
+    try {
+      signIn = await this.#signIn(body.user, body.password, source);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401)
+        await this.#authEvent(device.id, body.user, 'auth.failure', 'password', err.reason);
+      throw err;
+    }
+    if (signIn.user !== device.user) await this.store.putDevice({ ...device, user: signIn.user });
+    await this.#authEvent(device.id, signIn.user, 'auth.success', 'password');
+    return { signIn };
+  }
+
+  async #authEvent(
+    device: string,
+    user: string,
+    type: 'auth.success' | 'auth.failure',
+    method: string,
+    reason?: string,
+  ): Promise<void> {
+    const at = new Date(this.#clock.now()).toISOString();
+    const event = {
+      id: createHash('sha256')
+        .update(`${device}\n${user}\n${type}\n${at}\n${Math.random()}`)
+        .digest('hex')
+        .slice(0, 32),
+      type,
+      at,
+      workspace: null,
+      session: null,
+      data: type === 'auth.success' ? { user, method } : { user, method, reason: reason ?? 'refused' },
+    } as AnyTandemEvent;
+    await this.store.ingestEvents([{ device, user, receivedAt: at, event }]);
+  }
+
+  /** Stores events idempotently by id. */
+  async ingest(device: DeviceRecord, events: readonly WireEvent[]): Promise<EventUploadReply> {
+    if (events.length === 0) return { inserted: 0, duplicates: 0 };
+    const receivedAt = new Date(this.#clock.now()).toISOString();
+    const rows: StoredEvent[] = events.map((event) => ({
+      device: device.id,
+      user: device.user,
+      receivedAt,
+      event: event as unknown as AnyTandemEvent,
+    }));
+    return this.store.ingestEvents(rows);
+  }
+
+  async #compiledFor(): Promise<{ list: CompiledAssignment[]; keys: Map<string, string>; revision: number }> {
+    const revision = await this.store.revision();
+    if (this.#compiled?.revision === revision) return this.#compiled;
+    const [assignments, layers] = await Promise.all([this.store.listAssignments(), this.store.listPolicyLayers()]);
+    const byName = new Map(layers.map((l) => [l.name, l]));
+    const list = assignments.map((a) => compileAssignment(a, byName));
+    const keys = new Map<string, string>();
+    for (const w of new Set(assignments.map((a) => a.workspace))) {
+      const k = await this.store.getWorkspaceKey(w);
+      if (k) keys.set(w, k.sealedDataKey);
+    }
+    this.#compiled = { revision, list, keys };
+    return this.#compiled;
+  }
+
+  async #userView(name: string): Promise<UserView> {
+    const now = this.#clock.now();
+    const cached = this.#users.get(name);
+    if (cached && now - cached.at < this.#cacheMs) return cached;
+    let view: UserView;
+    try {
+      const user = await this.directory.findUser(name);
+      const groups = user ? await this.directory.groupsOf(name) : [];
+      view = { at: now, user, groups: [...new Set(groups.flatMap((g) => [g.dn, g.name]))], unreachable: false };
+    } catch (err) {
+      if (!TandemError.is(err) || !err.retryable) throw err;
+      view = { at: now, user: cached?.user, groups: cached?.groups ?? [], unreachable: true };
+    }
+    if (this.#users.size > 10_000) this.#users.clear();
+    this.#users.set(name, view);
+    return view;
+  }
+
+  #revocation(view: UserView, credentialsCachedAt: string | undefined): Revocation | undefined {
+    if (view.unreachable) return undefined;
+    const u = view.user;
+    if (!u) return { reason: 'unknown-user', message: 'The account no longer exists in the directory.' };
+    if (u.state.disabled) return { reason: 'disabled', message: `The account ${u.name} was disabled.` };
+    if (u.state.locked) return { reason: 'locked', message: `The account ${u.name} is locked.` };
+    if (u.state.expired) return { reason: 'expired', message: `The account ${u.name} has expired.` };
+    if (
+      credentialsCachedAt !== undefined &&
+      u.state.passwordChangedAt !== undefined &&
+      Date.parse(u.state.passwordChangedAt) > Date.parse(credentialsCachedAt)
+    )
+      return {
+        reason: 'password-changed',
+        message: `The password of ${u.name} was changed after this device cached it; sign in again with the new one.`,
+      };
+    return undefined;
+  }
+
+  async #provisioned(device: DeviceRecord, view: UserView) {
+    const { list, keys } = await this.#compiledFor();
+    const subject: PolicySubject = { user: device.user, groups: view.groups };
+    return { items: provisionFor(list, subject, (w) => keys.has(w)), keys };
+  }
+
+  /** The workspaces the device's user gets; another user's are refused. */
+  async assignments(device: DeviceRecord, user: string | undefined): Promise<AssignmentsReply> {
+    this.#sameUser(device, user, 'assignments');
+    const view = await this.#userView(device.user);
+    const revocation = this.#revocation(view, undefined);
+    if (revocation) throw new ApiError(403, 'TANDEM_AUTH', revocation.reason, revocation.message);
+    const { items } = await this.#provisioned(device, view);
+    return { user: device.user, workspaces: items.map((i) => i.workspace) };
+  }
+
+  #sameUser(device: DeviceRecord, user: string | undefined, what: string): void {
+    if (user !== undefined && user.toLowerCase() !== device.user.toLowerCase())
+      throw new ApiError(
+        403,
+        'TANDEM_POLICY_DENIED',
+        'other-user',
+        `This device acts for ${device.user}; it may not fetch the ${what} of ${user}.`,
+      );
+  }
+
+  async #seal(device: DeviceRecord, w: ProvisionedWorkspace, sealed: string, versions: string) {
+    using dataKey = this.secrets.openDataKey(w.workspace, sealed);
+    return await this.secrets.authority.seal({
+      dataKey,
+      device: devicePublicKeyOf(device.sealingKey, device.signingKey),
+      imageId: w.workspace,
+      versions,
+      notAfter: w.lease,
+      policySha256: w.policySha256,
+    });
+  }
+
+  /** An envelope for one workspace, sealed for this device, for its user only. */
+  async envelope(device: DeviceRecord, workspace: string, user: string | undefined): Promise<EnvelopeReply> {
+    this.#sameUser(device, user, 'envelope');
+    const view = await this.#userView(device.user);
+    if (view.unreachable)
+      throw new ApiError(
+        503,
+        'TANDEM_AUTH',
+        'directory-unreachable',
+        'The directory cannot be reached to confirm the account; keys are released again when it is back.',
+        { retryable: true },
+      );
+    const revocation = this.#revocation(view, undefined);
+    if (revocation) throw new ApiError(403, 'TANDEM_AUTH', revocation.reason, revocation.message);
+    const { items, keys } = await this.#provisioned(device, view);
+    const item = items.find((i) => i.workspace.workspace === workspace);
+    if (!item)
+      throw new ApiError(
+        403,
+        'TANDEM_POLICY_DENIED',
+        'not-assigned',
+        `${workspace} is not assigned to ${device.user}; no key is released for it.`,
+      );
+    const sealed = keys.get(workspace);
+    if (sealed === undefined)
+      throw new ApiError(404, 'TANDEM_NOT_FOUND', 'not-encrypted', `The server holds no data key for ${workspace}.`);
+    const envelope = await this.#seal(device, item.workspace, sealed, item.workspace.version ?? '*');
+    const grant = JSON.parse(Buffer.from(envelope.payload, 'base64url').toString('utf8')) as {
+      lease: { notAfter: string };
+    };
+    return { workspace, envelope, notAfter: grant.lease.notAfter };
+  }
+
+  /**
+   * A check-in: stores the events (idempotently), records the state, and answers `unchanged`
+   * when the version token still holds and no envelope is due for renewal, else what the
+   * device's user gets now.
+   */
+  async checkIn(device: DeviceRecord, body: CheckInInput): Promise<CheckInReply> {
+    const events = await this.ingest(device, body.events);
+    const nowMs = this.#clock.now();
+    const now = new Date(nowMs).toISOString();
+    await this.store.recordCheckIn(device.id, now, {
+      agentVersion: body.agentVersion ?? null,
+      workspaces: body.workspaces,
+    });
+    const [revision, view] = await Promise.all([this.store.revision(), this.#userView(device.user)]);
+    const revocation = this.#revocation(view, body.credentialsCachedAt);
+    const token = createHash('sha256')
+      .update(`${revision}\n${device.user}\n${revocation?.reason ?? ''}\n${view.unreachable ? 'u' : ''}`)
+      .digest('base64url')
+      .slice(0, 22);
+    const due = (e: { issuedAt: string; notAfter: string }): boolean => {
+      const a = Date.parse(e.issuedAt);
+      const b = Date.parse(e.notAfter);
+      return nowMs >= a + (b - a) / 2;
+    };
+    if (body.token === token && !body.envelopes.some(due)) return { status: 'unchanged', token, events };
+    const held = new Set([...body.envelopes.map((e) => e.workspace), ...body.workspaces.map((w) => w.workspace)]);
+    if (revocation)
+      return {
+        status: 'changed',
+        token,
+        events,
+        user: device.user,
+        workspaces: [],
+        envelopes: [],
+        deprovisioned: [...held].sort(),
+        revokeCredentials: revocation,
+      };
+    const { items, keys } = await this.#provisioned(device, view);
+    const given = new Set(items.map((i) => i.workspace.workspace));
+    const envelopes: { workspace: string; envelope: EnvelopeReply['envelope'] }[] = [];
+    if (!view.unreachable)
+      for (const { workspace: w } of items) {
+        const sealed = keys.get(w.workspace);
+        if (sealed === undefined) continue;
+        const mine = body.envelopes.find((e) => e.workspace === w.workspace);
+        if (mine && !due(mine)) continue;
+        envelopes.push({ workspace: w.workspace, envelope: await this.#seal(device, w, sealed, w.version ?? '*') });
+      }
+    return {
+      status: 'changed',
+      token,
+      events,
+      user: device.user,
+      workspaces: items.map((i) => i.workspace),
+      envelopes,
+      deprovisioned: [...held].filter((w) => !given.has(w)).sort(),
+    };
+  }
+}
