@@ -27,6 +27,20 @@ export { BuiltinDirectory, builtinGroupDn, builtinUserDn, DEFAULT_PASSWORD_WARNI
 export type { BuiltinDirectoryOptions, LockoutPolicy, NewBuiltinUser } from './builtin.js';
 export { SignInThrottle, MemoryThrottleRecords, DEFAULT_THROTTLE_POLICY, throttleKeysOf } from './throttle.js';
 export type { ThrottlePolicy } from './throttle.js';
+export { LdapDirectory, LDAP_MATCHING_RULE_IN_CHAIN } from './ldap.js';
+export type { LdapClient, LdapDirectoryOptions } from './ldap.js';
+export {
+  adAccount,
+  adBindRefusal,
+  openLdapAccount,
+  parseAdInterval,
+  parseFileTime,
+  parseGeneralizedTime,
+  formatGeneralizedTime,
+  PPOLICY_PERMANENT_LOCK,
+  UAC,
+} from './ldap-values.js';
+export type { AdDomainPolicy, LdapEntry, ParsedAccount, PpolicySettings } from './ldap-values.js';
 export { directoryConformanceSuite, DIRECTORY_FIXTURE } from './conformance.js';
 export type {
   DirectoryConformanceOptions,
