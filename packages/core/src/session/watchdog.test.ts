@@ -285,4 +285,41 @@ describe('Watchdog', () => {
     expect(steps()).toEqual(['detected:check', 'scheduled:1:1000', 'restart:1', 'restarted:1']);
     late.stop();
   });
+
+  it('the documented example (docs/sessions.md, Watchdog)', async () => {
+    const lines: string[] = [];
+    const console = { log: (...a: unknown[]) => lines.push(a.join(' ')) };
+    // --- as in the docs ---
+    const workspace = parseWorkspace(`
+apiVersion: tandem/v1
+kind: Workspace
+metadata: { name: erp, version: 1.0.0 }
+spec:
+  image: { source: ./erp.qcow2, format: qcow2 }
+  hardware: { memory: { fixedMiB: 512 } }
+`);
+    const clock = new VirtualClock();
+    const adapter = new MockAdapter({ clock });
+    const events = new EventBus({ clock });
+    events.on('*', (e) => {
+      if (e.type.startsWith('watchdog.')) console.log(e.type, JSON.stringify(e.data));
+    });
+    const session = await new SessionManager({ adapter, events, clock }).open(workspace);
+    const watchdog = new Watchdog(session, { events, maxRestarts: 3, windowMs: 600_000, backoffMs: 2_000 });
+    watchdog.start();
+    await session.start();
+
+    adapter.crash(session.vm); // the VM's process dies
+    await clock.advance(2_000); // the backoff
+    // --- end ---
+    await vi.waitFor(() => expect(lines).toHaveLength(4));
+    const vm = JSON.stringify(session.vm);
+    expect(lines).toEqual([
+      `watchdog.detected {"vm":${vm},"reason":"the VM process was killed","source":"event"}`,
+      `watchdog.scheduled {"vm":${vm},"attempt":1,"delayMs":2000}`,
+      `watchdog.restart {"vm":${vm},"attempt":1,"reason":"the VM process was killed"}`,
+      `watchdog.restarted {"vm":${vm},"attempt":1}`,
+    ]);
+    watchdog.stop();
+  });
 });
