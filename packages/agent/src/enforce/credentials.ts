@@ -26,6 +26,11 @@ export interface UnixPasswordCheckOptions {
   user?: string;
   /** The helper (default `/usr/sbin/unix_chkpwd`, else `/sbin/unix_chkpwd`). */
   helper?: string;
+  /**
+   * Run the helper as this user (only a root process can): a privileged service checking for the
+   * user it serves, as the user's own agent would.
+   */
+  runAs?: { uid: number; gid: number };
 }
 
 /** Where Debian's libpam-modules-bin installs pam_unix's password helper. */
@@ -61,7 +66,10 @@ export function unixPasswordCheck(options: UnixPasswordCheckOptions = {}): Crede
       }
       return new Promise((resolve) => {
         // stdout and stderr are not read: the helper reports through its exit status alone.
-        const child = spawn(helper, [user, 'nonull'], { stdio: ['pipe', 'ignore', 'ignore'] });
+        const child = spawn(helper, [user, 'nonull'], {
+          stdio: ['pipe', 'ignore', 'ignore'],
+          ...(options.runAs ? { uid: options.runAs.uid, gid: options.runAs.gid } : {}),
+        });
         child.once('error', (err) =>
           resolve({ ok: false, user, method: 'local-password', reason: `unix_chkpwd could not run: ${err.message}` }),
         );

@@ -22,8 +22,7 @@ export class ScriptedDesktop extends EventEmitter implements DesktopEventSource 
   /** Emits PrepareForSleep and resolves once the work handed to `delay` has settled. */
   async sleep(start: boolean): Promise<void> {
     const work: Promise<unknown>[] = [];
-    this.emit('prepare-for-sleep', start, ((p: Promise<unknown>) =>
-      work.push(p)));
+    this.emit('prepare-for-sleep', start, (p: Promise<unknown>) => work.push(p));
     await Promise.allSettled(work);
   }
 }
