@@ -248,15 +248,22 @@ describe.skipIf(!privateGate.enabled)('the libvirt adapter when libvirtd goes aw
     await until('QEMU to be gone', () => !alive(pid));
     await daemon.start();
     await until('the watchdog to restart the VM', () => w.steps().includes('restarted:1'), 180_000);
-    expect(w.steps()).toEqual([
-      'lost',
-      'restored:crashed',
-      'detected:reconnect',
-      'scheduled:1',
-      'restart:1',
-      'restarted:1',
-    ]);
-    expect(w.transitions()).toContain('running>crashed:refresh');
+    const steps = w.steps();
+    // libvirtd notices the dead QEMU in a thread of its own at start-up. Usually that is done when
+    // it first answers, and the re-read after the return finds the VM crashed (`reconnect`); if
+    // not, the re-read still sees it running and libvirt's event (or the next poll) reports the
+    // crash a moment later. Either way: one loss, one return, one detection, one restart.
+    expect(steps[0]).toBe('lost');
+    expect(steps.filter((x) => x.startsWith('restored:'))).toHaveLength(1);
+    const detected = steps.filter((x) => x.startsWith('detected:'));
+    expect(detected).toHaveLength(1);
+    expect(['detected:reconnect', 'detected:event', 'detected:poll']).toContain(detected[0]);
+    if (detected[0] === 'detected:reconnect') {
+      expect(steps.indexOf('restored:crashed')).toBe(steps.indexOf('detected:reconnect') - 1);
+    }
+    const order = [detected[0]!, 'scheduled:1', 'restart:1', 'restarted:1'].map((x) => steps.indexOf(x));
+    expect(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1]!))).toBe(true);
+    expect(steps.at(-1)).toBe('restarted:1');
     expect(await adapter.state(vm)).toBe('running');
     expect(await daemon.qemuPid(vm)).not.toBe(pid);
   }, 300_000);
