@@ -41,6 +41,14 @@ export {
   UAC,
 } from './ldap-values.js';
 export type { AdDomainPolicy, LdapEntry, ParsedAccount, PpolicySettings } from './ldap-values.js';
+export {
+  CredentialCache,
+  credentialFileOf,
+  envelopeFileOf,
+  DEFAULT_MAX_OFFLINE_MS,
+  DEFAULT_OFFLINE_DELAY,
+} from './credential-cache.js';
+export type { CachedSignIn, CredentialCacheOptions, OfflineDelayPolicy } from './credential-cache.js';
 export { directoryConformanceSuite, DIRECTORY_FIXTURE } from './conformance.js';
 export type {
   DirectoryConformanceOptions,
