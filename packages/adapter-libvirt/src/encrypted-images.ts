@@ -9,6 +9,12 @@ import {
   type EncryptedImage,
   type EncryptedImageStore,
 } from '@tandem/core';
+import {
+  createDataFileImage,
+  DataFileImage,
+  relocateDataFileImage,
+  type DataFileTools,
+} from './encrypted-data-file.js';
 import { createEncryptedQcow2, luksPassphrase } from './encryption.js';
 import { withPipedSecret } from './handover.js';
 import { NbdClient } from './nbd.js';
@@ -23,6 +29,17 @@ export interface EncryptedImagesOptions {
   luksIterTimeMs?: number;
   /** How long qemu-nbd may take to open an image (the LUKS key derivation); default 60 s. */
   openTimeoutMs?: number;
+  /** qemu-io binary (the `data-file` layout marks zero runs with it); default `qemu-io`. */
+  qemuIo?: string;
+  /**
+   * How the image is laid out and written (see docs/encryption.md, "At rest on libvirt"):
+   * - `data-file`: a LUKS qcow2 whose clusters live in a raw external data file beside it
+   *   (`IMAGE.data`); Tandem recovers the LUKS master key from the header QEMU wrote and writes
+   *   the AES-XTS ciphertext into the data file itself, at OpenSSL speed. QEMU (and the VM) read
+   *   it as any LUKS qcow2. Installed versions are read as seeds through qemu-nbd.
+   * - `nbd` (default): a plain LUKS qcow2, every byte written through QEMU's LUKS layer (qemu-nbd).
+   */
+  layout?: 'nbd' | 'data-file';
 }
 
 /**
@@ -38,6 +55,7 @@ export interface EncryptedImagesOptions {
  * ```
  */
 export function libvirtEncryptedImages(options: EncryptedImagesOptions = {}): EncryptedImageStore {
+  if (options.layout === 'data-file') return dataFileImages(options);
   return {
     format: 'qcow2',
     async create(path, size, key) {
@@ -48,6 +66,32 @@ export function libvirtEncryptedImages(options: EncryptedImagesOptions = {}): En
     },
     open(path, key, opts) {
       return openImage(path, key, opts?.readOnly ?? false, options);
+    },
+  };
+}
+
+/** The `data-file` layout of {@link libvirtEncryptedImages}. */
+function dataFileImages(options: EncryptedImagesOptions): EncryptedImageStore {
+  const tools: DataFileTools = {
+    qemuImg: options.qemuImg ?? 'qemu-img',
+    qemuIo: options.qemuIo ?? 'qemu-io',
+    ...(options.luksIterTimeMs ? { luksIterTimeMs: options.luksIterTimeMs } : {}),
+  };
+  return {
+    format: 'qcow2',
+    async create(path, size, key) {
+      if (!Number.isSafeInteger(size) || size <= 0)
+        throw new InvalidInputError(`An encrypted image needs a size above 0, not ${size}.`);
+      await createDataFileImage(tools, path, size, key);
+      return DataFileImage.open(tools, path, key, true);
+    },
+    open(path, key, opts) {
+      // Read-only (an installed version as a seed): through QEMU, which knows the zero clusters.
+      if (opts?.readOnly) return openImage(path, key, true, options);
+      return DataFileImage.open(tools, path, key, false);
+    },
+    relocate(path, to, key) {
+      return relocateDataFileImage(tools, path, to, key);
     },
   };
 }

@@ -60,8 +60,11 @@ function faulty(store: RepoStore, healthy: number, fault: (data: Buffer) => Buff
   };
 }
 
-describe.skipIf(!gate.enabled)('an interrupted encrypted pull resumes (qemu-nbd)', () => {
-  const images = libvirtEncryptedImages({ luksIterTimeMs: 10 });
+// Both at-rest layouts: every byte through qemu-nbd, or Tandem's own XTS into a qcow2's data file.
+const layouts = [{ layout: 'nbd' as const }, { layout: 'data-file' as const }];
+
+describe.skipIf(!gate.enabled).each(layouts)('an interrupted encrypted pull resumes (layout $layout)', ({ layout }) => {
+  const images = libvirtEncryptedImages({ luksIterTimeMs: 10, layout });
   let tmp: Awaited<ReturnType<typeof imageDir>>;
   let repoDir: string;
   let root: Uint8Array;

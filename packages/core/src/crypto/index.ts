@@ -31,3 +31,6 @@ export {
   PRIVATE_DIR_MODE,
   PRIVATE_FILE_MODE,
 } from './private-files.js';
+export { XtsCipher, XTS_SECTOR_BYTES } from './xts.js';
+export { afMerge, parseLuks1Header, recoverLuks1MasterKey, LUKS1_PHDR_BYTES } from './luks1.js';
+export type { Luks1Header, Luks1KeySlot } from './luks1.js';

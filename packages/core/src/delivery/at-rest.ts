@@ -14,6 +14,12 @@ export interface EncryptedImageStore {
   create(path: string, size: number, key: Uint8Array): Promise<EncryptedImage>;
   /** Opens an existing encrypted image (to read an installed version as a seed). */
   open(path: string, key: Uint8Array, options?: { readOnly?: boolean }): Promise<EncryptedImage>;
+  /**
+   * Called, when present, after a new image at `path` is complete and closed and before the
+   * directory holding it is renamed so that it ends at `to`: a format that names its other files
+   * by absolute path (a qcow2 with an external data file) points them at their final place.
+   */
+  relocate?(path: string, to: string, key: Uint8Array): Promise<void>;
 }
 
 /** An open encrypted image: reads and writes are of its plaintext, in memory. */
@@ -22,6 +28,12 @@ export interface EncryptedImage {
   readonly size: number;
   read(offset: number, length: number): Promise<Buffer>;
   write(offset: number, data: Uint8Array): Promise<void>;
+  /**
+   * Present when a new image does not read as zeros where nothing was written (Tandem writes its
+   * ciphertext itself): the pull then marks every zero run of the plaintext through it, in image
+   * order, before writing anything else. Without it, a new image is all zeros (sparse).
+   */
+  writeZeroes?(offset: number, length: number): Promise<void>;
   /** Flushes what was written to disk and closes. */
   close(): Promise<void>;
 }

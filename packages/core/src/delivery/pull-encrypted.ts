@@ -146,7 +146,12 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
     const combiner = new WriteCombiner(image);
     target = combiner;
     const needed = distinctChunks(manifest);
-    for (const c of manifest.chunks) if (c.zero) progress.bytesFromSeeds += c.length; // sparse: nothing to write
+    for (const c of manifest.chunks) {
+      if (!c.zero) continue;
+      // Sparse images need nothing written; a store that writes its ciphertext itself marks the run.
+      if (image.writeZeroes) await image.writeZeroes(c.offset, c.length);
+      progress.bytesFromSeeds += c.length;
+    }
     if (resumed) {
       progress.phase = 'seeding';
       await keepVerified(image, cipher, needed, (bytes) => {
@@ -266,6 +271,8 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
     await rm(marker, { force: true });
     await syncDir(dirname(imageFile));
     const versionDir = install.versionDir(version);
+    // Both files of a two-file format (a qcow2 and its data file) move with the directory, together.
+    await job.images.relocate?.(imageFile, join(versionDir, ...manifest.image.path.split('/')), diskKey);
     await rm(versionDir, { recursive: true, force: true });
     await mkdir(dirname(versionDir), { recursive: true });
     await rename(staging, versionDir);
