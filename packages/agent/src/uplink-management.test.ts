@@ -21,8 +21,8 @@ function events(n: number): AnyTandemEvent[] {
     at: '2026-12-01T09:00:00.000Z',
     workspace: 'quickstart',
     session: 's1',
-    data: { from: 'stopped', to: 'running', cause: 'start' },
-  })) as AnyTandemEvent[];
+    data: { from: 'stopped', to: 'running', operation: 'start', vm: 'tandem-quickstart' },
+  }));
 }
 
 async function receiver(answer: (n: number) => number) {

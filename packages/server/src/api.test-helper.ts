@@ -151,6 +151,6 @@ export function sampleEvents(prefix: string, count = 10, at = '2026-12-01T08:59:
     at,
     workspace: 'quickstart',
     session: 's1',
-    data: { from: 'stopped', to: 'running', cause: 'start' },
+    data: { from: 'stopped', to: 'running', operation: 'start', vm: 'tandem-quickstart' },
   }));
 }

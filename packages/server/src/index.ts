@@ -56,3 +56,12 @@ export type {
   DirectoryUserView,
   DirectoryGroupView,
 } from './directory-port.js';
+export {
+  initServerDirectory,
+  openDeployment,
+  readAdminToken,
+  ServerConfigSchema,
+  SERVER_CONFIG_FILE,
+  ADMIN_TOKEN_FILE,
+} from './deployment.js';
+export type { Deployment, InitServerOptions, ServerConfig } from './deployment.js';

@@ -15,6 +15,10 @@ import { registerKeys } from './keys.js';
 import { registerGuest } from './guest.js';
 import { registerApps } from './apps.js';
 import { registerOpen } from './open.js';
+import { registerServer } from './server.js';
+import { registerAdmin } from './admin.js';
+import { registerLogin } from './login.js';
+import { registerCheckin } from './checkin.js';
 
 /** Registers every command. Each command lives in its own file under commands/. */
 export function registerCommands(program: Command, host: CommandHost): void {
@@ -33,4 +37,8 @@ export function registerCommands(program: Command, host: CommandHost): void {
   registerGuest(program, host);
   registerApps(program, host);
   registerOpen(program, host);
+  registerServer(program, host);
+  registerAdmin(program, host);
+  registerLogin(program, host);
+  registerCheckin(program, host);
 }
