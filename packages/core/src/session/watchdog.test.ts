@@ -262,6 +262,20 @@ describe('Watchdog', () => {
     dog.stop();
   });
 
+  it('waits for a lost hypervisor to return before it restarts, instead of spending the budget', async () => {
+    const { adapter, session, dog, steps, clock, elapse } = await setup({ backoffMs: 1000, maxRestarts: 1 });
+    adapter.crash(session.vm);
+    adapter.cut(clock.now());
+    await elapse(1000);
+    await clock.advance(60_000);
+    expect(steps()).toEqual(['detected:event', 'scheduled:1:1000', 'lost']);
+    expect(session.state).toBe('crashed');
+    adapter.mend(clock.now());
+    await vi.waitFor(() => expect(session.state).toBe('running'));
+    expect(steps().slice(3)).toEqual(['restored:crashed', 'restart:1', 'restarted:1']);
+    dog.stop();
+  });
+
   it('stop() cancels a restart waiting for its backoff', async () => {
     const { adapter, session, dog, steps, clock } = await setup({ backoffMs: 1000 });
     adapter.crash(session.vm);

@@ -1,6 +1,6 @@
 import type { HypervisorConnectionEvent } from '../adapter/types.js';
 import type { Clock } from '../clock.js';
-import { TandemError } from '../errors.js';
+import { CancelledError, TandemError } from '../errors.js';
 import type { EventBus } from '../events/bus.js';
 import type { TandemEventMap, TandemEventType } from '../events/types.js';
 import type { Session } from './session.js';
@@ -67,6 +67,7 @@ export class Watchdog {
   #refreshing: Source | undefined;
   #lostAt: number | undefined;
   #deferred: string | undefined;
+  #restoredWaiters: (() => void)[] = [];
 
   constructor(session: Session, options: WatchdogOptions = {}) {
     this.#session = session;
@@ -155,6 +156,8 @@ export class Watchdog {
         const delayMs = Math.min(this.#backoffMs * 2 ** this.#restarts.length, this.#maxBackoffMs);
         this.#publish('watchdog.scheduled', { vm, attempt, delayMs });
         await this.#clock.sleep(delayMs, signal);
+        // A start cannot work while the hypervisor is away: wait for it rather than spend the budget.
+        if (this.#lostAt !== undefined) await this.#untilRestored(signal);
         // The user (or another part of the agent) dealt with it meanwhile.
         if (this.#session.state !== 'crashed' || this.#session.closed) return false;
         this.#restarts.push(this.#clock.now());
@@ -181,6 +184,19 @@ export class Watchdog {
     } finally {
       this.#busy = false;
     }
+  }
+
+  /** Resolves once the hypervisor is back and the state was read again; rejects when stopped. */
+  #untilRestored(signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(new CancelledError('The watchdog was stopped.'));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#restoredWaiters.push(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
   }
 
   #gaveUp(reason: string): void {
@@ -233,6 +249,7 @@ export class Watchdog {
     // What the VM did meanwhile is unknown: read it, do not assume it.
     void this.#refresh('reconnect').then(() => {
       this.#publish('hypervisor.restored', { adapter, vm, downMs, state: this.#session.state });
+      for (const wake of this.#restoredWaiters.splice(0)) wake();
       const crash = this.#deferred;
       this.#deferred = undefined;
       if (crash !== undefined) void this.#handle('reconnect', crash);
