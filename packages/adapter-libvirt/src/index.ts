@@ -19,6 +19,8 @@ export type { XpraTarget } from './seamless/xpra.js';
 export { windowsCommandLine, quoteWindowsArg, posixCommandLine, quotePosix } from './seamless/quoting.js';
 export { luksPassphrase, createEncryptedQcow2 } from './encryption.js';
 export { libvirtEncryptedImages } from './encrypted-images.js';
+export { libvirtOwnership, OWNER_XMLNS } from './owner.js';
+export type { LibvirtOwnership, LibvirtOwnershipOptions } from './owner.js';
 export type { EncryptedImagesOptions } from './encrypted-images.js';
 
 /**
