@@ -131,7 +131,11 @@ export class SessionEnforcer {
     this.session.policy.assertMayStart();
     const location = await this.#location();
     this.#lastLocation = JSON.stringify(location);
-    return applyHostSpec(this.session, location, this.#o.events);
+    const outcome = await applyHostSpec(this.session, location, this.#o.events);
+    // A new definition may not carry the owner record over (libvirt's metadata): record it again.
+    if (outcome?.applied === 'redefined' && this.#o.ownership)
+      await this.#o.ownership.claim(this.session.vm, this.#o.uid ?? process.getuid?.() ?? 0);
+    return outcome;
   }
 
   /** Starts enforcing: listens to the desktop and runs the checks on the clock. */
