@@ -34,6 +34,11 @@ export const ServerConfigSchema = z.strictObject({
   format: z.literal('tandem.server-config/v1'),
   /** `sqlite:FILE` (relative to the server directory) or a `postgres://` URL. */
   database: z.string().regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/),
+  /** PostgreSQL: the schema the tables live in; default `public`. */
+  databaseSchema: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+    .optional(),
   ldap: LdapConfigSchema.optional(),
   listen: z.strictObject({ host: z.string(), port: z.number().int().min(0).max(65535) }),
   /** PEM files, relative to the server directory; null: plain HTTP behind a TLS-terminating proxy. */
@@ -44,6 +49,7 @@ export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 /** What `tandem server init` takes. */
 export interface InitServerOptions {
   readonly database?: string | undefined;
+  readonly databaseSchema?: string | undefined;
   readonly ldap?: z.infer<typeof LdapConfigSchema> | undefined;
   readonly listen?: { host: string; port: number } | undefined;
   /** Host names and addresses of the self-signed certificate; default localhost and 127.0.0.1. */
@@ -82,6 +88,7 @@ export async function initServerDirectory(
   const config: ServerConfig = {
     format: 'tandem.server-config/v1',
     database: options.database ?? 'sqlite:server.db',
+    ...(options.databaseSchema !== undefined ? { databaseSchema: options.databaseSchema } : {}),
     ...(options.ldap ? { ldap: options.ldap } : {}),
     listen: options.listen ?? { host: '127.0.0.1', port: 8443 },
     tls,
@@ -156,7 +163,11 @@ export async function openDeployment(dir: string, options: { clock?: Clock } = {
     store = new SqliteStore({ path: resolveIn(dir, config.database.slice('sqlite:'.length)), clock });
   else {
     const { PostgresStore } = await import('./store/postgres-store.js');
-    store = new PostgresStore({ url: config.database, clock });
+    store = new PostgresStore({
+      url: config.database,
+      clock,
+      ...(config.databaseSchema !== undefined ? { schema: config.databaseSchema } : {}),
+    });
   }
   await store.migrate();
   let directory: ServerDirectory & { close?(): Promise<void> };

@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { openEndpointKeys } from '@tandem/core/crypto';
+import { ManagementClient } from '@tandem/core/management';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sampleEvents } from './api.test-helper.js';
+import { initServerDirectory, openDeployment, readAdminToken, type Deployment } from './deployment.js';
+import { POSTGRES_URL, TestSchema, postgresGate } from './store/postgres-test-db.test-helper.js';
+
+const gate = await postgresGate();
+
+function startServer(dir: string): Promise<{ child: ChildProcess; url: string }> {
+  const script = fileURLToPath(new URL('./server-child.test-helper.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@tandem/source', script, dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.once('line', (line) => resolve({ child, url: (JSON.parse(line) as { url: string }).url }));
+    child.once('exit', (code) => reject(new Error(`the server process exited (${code}) before listening`)));
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function adminCall(url: string, token: string, action: string, body: unknown): Promise<unknown> {
+  const res = await fetch(`${url}/v1/admin/${action}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as unknown;
+  if (!res.ok) throw new Error(`admin ${action}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+describe.skipIf(!gate.enabled)('two server processes on one PostgreSQL', () => {
+  const schema = new TestSchema();
+  let dir: string;
+  let local: Deployment;
+  const children: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tandem-scale-out-'));
+    await initServerDirectory(join(dir, 'server'), {
+      database: POSTGRES_URL,
+      databaseSchema: schema.name,
+      tls: 'none',
+    });
+    local = await openDeployment(join(dir, 'server'));
+  }, 120_000);
+  afterAll(async () => {
+    for (const c of children) await stop(c);
+    await local?.close();
+    await schema.drop();
+    await rm(dir, { recursive: true, force: true });
+  }, 120_000);
+
+  it(
+    'a change made through one process is seen by an endpoint checking in through the other at once; events stored once',
+    { timeout: 180_000 },
+    async () => {
+      await local.admin.addUser('setup', { name: 'ana', password: 'ana-secret-1' });
+      await local.admin.addMembers('setup', 'erp-users', ['ana']);
+      await local.admin.putWorkspaceKey('setup', 'quickstart');
+      await local.admin.assign('setup', { workspace: 'quickstart', groups: ['erp-users'] });
+      const a = await startServer(join(dir, 'server'));
+      children.push(a.child);
+      const b = await startServer(join(dir, 'server'));
+      children.push(b.child);
+      expect(a.url).not.toBe(b.url);
+
+      const keysDir = join(dir, 'endpoint', 'keys');
+      const { device } = await openEndpointKeys(keysDir);
+      const viaA = new ManagementClient({ baseUrl: a.url, device });
+      const viaB = new ManagementClient({ baseUrl: b.url, device });
+      await viaA.enroll({ user: 'ana', password: 'ana-secret-1', hostName: 'pc-1' });
+      const first = await viaB.checkIn({ events: sampleEvents('11111111') });
+      expect(first).toMatchObject({ status: 'changed', workspaces: [{ workspace: 'quickstart' }] });
+      if (first.status !== 'changed') return;
+      expect(first.envelopes).toHaveLength(1);
+      const again = await viaA.checkIn({ token: first.token, events: sampleEvents('11111111') });
+      expect(again).toMatchObject({ status: 'unchanged', events: { inserted: 0, duplicates: 10 } });
+
+      // An administrator assigns another workspace through process A's admin API ...
+      const token = await readAdminToken(join(dir, 'server'));
+      await adminCall(a.url, token, 'assign', { workspace: 'payroll', users: ['ana'] });
+      // ... and the endpoint's very next check-in, through B, gets it.
+      const next = await viaB.checkIn({ token: first.token });
+      expect(next.status).toBe('changed');
+      if (next.status === 'changed') expect(next.workspaces.map((w) => w.workspace)).toEqual(['payroll', 'quickstart']);
+
+      const stored = await local.store.queryEvents({ device: device.deviceId, type: 'session.transition' });
+      expect(stored.events).toHaveLength(10);
+      expect(new Set(stored.events.map((e) => e.event.id)).size).toBe(10);
+    },
+  );
+});
