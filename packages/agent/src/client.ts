@@ -144,7 +144,10 @@ export class AgentClient {
   }
 
   /** Sends a request and waits for its reply. */
-  call<M extends AgentMethod>(method: M, ...params: undefined extends AgentParams<M> ? [AgentParams<M>?] : [AgentParams<M>]): Promise<AgentResults[M]> {
+  call<M extends AgentMethod>(
+    method: M,
+    ...params: undefined extends AgentParams<M> ? [AgentParams<M>?] : [AgentParams<M>]
+  ): Promise<AgentResults[M]> {
     if (this.#error) return Promise.reject(this.#error);
     const id = this.#next++;
     return new Promise((resolve, reject) => {
@@ -154,10 +157,7 @@ export class AgentClient {
   }
 
   /** Subscribes to events (after the stored ones since `since`, when given); returns the subscription id. */
-  async subscribe(
-    params: AgentParams<'events.subscribe'>,
-    listener: (event: AnyTandemEvent) => void,
-  ): Promise<string> {
+  async subscribe(params: AgentParams<'events.subscribe'>, listener: (event: AnyTandemEvent) => void): Promise<string> {
     const { subscription } = await this.call('events.subscribe', params);
     this.#listeners.set(subscription, listener);
     for (const e of this.#early.get(subscription) ?? []) listener(e);
@@ -183,7 +183,8 @@ export class AgentClient {
       return this.#fail(new AgentProtocolError('The agent sent a line that is not JSON.'));
     }
     const parsed = agentMessageSchema.safeParse(raw);
-    if (!parsed.success) return this.#fail(new AgentProtocolError('The agent sent a message this client does not know.'));
+    if (!parsed.success)
+      return this.#fail(new AgentProtocolError('The agent sent a message this client does not know.'));
     const m = parsed.data;
     if ('subscription' in m) {
       const e = m.event as unknown as AnyTandemEvent;

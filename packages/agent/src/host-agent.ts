@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
+  AuthError,
   EventBus,
   InvalidInputError,
   SessionManager,
@@ -43,9 +44,13 @@ export interface ActivityReport {
 
 /** What an enforcement (engineer B's `SessionEnforcer`, say) does for one attached session. */
 export interface SessionEnforcement {
+  /** Checks before a start or resume (another user's VM, the lease, expiry); throws to refuse. */
+  beforeStart?(): Promise<void>;
   start(): void | Promise<void>;
   stop(): void | Promise<void>;
   activity?(report: ActivityReport): void;
+  /** Unlocks after checking the user's password; without it the agent unlocks on request. */
+  unlock?(password: string): Promise<void>;
 }
 
 /** Builds the enforcement of a session when the agent attaches it. */
@@ -103,6 +108,8 @@ export interface AgentStatus {
 
 interface Attached {
   session: Session;
+  /** The record's updatedAt as the agent last wrote or read it: a newer one was written by an in-process CLI. */
+  stamp: string;
   adapterKey: string;
   enforcement: SessionEnforcement | undefined;
 }
@@ -196,6 +203,17 @@ export class HostAgent {
       this.#detach.push(() => this.events.off('*', wake));
       shipper.start();
     }
+    // A transition the agent did not ask for through an operation (an idle lock, a watchdog
+    // restart, a crash) is recorded at once, so a restart finds the session as it was.
+    const onTransition = (e: AnyTandemEvent): void => {
+      if (e.type !== 'session.transition' || !e.workspace) return;
+      const a = this.#attached.get(e.workspace);
+      const record = this.state.find(e.workspace);
+      if (!a || !record || a.session.id !== e.session || record.state === a.session.state) return;
+      this.#save(recordAfter(record, a.session));
+    };
+    this.events.on('*', onTransition);
+    this.#detach.push(() => this.events.off('*', onTransition));
     for (const record of this.state.list()) {
       try {
         await this.#serialized(record.workspace, () => this.#attach(record));
@@ -254,7 +272,7 @@ export class HostAgent {
           const a = await this.#attach(record);
           attached = true;
           const s = await a.session.refresh();
-          this.state.save(recordAfter(record, a.session));
+          this.#save(recordAfter(record, a.session));
           pending = this.state.find(record.workspace)?.pendingUpdate;
           return s;
         });
@@ -334,10 +352,13 @@ export class HostAgent {
         this.state.save(record);
         this.#keep(name, session, adapterKey(opened.name, adapterOptions), loaded, record);
         try {
-          if (params.start !== false && session.can('start')) await session.start();
+          if (params.start !== false && session.can('start')) {
+            await this.#attached.get(name)?.enforcement?.beforeStart?.();
+            await session.start();
+          }
         } finally {
           record = recordAfter(record, session);
-          this.state.save(record);
+          this.#save(record);
         }
         return summary(record, true);
       });
@@ -345,7 +366,9 @@ export class HostAgent {
   }
 
   /** Powers the VM off, removes its definition (disks kept) and forgets the session, as `tandem down`. */
-  async down(params: { workspace?: string }): Promise<{ workspace: string; session: string; launchersRemoved: string[] }> {
+  async down(params: {
+    workspace?: string;
+  }): Promise<{ workspace: string; session: string; launchersRemoved: string[] }> {
     const record = this.state.resolve(params.workspace);
     return this.#serialized(record.workspace, async () => {
       await this.#detachSession(record.workspace);
@@ -368,7 +391,14 @@ export class HostAgent {
   }
 
   resume(p: { workspace?: string }): Promise<SessionSummary> {
-    return this.#op(p.workspace, (s) => s.resume(), { needsKeys: true });
+    return this.#op(
+      p.workspace,
+      async (s, a) => {
+        await a.enforcement?.beforeStart?.();
+        await s.resume();
+      },
+      { needsKeys: true },
+    );
   }
 
   async end(p: { workspace?: string; timeoutMs?: number }): Promise<SessionSummary & { action: SessionEndAction }> {
@@ -383,8 +413,24 @@ export class HostAgent {
     return this.#op(p.workspace, (s) => s.lock(p.reason ?? 'locked through the agent'));
   }
 
-  unlock(p: { workspace?: string }): Promise<SessionSummary> {
-    return this.#op(p.workspace, (s) => s.unlock());
+  /**
+   * Unlocks. With enforcement that checks credentials (the default of `tandem agent run`), the
+   * user's password is required and checked, with a growing delay after failures.
+   */
+  unlock(p: { workspace?: string; password?: string }): Promise<SessionSummary> {
+    return this.#op(p.workspace, async (s, a) => {
+      if (a.enforcement?.unlock) {
+        if (p.password === undefined) {
+          throw new AuthError(
+            `Unlocking ${s.workspace.metadata.name} needs your password (tandem unlock --password-stdin).`,
+            {
+              details: { workspace: s.workspace.metadata.name },
+            },
+          );
+        }
+        await a.enforcement.unlock(p.password);
+      } else await s.unlock();
+    });
   }
 
   async snapshotCreate(p: { workspace?: string; name: string; description?: string }): Promise<SnapshotInfo> {
@@ -444,7 +490,7 @@ export class HostAgent {
 
   async #op(
     workspace: string | undefined,
-    fn: (s: Session) => Promise<unknown>,
+    fn: (s: Session, a: Attached) => Promise<unknown>,
     options: { needsKeys?: boolean } = {},
   ): Promise<SessionSummary> {
     const record = this.state.resolve(workspace);
@@ -458,9 +504,9 @@ export class HostAgent {
       this.state.withVmLock(record.vm, async () => {
         const a = await this.#attach(record);
         try {
-          await fn(a.session);
+          await fn(a.session, a);
         } finally {
-          this.state.save(recordAfter(this.state.find(record.workspace) ?? record, a.session));
+          this.#save(recordAfter(this.state.find(record.workspace) ?? record, a.session));
         }
         return summary(this.state.find(record.workspace) ?? record, true);
       }),
@@ -470,7 +516,8 @@ export class HostAgent {
   /** The attached session of a record, attaching it (to the VM in whatever state it is) if needed. */
   async #attach(record: SessionRecord): Promise<Attached> {
     const have = this.#attached.get(record.workspace);
-    if (have && !have.session.closed && have.session.id === record.id) return have;
+    // A record written since by someone else (the CLI in-process) means the session is re-read.
+    if (have && !have.session.closed && have.session.id === record.id && have.stamp === record.updatedAt) return have;
     if (have) await this.#detachSession(record.workspace);
     const opened = await this.#adapter(record.adapter.name, record.adapter.options);
     const loaded = loadedOf(record);
@@ -488,12 +535,18 @@ export class HostAgent {
       policy: await policyFor(loaded, record.layers),
       ...(record.vmSpec ? { definedSpec: record.vmSpec } : {}),
     });
-    return this.#keep(record.workspace, session, adapterKey(record.adapter.name, record.adapter.options), loaded, record);
+    return this.#keep(
+      record.workspace,
+      session,
+      adapterKey(record.adapter.name, record.adapter.options),
+      loaded,
+      record,
+    );
   }
 
   #keep(workspace: string, session: Session, key: string, loaded: LoadedWorkspace, record: SessionRecord): Attached {
     const enforcement = this.#o.enforcement?.({ session, loaded, record, events: this.events, clock: this.clock });
-    const a: Attached = { session, adapterKey: key, enforcement };
+    const a: Attached = { session, adapterKey: key, enforcement, stamp: record.updatedAt };
     this.#attached.set(workspace, a);
     if (enforcement) {
       Promise.resolve(enforcement.start()).catch((err: unknown) =>
@@ -501,6 +554,13 @@ export class HostAgent {
       );
     }
     return a;
+  }
+
+  /** Saves a record (atomically, durably) and remembers that this agent wrote it. */
+  #save(record: SessionRecord): void {
+    this.state.save(record);
+    const a = this.#attached.get(record.workspace);
+    if (a) a.stamp = record.updatedAt;
   }
 
   async #detachSession(workspace: string): Promise<void> {

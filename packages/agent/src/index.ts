@@ -38,17 +38,7 @@ export {
 } from './host-agent.js';
 export { AgentServer, type AgentServerOptions } from './server.js';
 export { AgentClient, AgentReplyError, type AgentHello, type AgentResults } from './client.js';
-export {
-  DiskEventQueue,
-  type DiskEventQueueOptions,
-  type QueueBatch,
-  type QueuePosition,
-} from './event-queue.js';
-export {
-  EventShipper,
-  httpUplink,
-  type EventUplink,
-  type EventShipperOptions,
-  type ShipperStatus,
-} from './uplink.js';
+export { DiskEventQueue, type DiskEventQueueOptions, type QueueBatch, type QueuePosition } from './event-queue.js';
+export { EventShipper, httpUplink, type EventUplink, type EventShipperOptions, type ShipperStatus } from './uplink.js';
 export { runAgent, type RunningAgent } from './run.js';
+export { sessionEnforcement, desktopEnforcement, type SessionEnforcementOptions } from './enforcement.js';

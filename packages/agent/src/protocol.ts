@@ -32,7 +32,7 @@ export const methodParams = {
   resume: z.object({ workspace }).strict(),
   end: z.object({ workspace, timeoutMs: z.number().int().min(0).max(86_400_000).optional() }).strict(),
   lock: z.object({ workspace, reason: z.string().max(500).optional() }).strict(),
-  unlock: z.object({ workspace }).strict(),
+  unlock: z.object({ workspace, password: z.string().max(4096).optional() }).strict(),
   'snapshot.create': z
     .object({ workspace, name: z.string().min(1).max(200), description: z.string().max(2000).optional() })
     .strict(),

@@ -64,9 +64,12 @@ export class AgentServer {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (existsSync(this.socketPath)) {
       if (await answers(this.socketPath)) {
-        throw new ConflictError(`An agent already listens on ${this.socketPath}; stop it first (tandem agent status).`, {
-          details: { socket: this.socketPath },
-        });
+        throw new ConflictError(
+          `An agent already listens on ${this.socketPath}; stop it first (tandem agent status).`,
+          {
+            details: { socket: this.socketPath },
+          },
+        );
       }
       if (lstatSync(this.socketPath).isSocket()) unlinkSync(this.socketPath); // left by a crash
     }
@@ -183,7 +186,9 @@ class Connection {
       return { apiVersion: AGENT_API_VERSION, agentVersion: agent.version, pid: process.pid, uid: process.getuid?.() };
     }
     if (!this.#hello) {
-      throw new AgentProtocolError(`Say hello first: {"id":1,"method":"hello","params":{"apiVersion":"${AGENT_API_VERSION}"}}`);
+      throw new AgentProtocolError(
+        `Say hello first: {"id":1,"method":"hello","params":{"apiVersion":"${AGENT_API_VERSION}"}}`,
+      );
     }
     const p = req.params as never;
     switch (req.method) {

@@ -15,6 +15,7 @@ import { registerKeys } from './keys.js';
 import { registerGuest } from './guest.js';
 import { registerApps } from './apps.js';
 import { registerOpen } from './open.js';
+import { registerAgent } from './agent.js';
 import { registerServer } from './server.js';
 import { registerAdmin } from './admin.js';
 import { registerLogin } from './login.js';
@@ -37,6 +38,7 @@ export function registerCommands(program: Command, host: CommandHost): void {
   registerGuest(program, host);
   registerApps(program, host);
   registerOpen(program, host);
+  registerAgent(program, host);
   registerServer(program, host);
   registerAdmin(program, host);
   registerLogin(program, host);

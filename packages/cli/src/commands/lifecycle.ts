@@ -6,6 +6,8 @@ import { withSession } from '../runtime.js';
 import { openAdapter } from '../adapters.js';
 import { StateDir } from '../state.js';
 import { sessionDiskKeys } from './keys-files.js';
+import type { SessionSummary } from '@tandem/agent';
+import { throughAgent } from '../agent-client.js';
 
 const WS = '[workspace]';
 const WS_HELP = 'workspace name (optional when there is only one session)';
@@ -20,37 +22,48 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
       host.run(async (ctx, workspace: string | undefined) => {
         const state = new StateDir(ctx.stateDir);
         const records = workspace ? [state.resolve(workspace)] : state.list();
-        const rows = [];
-        for (const record of records) {
-          let live: string;
-          let pending: Session['pendingUpdate'];
-          try {
-            live = await withSession(ctx, record.workspace, async (s) => {
-              pending = s.pendingUpdate;
-              return s.refresh();
-            });
-          } catch (err) {
-            live = `unknown (${(err as Error).message.split('\n')[0]})`;
-          }
-          rows.push({
-            workspace: record.workspace,
-            version: record.spec.metadata.version,
-            session: record.id,
-            adapter: record.adapter.name,
-            vm: record.vm,
-            state: live,
-            file: record.file,
-            ...(pending
-              ? {
-                  pendingUpdate: {
-                    fromVersion: pending.fromVersion,
-                    toVersion: pending.toVersion,
-                    changes: [...pending.changes],
-                  },
-                }
-              : {}),
-          });
-        }
+        type Row = Omit<SessionSummary, 'attached'>;
+        const rows: Row[] = await throughAgent<Row[]>(
+          ctx,
+          async (agent) =>
+            (await agent.call('sessions')).sessions
+              .filter((s) => !workspace || s.workspace === records[0]?.workspace)
+              .map(({ attached: _a, ...r }) => r as Row),
+          async () => {
+            const rows: Row[] = [];
+            for (const record of records) {
+              let live: string;
+              let pending: Session['pendingUpdate'];
+              try {
+                live = await withSession(ctx, record.workspace, async (s) => {
+                  pending = s.pendingUpdate;
+                  return s.refresh();
+                });
+              } catch (err) {
+                live = `unknown (${(err as Error).message.split('\n')[0]})`;
+              }
+              rows.push({
+                workspace: record.workspace,
+                version: record.spec.metadata.version,
+                session: record.id,
+                adapter: record.adapter.name,
+                vm: record.vm,
+                state: live,
+                file: record.file,
+                ...(pending
+                  ? {
+                      pendingUpdate: {
+                        fromVersion: pending.fromVersion,
+                        toVersion: pending.toVersion,
+                        changes: [...pending.changes],
+                      },
+                    }
+                  : {}),
+              });
+            }
+            return rows;
+          },
+        );
         ctx.result(
           { sessions: rows },
           rows.length === 0
@@ -74,12 +87,17 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
     .option('--save', 'save the VM state to disk instead of pausing it in memory')
     .action(
       host.run(async (ctx, ws: string | undefined, opts: { save?: boolean }) => {
-        const s = await withSession(
+        const s = await throughAgent(
           ctx,
-          ws,
-          async (session) => (await session.suspend({ mode: opts.save ? 'save' : 'pause' }), session),
+          (agent) => agent.call('suspend', { ...(ws ? { workspace: ws } : {}), mode: opts.save ? 'save' : 'pause' }),
+          () =>
+            withSession(
+              ctx,
+              ws,
+              async (session) => (await session.suspend({ mode: opts.save ? 'save' : 'pause' }), brief(session)),
+            ),
         );
-        ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+        ctx.result({ session: s.session, state: s.state }, `${s.workspace}: ${s.state}`);
       }),
     );
 
@@ -87,12 +105,23 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
     .option('--envelope <file>', 'the key envelope of an encrypted workspace (default: the one in the state directory)')
     .action(
       host.run(async (ctx, ws: string | undefined, opts: { envelope?: string }) => {
-        // An encrypted workspace's key is released again (its lease checked) before it resumes.
-        using keys = await sessionDiskKeys(ctx.stateDir, new StateDir(ctx.stateDir).resolve(ws), opts.envelope);
-        const s = await withSession(ctx, ws, async (session) => (await session.resume(), session), {
-          ...(keys ? { diskKeys: keys.diskKeys } : {}),
-        });
-        ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+        const record = new StateDir(ctx.stateDir).resolve(ws);
+        const encrypted = record.spec.spec.image.encryption !== undefined;
+        const s = await throughAgent(
+          ctx,
+          (agent) => agent.call('resume', ws ? { workspace: ws } : {}),
+          async () => {
+            // An encrypted workspace's key is released again (its lease checked) before it resumes.
+            using keys = await sessionDiskKeys(ctx.stateDir, record, opts.envelope);
+            return withSession(ctx, ws, async (session) => (await session.resume(), brief(session)), {
+              ...(keys ? { diskKeys: keys.diskKeys } : {}),
+            });
+          },
+          encrypted
+            ? { inProcessBecause: `${record.workspace} is encrypted and its disk key is released in-process` }
+            : {},
+        );
+        ctx.result({ session: s.session, state: s.state }, `${s.workspace}: ${s.state}`);
       }),
     );
 
@@ -107,12 +136,17 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
             details: { timeout: opts.timeout },
           });
         }
-        const s = await withSession(
+        const s = await throughAgent(
           ctx,
-          ws,
-          async (session) => (await session.stop({ force: opts.force ?? false, timeoutMs }), session),
+          (agent) => agent.call('stop', { ...(ws ? { workspace: ws } : {}), force: opts.force ?? false, timeoutMs }),
+          () =>
+            withSession(
+              ctx,
+              ws,
+              async (session) => (await session.stop({ force: opts.force ?? false, timeoutMs }), brief(session)),
+            ),
         );
-        ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+        ctx.result({ session: s.session, state: s.state }, `${s.workspace}: ${s.state}`);
       }),
     );
 
@@ -129,31 +163,46 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
             details: { timeout: opts.timeout },
           });
         }
-        const [action, s] = await withSession(
+        const { action, ...s } = await throughAgent<{
+          action: string;
+          session: string;
+          workspace: string;
+          state: string;
+        }>(
           ctx,
-          ws,
-          async (session) => [await session.end({ timeoutMs }), session] as const,
+          (agent) => agent.call('end', { ...(ws ? { workspace: ws } : {}), timeoutMs }),
+          () =>
+            withSession(ctx, ws, async (session) => ({ action: await session.end({ timeoutMs }), ...brief(session) })),
         );
-        ctx.result(
-          { session: s.id, action, state: s.state },
-          `${s.workspace.metadata.name}: ended (${action}), ${s.state}`,
-        );
+        ctx.result({ session: s.session, action, state: s.state }, `${s.workspace}: ended (${action}), ${s.state}`);
       }),
     );
 
   simple('lock', 'lock the session (the VM keeps running; its apps are hidden until unlock)').action(
     host.run(async (ctx, ws: string | undefined) => {
-      const s = await withSession(ctx, ws, async (session) => (await session.lock('tandem lock'), session));
-      ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
+      const s = await throughAgent(
+        ctx,
+        (agent) => agent.call('lock', { ...(ws ? { workspace: ws } : {}), reason: 'tandem lock' }),
+        () => withSession(ctx, ws, async (session) => (await session.lock('tandem lock'), brief(session))),
+      );
+      ctx.result({ session: s.session, state: s.state }, `${s.workspace}: ${s.state}`);
     }),
   );
 
-  simple('unlock', 'unlock a locked session').action(
-    host.run(async (ctx, ws: string | undefined) => {
-      const s = await withSession(ctx, ws, async (session) => (await session.unlock(), session));
-      ctx.result({ session: s.id, state: s.state }, `${s.workspace.metadata.name}: ${s.state}`);
-    }),
-  );
+  simple('unlock', 'unlock a locked session (through the agent: your password, checked)')
+    .option('--password-stdin', 'read your password from standard input (the agent checks it)')
+    .action(
+      host.run(async (ctx, ws: string | undefined, opts: { passwordStdin?: boolean }) => {
+        const password = opts.passwordStdin ? await readPassword() : undefined;
+        const s = await throughAgent(
+          ctx,
+          (agent) =>
+            agent.call('unlock', { ...(ws ? { workspace: ws } : {}), ...(password !== undefined ? { password } : {}) }),
+          () => withSession(ctx, ws, async (session) => (await session.unlock(), brief(session))),
+        );
+        ctx.result({ session: s.session, state: s.state }, `${s.workspace}: ${s.state}`);
+      }),
+    );
 
   simple(
     'down',
@@ -162,6 +211,23 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
     host.run(async (ctx, ws: string | undefined) => {
       const state = new StateDir(ctx.stateDir);
       const record = state.resolve(ws);
+      const viaAgent = await throughAgent(
+        ctx,
+        async (agent) => agent.call('down', ws ? { workspace: ws } : {}),
+        async () => undefined,
+      );
+      if (viaAgent) {
+        ctx.result(
+          {
+            session: viaAgent.session,
+            workspace: viaAgent.workspace,
+            removed: true,
+            launchersRemoved: viaAgent.launchersRemoved,
+          },
+          `${viaAgent.workspace}: session ended, VM ${record.vm} removed${viaAgent.launchersRemoved.length > 0 ? `, ${viaAgent.launchersRemoved.length} launcher files removed` : ''}`,
+        );
+        return;
+      }
       await state.withVmLock(record.vm, async () => {
         const { adapter } = await openAdapter(state, record.adapter.name, record.adapter.options);
         try {
@@ -179,4 +245,16 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
       );
     }),
   );
+}
+
+/** What the session commands print about a session, in-process or through the agent alike. */
+function brief(session: Session): { session: string; workspace: string; state: string } {
+  return { session: session.id, workspace: session.workspace.metadata.name, state: session.state };
+}
+
+/** The first line of standard input (a password piped in, never echoed). */
+async function readPassword(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { buildSnapshotTree, formatSnapshotTree } from '@tandem/core';
 import type { CommandHost } from '../program.js';
 import { withSession } from '../runtime.js';
+import { throughAgent } from '../agent-client.js';
 
 /** `tandem snapshot create|list|revert|delete` */
 export function registerSnapshot(program: Command, host: CommandHost): void {
@@ -16,7 +17,16 @@ export function registerSnapshot(program: Command, host: CommandHost): void {
     .option('-d, --description <text>', 'description')
     .action(
       host.run(async (ctx, name: string, opts: { workspace?: string; description?: string }) => {
-        const info = await withSession(ctx, opts.workspace, (s) => s.snapshot(name, opts.description));
+        const info = await throughAgent(
+          ctx,
+          (agent) =>
+            agent.call('snapshot.create', {
+              name,
+              ...(opts.workspace ? { workspace: opts.workspace } : {}),
+              ...(opts.description ? { description: opts.description } : {}),
+            }),
+          () => withSession(ctx, opts.workspace, (s) => s.snapshot(name, opts.description)),
+        );
         ctx.result(info, `snapshot ${info.name} (${info.id}) taken, VM ${info.vmState}`);
       }),
     );
@@ -27,7 +37,12 @@ export function registerSnapshot(program: Command, host: CommandHost): void {
     .option(...wsOpt)
     .action(
       host.run(async (ctx, opts: { workspace?: string }) => {
-        const list = await withSession(ctx, opts.workspace, (s) => s.snapshots());
+        const list = await throughAgent(
+          ctx,
+          async (agent) =>
+            (await agent.call('snapshot.list', opts.workspace ? { workspace: opts.workspace } : {})).snapshots,
+          () => withSession(ctx, opts.workspace, (s) => s.snapshots()),
+        );
         const tree = buildSnapshotTree(list);
         ctx.result({ snapshots: list, tree }, list.length === 0 ? 'no snapshots' : formatSnapshotTree(tree));
       }),
@@ -40,7 +55,17 @@ export function registerSnapshot(program: Command, host: CommandHost): void {
     .option(...wsOpt)
     .action(
       host.run(async (ctx, id: string, opts: { workspace?: string }) => {
-        const state = await withSession(ctx, opts.workspace, async (s) => (await s.revert(id), s.state));
+        const state = await throughAgent(
+          ctx,
+          async (agent) =>
+            (
+              await agent.call('snapshot.revert', {
+                snapshot: id,
+                ...(opts.workspace ? { workspace: opts.workspace } : {}),
+              })
+            ).state,
+          () => withSession(ctx, opts.workspace, async (s) => (await s.revert(id), s.state as string)),
+        );
         ctx.result({ snapshot: id, state }, `reverted to ${id}; session ${state}`);
       }),
     );
@@ -53,7 +78,16 @@ export function registerSnapshot(program: Command, host: CommandHost): void {
     .option('--children', 'delete the whole subtree')
     .action(
       host.run(async (ctx, id: string, opts: { workspace?: string; children?: boolean }) => {
-        await withSession(ctx, opts.workspace, (s) => s.deleteSnapshot(id, { children: opts.children ?? false }));
+        await throughAgent(
+          ctx,
+          async (agent) =>
+            void (await agent.call('snapshot.delete', {
+              snapshot: id,
+              children: opts.children ?? false,
+              ...(opts.workspace ? { workspace: opts.workspace } : {}),
+            })),
+          () => withSession(ctx, opts.workspace, (s) => s.deleteSnapshot(id, { children: opts.children ?? false })),
+        );
         ctx.result(
           { deleted: id, children: opts.children ?? false },
           `deleted ${id}${opts.children ? ' and its children' : ''}`,

@@ -15,6 +15,7 @@ import { cliEvents, policyFor, recordAfter } from '../runtime.js';
 import { StateDir, type SessionRecord } from '../state.js';
 import { collect } from './doctor.js';
 import { envelopeKeyProvider } from './keys-files.js';
+import { throughAgent } from '../agent-client.js';
 
 /** `tandem up FILE [--adapter NAME]` */
 export function registerUp(program: Command, host: CommandHost): void {
@@ -47,6 +48,45 @@ export function registerUp(program: Command, host: CommandHost): void {
         ) => {
           const loaded = await loadWorkspaceFile(file);
           const name = loaded.workspace.metadata.name;
+          // Through the agent when one runs (it then owns the session), except for an encrypted
+          // workspace, whose disk key is released here, in memory only.
+          const encrypted = loaded.workspace.spec.image.encryption !== undefined;
+          const viaAgent = await throughAgent(
+            ctx,
+            (agent) =>
+              agent.call('up', {
+                file: resolve(file),
+                ...(opts.adapter ? { adapter: opts.adapter } : {}),
+                ...(opts.adapterOption.length ? { adapterOptions: parseAdapterOptions(opts.adapterOption) } : {}),
+                ...(opts.layer.length ? { layers: opts.layer.map((l) => resolve(l)) } : {}),
+                start: opts.start,
+              }),
+            async () => undefined,
+            encrypted ? { inProcessBecause: `${name} is encrypted and its disk key is released in-process` } : {},
+          );
+          if (viaAgent) {
+            const pending = viaAgent.pendingUpdate;
+            ctx.result(
+              {
+                session: viaAgent.session,
+                workspace: name,
+                version: viaAgent.version,
+                vm: viaAgent.vm,
+                adapter: viaAgent.adapter,
+                state: viaAgent.state,
+                ...(pending ? { pendingUpdate: pending } : {}),
+              },
+              [
+                `session ${viaAgent.session}: workspace ${name} on ${viaAgent.adapter}, VM ${viaAgent.vm}, ${viaAgent.state} (through the agent)`,
+                ...(pending
+                  ? [
+                      `version ${pending.toVersion} waits for the next start (stop the session, then tandem up again): ${describeVmChanges(pending.changes)}`,
+                    ]
+                  : []),
+              ],
+            );
+            return;
+          }
           const state = new StateDir(ctx.stateDir);
           const vm = vmNameFor(loaded.workspace);
           const existing = state.find(name);

@@ -1,0 +1,105 @@
+import { Watchdog, type WatchdogOptions } from '@tandem/core';
+import { DesktopMonitor, type DesktopEventSource, type DesktopMonitorOptions } from './desktop/index.js';
+import {
+  SessionEnforcer,
+  unixPasswordCheck,
+  type CredentialCheck,
+  type SessionEnforcerOptions,
+} from './enforce/index.js';
+import type { EnforcementFactory, SessionEnforcement } from './host-agent.js';
+
+/** Options of {@link sessionEnforcement}. */
+export interface SessionEnforcementOptions {
+  /** Idle, sleep, logout and network changes (a DesktopMonitor, or a test desktop). */
+  desktop?: DesktopEventSource;
+  notify?: SessionEnforcerOptions['notify'];
+  /** Checks the unlock password. Default: this user's own password through unix_chkpwd. */
+  credentials?: CredentialCheck;
+  /** The watchdog's limits, or false for none. */
+  watchdog?: Omit<WatchdogOptions, 'clock' | 'events'> | false;
+  /** Anything else the enforcer takes (ownership, takeover confirmation, lease, location, ...). */
+  enforcer?: Partial<Omit<SessionEnforcerOptions, 'session' | 'loaded' | 'events' | 'clock'>>;
+}
+
+/**
+ * What the agent enforces for each session it attaches: the usage policy (engineer B's
+ * SessionEnforcer: idle lock, lock on sleep, end on logout, another user's VM, expiry and lease,
+ * maintenance windows, network by location, memory by host RAM) and the core watchdog.
+ *
+ * @example
+ * ```ts
+ * const agent = new HostAgent({ stateDir, openAdapter, enforcement: sessionEnforcement({ desktop }) });
+ * ```
+ */
+export function sessionEnforcement(options: SessionEnforcementOptions = {}): EnforcementFactory {
+  const credentials = options.credentials ?? unixPasswordCheck();
+  return ({ session, loaded, events, clock }): SessionEnforcement => {
+    const enforcer = new SessionEnforcer({
+      session,
+      loaded,
+      events,
+      clock,
+      credentials,
+      ...(options.desktop ? { desktop: options.desktop } : {}),
+      ...(options.notify ? { notify: options.notify } : {}),
+      ...options.enforcer,
+    });
+    const watchdog =
+      options.watchdog === false ? undefined : new Watchdog(session, { clock, events, ...options.watchdog });
+    return {
+      beforeStart: async () => void (await enforcer.beforeStart()),
+      start: () => {
+        enforcer.start();
+        watchdog?.start();
+      },
+      stop: async () => {
+        watchdog?.stop();
+        await enforcer.stop();
+      },
+      activity: (report) => {
+        if (!report.idle) enforcer.activity();
+      },
+      unlock: (password) => enforcer.unlock(password),
+    };
+  };
+}
+
+/**
+ * {@link sessionEnforcement} with the real desktop: a DesktopMonitor on the session and system
+ * buses (what `tandem agent run` uses). Without a bus it says why in `note`, and activity then
+ * comes only through the API.
+ *
+ * @example
+ * ```ts
+ * const enforcement = await desktopEnforcement();
+ * const running = await runAgent({ stateDir, socketPath, openAdapter, enforcement: enforcement.factory });
+ * ```
+ */
+export async function desktopEnforcement(
+  options: { desktop?: boolean; monitor?: DesktopMonitorOptions } & Omit<
+    SessionEnforcementOptions,
+    'desktop' | 'notify'
+  > = {},
+): Promise<{ factory: EnforcementFactory; note: string | undefined; close: () => Promise<void> }> {
+  const { desktop: useDesktop, monitor: monitorOptions, ...rest } = options;
+  if (useDesktop === false) {
+    return {
+      factory: sessionEnforcement(rest),
+      note: 'no desktop (activity only through the API)',
+      close: async () => undefined,
+    };
+  }
+  const monitor = new DesktopMonitor(monitorOptions);
+  const status = await monitor.start();
+  const down = status.filter((s) => !s.connected);
+  return {
+    factory: sessionEnforcement({
+      ...rest,
+      desktop: monitor,
+      notify: (summary, body, urgency) => monitor.notify(summary, body, urgency),
+    }),
+    note:
+      down.length > 0 ? `D-Bus: ${down.map((s) => `${s.bus} bus ${s.reason ?? 'unreachable'}`).join('; ')}` : undefined,
+    close: () => monitor.close(),
+  };
+}

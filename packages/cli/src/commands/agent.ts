@@ -1,0 +1,154 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Command } from 'commander';
+import { desktopEnforcement, httpUplink, runAgent, writeFileAtomic } from '@tandem/agent';
+
+import type { CommandHost } from '../program.js';
+import { openAdapter } from '../adapters.js';
+import { StateDir } from '../state.js';
+import { cliAgentSocket, connectAgent } from '../agent-client.js';
+import { resolveStateDir } from '../context.js';
+
+const run = promisify(execFile);
+const require = createRequire(import.meta.url);
+
+/** The agent package's version and its shipped systemd user unit. */
+function agentPackage(): { version: string; unit: string } {
+  const pkgFile = require.resolve('@tandem/agent/package.json');
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { version: string };
+  return {
+    version: pkg.version,
+    unit: readFileSync(join(dirname(pkgFile), 'systemd', 'tandem-agent.service'), 'utf8'),
+  };
+}
+
+/** The command line that starts this very `tandem` (node and its bin script, absolute). */
+function tandemCommand(): string {
+  const bin = fileURLToPath(new URL('../../bin/tandem.js', import.meta.url));
+  const quote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/(["\\$`])/g, '\\$1')}"`);
+  return `${quote(process.execPath)} ${quote(bin)}`;
+}
+
+/** The unit as `tandem agent install` writes it: ExecStart names this tandem, and the state dir when not the default. */
+export function renderAgentUnit(stateDir: string, isDefault: boolean): string {
+  const state = isDefault ? '' : ` --state-dir ${stateDir}`;
+  return agentPackage().unit.replace('@TANDEM@ agent run', `${tandemCommand()}${state} agent run`);
+}
+
+/** `tandem agent run|status|install` */
+export function registerAgent(program: Command, host: CommandHost): void {
+  const agent = program.command('agent').description('the host agent: a per-user service that owns the sessions');
+
+  agent
+    .command('run')
+    .description('run the agent in the foreground (what the systemd user unit runs)')
+    .option('--uplink-url <url>', 'ship events to this HTTP endpoint (POST {"events": [...]}), queued on disk first')
+    .option('--no-desktop', 'do not connect to D-Bus (activity then comes only through the API)')
+    .action(
+      host.run(async (ctx, opts: { uplinkUrl?: string; desktop: boolean }) => {
+        const state = new StateDir(ctx.stateDir);
+        const socketPath = cliAgentSocket(ctx);
+        const enforcement = await desktopEnforcement({ desktop: opts.desktop });
+        const running = await runAgent({
+          stateDir: ctx.stateDir,
+          socketPath,
+          openAdapter: (name, options) => openAdapter(state, name, options),
+          version: agentPackage().version,
+          signals: true,
+          log: (l) => process.stderr.write(`tandem agent: ${l}\n`),
+          ...(enforcement.factory ? { enforcement: enforcement.factory } : {}),
+          ...(opts.uplinkUrl ? { uplink: httpUplink({ url: opts.uplinkUrl }) } : {}),
+        });
+        ctx.line(
+          { listening: socketPath, pid: process.pid, sessions: running.agent.status().attached },
+          `tandem agent ${running.agent.version}: listening on ${socketPath} (pid ${process.pid}), ${running.agent.status().attached} sessions attached${enforcement.note ? `; ${enforcement.note}` : ''}`,
+        );
+        await running.stopped;
+        await enforcement.close();
+      }),
+    );
+
+  agent
+    .command('status')
+    .description("is this user's agent running: its version, sessions and event queue (exit 4 when none runs)")
+    .action(
+      host.run(async (ctx) => {
+        const socket = cliAgentSocket(ctx);
+        const client = await connectAgent(ctx);
+        if (!client) {
+          ctx.result(
+            { running: false, socket },
+            `no agent runs for this user (socket ${socket}); start one with: tandem agent run, or tandem agent install`,
+          );
+          return 4;
+        }
+        try {
+          const status = await client.call('status');
+          const { sessions } = await client.call('sessions');
+          ctx.result({ running: true, socket, apiVersion: client.hello?.apiVersion, ...status, sessions }, [
+            `agent ${status.version} (API ${client.hello?.apiVersion ?? '?'}) running, pid ${status.pid}, since ${status.startedAt}`,
+            `socket ${socket}`,
+            status.queue
+              ? `event queue: ${status.queue.depth} waiting, ${status.queue.shipped} shipped${status.queue.lastError ? `, last error: ${status.queue.lastError}` : ''}`
+              : 'event queue: no uplink configured',
+            ...sessions.map((s) => `${s.workspace}\t${s.state}\t${s.adapter}\tVM ${s.vm}`),
+          ]);
+        } finally {
+          client.close();
+        }
+      }),
+    );
+
+  agent
+    .command('install')
+    .description('install the systemd user unit and start it (or say how to start the agent without systemd)')
+    .option('--print', 'print the unit instead of installing it')
+    .action(
+      host.run(async (ctx, opts: { print?: boolean }) => {
+        const isDefault = ctx.stateDir === resolveStateDir(undefined);
+        const unit = renderAgentUnit(ctx.stateDir, isDefault);
+        if (opts.print) {
+          ctx.result({ unit }, unit.trimEnd());
+          return;
+        }
+        const config = process.env['XDG_CONFIG_HOME']
+          ? resolve(process.env['XDG_CONFIG_HOME'])
+          : join(homedir(), '.config');
+        const dir = join(config, 'systemd', 'user');
+        mkdirSync(dir, { recursive: true });
+        const file = join(dir, 'tandem-agent.service');
+        writeFileAtomic(file, unit, 0o644);
+        const systemctl = await userSystemd();
+        if (systemctl.ok) {
+          await run('systemctl', ['--user', 'daemon-reload']);
+          await run('systemctl', ['--user', 'enable', '--now', 'tandem-agent.service']);
+          ctx.result({ unit: file, systemd: true, started: true }, [
+            `installed ${file}`,
+            'enabled and started: systemctl --user status tandem-agent',
+          ]);
+          return;
+        }
+        ctx.result({ unit: file, systemd: false, started: false, reason: systemctl.reason }, [
+          `installed ${file}, but the systemd user manager is not reachable here (${systemctl.reason}).`,
+          'Start the agent from your desktop session instead: add "tandem agent run" to the session\'s autostart',
+          '(for example ~/.config/autostart/tandem-agent.desktop with Exec=tandem agent run), or run it in a terminal.',
+        ]);
+      }),
+    );
+}
+
+async function userSystemd(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  try {
+    await run('systemctl', ['--user', 'show-environment'], { timeout: 10_000 });
+    return { ok: true };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    if (e.code === 'ENOENT') return { ok: false, reason: 'systemctl is not installed' };
+    return { ok: false, reason: (e.stderr ?? e.message).trim().split('\n')[0] ?? 'systemctl --user failed' };
+  }
+}
