@@ -19,7 +19,7 @@ function startServer(dir: string): Promise<{ child: ChildProcess; url: string }>
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     lines.once('line', (line) => resolve({ child, url: (JSON.parse(line) as { url: string }).url }));
     child.once('exit', (code) => reject(new Error(`the server process exited (${code}) before listening`)));
   });
@@ -38,7 +38,7 @@ async function adminCall(url: string, token: string, action: string, body: unkno
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify(body),
   });
-  const json = (await res.json()) as unknown;
+  const json = await res.json();
   if (!res.ok) throw new Error(`admin ${action}: ${JSON.stringify(json)}`);
   return json;
 }
