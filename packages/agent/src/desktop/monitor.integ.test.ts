@@ -1,3 +1,4 @@
+import { EventBus, type AnyTandemEvent } from '@tandem/core';
 import { integrationGate } from '@tandem/core/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DesktopMonitor } from './monitor.js';
@@ -114,8 +115,14 @@ describe.skipIf(!gate.enabled)('DesktopMonitor on a real dbus-daemon', () => {
   });
 
   it('without a bus it says why and keeps working', async () => {
-    monitor = new DesktopMonitor({ sessionBusAddress: null, systemBusAddress: 'unix:path=/nonexistent/bus' });
+    const events = new EventBus();
+    const seen: AnyTandemEvent[] = [];
+    events.on('desktop.status', (e) => seen.push(e));
+    monitor = new DesktopMonitor({ sessionBusAddress: null, systemBusAddress: 'unix:path=/nonexistent/bus', events });
     const status = await monitor.start();
+    expect(seen.map((e) => e.data).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual(
+      [...status].sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    );
     expect(status.find((s) => s.bus === 'system')).toMatchObject({ connected: false });
     expect(status.find((s) => s.bus === 'system')!.reason).toMatch(/cannot connect/);
     expect(status.find((s) => s.bus === 'session')!.reason).toMatch(/no session bus/);

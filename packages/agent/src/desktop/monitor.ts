@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import dbus from 'dbus-next';
+import type { EventBus } from '@tandem/core';
 import { systemdInhibitor, type SleepInhibitor } from './inhibitor.js';
 
 const LOGIN1 = 'org.freedesktop.login1';
@@ -75,6 +76,8 @@ export interface DesktopMonitorOptions {
   appName?: string;
   /** How long the host's sleep may wait for the lock (default 4 s, under logind's 5 s InhibitDelayMaxSec). */
   sleepDelayMaxMs?: number;
+  /** Publishes each bus's status as a `desktop.status` event. */
+  events?: EventBus;
 }
 
 type Iface = dbus.ClientInterface & Record<string, (...args: unknown[]) => Promise<unknown>>;
@@ -164,6 +167,7 @@ export class DesktopMonitor implements DesktopEventSource {
 
   #setStatus(status: DesktopBusStatus): void {
     this.#status.set(status.bus, status);
+    this.#options.events?.publish('desktop.status', { ...status });
     this.#emit('status', status);
   }
 
