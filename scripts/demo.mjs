@@ -20,6 +20,14 @@ const parts = [
     "Publishing: the quickstart's app as a launcher, and the transport command with its policy flags",
     'examples/publishing/dist/main.js',
   ],
+  [
+    'Management server: a device enrolls, a user signs in, the quickstart workspace assigned to a group, its key released, a check-in, the events in a report',
+    'examples/server/dist/main.js',
+  ],
+  [
+    'Host agent: the mock adapter on a virtual clock through the socket API: an idle lock, a lock on sleep, a watchdog restart, an expired lease',
+    'examples/agent/dist/main.js',
+  ],
 ];
 for (const [title, script] of parts) {
   console.log(`\n=== ${title}\n`);
