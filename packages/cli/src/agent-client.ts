@@ -27,7 +27,7 @@ export async function connectAgent(ctx: Pick<CliContext, 'stateDir'>): Promise<A
 
 /**
  * Runs a session command through the agent when one runs for this user, else in-process with
- * one note saying so on stderr (never in --json output).
+ * one note saying so on stderr once it worked (never in --json output, never after an error).
  */
 export async function throughAgent<T>(
   ctx: CliContext,
@@ -37,12 +37,14 @@ export async function throughAgent<T>(
 ): Promise<T> {
   const client = options.inProcessBecause ? undefined : await connectAgent(ctx);
   if (!client) {
+    const result = await inProcess();
+    // After the command, and only when it worked: an error stays one line on stderr.
     ctx.info(
       options.inProcessBecause
-        ? `note: ${options.inProcessBecause}; running in-process`
-        : 'note: no tandem agent runs for this user; running in-process (start one with: tandem agent run, or tandem agent install)',
+        ? `note: ${options.inProcessBecause}; ran in-process`
+        : 'note: no tandem agent runs for this user; ran in-process (start one with: tandem agent run, or tandem agent install)',
     );
-    return inProcess();
+    return result;
   }
   try {
     return await viaAgent(client);
