@@ -101,3 +101,55 @@ describe.skipIf(!gate.enabled)('LdapDirectory against a real slapd', () => {
     });
   });
 });
+
+describe.skipIf(!gate.enabled)('LdapDirectory over TLS against a real slapd', () => {
+  let slapd: TestSlapd;
+  beforeAll(async () => {
+    slapd = await startSlapd({ fixture: DIRECTORY_FIXTURE, tls: true });
+  }, 120_000);
+  afterAll(async () => {
+    await slapd?.stop();
+  });
+  const pw = DIRECTORY_FIXTURE.password;
+
+  it('ldaps:// with the server certificate trusted signs in', async () => {
+    const d = directoryFor(slapd, { url: slapd.ldapsUrl!, tlsOptions: { ca: [slapd.certificatePem!] } });
+    expect((await d.authenticate('alice', pw, { source: 'x' })).groups.map((g) => g.name)).toEqual([
+      'squad',
+      'staff',
+      'team',
+    ]);
+  });
+
+  it('StartTLS on ldap:// signs in', async () => {
+    const d = directoryFor(slapd, {
+      startTls: true,
+      tlsOptions: { ca: [slapd.certificatePem!] },
+    });
+    expect((await d.authenticate('alice', pw, { source: 'x' })).user.name).toBe('alice');
+  });
+
+  it('an untrusted certificate is refused before any password is sent (ldaps and StartTLS)', async () => {
+    const d = directoryFor(slapd, { url: slapd.ldapsUrl! });
+    await expect(d.authenticate('alice', pw, { source: 'x' })).rejects.toMatchObject({
+      reason: 'directory-unreachable',
+    });
+    const s = directoryFor(slapd, { startTls: true });
+    await expect(s.authenticate('alice', pw, { source: 'x' })).rejects.toMatchObject({
+      reason: 'directory-unreachable',
+    });
+  });
+
+  it('StartTLS checks the certificate against the name expected', async () => {
+    const d = directoryFor(slapd, {
+      startTls: true,
+      tlsOptions: { ca: [slapd.certificatePem!], servername: 'not-this-server.example' },
+    });
+    const err = (await d.authenticate('alice', pw, { source: 'x' }).catch((e: unknown) => e)) as {
+      reason?: string;
+      cause?: { code?: string };
+    };
+    expect(err.reason).toBe('directory-unreachable');
+    expect(err.cause?.code).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+  });
+});

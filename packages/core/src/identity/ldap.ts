@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import {
   AndFilter,
@@ -272,14 +273,19 @@ export class LdapDirectory implements Directory {
       url: this.#o.url,
       timeout: this.#o.timeoutMs ?? 10_000,
       connectTimeout: this.#o.connectTimeoutMs ?? 5_000,
-      ...(this.#o.tlsOptions ? { tlsOptions: this.#o.tlsOptions } : {}),
+      // Only for ldaps://: ldapts opens TLS at once whenever tlsOptions is set, which a plain
+      // port awaiting StartTLS drops.
+      ...(this.#o.tlsOptions && /^ldaps:/i.test(this.#o.url) ? { tlsOptions: { ...this.#o.tlsOptions } } : {}),
     };
     const client = this.#o.createClient
       ? this.#o.createClient(options)
       : (new Client(options) as unknown as LdapClient);
     if (this.#o.startTls) {
       try {
-        await client.startTLS(this.#o.tlsOptions);
+        // A fresh object each time (ldapts writes the socket into it), with the URL's host, so
+        // the certificate is checked against the name connected to.
+        const host = new URL(this.#o.url).hostname.replace(/^\[(.*)\]$/, '$1');
+        await client.startTLS({ host, ...(isIP(host) ? {} : { servername: host }), ...this.#o.tlsOptions });
       } catch (err) {
         await client.unbind().catch(() => undefined);
         if (err instanceof ResultCodeError)

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,9 @@ export interface TestSlapd {
   readonly servicePassword: string;
   readonly policy: SlapdPolicy;
   readonly dir: string;
+  /** With `tls`: the ldaps:// URL and the self-signed certificate (PEM) both listeners present. */
+  readonly ldapsUrl?: string | undefined;
+  readonly certificatePem?: string | undefined;
   /** The DN of a fixture user. */
   userDn(name: string): string;
   stop(): Promise<void>;
@@ -103,13 +106,15 @@ function configLdif(
   rootPw: string,
   serviceDn: string,
   policyDn: string,
+  tls: boolean,
 ): string {
+  const tlsLines = tls ? `olcTLSCertificateFile: ${dir}/cert.pem\nolcTLSCertificateKeyFile: ${dir}/key.pem\n` : '';
   return `dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: ${dir}/slapd.pid
 olcLogLevel: none
-
+${tlsLines}
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
 cn: module{0}
@@ -284,17 +289,42 @@ export async function startSlapd(
     };
     await mkdir(join(dir, 'slapd.d'));
     await mkdir(join(dir, 'db'));
-    const config = configLdif(dir, baseDn, s.rootDn, s.rootPassword, s.serviceDn, s.policyDn);
+    let certificatePem: string | undefined;
+    if (options.tls) {
+      // A self-signed certificate for 127.0.0.1 (the IP in subjectAltName: Node checks it).
+      await run('openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ]);
+      certificatePem = await readFile(join(dir, 'cert.pem'), 'utf8');
+    }
+    const config = configLdif(dir, baseDn, s.rootDn, s.rootPassword, s.serviceDn, s.policyDn, options.tls === true);
     await writeFile(join(dir, 'config.ldif'), config);
     await run(SLAPADD, ['-n', '0', '-F', join(dir, 'slapd.d'), '-l', join(dir, 'config.ldif')]);
     await writeFile(join(dir, 'data.ldif'), dataLdif(s, options.fixture, options.now ?? Date.now()));
     await run(SLAPADD, ['-q', '-F', join(dir, 'slapd.d'), '-b', baseDn, '-l', join(dir, 'data.ldif')]);
     let port = 0;
     let url = '';
+    let ldapsUrl: string | undefined;
     for (let attempt = 0; ; attempt++) {
       port = await freePort();
       url = `ldap://127.0.0.1:${port}`;
-      const c = spawn(SLAPD, ['-d', '0', '-F', join(dir, 'slapd.d'), '-h', `${url}/`], {
+      ldapsUrl = options.tls ? `ldaps://127.0.0.1:${await freePort()}` : undefined;
+      const listeners = [`${url}/`, ...(ldapsUrl ? [`${ldapsUrl}/`] : [])].join(' ');
+      const c = spawn(SLAPD, ['-d', '0', '-F', join(dir, 'slapd.d'), '-h', listeners], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       child = c;
@@ -305,7 +335,7 @@ export async function startSlapd(
       await new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
       if (attempt >= 3) throw new Error(`slapd did not start on ${url}: ${stderr}`);
     }
-    return { ...s, url, port, dir, userDn: (name) => `uid=${name},${s.peopleDn}`, stop };
+    return { ...s, url, port, dir, ldapsUrl, certificatePem, userDn: (name) => `uid=${name},${s.peopleDn}`, stop };
   } catch (err) {
     await stop();
     throw err;
