@@ -250,7 +250,7 @@ function dataLdif(
 }
 
 /**
- * Starts a slapd of its own, loaded with `fixture` (users under ou=people, groups under
+ * Starts a slapd of its own (with `tls`, also on ldaps:// with a self-signed certificate for 127.0.0.1), loaded with `fixture` (users under ou=people, groups under
  * ou=groups, the ppolicy default policy) when given.
  *
  * @example
@@ -260,7 +260,7 @@ function dataLdif(
  * ```
  */
 export async function startSlapd(
-  options: { fixture?: DirectoryFixture; policy?: SlapdPolicy; now?: number } = {},
+  options: { fixture?: DirectoryFixture; policy?: SlapdPolicy; now?: number; tls?: boolean } = {},
 ): Promise<TestSlapd> {
   const dir = await mkdtemp(join(tmpdir(), 'tandem-slapd-'));
   let child: ChildProcess | undefined;
