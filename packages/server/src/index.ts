@@ -20,12 +20,13 @@ export {
   endpointReportCsv,
   eventsCsv,
   failuresCsv,
+  PostgresStore,
   SqliteStore,
   StoreUnavailableError,
   toCsv,
   versionDistributionCsv,
 } from './store/index.js';
-export type { SqliteStoreOptions } from './store/index.js';
+export type { PostgresStoreOptions, SqliteStoreOptions } from './store/index.js';
 
 // The API (issue 15)
 export { ManagementService } from './service.js';

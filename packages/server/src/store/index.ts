@@ -2,6 +2,9 @@
 export { StoreUnavailableError } from './errors.js';
 export { SqliteStore } from './sqlite-store.js';
 export type { SqliteStoreOptions } from './sqlite-store.js';
+export { PostgresStore } from './postgres-store.js';
+export type { PostgresStoreOptions } from './postgres-store.js';
+export type { PostgresIngestMode } from './postgres-ingest.js';
 export { csvCell, toCsv } from './csv.js';
 export type { CsvCell, CsvOptions } from './csv.js';
 export { endpointReportCsv, eventsCsv, failuresCsv, versionDistributionCsv } from './reports.js';

@@ -1,0 +1,70 @@
+/**
+ * The PostgreSQL store's schema, as numbered migrations, run under a transaction-scoped
+ * advisory lock so that several server processes starting at once apply each one once.
+ * Names are unqualified: the store's connections set `search_path` to its schema.
+ *
+ * `events` is range-partitioned by month on the event's own time (`at`); its key is
+ * `(at, id)` (a partitioned table's unique key must hold the partition key). An endpoint's retry
+ * sends the same event, same id and same time, so the key keeps each event once.
+ */
+export const POSTGRES_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE devices (
+    id text PRIMARY KEY,
+    sealing_key text NOT NULL,
+    signing_key text NOT NULL,
+    user_name text NOT NULL,
+    host_name text NOT NULL,
+    enrolled_at timestamptz NOT NULL,
+    revoked_at timestamptz,
+    last_check_in_at timestamptz,
+    last_state jsonb
+  );
+  CREATE INDEX devices_user ON devices (user_name);
+  CREATE TABLE nonces (
+    device text NOT NULL,
+    nonce text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (device, nonce)
+  );
+  CREATE INDEX nonces_expires ON nonces (expires_at);
+  CREATE TABLE events (
+    at timestamptz NOT NULL,
+    id text COLLATE "C" NOT NULL,
+    type text NOT NULL,
+    device text NOT NULL,
+    user_name text,
+    workspace text,
+    received_at timestamptz NOT NULL,
+    body json NOT NULL,
+    PRIMARY KEY (at, id)
+  ) PARTITION BY RANGE (at);
+  CREATE INDEX events_device_at ON events (device, at);
+  CREATE INDEX events_user_at ON events (user_name, at);
+  CREATE INDEX events_workspace_at ON events (workspace, at);
+  CREATE INDEX events_type_at ON events (type, at);
+  CREATE TABLE assignments (id text PRIMARY KEY, created_at timestamptz NOT NULL, body jsonb NOT NULL);
+  CREATE TABLE policy_layers (name text PRIMARY KEY, document jsonb NOT NULL, updated_at timestamptz NOT NULL);
+  CREATE TABLE workspace_keys (workspace text PRIMARY KEY, sealed_data_key text NOT NULL, created_at timestamptz NOT NULL);
+  CREATE TABLE users (name text PRIMARY KEY, display_name text, body jsonb NOT NULL);
+  CREATE TABLE groups (name text PRIMARY KEY, description text, body jsonb NOT NULL);
+  CREATE TABLE throttles (
+    key text PRIMARY KEY,
+    failures integer NOT NULL,
+    last_failure_at timestamptz NOT NULL,
+    blocked_until timestamptz NOT NULL
+  );
+  CREATE TABLE audit (
+    id text PRIMARY KEY,
+    at timestamptz NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    target text NOT NULL,
+    detail jsonb
+  );
+  CREATE INDEX audit_at ON audit (at, id);
+  CREATE INDEX audit_actor_at ON audit (actor, at);
+  CREATE TABLE store_revision (only_row integer PRIMARY KEY CHECK (only_row = 1), value bigint NOT NULL);
+  INSERT INTO store_revision (only_row, value) VALUES (1, 0);
+  `,
+];

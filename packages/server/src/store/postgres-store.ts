@@ -1,0 +1,770 @@
+import { randomUUID } from 'node:crypto';
+import postgres from 'postgres';
+import type { PendingQuery, Row as PgRow, Sql } from 'postgres';
+import { InvalidInputError, NotFoundError, systemClock, TandemError } from '@tandem/core';
+import type { AnyTandemEvent, Clock } from '@tandem/core';
+import {
+  FAILURE_EVENT_TYPES,
+  FAILURE_SUFFIXES,
+  isoTime,
+  pageSize,
+  reportedWorkspaces,
+  typeList,
+  uniqueBatch,
+} from './common.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import { StoreUnavailableError } from './errors.js';
+import { insertEvents } from './postgres-ingest.js';
+import type { PostgresIngestMode } from './postgres-ingest.js';
+import { partitionNamed, partitionsNeeded } from './postgres-partitions.js';
+import type { MonthPartition } from './postgres-partitions.js';
+import { POSTGRES_MIGRATIONS } from './postgres-schema.js';
+import { escapeLike } from './sqlite-store.js';
+import type {
+  AssignmentRecord,
+  AuditRecord,
+  BuiltinGroupRecord,
+  BuiltinUserRecord,
+  DeviceRecord,
+  EndpointReportRow,
+  EventFilter,
+  EventPage,
+  PolicyLayerRecord,
+  ServerStore,
+  StoreChange,
+  StoredEvent,
+  ThrottleRecord,
+  WorkspaceKeyRecord,
+} from './types.js';
+
+/** Options of {@link PostgresStore}. */
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:5432/database` (libpq's URL form). */
+  readonly url: string;
+  /** The schema the store's tables live in (created by `migrate`). Default `public`. */
+  readonly schema?: string;
+  /** Connections in the pool. Default 10. */
+  readonly max?: number;
+  /** How batches of events are written. Default `unnest` (see docs/server-store.md for the figures). */
+  readonly ingestMode?: PostgresIngestMode;
+  /** Seconds to wait for a connection before failing retryably. Default 10. */
+  readonly connectTimeoutSeconds?: number;
+  /** Shown in `pg_stat_activity.application_name`. Default `tandem-server`. */
+  readonly applicationName?: string;
+  /** Time for partitions made ahead and for pruning expired nonces. */
+  readonly clock?: Clock;
+}
+
+type Row = Record<string, unknown>;
+type Fragment = PendingQuery<PgRow[]>;
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,40}$/;
+
+/**
+ * The store for many server processes over one PostgreSQL: a connection pool per process,
+ * migrations under an advisory lock, events partitioned by month (retention drops whole
+ * partitions) and ingested in batches, idempotent by id, and a change feed over LISTEN/NOTIFY
+ * with a revision counter row. While the database is unreachable every method rejects with a
+ * retryable {@link StoreUnavailableError}; the pool reconnects by itself when it is back.
+ *
+ * @example
+ * ```ts
+ * const store = new PostgresStore({ url: 'postgres://tandem:secret@db.example.org/tandem' });
+ * await store.migrate();
+ * const stop = await store.onChange((c) => console.log('revision', c.revision, c.scope));
+ * await store.putAssignment(assignment); // every process's listener hears of it
+ * ```
+ */
+export class PostgresStore implements ServerStore {
+  readonly kind = 'postgres' as const;
+  #sql: Sql;
+  #listenSql: Sql | undefined;
+  readonly #connect: (max: number) => Sql;
+  readonly #max: number;
+  readonly #schema: string;
+  readonly #channel: string;
+  readonly #mode: PostgresIngestMode;
+  readonly #clock: Clock;
+  readonly #partitions = new Set<string>();
+  readonly #listeners = new Set<(change: StoreChange) => void>();
+  #listen: Promise<{ unlisten(): Promise<void> }> | undefined;
+  #delivered = 0;
+  #nonceWrites = 0;
+
+  constructor(options: PostgresStoreOptions) {
+    this.#schema = options.schema ?? 'public';
+    if (!SCHEMA_NAME.test(this.#schema)) {
+      throw new InvalidInputError(
+        `The schema name ${JSON.stringify(this.#schema)} must be lower-case letters, digits and _.`,
+      );
+    }
+    this.#channel = `tandem_store_${this.#schema}`;
+    this.#mode = options.ingestMode ?? 'unnest';
+    this.#clock = options.clock ?? systemClock;
+    this.#max = options.max ?? 10;
+    this.#connect = (max) =>
+      postgres(options.url, {
+        max,
+        connect_timeout: options.connectTimeoutSeconds ?? 10,
+        idle_timeout: 60,
+        onnotice: () => undefined,
+        connection: { application_name: options.applicationName ?? 'tandem-server', search_path: this.#schema },
+      });
+    this.#sql = this.#connect(this.#max);
+  }
+
+  migrate(): Promise<void> {
+    return this.#run(async () => {
+      await this.#tx(async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(hashtext(${`tandem-store:${this.#schema}:migrate`}))`;
+        await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${this.#schema}`);
+        await tx`CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)`;
+        const [row] = await tx`SELECT coalesce(max(version), 0)::int AS v FROM schema_version`;
+        for (let i = (row as { v: number }).v; i < POSTGRES_MIGRATIONS.length; i++) {
+          await tx.unsafe(POSTGRES_MIGRATIONS[i]!);
+          await tx`INSERT INTO schema_version (version) VALUES (${i + 1})`;
+        }
+      });
+      await this.#ensurePartitions(partitionsNeeded([], this.#clock.now()));
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#listeners.clear();
+    const listen = this.#listen;
+    this.#listen = undefined;
+    if (listen) await listen.then((l) => l.unlisten()).catch(() => undefined);
+    await this.#listenSql?.end({ timeout: 5 });
+    await this.#sql.end({ timeout: 5 });
+  }
+
+  // --- devices ---
+
+  putDevice(d: DeviceRecord): Promise<void> {
+    return this.#run(async () => {
+      await this.#sql`
+        INSERT INTO devices (id, sealing_key, signing_key, user_name, host_name, enrolled_at, revoked_at, last_check_in_at, last_state)
+        VALUES (${d.id}, ${d.sealingKey}, ${d.signingKey}, ${d.user}, ${d.hostName}, ${isoTime(d.enrolledAt, 'enrolledAt')},
+                ${d.revokedAt ? isoTime(d.revokedAt, 'revokedAt') : null}, ${d.lastCheckInAt ? isoTime(d.lastCheckInAt, 'lastCheckInAt') : null},
+                ${d.lastState === undefined ? null : JSON.stringify(d.lastState)}::text::jsonb)
+        ON CONFLICT (id) DO UPDATE SET sealing_key = excluded.sealing_key, signing_key = excluded.signing_key,
+          user_name = excluded.user_name, host_name = excluded.host_name, enrolled_at = excluded.enrolled_at,
+          revoked_at = excluded.revoked_at,
+          last_check_in_at = coalesce(excluded.last_check_in_at, devices.last_check_in_at),
+          last_state = coalesce(excluded.last_state, devices.last_state)`;
+    });
+  }
+
+  getDevice(id: string): Promise<DeviceRecord | undefined> {
+    return this.#run(async () => {
+      const [row] = await this.#sql`SELECT * FROM devices WHERE id = ${id}`;
+      return row ? deviceFrom(row) : undefined;
+    });
+  }
+
+  listDevices(
+    filter: { user?: string; search?: string; revoked?: boolean; limit?: number; offset?: number } = {},
+  ): Promise<{ devices: DeviceRecord[]; total: number }> {
+    return this.#run(async () => {
+      const sql = this.#sql;
+      const conds: Fragment[] = [sql`true`];
+      if (filter.user !== undefined) conds.push(sql`user_name = ${filter.user}`);
+      if (filter.search !== undefined) {
+        const like = `%${escapeLike(filter.search)}%`;
+        conds.push(sql`(id ILIKE ${like} OR host_name ILIKE ${like} OR user_name ILIKE ${like})`);
+      }
+      if (filter.revoked !== undefined)
+        conds.push(filter.revoked ? sql`revoked_at IS NOT NULL` : sql`revoked_at IS NULL`);
+      const where = and(sql, conds);
+      const rows = await sql`
+        SELECT *, count(*) OVER () AS total FROM devices WHERE ${where}
+        ORDER BY enrolled_at, id COLLATE "C" LIMIT ${filter.limit ?? null} OFFSET ${filter.offset ?? 0}`;
+      const total = rows.length
+        ? Number((rows[0] as Row)['total'])
+        : Number(((await sql`SELECT count(*)::int AS n FROM devices WHERE ${where}`)[0] as Row)['n']);
+      return { devices: rows.map((r) => deviceFrom(r)), total };
+    });
+  }
+
+  recordCheckIn(id: string, at: string, state: unknown): Promise<void> {
+    return this.#run(async () => {
+      const r = await this.#sql`
+        UPDATE devices SET last_check_in_at = ${isoTime(at, 'at')}, last_state = ${JSON.stringify(state ?? null)}::text::jsonb WHERE id = ${id}`;
+      if (r.count === 0) throw new NotFoundError(`No enrolled device ${id}.`);
+    });
+  }
+
+  revokeDevice(id: string, at: string): Promise<boolean> {
+    return this.#run(() =>
+      this.#tx(async (tx) => {
+        const r = await tx`UPDATE devices SET revoked_at = coalesce(revoked_at, ${isoTime(at, 'at')}) WHERE id = ${id}`;
+        if (r.count === 0) return false;
+        await this.#bump(tx, 'device', id);
+        return true;
+      }),
+    );
+  }
+
+  useNonce(device: string, nonce: string, expiresAt: string): Promise<boolean> {
+    return this.#run(async () => {
+      if (++this.#nonceWrites % 1000 === 1) {
+        await this.#sql`DELETE FROM nonces WHERE expires_at < ${new Date(this.#clock.now()).toISOString()}`;
+      }
+      const r = await this.#sql`
+        INSERT INTO nonces (device, nonce, expires_at) VALUES (${device}, ${nonce}, ${isoTime(expiresAt, 'expiresAt')})
+        ON CONFLICT DO NOTHING`;
+      return r.count === 1;
+    });
+  }
+
+  // --- events ---
+
+  ingestEvents(events: readonly StoredEvent[]): Promise<{ inserted: number; duplicates: number }> {
+    return this.#run(async () => {
+      const { batch, repeats } = uniqueBatch(events);
+      if (batch.length === 0) return { inserted: 0, duplicates: repeats };
+      // Sorted by key, so two processes writing overlapping batches take row locks in one order.
+      batch.sort((a, b) =>
+        a.event.at < b.event.at ? -1 : a.event.at > b.event.at ? 1 : a.event.id < b.event.id ? -1 : 1,
+      );
+      const needed = partitionsNeeded(batch.map((e) => Date.parse(e.event.at)));
+      for (let attempt = 0; ; attempt++) {
+        await this.#ensurePartitions(needed);
+        try {
+          const inserted = await this.#tx((tx) => insertEvents(tx, batch, this.#mode));
+          return { inserted, duplicates: batch.length - inserted + repeats };
+        } catch (err) {
+          // Another process's retention dropped a month this one thought it had: make it again.
+          if ((err as { code?: string }).code === '23514' && attempt < 2) {
+            this.#partitions.clear();
+            continue;
+          }
+          throw err;
+        }
+      }
+    });
+  }
+
+  queryEvents(filter: EventFilter): Promise<EventPage> {
+    return this.#run(async () => {
+      const sql = this.#sql;
+      const limit = pageSize(filter);
+      const conds: Fragment[] = [sql`true`];
+      if (filter.device !== undefined) conds.push(sql`device = ${filter.device}`);
+      if (filter.user !== undefined) conds.push(sql`user_name = ${filter.user}`);
+      if (filter.workspace !== undefined) conds.push(sql`workspace = ${filter.workspace}`);
+      const types = typeList(filter);
+      if (types.length) conds.push(sql`type = ANY(${types}::text[])`);
+      if (filter.since !== undefined) conds.push(sql`at >= ${isoTime(filter.since, 'since')}`);
+      if (filter.until !== undefined) conds.push(sql`at < ${isoTime(filter.until, 'until')}`);
+      if (filter.after !== undefined) {
+        const c = decodeCursor(filter.after);
+        conds.push(sql`(at, id) > (${c.at}::timestamptz, ${c.id}::text COLLATE "C")`);
+      }
+      const rows = await sql`
+        SELECT at, id, device, user_name, received_at, body FROM events WHERE ${and(sql, conds)}
+        ORDER BY at, id LIMIT ${limit + 1}`;
+      const more = rows.length > limit;
+      const page = more ? rows.slice(0, limit) : [...rows];
+      const last = page[page.length - 1];
+      return {
+        events: page.map((r) => ({
+          device: String(r['device']),
+          user: r['user_name'] === null ? null : String(r['user_name']),
+          receivedAt: (r['received_at'] as Date).toISOString(),
+          event: r['body'] as AnyTandemEvent,
+        })),
+        next:
+          more && last ? encodeCursor({ at: (last['at'] as Date).toISOString(), id: String(last['id']) }) : undefined,
+      };
+    });
+  }
+
+  applyRetention(before: string): Promise<number> {
+    return this.#run(() =>
+      this.#tx(async (tx) => {
+        const cut = Date.parse(isoTime(before, 'before'));
+        await tx`SELECT pg_advisory_xact_lock(hashtext(${`tandem-store:${this.#schema}:partitions`}))`;
+        const parts = await tx`
+          SELECT c.relname AS name FROM pg_inherits i
+          JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+          JOIN pg_namespace n ON n.oid = p.relnamespace
+          WHERE p.relname = 'events' AND n.nspname = ${this.#schema}`;
+        let gone = 0;
+        for (const r of parts) {
+          const p = partitionNamed(String(r['name']));
+          if (!p) continue;
+          if (Date.parse(p.to) <= cut) {
+            const [c] = await tx.unsafe(`SELECT count(*)::int AS n FROM ${p.name}`);
+            gone += Number((c as Row)['n']);
+            await tx.unsafe(`DROP TABLE ${p.name}`);
+            this.#partitions.delete(p.name);
+          } else if (Date.parse(p.from) < cut) {
+            const d = await tx.unsafe(`DELETE FROM ${p.name} WHERE at < $1`, [new Date(cut).toISOString()]);
+            gone += d.count;
+          }
+        }
+        return gone;
+      }),
+    );
+  }
+
+  // --- assignments, policy layers, keys ---
+
+  putAssignment(a: AssignmentRecord): Promise<void> {
+    return this.#run(() =>
+      this.#tx(async (tx) => {
+        await tx`
+          INSERT INTO assignments (id, created_at, body) VALUES (${a.id}, ${isoTime(a.createdAt, 'createdAt')}, ${JSON.stringify(a)}::text::jsonb)
+          ON CONFLICT (id) DO UPDATE SET body = excluded.body`;
+        await this.#bump(tx, 'assignment', a.id);
+      }),
+    );
+  }
+
+  deleteAssignment(id: string): Promise<boolean> {
+    return this.#deleteBumping((tx) => tx`DELETE FROM assignments WHERE id = ${id}`, 'assignment', id);
+  }
+
+  listAssignments(): Promise<AssignmentRecord[]> {
+    return this.#run(async () =>
+      (await this.#sql`SELECT body FROM assignments ORDER BY created_at, id COLLATE "C"`).map(
+        (r) => r['body'] as AssignmentRecord,
+      ),
+    );
+  }
+
+  putPolicyLayer(layer: PolicyLayerRecord): Promise<void> {
+    return this.#run(() =>
+      this.#tx(async (tx) => {
+        await tx`
+          INSERT INTO policy_layers (name, document, updated_at)
+          VALUES (${layer.name}, ${JSON.stringify(layer.document ?? null)}::text::jsonb, ${isoTime(layer.updatedAt, 'updatedAt')})
+          ON CONFLICT (name) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at`;
+        await this.#bump(tx, 'policy', layer.name);
+      }),
+    );
+  }
+
+  getPolicyLayer(name: string): Promise<PolicyLayerRecord | undefined> {
+    return this.#run(async () => {
+      const [r] = await this.#sql`SELECT * FROM policy_layers WHERE name = ${name}`;
+      return r ? layerFrom(r) : undefined;
+    });
+  }
+
+  listPolicyLayers(): Promise<PolicyLayerRecord[]> {
+    return this.#run(async () =>
+      (await this.#sql`SELECT * FROM policy_layers ORDER BY name COLLATE "C"`).map((r) => layerFrom(r)),
+    );
+  }
+
+  deletePolicyLayer(name: string): Promise<boolean> {
+    return this.#deleteBumping((tx) => tx`DELETE FROM policy_layers WHERE name = ${name}`, 'policy', name);
+  }
+
+  putWorkspaceKey(key: WorkspaceKeyRecord): Promise<void> {
+    return this.#run(() =>
+      this.#tx(async (tx) => {
+        await tx`
+          INSERT INTO workspace_keys (workspace, sealed_data_key, created_at)
+          VALUES (${key.workspace}, ${key.sealedDataKey}, ${isoTime(key.createdAt, 'createdAt')})
+          ON CONFLICT (workspace) DO UPDATE SET sealed_data_key = excluded.sealed_data_key, created_at = excluded.created_at`;
+        await this.#bump(tx, 'key', key.workspace);
+      }),
+    );
+  }
+
+  getWorkspaceKey(workspace: string): Promise<WorkspaceKeyRecord | undefined> {
+    return this.#run(async () => {
+      const [r] = await this.#sql`SELECT * FROM workspace_keys WHERE workspace = ${workspace}`;
+      return r
+        ? {
+            workspace: String(r['workspace']),
+            sealedDataKey: String(r['sealed_data_key']),
+            createdAt: (r['created_at'] as Date).toISOString(),
+          }
+        : undefined;
+    });
+  }
+
+  // --- built-in directory ---
+
+  putUser(user: BuiltinUserRecord): Promise<void> {
+    return this.#run(() =>
+      this.#tx(async (tx) => {
+        await tx`
+          INSERT INTO users (name, display_name, body) VALUES (${user.name}, ${user.displayName ?? null}, ${JSON.stringify(user)}::text::jsonb)
+          ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name, body = excluded.body`;
+        await this.#bump(tx, 'directory', `user:${user.name}`);
+      }),
+    );
+  }
+
+  getUser(name: string): Promise<BuiltinUserRecord | undefined> {
+    return this.#run(
+      async () =>
+        (await this.#sql`SELECT body FROM users WHERE name = ${name}`)[0]?.['body'] as BuiltinUserRecord | undefined,
+    );
+  }
+
+  deleteUser(name: string): Promise<boolean> {
+    return this.#deleteBumping((tx) => tx`DELETE FROM users WHERE name = ${name}`, 'directory', `user:${name}`);
+  }
+
+  listUsers(filter: { search?: string; limit?: number } = {}): Promise<BuiltinUserRecord[]> {
+    return this.#listNamed<BuiltinUserRecord>('users', 'display_name', filter);
+  }
+
+  putGroup(group: BuiltinGroupRecord): Promise<void> {
+    return this.#run(() =>
+      this.#tx(async (tx) => {
+        await tx`
+          INSERT INTO groups (name, description, body) VALUES (${group.name}, ${group.description ?? null}, ${JSON.stringify(group)}::text::jsonb)
+          ON CONFLICT (name) DO UPDATE SET description = excluded.description, body = excluded.body`;
+        await this.#bump(tx, 'directory', `group:${group.name}`);
+      }),
+    );
+  }
+
+  getGroup(name: string): Promise<BuiltinGroupRecord | undefined> {
+    return this.#run(
+      async () =>
+        (await this.#sql`SELECT body FROM groups WHERE name = ${name}`)[0]?.['body'] as BuiltinGroupRecord | undefined,
+    );
+  }
+
+  deleteGroup(name: string): Promise<boolean> {
+    return this.#deleteBumping((tx) => tx`DELETE FROM groups WHERE name = ${name}`, 'directory', `group:${name}`);
+  }
+
+  listGroups(filter: { search?: string; limit?: number } = {}): Promise<BuiltinGroupRecord[]> {
+    return this.#listNamed<BuiltinGroupRecord>('groups', 'description', filter);
+  }
+
+  // --- throttling ---
+
+  getThrottle(key: string): Promise<ThrottleRecord | undefined> {
+    return this.#run(async () => {
+      const [r] = await this.#sql`SELECT * FROM throttles WHERE key = ${key}`;
+      return r
+        ? {
+            key: String(r['key']),
+            failures: Number(r['failures']),
+            lastFailureAt: (r['last_failure_at'] as Date).toISOString(),
+            blockedUntil: (r['blocked_until'] as Date).toISOString(),
+          }
+        : undefined;
+    });
+  }
+
+  putThrottle(t: ThrottleRecord): Promise<void> {
+    return this.#run(async () => {
+      await this.#sql`
+        INSERT INTO throttles (key, failures, last_failure_at, blocked_until)
+        VALUES (${t.key}, ${t.failures}, ${isoTime(t.lastFailureAt, 'lastFailureAt')}, ${isoTime(t.blockedUntil, 'blockedUntil')})
+        ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_failure_at = excluded.last_failure_at, blocked_until = excluded.blocked_until`;
+    });
+  }
+
+  clearThrottle(key: string): Promise<void> {
+    return this.#run(async () => {
+      await this.#sql`DELETE FROM throttles WHERE key = ${key}`;
+    });
+  }
+
+  // --- audit ---
+
+  appendAudit(a: AuditRecord): Promise<void> {
+    return this.#run(async () => {
+      await this.#sql`
+        INSERT INTO audit (id, at, actor, action, target, detail)
+        VALUES (${a.id}, ${isoTime(a.at, 'at')}, ${a.actor}, ${a.action}, ${a.target}, ${a.detail === undefined ? null : JSON.stringify(a.detail)}::text::jsonb)`;
+    });
+  }
+
+  queryAudit(filter: { actor?: string; since?: string; limit?: number } = {}): Promise<AuditRecord[]> {
+    return this.#run(async () => {
+      const sql = this.#sql;
+      const conds: Fragment[] = [sql`true`];
+      if (filter.actor !== undefined) conds.push(sql`actor = ${filter.actor}`);
+      if (filter.since !== undefined) conds.push(sql`at >= ${isoTime(filter.since, 'since')}`);
+      const rows =
+        await sql`SELECT * FROM audit WHERE ${and(sql, conds)} ORDER BY at, id COLLATE "C" LIMIT ${filter.limit ?? null}`;
+      return rows.map((r) => ({
+        id: String(r['id']),
+        at: (r['at'] as Date).toISOString(),
+        actor: String(r['actor']),
+        action: String(r['action']),
+        target: String(r['target']),
+        ...(r['detail'] === null ? {} : { detail: r['detail'] as unknown }),
+      }));
+    });
+  }
+
+  // --- change feed ---
+
+  revision(): Promise<number> {
+    return this.#run(async () =>
+      Number((await this.#sql`SELECT value FROM store_revision WHERE only_row = 1`)[0]?.['value']),
+    );
+  }
+
+  publishChange(scope: string, id?: string): Promise<StoreChange> {
+    return this.#run(() => this.#tx((tx) => this.#bump(tx, scope, id)));
+  }
+
+  onChange(listener: (change: StoreChange) => void): Promise<() => void> {
+    return this.#run(async () => {
+      this.#listeners.add(listener);
+      if (!this.#listen) {
+        let first = true;
+        this.#delivered = await this.revision();
+        // postgres.js listens on a connection of its own and listens again after a reconnect;
+        // changes made while it was away are announced as one `resync` change.
+        // LISTEN has a pool of its own (one connection), so recycling the query pool leaves it be.
+        this.#listenSql ??= this.#connect(1);
+        this.#listen = this.#listenSql.listen(
+          this.#channel,
+          (payload) => this.#deliver(JSON.parse(payload) as StoreChange),
+          () => {
+            if (first) {
+              first = false;
+              return;
+            }
+            void this.revision().then(
+              (revision) => this.#deliver({ revision, scope: 'resync' }),
+              () => undefined,
+            );
+          },
+        );
+        try {
+          await this.#listen;
+        } catch (err) {
+          this.#listen = undefined;
+          this.#listeners.delete(listener);
+          throw err;
+        }
+      }
+      return () => {
+        this.#listeners.delete(listener);
+      };
+    });
+  }
+
+  // --- reports ---
+
+  endpointReport(filter: { limit?: number; offset?: number } = {}): Promise<EndpointReportRow[]> {
+    return this.#run(async () => {
+      const rows = await this
+        .#sql`SELECT * FROM devices ORDER BY id COLLATE "C" LIMIT ${filter.limit ?? null} OFFSET ${filter.offset ?? 0}`;
+      return rows.map((r) => {
+        const d = deviceFrom(r);
+        return {
+          device: d.id,
+          user: d.user,
+          hostName: d.hostName,
+          lastCheckInAt: d.lastCheckInAt ?? null,
+          revoked: Boolean(d.revokedAt),
+          workspaces: reportedWorkspaces(d.lastState),
+        };
+      });
+    });
+  }
+
+  failuresSince(since: string): Promise<{ type: string; count: number }[]> {
+    return this.#run(async () => {
+      const rows = await this.#sql`
+        SELECT type, count(*)::int AS n FROM events
+        WHERE at >= ${isoTime(since, 'since')} AND (type = ANY(${[...FAILURE_EVENT_TYPES]}::text[]) OR type LIKE ANY(${[...FAILURE_SUFFIXES]}::text[]))
+        GROUP BY type ORDER BY n DESC, type COLLATE "C"`;
+      return rows.map((r) => ({ type: String(r['type']), count: Number(r['n']) }));
+    });
+  }
+
+  versionDistribution(): Promise<{ workspace: string; version: string; devices: number }[]> {
+    return this.#run(async () => {
+      const rows = await this.#sql`
+        SELECT workspace, version, count(DISTINCT device)::int AS n FROM (
+          SELECT d.id AS device, coalesce(w ->> 'workspace', w ->> 'name') AS workspace, w ->> 'version' AS version,
+                 jsonb_typeof(coalesce(w -> 'workspace', w -> 'name')) AS wt, jsonb_typeof(w -> 'version') AS vt
+          FROM devices d,
+               jsonb_array_elements(CASE WHEN jsonb_typeof(d.last_state -> 'workspaces') = 'array' THEN d.last_state -> 'workspaces' ELSE '[]'::jsonb END) w
+          WHERE d.revoked_at IS NULL
+        ) x
+        WHERE wt = 'string' AND vt = 'string'
+        GROUP BY workspace, version ORDER BY workspace COLLATE "C", n DESC, version COLLATE "C"`;
+      return rows.map((r) => ({
+        workspace: String(r['workspace']),
+        version: String(r['version']),
+        devices: Number(r['n']),
+      }));
+    });
+  }
+
+  // --- internals ---
+
+  /** Runs `fn`, turning a database that went away into a retryable error. */
+  async #run<T>(fn: () => Promise<T>): Promise<T> {
+    const pool = this.#sql;
+    try {
+      return await fn();
+    } catch (err) {
+      const e = translate(err);
+      if (e instanceof StoreUnavailableError && pool === this.#sql && isConnectionLoss(err)) this.#recycle();
+      throw e;
+    }
+  }
+
+  /**
+   * Runs `fn` in one transaction on a reserved connection. Written by hand rather than with
+   * postgres.js's `begin`: when the connection is lost mid-transaction, `begin` writes its
+   * ROLLBACK to the dead socket from a timer, an uncaught TypeError that ends the process
+   * (postgres.js 3.4.9, porsager/postgres#1154). The server rolls a dead session back anyway.
+   */
+  async #tx<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+    const conn = await this.#sql.reserve();
+    try {
+      await conn`BEGIN`;
+      const result = await fn(conn);
+      await conn`COMMIT`;
+      return result;
+    } catch (err) {
+      if (!isConnectionLoss(err)) await conn`ROLLBACK`.catch(() => undefined);
+      throw err;
+    } finally {
+      conn.release();
+    }
+  }
+
+  /**
+   * Replaces the query pool after a lost connection. postgres.js 3.4.9 can leave a connection
+   * whose backend died with a stale write timer, so that every later query on it hangs
+   * (porsager/postgres#1208, #1154); a fresh pool has none of those.
+   */
+  #recycle(): void {
+    const old = this.#sql;
+    this.#sql = this.#connect(this.#max);
+    void old.end({ timeout: 5 }).catch(() => undefined);
+  }
+
+  async #bump(tx: Sql, scope: string, id?: string): Promise<StoreChange> {
+    const [row] = await tx`UPDATE store_revision SET value = value + 1 WHERE only_row = 1 RETURNING value`;
+    const change: StoreChange = { revision: Number((row as Row)['value']), scope, ...(id === undefined ? {} : { id }) };
+    // Delivered to every listening process when (and only if) the transaction commits.
+    await tx`SELECT pg_notify(${this.#channel}, ${JSON.stringify(change)})`;
+    return change;
+  }
+
+  #deleteBumping(del: (tx: Sql) => Promise<{ count: number }>, scope: string, id: string): Promise<boolean> {
+    return this.#run(() =>
+      this.#tx(async (tx) => {
+        if ((await del(tx)).count === 0) return false;
+        await this.#bump(tx, scope, id);
+        return true;
+      }),
+    );
+  }
+
+  #deliver(change: StoreChange): void {
+    if (change.revision <= this.#delivered) return;
+    this.#delivered = change.revision;
+    for (const l of [...this.#listeners]) l(change);
+  }
+
+  /** Makes the months' partitions that this process has not seen yet (IF NOT EXISTS, under a lock). */
+  async #ensurePartitions(parts: readonly MonthPartition[]): Promise<void> {
+    const missing = parts.filter((p) => !this.#partitions.has(p.name));
+    if (missing.length === 0) return;
+    await this.#tx(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(hashtext(${`tandem-store:${this.#schema}:partitions`}))`;
+      for (const p of missing) {
+        await tx.unsafe(
+          `CREATE TABLE IF NOT EXISTS ${p.name} PARTITION OF events FOR VALUES FROM ('${p.from}') TO ('${p.to}')`,
+        );
+      }
+    });
+    for (const p of missing) this.#partitions.add(p.name);
+  }
+
+  #listNamed<T>(
+    table: 'users' | 'groups',
+    second: 'display_name' | 'description',
+    filter: { search?: string; limit?: number },
+  ): Promise<T[]> {
+    return this.#run(async () => {
+      const sql = this.#sql;
+      const like = filter.search === undefined ? null : `%${escapeLike(filter.search)}%`;
+      const rows = await sql`
+        SELECT body FROM ${sql(table)}
+        WHERE ${like === null ? sql`true` : sql`(name ILIKE ${like} OR ${sql(second)} ILIKE ${like})`}
+        ORDER BY name COLLATE "C" LIMIT ${filter.limit ?? null}`;
+      return rows.map((r) => r['body'] as T);
+    });
+  }
+
+  /** A fresh id for a store-made record (exported for tests that need one). */
+  static newId(): string {
+    return randomUUID();
+  }
+}
+
+function and(sql: Sql, conds: Fragment[]): Fragment {
+  return conds.reduce((acc, c) => sql`${acc} AND ${c}`);
+}
+
+function deviceFrom(r: Row): DeviceRecord {
+  return {
+    id: String(r['id']),
+    sealingKey: String(r['sealing_key']),
+    signingKey: String(r['signing_key']),
+    user: String(r['user_name']),
+    hostName: String(r['host_name']),
+    enrolledAt: (r['enrolled_at'] as Date).toISOString(),
+    revokedAt: r['revoked_at'] === null ? null : (r['revoked_at'] as Date).toISOString(),
+    lastCheckInAt: r['last_check_in_at'] === null ? null : (r['last_check_in_at'] as Date).toISOString(),
+    ...(r['last_state'] === null ? {} : { lastState: r['last_state'] }),
+  };
+}
+
+function layerFrom(r: Row): PolicyLayerRecord {
+  return { name: String(r['name']), document: r['document'], updatedAt: (r['updated_at'] as Date).toISOString() };
+}
+
+// Connection failures (postgres.js's own codes and the socket's), and the SQLSTATEs of a server
+// going away or refusing for now: class 08 (connection), 57P01-57P03 (shutdown, cannot connect
+// now), 53300 (too many connections), 40001/40P01 (serialization failure, deadlock: retry).
+const CONNECTION_CODES = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+const RETRYABLE_SQLSTATE = /^(08...|57P0[123]|53300|40001|40P01)$/;
+
+function isConnectionLoss(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (CONNECTION_CODES.has(code) || /^(08...|57P0[123])$/.test(code));
+}
+
+function translate(err: unknown): Error {
+  if (TandemError.is(err)) return err;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || RETRYABLE_SQLSTATE.test(code))) {
+    return new StoreUnavailableError(
+      `The PostgreSQL store is unavailable (${(err as Error).message}); retry the request.`,
+      {
+        cause: err,
+        details: { code },
+      },
+    );
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
