@@ -74,7 +74,7 @@ export async function runAgentExample(): Promise<AgentExampleResult> {
     const has =
       (type: string, pred: (d: Record<string, unknown>) => boolean = () => true) =>
       () =>
-        events.some((e) => e.type === type && pred(e.data as Record<string, unknown>));
+        events.some((e) => e.type === type && pred(e.data));
 
     const ws = join(dir, 'erp');
     mkdirSync(join(ws, 'images'), { recursive: true });

@@ -47,13 +47,22 @@ async function started(dir: string, socketPath: string, uplinkUrl?: string) {
 }
 
 /** Drives random operations and kills the agent -9 after a random number of them, mid-request. */
-async function driveAndKill(socketPath: string, rand: () => number, kill: () => void, workspaces: string[]): Promise<void> {
+async function driveAndKill(
+  socketPath: string,
+  rand: () => number,
+  kill: () => void,
+  workspaces: string[],
+): Promise<void> {
   const c = await AgentClient.connect(socketPath);
   const n = Math.floor(rand() * 6);
   for (let i = 0; i <= n; i++) {
     const [method, params] = OPS[Math.floor(rand() * OPS.length)]!;
     const ws = workspaces[Math.floor(rand() * workspaces.length)]!;
-    const p = { ...params, workspace: ws, ...(method === 'snapshot.create' ? { name: `s${Math.floor(rand() * 1e9)}` } : {}) };
+    const p = {
+      ...params,
+      workspace: ws,
+      ...(method === 'snapshot.create' ? { name: `s${Math.floor(rand() * 1e9)}` } : {}),
+    };
     const call = (c.call as (m: string, p: unknown) => Promise<unknown>)(method, p).catch(() => undefined);
     if (i === n) {
       // The kill lands anywhere from before the request is read to after its reply.
@@ -77,7 +86,9 @@ function recordsAreWhole(dir: string): { workspace: string; vm: string; state: s
   // No temporary file is ever taken for a record, and every record parses.
   return files
     .filter((f) => f.endsWith('.json'))
-    .map((f) => JSON.parse(readFileSync(join(sessions, f), 'utf8')) as { workspace: string; vm: string; state: string });
+    .map(
+      (f) => JSON.parse(readFileSync(join(sessions, f), 'utf8')) as { workspace: string; vm: string; state: string },
+    );
 }
 
 describe('the agent killed -9 at random points', () => {
@@ -104,8 +115,13 @@ describe('the agent killed -9 at random points', () => {
       for (const s of sessions) {
         const vm = vms.get(s.vm)!;
         const record = records.find((r) => r.workspace === s.workspace)!;
-        const expected = sessionStateForVm(vm) === 'running' && record.state === 'locked' ? 'locked' : sessionStateForVm(vm);
-        expect({ ws: s.workspace, state: s.state, attached: s.attached }).toEqual({ ws: s.workspace, state: expected, attached: true });
+        const expected =
+          sessionStateForVm(vm) === 'running' && record.state === 'locked' ? 'locked' : sessionStateForVm(vm);
+        expect({ ws: s.workspace, state: s.state, attached: s.attached }).toEqual({
+          ws: s.workspace,
+          state: expected,
+          attached: true,
+        });
       }
       // The restart neither started nor stopped a VM.
       expect(mockVms(t.dir)).toEqual(vms);

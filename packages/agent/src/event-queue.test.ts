@@ -14,7 +14,8 @@ function events(n: number): AnyTandemEvent[] {
   const bus = new EventBus();
   const out: AnyTandemEvent[] = [];
   bus.on('*', (e) => out.push(e));
-  for (let i = 0; i < n; i++) bus.publish('policy.decision', { outcome: 'allow', reason: `r${i}` } as never, { workspace: 'erp' });
+  for (let i = 0; i < n; i++)
+    bus.publish('policy.decision', { outcome: 'allow', reason: `r${i}` } as never, { workspace: 'erp' });
   return out;
 }
 

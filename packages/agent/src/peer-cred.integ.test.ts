@@ -57,10 +57,21 @@ describe.skipIf(!gate.enabled)('peer credentials', () => {
   });
 
   it(`refuses a process of ${OTHER}, though the socket lets it connect`, async () => {
-    const { stdout } = await run('runuser', ['-u', OTHER, '--', process.execPath, '-e', CLIENT, running.server.socketPath]);
+    const { stdout } = await run('runuser', [
+      '-u',
+      OTHER,
+      '--',
+      process.execPath,
+      '-e',
+      CLIENT,
+      running.server.socketPath,
+    ]);
     const reply = JSON.parse(stdout) as { id: null; error: { code: string; details: { peerUid: number } } };
     const uid = Number((await run('id', ['-u', OTHER])).stdout.trim());
-    expect(reply).toMatchObject({ id: null, error: { code: 'TANDEM_AGENT_PEER_REFUSED', details: { peerUid: uid, allowUid: 0 } } });
+    expect(reply).toMatchObject({
+      id: null,
+      error: { code: 'TANDEM_AGENT_PEER_REFUSED', details: { peerUid: uid, allowUid: 0 } },
+    });
   });
 
   it('serves its own user on the same socket', async () => {

@@ -8,7 +8,13 @@ describe('decodeRequest', () => {
     const anyJson = fc.oneof(
       fc.string(),
       fc.json(),
-      fc.record({ id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)), method: fc.constantFrom(...AGENT_METHODS, 'x'), params: fc.anything() }).map((o) => JSON.stringify(o)),
+      fc
+        .record({
+          id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)),
+          method: fc.constantFrom(...AGENT_METHODS, 'x'),
+          params: fc.anything(),
+        })
+        .map((o) => JSON.stringify(o)),
     );
     fc.assert(
       fc.property(anyJson, (line) => {
@@ -41,22 +47,26 @@ describe('LineDecoder', () => {
   it('yields the same lines however the stream is cut, and skips oversized lines whole', () => {
     const line = fc.string({ maxLength: 40 }).map((s) => s.replace(/\n/g, ' '));
     fc.assert(
-      fc.property(fc.array(line, { maxLength: 20 }), fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1 }), (lines, cuts) => {
-        const bytes = Buffer.from(lines.map((l) => l + '\n').join(''));
-        let over = 0;
-        const d = new LineDecoder(24, () => over++);
-        const out: string[] = [];
-        let at = 0;
-        let i = 0;
-        while (at < bytes.length) {
-          const n = cuts[i++ % cuts.length]!;
-          out.push(...d.push(bytes.subarray(at, at + n)));
-          at += n;
-        }
-        const fits = lines.filter((l) => Buffer.byteLength(l) <= 24);
-        expect(out).toEqual(fits.filter((l) => l.trim().length > 0));
-        expect(over).toBe(lines.length - fits.length);
-      }),
+      fc.property(
+        fc.array(line, { maxLength: 20 }),
+        fc.array(fc.integer({ min: 1, max: 17 }), { minLength: 1 }),
+        (lines, cuts) => {
+          const bytes = Buffer.from(lines.map((l) => l + '\n').join(''));
+          let over = 0;
+          const d = new LineDecoder(24, () => over++);
+          const out: string[] = [];
+          let at = 0;
+          let i = 0;
+          while (at < bytes.length) {
+            const n = cuts[i++ % cuts.length]!;
+            out.push(...d.push(bytes.subarray(at, at + n)));
+            at += n;
+          }
+          const fits = lines.filter((l) => Buffer.byteLength(l) <= 24);
+          expect(out).toEqual(fits.filter((l) => l.trim().length > 0));
+          expect(over).toBe(lines.length - fits.length);
+        },
+      ),
       { numRuns: 1000 },
     );
   });

@@ -96,11 +96,20 @@ describe('the agent socket', () => {
     );
     expect(replies).toEqual([
       { id: null, error: expect.objectContaining({ code: 'TANDEM_AGENT_PROTOCOL', retryable: false }) },
-      { id: 1, error: expect.objectContaining({ code: 'TANDEM_AGENT_PROTOCOL', message: expect.stringContaining('hello first') }) },
+      {
+        id: 1,
+        error: expect.objectContaining({
+          code: 'TANDEM_AGENT_PROTOCOL',
+          message: expect.stringContaining('hello first'),
+        }),
+      },
       { id: 2, error: expect.objectContaining({ code: 'TANDEM_AGENT_PROTOCOL' }) },
       { id: 3, error: expect.objectContaining({ code: 'TANDEM_AGENT_PROTOCOL' }) },
       { id: 4, result: expect.objectContaining({ apiVersion: '1.0' }) },
-      { id: 5, error: expect.objectContaining({ code: 'TANDEM_AGENT_PROTOCOL', message: expect.stringContaining('lock') }) },
+      {
+        id: 5,
+        error: expect.objectContaining({ code: 'TANDEM_AGENT_PROTOCOL', message: expect.stringContaining('lock') }),
+      },
     ]);
     const big = Buffer.alloc((1 << 20) + 10, 'a');
     const [oversize] = await raw(path, Buffer.concat([big, Buffer.from('\n')]), 1);
@@ -127,18 +136,25 @@ describe('the agent socket', () => {
     expect(await c.call('suspend', { workspace: 'erp' })).toMatchObject({ state: 'suspended' });
     expect(await c.call('resume', {})).toMatchObject({ state: 'running' });
     expect(await c.call('snapshot.revert', { snapshot: 'before' })).toMatchObject({ workspace: 'erp' });
-    expect((await c.call('sessions')).sessions).toEqual([expect.objectContaining({ workspace: 'erp', attached: true })]);
-    await expect(c.call('lock', { workspace: 'nope' })).rejects.toMatchObject({ code: 'TANDEM_NOT_FOUND', fault: 'user' });
-    await expect.poll(() => live.map((e) => (e.data as { to: string }).to)).toEqual(
-      expect.arrayContaining(['locked', 'running', 'suspended']),
-    );
+    expect((await c.call('sessions')).sessions).toEqual([
+      expect.objectContaining({ workspace: 'erp', attached: true }),
+    ]);
+    await expect(c.call('lock', { workspace: 'nope' })).rejects.toMatchObject({
+      code: 'TANDEM_NOT_FOUND',
+      fault: 'user',
+    });
+    await expect
+      .poll(() => live.map((e) => (e.data as { to: string }).to))
+      .toEqual(expect.arrayContaining(['locked', 'running', 'suspended']));
     // A late subscriber gets the stored events since a time, each once, then the live ones.
     const replayed: AnyTandemEvent[] = [];
     const r = await AgentClient.connect(running.server.socketPath);
     cleanups.push(() => r.close());
     await r.subscribe({ since: '2000-01-01T00:00:00Z' }, (e) => replayed.push(e));
     await c.call('stop', { force: true });
-    await expect.poll(() => replayed.some((e) => e.type === 'session.transition' && e.data.to === 'stopped')).toBe(true);
+    await expect
+      .poll(() => replayed.some((e) => e.type === 'session.transition' && e.data.to === 'stopped'))
+      .toBe(true);
     const stored = running.agent.store.query();
     expect(replayed.map((e) => e.id)).toEqual(stored.map((e) => e.id));
     expect(new Set(replayed.map((e) => e.id)).size).toBe(replayed.length);

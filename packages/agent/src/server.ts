@@ -94,7 +94,7 @@ export class AgentServer {
     socket.on('close', () => this.#sockets.delete(socket));
     socket.on('error', () => undefined);
     const allow = this.#o.allowUid ?? process.getuid?.() ?? -1;
-    let peer: PeerCredentials | null = null;
+    let peer: PeerCredentials | null;
     try {
       peer = await (this.#o.peerCredentials ?? peerCredentials)(socket);
     } catch {

@@ -28,7 +28,10 @@ function recording(inner: EventUplink): { uplink: EventUplink; acked: Set<string
   };
 }
 
-async function setup(receiver: TestReceiver, clock: VirtualClock): Promise<{ agent: HostAgent; rec: ReturnType<typeof recording> }> {
+async function setup(
+  receiver: TestReceiver,
+  clock: VirtualClock,
+): Promise<{ agent: HostAgent; rec: ReturnType<typeof recording> }> {
   const t = tempDir();
   cleanups.push(t.remove);
   const rec = recording(httpUplink({ url: receiver.url }));
@@ -63,7 +66,7 @@ describe('event shipping', () => {
     await expect.poll(() => agent.shipper!.status.failures).toBeGreaterThan(0);
     receiver.mode = 'ok';
     await clock.waitForSleepers(1);
-    clock.advance(60_000);
+    await clock.advance(60_000);
     await agent.shipper!.drained();
 
     // Closed: connection refused until it comes back, however long that is.
@@ -74,12 +77,12 @@ describe('event shipping', () => {
     for (let i = 0; i < 3; i++) {
       await clock.waitForSleepers(1);
       const failures = agent.shipper!.status.failures;
-      clock.advance(3_600_000); // hours offline
+      await clock.advance(3_600_000); // hours offline
       await expect.poll(() => agent.shipper!.status.failures).toBeGreaterThan(failures);
     }
     await receiver.open();
     await clock.waitForSleepers(1);
-    clock.advance(3_600_000);
+    await clock.advance(3_600_000);
     await agent.shipper!.drained();
 
     // Hanging: the send times out, the batch is sent again.
@@ -90,7 +93,7 @@ describe('event shipping', () => {
     await expect.poll(() => agent.shipper!.status.failures, { timeout: 30_000 }).toBeGreaterThan(failures);
     receiver.mode = 'ok';
     await clock.waitForSleepers(1);
-    clock.advance(3_600_000);
+    await clock.advance(3_600_000);
     await agent.shipper!.drained();
 
     const local = ids(agent.store.query());

@@ -127,7 +127,10 @@ export class EventShipper {
       } catch (cause) {
         if (this.#stop.signal.aborted) break;
         attempt += 1;
-        const delay = Math.min(this.#o.maxBackoffMs ?? 300_000, (this.#o.initialBackoffMs ?? 1000) * 2 ** (attempt - 1));
+        const delay = Math.min(
+          this.#o.maxBackoffMs ?? 300_000,
+          (this.#o.initialBackoffMs ?? 1000) * 2 ** (attempt - 1),
+        );
         const err = TandemError.is(cause)
           ? cause
           : new UplinkError(`The uplink did not take ${batch.events.length} events: ${(cause as Error).message}`, {
@@ -174,9 +177,12 @@ export function httpUplink(options: { url: string; headers?: Record<string, stri
       }
       await res.arrayBuffer().catch(() => undefined);
       if (!res.ok) {
-        throw new UplinkError(`The uplink ${options.url} answered HTTP ${res.status}; the batch is kept and sent again.`, {
-          details: { status: res.status },
-        });
+        throw new UplinkError(
+          `The uplink ${options.url} answered HTTP ${res.status}; the batch is kept and sent again.`,
+          {
+            details: { status: res.status },
+          },
+        );
       }
     },
   };
