@@ -60,6 +60,11 @@ describe('idle lock', () => {
     expect(t.session.state).toBe('running');
     await t.clock.advance(60_000);
     await settle(() => t.session.state === 'locked');
+    // Back at the desk: unlocked, and present again, so no idle lock however long.
+    t.desktop.emit('active', 'logind');
+    await t.enforcer.unlock('s3cret');
+    await t.clock.advance(60 * 60_000);
+    expect(t.session.state).toBe('running');
   });
 
   it('unlock checks the password, refuses a wrong one, and waits a growing delay after failures', async () => {

@@ -217,7 +217,7 @@ export class SessionEnforcer {
       return r.ok;
     });
     this.#limitLock = undefined;
-    this.#idleSince = this.#clock.now();
+    if (!this.#presence) this.#idleSince = this.#clock.now();
     this.#publish('session.unlocked', { vm: this.session.vm, user, method: 'local-password' });
     this.#wake();
   }
