@@ -26,6 +26,7 @@ export function slapdProblem(): string | null {
   for (const f of [
     SLAPD,
     SLAPADD,
+    '/usr/bin/openssl',
     join(MODULE_DIR, 'ppolicy.so'),
     join(MODULE_DIR, 'dynlist.so'),
     join(SCHEMA_DIR, 'nis.ldif'),
