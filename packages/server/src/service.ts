@@ -350,14 +350,18 @@ export class ManagementService {
    * device's user gets now.
    */
   async checkIn(device: DeviceRecord, body: CheckInInput): Promise<CheckInReply> {
-    const events = await this.ingest(device, body.events);
     const nowMs = this.#clock.now();
     const now = new Date(nowMs).toISOString();
-    await this.store.recordCheckIn(device.id, now, {
-      agentVersion: body.agentVersion ?? null,
-      workspaces: body.workspaces,
-    });
-    const [revision, view] = await Promise.all([this.store.revision(), this.#userView(device.user)]);
+    // Independent reads and writes, at once: the events, the state, the revision, the account.
+    const [events, , revision, view] = await Promise.all([
+      this.ingest(device, body.events),
+      this.store.recordCheckIn(device.id, now, {
+        agentVersion: body.agentVersion ?? null,
+        workspaces: body.workspaces,
+      }),
+      this.store.revision(),
+      this.#userView(device.user),
+    ]);
     const revocation = this.#revocation(view, body.credentialsCachedAt);
     const token = createHash('sha256')
       .update(`${revision}\n${device.user}\n${revocation?.reason ?? ''}\n${view.unreachable ? 'u' : ''}`)
