@@ -111,6 +111,37 @@ describe.skipIf(!gate.enabled)('SessionEnforcer with the desktop on a real dbus-
     expect(await t.adapter.snapshots.list('tandem-erp')).toHaveLength(1);
   });
 
+  it("a maintenance window runs only when logind lists no user's session", async () => {
+    const t = enforcerSetup(
+      "hardware: { memory: { fixedMiB: 512 } }\n  maintenance: { windows: [{ at: '11:00', duration: PT30M }], timeZone: utc }",
+    );
+    const session = await t.manager.open(t.loaded);
+    enforcer = new SessionEnforcer({
+      session,
+      loaded: t.loaded,
+      events: t.events,
+      desktop: monitor,
+      credentials: passwordIs('pw'),
+      location: t.location,
+    });
+    enforcer.start();
+    await t.clock.waitForSleepers();
+    await t.clock.advance(60 * 60_000); // 11:00, alice is logged in
+    await until('skipped', () => t.of('maintenance.window').length === 1);
+    expect(t.of('maintenance.window')[0]).toMatchObject({ phase: 'skipped', reason: expect.stringContaining('alice') });
+    expect(await t.adapter.state('tandem-erp')).toBe('stopped');
+    await desktop.removeSession('c1');
+    await desktop.addSession('g1', 0, 'lightdm', 'greeter'); // the login screen is no user
+    await t.clock.advance(24 * 60 * 60_000);
+    await until('started', () => t.of('maintenance.window').length === 2);
+    expect(t.of('maintenance.window')[1]).toMatchObject({ phase: 'started', before: 'stopped' });
+    expect(await t.adapter.state('tandem-erp')).toBe('running');
+    await t.clock.waitForSleepers();
+    await t.clock.advance(30 * 60_000);
+    await until('finished', () => t.of('maintenance.window').length === 3);
+    expect(await t.adapter.state('tandem-erp')).toBe('stopped');
+  });
+
   it('a near expiry is a usage.warning and a critical desktop notification', async () => {
     const t = await run("hardware: { memory: { fixedMiB: 512 } }\n  usage: { expiresAt: '2026-11-23T10:10:00Z' }");
     await until('the notification', () => desktop.notifications.length === 1);

@@ -317,6 +317,29 @@ describe('network by location and memory by host RAM', () => {
     expect((await t.adapter.list())[0]!.memoryMiB).toBe(6144);
   });
 
+  it('without a desktop event the location is polled on the clock', async () => {
+    const t = enforcerSetup(NET);
+    const session = await t.manager.open(t.loaded);
+    const e = new SessionEnforcer({
+      session,
+      loaded: t.loaded,
+      events: t.events,
+      credentials: passwordIs('x'),
+      location: t.location,
+      pollMs: 30_000,
+    });
+    running.push(e);
+    await e.beforeStart();
+    e.start();
+    await t.clock.waitForSleepers();
+    t.setLocation({ dnsSuffixes: ['corp.example.com'] });
+    await t.clock.advance(29_000);
+    expect((await t.adapter.list())[0]!.network).toEqual({ mode: 'nat' });
+    await t.clock.advance(1_000);
+    await settle(() => t.of('policy.decision').filter((d) => d.kind === 'network.location').length === 2);
+    expect((await t.adapter.list())[0]!.network).toEqual({ mode: 'bridged', bridge: 'br0' });
+  });
+
   it('a running VM keeps its network until its next start, and the decision says so', async () => {
     const t = await started(NET);
     t.setLocation({ dnsSuffixes: ['corp.example.com'] });
