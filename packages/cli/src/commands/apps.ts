@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { platform } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { InvalidInputError, type PublishedApp, type SeamlessTransport } from '@tandem/core';
+import { InvalidInputError, TandemError, type PublishedApp, type SeamlessTransport, type VmState } from '@tandem/core';
 import {
   FreedesktopLaunchers,
   WindowsLaunchers,
@@ -12,10 +12,20 @@ import {
   type LauncherApp,
   type SharedFolderView,
 } from '@tandem/core/publishing';
+import { openAdapter } from '../adapters.js';
 import type { CliContext } from '../context.js';
+import { ExitCode } from '../exit-codes.js';
 import type { CommandHost } from '../program.js';
 import { cliEvents, policyFor, withSession } from '../runtime.js';
 import { StateDir, type SessionRecord } from '../state.js';
+import {
+  fetchDiscoveredApps,
+  loadDiscoveredApps,
+  removeDiscoveredApps,
+  saveDiscoveredApps,
+} from './apps-discovered.js';
+import { waitForLaunch } from './apps-wait.js';
+import { cliAskMode, cliAsker } from './cli-asker.js';
 
 interface WhereOptions {
   dataHome?: string;
@@ -106,6 +116,24 @@ async function readStdinLine(): Promise<string> {
     .replace(/\r?\n$/, '');
 }
 
+const ENDED: readonly VmState[] = ['stopped', 'saved', 'crashed'];
+
+/** Whether the session a launch belongs to has ended (asked again through a fresh adapter, as another tandem may have stopped it). */
+async function sessionEnded(state: StateDir, workspace: string, vm: string): Promise<string | null> {
+  const record = state.find(workspace);
+  if (!record) return 'the session was removed';
+  const { adapter } = await openAdapter(state, record.adapter.name, record.adapter.options);
+  try {
+    const now = await adapter.state(vm);
+    return ENDED.includes(now) ? `the VM is ${now}` : null;
+  } catch (err) {
+    if (TandemError.is(err, 'TANDEM_NOT_FOUND')) return 'the VM no longer exists';
+    throw err;
+  } finally {
+    await adapter.close?.();
+  }
+}
+
 /** `tandem apps list|publish|unpublish|launch` */
 export function registerApps(program: Command, host: CommandHost): void {
   const apps = program
@@ -146,29 +174,55 @@ export function registerApps(program: Command, host: CommandHost): void {
         'install a launcher for each published app (freedesktop menu entries, or Windows Start Menu shortcuts)',
       )
       .argument('[workspace]', 'workspace name (optional when there is only one session)')
-      .option('--url-handler', 'also install tandem open as the http/https handler (freedesktop)'),
+      .option('--url-handler', 'also install tandem open as the http/https handler (freedesktop)')
+      .option(
+        '--discovered',
+        'also the apps the guest agent discovers in the running VM (its .desktop entries, Start Menu shortcuts)',
+      )
+      .option('--guest-timeout <duration>', 'with --discovered: how long to wait for the agent (ISO 8601)', 'PT2M'),
   ).action(
-    host.run(async (ctx, ws: string | undefined, opts: WhereOptions & { urlHandler?: boolean }) => {
-      const record = new StateDir(ctx.stateDir).resolve(ws);
-      const launchers = launchersFor(ctx, opts);
-      const r = launchers.install({
-        workspace: record.workspace,
-        version: record.spec.metadata.version,
-        apps: launcherApps(ctx, record),
-      });
-      const url =
-        opts.urlHandler && launchers instanceof FreedesktopLaunchers ? launchers.installUrlHandler() : undefined;
-      ctx.result(
-        { workspace: record.workspace, version: record.spec.metadata.version, ...r, urlHandler: url ?? null },
-        [
-          ...reportLines('installed', r),
-          ...(url ? reportLines('installed', url) : []),
-          ...(url
-            ? ['make it the default: xdg-mime default tandem-open.desktop x-scheme-handler/http x-scheme-handler/https']
-            : []),
-        ],
-      );
-    }),
+    host.run(
+      async (
+        ctx,
+        ws: string | undefined,
+        opts: WhereOptions & { urlHandler?: boolean; discovered?: boolean; guestTimeout: string },
+      ) => {
+        const record = new StateDir(ctx.stateDir).resolve(ws);
+        const launchers = launchersFor(ctx, opts);
+        const found = opts.discovered ? await fetchDiscoveredApps(ctx, record, opts.guestTimeout) : undefined;
+        for (const id of found?.skipped ?? [])
+          ctx.info(`  discovered app ${id} is also a workspace app: the workspace's is published`);
+        const r = launchers.install({
+          workspace: record.workspace,
+          version: record.spec.metadata.version,
+          apps: [...launcherApps(ctx, record), ...(found?.launchers ?? [])],
+        });
+        // apps launch finds a discovered app here; a publish without --discovered forgets them, as its launchers went.
+        if (found) saveDiscoveredApps(ctx.stateDir, record, found.apps);
+        else removeDiscoveredApps(ctx.stateDir, record.workspace);
+        const url =
+          opts.urlHandler && launchers instanceof FreedesktopLaunchers ? launchers.installUrlHandler() : undefined;
+        ctx.result(
+          {
+            workspace: record.workspace,
+            version: record.spec.metadata.version,
+            ...r,
+            urlHandler: url ?? null,
+            discovered: found ? found.apps.map((a) => ({ id: a.id, name: a.name, command: a.command })) : null,
+          },
+          [
+            ...reportLines('installed', r),
+            ...(url ? reportLines('installed', url) : []),
+            ...(url
+              ? [
+                  'make it the default: xdg-mime default tandem-open.desktop x-scheme-handler/http x-scheme-handler/https',
+                ]
+              : []),
+            ...(found ? [`${found.apps.length} discovered app(s) published from the guest`] : []),
+          ],
+        );
+      },
+    ),
   );
 
   addWhere(
@@ -184,6 +238,7 @@ export function registerApps(program: Command, host: CommandHost): void {
       const name = ws ?? state.resolve(undefined).workspace;
       const launchers = launchersFor(ctx, opts);
       const r = launchers.remove(name);
+      removeDiscoveredApps(ctx.stateDir, name);
       const url =
         opts.urlHandler && launchers instanceof FreedesktopLaunchers ? launchers.removeUrlHandler() : undefined;
       const lines = [...reportLines('installed', r), ...(url ? reportLines('installed', url) : [])];
@@ -210,6 +265,13 @@ export function registerApps(program: Command, host: CommandHost): void {
     .option('--rdp-domain <domain>', 'RDP domain')
     .option('--password-stdin', 'read the RDP password from stdin (it never reaches argv or a file)')
     .option('--no-wait', 'return once the app is shown instead of waiting for it to close')
+    .option('--yes', 'allow every transfer the policy says to ask about (scripts)')
+    .option('--no', 'deny every transfer the policy says to ask about, without asking')
+    .option(
+      '--ask-on-stdin',
+      'ask about each one on stderr and read y/N answers from stdin even when it is not a terminal',
+    )
+    .option('--ask-timeout <seconds>', 'how long a question waits before it is denied', '60')
     .action(
       host.run(
         async (
@@ -225,23 +287,55 @@ export function registerApps(program: Command, host: CommandHost): void {
             rdpDomain?: string;
             passwordStdin?: boolean;
             wait: boolean;
+            yes?: boolean;
+            no?: boolean;
+            askOnStdin?: boolean;
+            askTimeout: string;
           },
         ) => {
+          const askMode = cliAskMode({
+            ...(opts.yes ? { yes: true } : {}),
+            ...(opts.no ? { no: true } : {}),
+            ...(opts.askOnStdin ? { askOnStdin: true } : {}),
+            ...(opts.passwordStdin ? { passwordStdin: true } : {}),
+            stdinIsTTY: process.stdin.isTTY === true,
+          });
+          const askTimeoutMs = Number(opts.askTimeout) * 1000;
+          if (!Number.isFinite(askTimeoutMs) || askTimeoutMs <= 0) {
+            throw new InvalidInputError(`--ask-timeout "${opts.askTimeout}" is not a number of seconds above 0.`, {
+              details: { askTimeout: opts.askTimeout },
+            });
+          }
           const password = opts.passwordStdin ? await readStdinLine() : undefined;
           const sharedFolder = parseSharedFolder(opts.sharedFolder);
           const state = new StateDir(ctx.stateDir);
           const launch = await withSession(ctx, opts.workspace, async (session, record) => {
             const { events, close } = cliEvents(ctx, state);
+            const asker =
+              askMode === 'not-interactive'
+                ? undefined
+                : cliAsker({
+                    mode: askMode,
+                    input: process.stdin,
+                    output: process.stderr,
+                    timeoutMs: askTimeoutMs,
+                    events,
+                    context: { workspace: record.workspace, session: record.id },
+                  });
             try {
               const loaded = { workspace: record.spec, file: record.file, baseDir: dirname(record.file) };
               const engine = await policyFor(loaded, record.layers);
               const subject = { ...(opts.user !== undefined ? { user: opts.user } : {}), groups: opts.group };
-              return await launchApp({
+              const launched = await launchApp({
                 session,
                 appId,
                 files,
                 policy: engine.forSubject(subject),
                 events,
+                extraApps: loadDiscoveredApps(ctx.stateDir, record.workspace),
+                ...(asker
+                  ? { ask: asker.ask }
+                  : { noAskReason: 'not interactive (stdin is no terminal, and no --yes, --no or --ask-on-stdin)' }),
                 ...(sharedFolder ? { sharedFolder } : {}),
                 ...(opts.transport ? { transport: opts.transport as SeamlessTransport } : {}),
                 ...(opts.user !== undefined
@@ -254,11 +348,20 @@ export function registerApps(program: Command, host: CommandHost): void {
                     }
                   : {}),
               });
+              return { ...launched, workspace: record.workspace, vm: record.vm };
             } finally {
+              asker?.close();
               close();
             }
           });
           const { handle, frame, notes, sessionAction } = launch;
+          const asked = launch.policy.decisions.filter((d) => d.decision.outcome === 'ask');
+          const askNote =
+            asked.length === 0
+              ? null
+              : askMode === 'not-interactive'
+                ? `not interactive (stdin is no terminal): ${asked.length} transfer(s) the policy says to ask about denied; pass --yes, --no or --ask-on-stdin`
+                : `${asked.length} transfer(s) asked about (${askMode === 'prompt' ? 'answered at the prompt' : `--${askMode}`}): ${asked.filter((d) => d.permission === 'allow').length} allowed`;
           ctx.result(
             {
               app: appId,
@@ -270,6 +373,16 @@ export function registerApps(program: Command, host: CommandHost): void {
               windowClass: launch.request.windowClass,
               notes,
               args: launch.request.args,
+              asks: {
+                mode: askMode,
+                answers: asked.map((d) => ({
+                  channel: d.decision.request.channel,
+                  direction: d.decision.request.direction,
+                  contentType: d.decision.request.contentType ?? null,
+                  permission: d.permission,
+                })),
+                note: askNote,
+              },
             },
             [
               ...(sessionAction ? [`session ${sessionAction}`] : []),
@@ -280,13 +393,24 @@ export function registerApps(program: Command, host: CommandHost): void {
                   ? `frame: ${frame.color}, drawn by ${handle.transport}`
                   : `frame: ${frame.note}`,
               ...notes.map((n) => `policy: ${n.channel}: ${n.note}`),
+              ...(askNote ? [`ask: ${askNote}`] : []),
             ],
           );
-          if (opts.wait) {
-            const code = await handle.exited;
-            return code === null || code === 0 ? 0 : 1;
+          if (!opts.wait) return 0;
+          const outcome = await waitForLaunch({
+            handle,
+            sessionEnded: () => sessionEnded(state, launch.workspace, launch.vm),
+          });
+          switch (outcome.kind) {
+            case 'exited':
+              return outcome.code === null || outcome.code === 0 ? ExitCode.ok : ExitCode.internal;
+            case 'session-ended':
+              ctx.info(`${appId}: the session ended (${outcome.reason}); ${handle.transport} closed`);
+              return ExitCode.ok;
+            case 'interrupted':
+              ctx.info(`${appId}: ${outcome.signal}: ${handle.transport} closed; the session keeps running`);
+              return ExitCode.timeout;
           }
-          return 0;
         },
       ),
     );

@@ -38,6 +38,8 @@ export interface AppLaunchOptions {
   readonly policy: { decideTransfer(request: TransferRequest): TransferDecision };
   /** Answers `ask` decisions (see TransferAsker); without it they are denied. */
   readonly ask?: AskAnswer;
+  /** Without {@link ask}: why no one can be asked, said in each denied ask's event (default "no one to ask"). */
+  readonly noAskReason?: string;
   readonly sharedFolder?: SharedFolderView;
   /** Apps besides the workspace's own (discovered in the guest). */
   readonly extraApps?: readonly PublishedApp[];
@@ -104,7 +106,7 @@ export async function launchApp(o: AppLaunchOptions): Promise<AppLaunch> {
     else if (!o.ask) {
       o.events?.publish(
         'policy.decision',
-        { ...toDecisionEvent(decision), outcome: 'deny', reason: `${decision.reason}; no one to ask: deny` },
+        { ...toDecisionEvent(decision), outcome: 'deny', reason: `${decision.reason}; ${o.noAskReason ?? 'no one to ask'}: deny` },
         context,
       );
     }
