@@ -78,6 +78,34 @@ describe.skipIf(!gate.enabled)('PostgresStore when the database goes away (real 
     });
   }
 
+  it('the change feed listens again after its connection is killed, and says what it missed as one resync', async () => {
+    schema = new TestSchema();
+    const app = `tandem-it-${schema.name}`;
+    const store = await schema.open({ applicationName: app });
+    const writer = await schema.open();
+    const seen: { revision: number; scope: string }[] = [];
+    const stop = await store.onChange((c) => seen.push(c));
+    const admin = schema.admin();
+    try {
+      await writer.publishChange('channel', 'before');
+      await until(() => seen.length === 1, 'the first change');
+      const killed =
+        await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ${`${app}-listen`}`;
+      expect(killed.length).toBe(1);
+      // Changes made while the listener is away are not lost: it hears of them as a resync.
+      await writer.publishChange('channel', 'during');
+      await until(() => seen.some((c) => c.revision >= 2), 'the listener to catch up', 120_000);
+      await writer.publishChange('channel', 'after');
+      await until(() => seen.some((c) => c.revision === 3), 'a change after the reconnect', 120_000);
+      expect(seen[0]).toEqual({ revision: 1, scope: 'channel', id: 'before' });
+      expect(seen.map((c) => c.revision)).toEqual([...new Set(seen.map((c) => c.revision))].sort((a, b) => a - b));
+      expect(seen.at(-1)).toEqual({ revision: 3, scope: 'channel', id: 'after' });
+    } finally {
+      stop();
+      await admin.end({ timeout: 5 });
+    }
+  });
+
   it('a database that cannot be reached fails every call retryably', async () => {
     const url = new URL(POSTGRES_URL);
     url.port = '1'; // nothing listens there

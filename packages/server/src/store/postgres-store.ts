@@ -79,7 +79,7 @@ export class PostgresStore implements ServerStore {
   readonly kind = 'postgres' as const;
   #sql: Sql;
   #listenSql: Sql | undefined;
-  readonly #connect: (max: number) => Sql;
+  readonly #connect: (max: number, role?: string) => Sql;
   readonly #max: number;
   readonly #schema: string;
   readonly #channel: string;
@@ -102,13 +102,16 @@ export class PostgresStore implements ServerStore {
     this.#mode = options.ingestMode ?? 'unnest';
     this.#clock = options.clock ?? systemClock;
     this.#max = options.max ?? 10;
-    this.#connect = (max) =>
+    this.#connect = (max, role) =>
       postgres(options.url, {
         max,
         connect_timeout: options.connectTimeoutSeconds ?? 10,
         idle_timeout: 60,
         onnotice: () => undefined,
-        connection: { application_name: options.applicationName ?? 'tandem-server', search_path: this.#schema },
+        connection: {
+          application_name: `${options.applicationName ?? 'tandem-server'}${role ? `-${role}` : ''}`,
+          search_path: this.#schema,
+        },
       });
     this.#sql = this.#connect(this.#max);
   }
@@ -523,7 +526,7 @@ export class PostgresStore implements ServerStore {
         // postgres.js listens on a connection of its own and listens again after a reconnect;
         // changes made while it was away are announced as one `resync` change.
         // LISTEN has a pool of its own (one connection), so recycling the query pool leaves it be.
-        this.#listenSql ??= this.#connect(1);
+        this.#listenSql ??= this.#connect(1, 'listen');
         this.#listen = this.#listenSql.listen(
           this.#channel,
           (payload) => this.#deliver(JSON.parse(payload) as StoreChange),
