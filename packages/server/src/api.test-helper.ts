@@ -8,6 +8,7 @@ import { systemClock, type Clock } from '@tandem/core';
 import { openEndpointKeys, type DeviceKeys, type TrustedTime } from '@tandem/core/crypto';
 import { ManagementClient, SIGNATURE_HEADERS, newNonce, signingInput } from '@tandem/core/management';
 import { AdminService } from './admin.js';
+import type { ServerDirectory } from './directory-port.js';
 import { createManagementServer, type ManagementHttpServer } from './http.js';
 import { MemoryServerStore } from './memory-store.test-helper.js';
 import { ServerSecrets } from './secrets.js';
@@ -45,12 +46,20 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-export async function startFixture(options: { tls?: { key: string; cert: string } } = {}): Promise<Fixture> {
+export async function startFixture(
+  options: { tls?: { key: string; cert: string }; directory?: ServerDirectory } = {},
+): Promise<Fixture> {
   const clock = new ManualClock();
   const store = new MemoryServerStore();
   const directory = new TestDirectory();
   const secrets = ServerSecrets.generate({ clock });
-  const service = new ManagementService({ store, directory, secrets, clock, directoryCacheMs: 0 });
+  const service = new ManagementService({
+    store,
+    directory: options.directory ?? directory,
+    secrets,
+    clock,
+    directoryCacheMs: 0,
+  });
   const admin = new AdminService({ store, secrets, directory, clock });
   const http = createManagementServer({ service, tls: options.tls });
   const url = await http.listen(0, '127.0.0.1');

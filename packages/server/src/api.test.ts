@@ -1,5 +1,6 @@
 import { openEnvelope } from '@tandem/core/crypto';
-import { ManagementError, ROUTES } from '@tandem/core/management';
+import { LdapDirectory } from '@tandem/core/identity';
+import { ManagementClient, ManagementError, ROUTES } from '@tandem/core/management';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sampleEvents, signedPost, rawPost, startFixture, type Fixture } from './api.test-helper.js';
 
@@ -202,6 +203,31 @@ describe('sign-in', () => {
       clock: f.clock,
     });
     expect(released.dataKey.id).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
+describe('a real LDAP directory that cannot be reached', () => {
+  it('online sign-in fails with directory-unreachable (retryable), nothing enrolled', async () => {
+    const ldap = new LdapDirectory({
+      url: 'ldap://127.0.0.1:1',
+      flavor: 'openldap',
+      bindDn: 'cn=tandem,dc=test',
+      bindPassword: 'x',
+      baseDn: 'dc=test',
+      connectTimeoutMs: 2000,
+      timeoutMs: 2000,
+    });
+    const g = await startFixture({ directory: ldap });
+    try {
+      const e = await g.endpoint('ldap');
+      const client = new ManagementClient({ baseUrl: g.url, device: e.device, clock: g.clock, attempts: 1 });
+      const err = await failure(client.enroll({ user: 'ana', password: 'pw', hostName: 'h' }));
+      expect(err).toMatchObject({ code: 'TANDEM_AUTH', reason: 'directory-unreachable', status: 503, retryable: true });
+      expect(g.store.devices.size).toBe(0);
+    } finally {
+      await g.close();
+      await ldap.close?.();
+    }
   });
 });
 
