@@ -49,9 +49,23 @@ export interface NewBuiltinUser {
 const NAME = /^[A-Za-z0-9._@-][A-Za-z0-9._@ -]{0,127}$/;
 const GROUP_PREFIX = 'group:';
 
-/** The DN the built-in directory gives a user. */
+/**
+ * The DN the built-in directory gives a user.
+ *
+ * @example
+ * ```ts
+ * builtinUserDn('ana'); // 'builtin:ana'
+ * ```
+ */
 export const builtinUserDn = (name: string): string => `builtin:${name}`;
-/** The DN the built-in directory gives a group (what assignments name). */
+/**
+ * The DN the built-in directory gives a group (what assignments name).
+ *
+ * @example
+ * ```ts
+ * builtinGroupDn('erp-users'); // 'builtin:group:erp-users'
+ * ```
+ */
 export const builtinGroupDn = (name: string): string => `builtin:group:${name}`;
 
 /**

@@ -37,6 +37,11 @@ export interface DirectoryFixture {
  * The fixture: alice is in squad, squad in team, team in staff (three deep); bob is disabled,
  * carol's account has expired, dave's password expires in two days, gina's expired yesterday,
  * erin is the lockout target, frank changes his password, hank is in no group.
+ *
+ * @example
+ * ```ts
+ * const slapd = await startSlapd({ fixture: DIRECTORY_FIXTURE });
+ * ```
  */
 export const DIRECTORY_FIXTURE: DirectoryFixture = {
   password: 'Tandem-fixture-pw-7',

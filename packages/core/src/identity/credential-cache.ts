@@ -77,13 +77,27 @@ type Entry = z.infer<typeof EntrySchema>;
 
 const IMAGE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** Where the cache keeps `name`'s entry: by a digest of the case-folded name (no name in a path). */
+/**
+ * Where the cache keeps `name`'s entry: by a digest of the case-folded name (no name in a path).
+ *
+ * @example
+ * ```ts
+ * await rm(credentialFileOf(stateDir, 'ana'), { force: true });
+ * ```
+ */
 export function credentialFileOf(stateDir: string, name: string): string {
   const id = createHash('sha256').update(name.normalize('NFC').trim().toLowerCase()).digest('hex');
   return join(stateDir, 'identity', 'credentials', `${id}.json`);
 }
 
-/** An envelope's file in the state directory (the same place `tandem pull` and `tandem up` read). */
+/**
+ * An envelope's file in the state directory (the same place `tandem pull` and `tandem up` read).
+ *
+ * @example
+ * ```ts
+ * envelopeFileOf(stateDir, 'legacy-erp'); // <stateDir>/envelopes/legacy-erp.envelope
+ * ```
+ */
 export function envelopeFileOf(stateDir: string, imageId: string): string {
   if (!IMAGE_ID.test(imageId) || imageId.includes('..'))
     throw new InvalidInputError(`"${imageId}" is not an image id.`, { details: { imageId } });

@@ -10,7 +10,14 @@ export interface LdapEntry {
   readonly [attribute: string]: Buffer | Buffer[] | string[] | string;
 }
 
-/** Every value of `attribute` (names compare case-insensitively, as LDAP's do). */
+/**
+ * Every value of `attribute` (names compare case-insensitively, as LDAP's do).
+ *
+ * @example
+ * ```ts
+ * valuesOf(entry, 'memberof'); // every memberOf value, as strings
+ * ```
+ */
 export function valuesOf(entry: LdapEntry, attribute: string): string[] {
   const want = attribute.toLowerCase();
   for (const [k, v] of Object.entries(entry)) {
@@ -29,6 +36,11 @@ export function valueOf(entry: LdapEntry, attribute: string): string | undefined
 /**
  * An LDAP GeneralizedTime (`20260301080000Z`, `20260301080000.123Z`, `202603010800Z`, with a
  * `+hhmm` offset) as epoch milliseconds, or undefined when it is not one.
+ *
+ * @example
+ * ```ts
+ * parseGeneralizedTime('20260301080000Z'); // Date.parse('2026-03-01T08:00:00Z')
+ * ```
  */
 export function parseGeneralizedTime(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
@@ -59,6 +71,11 @@ const INT64_MAX = 9_223_372_036_854_775_807n;
  * An Active Directory FILETIME (100-ns intervals since 1601-01-01 UTC: `accountExpires`,
  * `pwdLastSet`, `lockoutTime`) as epoch milliseconds; undefined for 0 and for 2^63-1, which
  * both mean "never" (or "not set").
+ *
+ * @example
+ * ```ts
+ * new Date(parseFileTime('134129520000000000')!).toISOString(); // '2026-01-15T12:00:00.000Z'
+ * ```
  */
 export function parseFileTime(text: string | undefined): number | undefined {
   if (text === undefined || !/^-?\d{1,20}$/.test(text.trim())) return undefined;
@@ -70,6 +87,11 @@ export function parseFileTime(text: string | undefined): number | undefined {
 /**
  * An Active Directory interval (`maxPwdAge`, `lockoutDuration`: negative 100-ns counts) as
  * milliseconds; undefined for 0 and for -2^63, which mean "never".
+ *
+ * @example
+ * ```ts
+ * parseAdInterval('-36288000000000'); // 42 days in ms
+ * ```
  */
 export function parseAdInterval(text: string | undefined): number | undefined {
   if (text === undefined || !/^-?\d{1,20}$/.test(text.trim())) return undefined;
@@ -122,6 +144,11 @@ const iso = (t: number | undefined): string | undefined => (t === undefined ? un
  * expiry from `accountExpires`; the password's age from `pwdLastSet` (0: must change) and its
  * expiry from `msDS-UserPasswordExpiryTimeComputed`, or from `pwdLastSet` plus the domain's
  * `maxPwdAge` where that is not returned.
+ *
+ * @example
+ * ```ts
+ * const { state, passwordExpired } = adAccount(entry, { maxPwdAge: '-36288000000000' }, Date.now());
+ * ```
  */
 export function adAccount(entry: LdapEntry, domain: AdDomainPolicy, now: number): ParsedAccount {
   const uac = Number(valueOf(entry, 'userAccountControl') ?? 0);
@@ -188,6 +215,11 @@ export const PPOLICY_PERMANENT_LOCK = '000001010000Z';
  * `pwdChangedTime` and its expiry from the policy's `pwdMaxAge`; grace logins in use
  * (`pwdGraceUseTime`) mean it has expired; `pwdReset` means it must be changed; the account's
  * own expiry from `pwdEndTime` or `shadowExpire` (days since 1970).
+ *
+ * @example
+ * ```ts
+ * const { state } = openLdapAccount(entry, { pwdMaxAge: 7_776_000, pwdLockoutDuration: 600 }, Date.now());
+ * ```
  */
 export function openLdapAccount(entry: LdapEntry, policy: PpolicySettings, now: number): ParsedAccount {
   const lockedText = valueOf(entry, 'pwdAccountLockedTime');
@@ -222,6 +254,11 @@ export function openLdapAccount(entry: LdapEntry, policy: PpolicySettings, now: 
  * The reason Active Directory gives in a failed bind's diagnostic message
  * (`80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 775, v4563`).
  * AD gives 532, 533, 701 and 773 only when the password was right; 775 (locked) whatever it was.
+ *
+ * @example
+ * ```ts
+ * adBindRefusal('80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data 775, v4563'); // 'locked'
+ * ```
  */
 export function adBindRefusal(
   message: string,

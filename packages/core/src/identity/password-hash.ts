@@ -53,6 +53,11 @@ export async function hashPassword(password: string, params: ScryptParams = DEFA
 /**
  * True when `password` matches `hash` (from {@link hashPassword}). The comparison is constant
  * time; a malformed hash, or one whose parameters are out of bounds, is an InvalidInputError.
+ *
+ * @example
+ * ```ts
+ * if (!(await verifyPassword(typed, user.passwordHash))) throw new SignInError('bad-credentials');
+ * ```
  */
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
   const parsed = parsePasswordHash(hash);
@@ -60,7 +65,14 @@ export async function verifyPassword(password: string, hash: string): Promise<bo
   return timingSafeEqual(key, parsed.key);
 }
 
-/** The parameters, salt and key of a hash. */
+/**
+ * The parameters, salt and key of a hash.
+ *
+ * @example
+ * ```ts
+ * parsePasswordHash(hash).params; // { N: 32768, r: 8, p: 3 }
+ * ```
+ */
 export function parsePasswordHash(hash: string): { params: ScryptParams; salt: Buffer; key: Buffer } {
   const parts = hash.split('$');
   const bad = (why: string): InvalidInputError =>

@@ -34,14 +34,28 @@ export interface ThrottleRecord {
   readonly blockedUntil: string;
 }
 
-/** Where the sign-in throttle keeps its counters (the server store, or memory). */
+/**
+ * Where the sign-in throttle keeps its counters (the server store, or memory).
+ *
+ * @example
+ * ```ts
+ * const throttle = new SignInThrottle(serverStore); // a ServerStore is ThrottleRecords
+ * ```
+ */
 export interface ThrottleRecords {
   getThrottle(key: string): Promise<ThrottleRecord | undefined>;
   putThrottle(record: ThrottleRecord): Promise<void>;
   clearThrottle(key: string): Promise<void>;
 }
 
-/** What the built-in directory needs of a store: its users, its groups, and failure counters for lockout. */
+/**
+ * What the built-in directory needs of a store: its users, its groups, and failure counters for lockout.
+ *
+ * @example
+ * ```ts
+ * const directory = new BuiltinDirectory(serverStore); // a ServerStore is DirectoryRecords
+ * ```
+ */
 export interface DirectoryRecords extends ThrottleRecords {
   putUser(user: BuiltinUserRecord): Promise<void>;
   getUser(name: string): Promise<BuiltinUserRecord | undefined>;

@@ -37,7 +37,14 @@ export const DEFAULT_THROTTLE_POLICY: ThrottlePolicy = {
 
 type Scope = 'pair' | 'source' | 'account';
 
-/** The throttle keys of one attempt. */
+/**
+ * The throttle keys of one attempt.
+ *
+ * @example
+ * ```ts
+ * throttleKeysOf('Ana', '192.0.2.7').pair; // 'account:ana|source:192.0.2.7'
+ * ```
+ */
 export function throttleKeysOf(name: string, source: string): Record<Scope, string> {
   const account = name.normalize('NFC').trim().toLowerCase();
   return {
@@ -155,7 +162,14 @@ export class SignInThrottle {
   }
 }
 
-/** {@link ThrottleRecords} in memory, for tests and a single process. */
+/**
+ * {@link ThrottleRecords} in memory, for tests and a single process.
+ *
+ * @example
+ * ```ts
+ * const throttle = new SignInThrottle(new MemoryThrottleRecords(), { clock: new VirtualClock(0) });
+ * ```
+ */
 export class MemoryThrottleRecords implements ThrottleRecords {
   readonly #map = new Map<string, ThrottleRecord>();
   getThrottle(key: string): Promise<ThrottleRecord | undefined> {
