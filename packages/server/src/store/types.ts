@@ -21,7 +21,11 @@ export interface DeviceRecord {
   readonly enrolledAt: string;
   readonly revokedAt?: string | null | undefined;
   readonly lastCheckInAt?: string | null | undefined;
-  /** What the device reported at its last check-in (sessions, versions, agent version...). */
+  /**
+   * What the device reported at its last check-in (sessions, versions, agent version...). The
+   * reports read `workspaces: [{ workspace (or name), version?, state? }]` from it; the rest is
+   * kept as sent.
+   */
   readonly lastState?: unknown;
 }
 
@@ -147,7 +151,11 @@ export interface EndpointReportRow {
 
 /**
  * The store. Every write that changes what an endpoint gets bumps the revision and publishes a
- * {@link StoreChange} to every server process.
+ * {@link StoreChange} to every server process, in the same transaction: `putAssignment` and
+ * `deleteAssignment` (scope `assignment`), `putPolicyLayer`/`deletePolicyLayer` (`policy`),
+ * `putWorkspaceKey` (`key`), `revokeDevice` (`device`), and the built-in directory's user and
+ * group writes (`directory`, id `user:NAME` or `group:NAME`). Other changes (a new version on a
+ * channel) go through `publishChange`. Deletes that find nothing change nothing.
  */
 export interface ServerStore {
   readonly kind: 'sqlite' | 'postgres';
