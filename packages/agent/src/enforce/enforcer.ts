@@ -266,7 +266,10 @@ export class SessionEnforcer {
         if (!this.#warned.has(key) && live) {
           this.#warned.add(key);
           this.#publish('usage.warning', { vm: this.session.vm, ...limit });
-          await this.#o.notify?.(`${this.session.workspace.metadata.name}: ${limit.title}`, limit.message, 'critical');
+          // A desktop without a notification service must not hold up the limits.
+          await this.#o
+            .notify?.(`${this.session.workspace.metadata.name}: ${limit.title}`, limit.message, 'critical')
+            .catch(() => undefined);
         }
         waits.push(limit.remainingMs);
       } else waits.push(limit.remainingMs - warnBefore);
