@@ -104,4 +104,42 @@ describe.skipIf(!gate.enabled)('two server processes on one PostgreSQL', () => {
       expect(new Set(stored.events.map((e) => e.event.id)).size).toBe(10);
     },
   );
+
+  it(
+    'the database connections killed mid-request: the endpoint retries, nothing lost, nothing duplicated',
+    { timeout: 180_000 },
+    async () => {
+      const { device } = await openEndpointKeys(join(dir, 'endpoint2', 'keys'));
+      const server = await startServer(join(dir, 'server'));
+      children.push(server.child);
+      const client = new ManagementClient({ baseUrl: server.url, device, attempts: 8, retryDelayMs: 250 });
+      await client.enroll({ user: 'ana', password: 'ana-secret-1', hostName: 'pc-2' });
+      const sql = schema.admin();
+      try {
+        const kill = async (): Promise<void> => {
+          await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND application_name LIKE 'tandem-server%'`;
+        };
+        const prefixes = Array.from({ length: 12 }, (_, i) => `${(0x20000000 + i).toString(16)}`);
+        const results = await Promise.all(
+          prefixes.map(async (p, i) => {
+            if (i === 4) await kill();
+            return client.checkIn({ events: sampleEvents(p) });
+          }),
+        );
+        await kill();
+        const last = await client.checkIn({ events: sampleEvents(prefixes[0]!) });
+        expect(last.events).toEqual({ inserted: 0, duplicates: 10 });
+        expect(results.reduce((n, r) => n + r.events.inserted + r.events.duplicates, 0)).toBe(120);
+        const stored = await local.store.queryEvents({
+          device: device.deviceId,
+          type: 'session.transition',
+          limit: 1000,
+        });
+        expect(stored.events).toHaveLength(120);
+        expect(new Set(stored.events.map((e) => e.event.id)).size).toBe(120);
+      } finally {
+        await sql.end({ timeout: 5 });
+      }
+    },
+  );
 });
