@@ -9,11 +9,15 @@ import { openEndpointKeys, type DeviceKeys, type TrustedTime } from '@tandem/cor
 import { ManagementClient, SIGNATURE_HEADERS, newNonce, signingInput } from '@tandem/core/management';
 import { AdminService } from './admin.js';
 import type { ServerDirectory } from './directory-port.js';
+import { AdminApi } from './admin-http.js';
 import { createManagementServer, type ManagementHttpServer } from './http.js';
 import { MemoryServerStore } from './memory-store.test-helper.js';
 import { ServerSecrets } from './secrets.js';
 import { ManagementService } from './service.js';
 import { TestDirectory } from './test-directory.test-helper.js';
+
+/** The admin API's token in the fixture. */
+export const ADMIN_TOKEN = 'fixture-admin-token-0123456789';
 
 /** A clock a test moves by hand. */
 export class ManualClock implements Clock {
@@ -61,7 +65,7 @@ export async function startFixture(
     directoryCacheMs: 0,
   });
   const admin = new AdminService({ store, secrets, directory, clock });
-  const http = createManagementServer({ service, tls: options.tls });
+  const http = createManagementServer({ service, tls: options.tls, admin: new AdminApi(admin, ADMIN_TOKEN) });
   const url = await http.listen(0, '127.0.0.1');
   const dirs: string[] = [];
   return {

@@ -2,7 +2,7 @@ import { openEnvelope } from '@tandem/core/crypto';
 import { LdapDirectory } from '@tandem/core/identity';
 import { ManagementClient, ManagementError, ROUTES } from '@tandem/core/management';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sampleEvents, signedPost, rawPost, startFixture, type Fixture } from './api.test-helper.js';
+import { ADMIN_TOKEN, sampleEvents, signedPost, rawPost, startFixture, type Fixture } from './api.test-helper.js';
 
 let f: Fixture;
 beforeEach(async () => {
@@ -290,5 +290,28 @@ describe('bad input and faults', () => {
     expect(err).toMatchObject({ status: 503, retryable: true });
     f.store.down = false;
     expect([...f.store.events.values()].filter((e) => e.event.id.startsWith('eeeeeeee'))).toHaveLength(0);
+  });
+});
+
+describe('admin API', () => {
+  it('refuses a wrong token; with the right one assigns, explains and reports, each change audited', async () => {
+    const json = { 'content-type': 'application/json' };
+    const wrong = await rawPost(f.url, '/v1/admin/assign', Buffer.from('{}'), {
+      ...json,
+      authorization: 'Bearer nope',
+    });
+    expect(wrong).toMatchObject({ status: 401, json: { code: 'TANDEM_AUTH', reason: 'bad-admin-token' } });
+    const auth = { ...json, authorization: `Bearer ${ADMIN_TOKEN}` };
+    const body = Buffer.from(JSON.stringify({ workspace: 'payroll', users: ['bob'] }));
+    const assigned = await rawPost(f.url, '/v1/admin/assign', body, auth);
+    expect(assigned).toMatchObject({ status: 200, json: { workspace: 'payroll', users: ['bob'] } });
+    const bad = await rawPost(f.url, '/v1/admin/assign', Buffer.from('{"workspace": 7}'), auth);
+    expect(bad).toMatchObject({ status: 400, json: { code: 'TANDEM_INVALID_INPUT' } });
+    const explained = await rawPost(f.url, '/v1/admin/explain', Buffer.from('{"user":"bob"}'), auth);
+    expect(explained.json['workspaces']).toMatchObject([{ workspace: 'payroll' }]);
+    expect(explained.json['notGiven']).toMatchObject([{ workspace: 'quickstart' }]);
+    expect(f.store.auditLog.at(-1)).toMatchObject({ actor: 'admin-api', action: 'assignment.add' });
+    const nothing = await rawPost(f.url, '/v1/admin/nothing', Buffer.from('{}'), auth);
+    expect(nothing).toMatchObject({ status: 404, json: { code: 'TANDEM_NOT_FOUND' } });
   });
 });
