@@ -13,21 +13,12 @@ import {
 } from '@tandem/core';
 import type { DesktopEventSource, DesktopEvents, LoginSessionInfo, NotificationUrgency } from '../desktop/monitor.js';
 import { UnlockThrottle, type CredentialCheck, type UnlockThrottleOptions } from './credentials.js';
-import { TakeoverRefusedError } from './errors.js';
 import { applyHostSpec, type HostSpecOutcome } from './host-spec.js';
 import { readHostLocation, type HostLocation } from './location.js';
 import { runMaintenance, type MaintenanceGuest } from './maintenance-run.js';
 import { currentOrNextWindow } from './maintenance.js';
-import type { VmOwnership } from './ownership.js';
+import { takeOver, type TakeoverRequest, type VmOwnership } from './ownership.js';
 import { usageLimits, type UsageLimit } from './usage-limits.js';
-
-/** What a user is asked before a VM another host user left is shut down for them. */
-export interface TakeoverRequest {
-  readonly vm: string;
-  readonly previousOwnerUid: number;
-  /** The state the other user's session left the VM in. */
-  readonly state: string;
-}
 
 /** Options of {@link SessionEnforcer}. */
 export interface SessionEnforcerOptions {
@@ -369,30 +360,14 @@ export class SessionEnforcer {
   }
 
   async #claim(): Promise<void> {
-    const ownership = this.#o.ownership;
-    if (!ownership) return;
-    const me = this.#o.uid ?? process.getuid?.() ?? 0;
-    const owner = await ownership.owner(this.session.vm);
-    const state = this.session.state;
-    if (owner !== undefined && owner !== me && state !== 'stopped' && state !== 'crashed') {
-      const request = { vm: this.session.vm, previousOwnerUid: owner, state };
-      const confirmed = (await this.#o.confirmTakeover?.(request).catch(() => false)) ?? false;
-      this.#publish('session.takeover', {
-        vm: this.session.vm,
-        previousOwnerUid: owner,
-        previousState: state,
-        confirmed,
-      });
-      if (!confirmed) {
-        throw new TakeoverRefusedError(
-          `VM "${this.session.vm}" holds a ${state} session of another user (uid ${owner}). Starting it shuts that session down and its unsaved work is lost; confirm to go on.`,
-          { details: { ...request } },
-        );
-      }
-      // The other user's session is lost, as in MED-V: power off without asking the guest.
-      await this.session.stop({ force: true });
-    }
-    if (owner !== me) await ownership.claim(this.session.vm, me);
+    if (!this.#o.ownership) return;
+    await takeOver({
+      session: this.session,
+      ownership: this.#o.ownership,
+      uid: this.#o.uid ?? process.getuid?.() ?? 0,
+      ...(this.#o.confirmTakeover ? { confirm: this.#o.confirmTakeover } : {}),
+      publish: (data) => this.#publish('session.takeover', data),
+    });
   }
 
   async #runMaintenance(end: number): Promise<void> {

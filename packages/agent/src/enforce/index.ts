@@ -1,5 +1,5 @@
 export { SessionEnforcer } from './enforcer.js';
-export type { SessionEnforcerOptions, TakeoverRequest } from './enforcer.js';
+export type { SessionEnforcerOptions } from './enforcer.js';
 export { unixPasswordCheck, findUnixChkpwd, UnlockThrottle } from './credentials.js';
 export type {
   CredentialCheck,
@@ -12,8 +12,8 @@ export { chooseNetwork, readHostLocation, parseResolvConf, parseProcNetRoute, ci
 export type { HostLocation, NetworkChoice } from './location.js';
 export { applyHostSpec, hostSpec } from './host-spec.js';
 export type { HostSpecOutcome } from './host-spec.js';
-export { MemoryVmOwnership } from './ownership.js';
-export type { VmOwnership } from './ownership.js';
+export { MemoryVmOwnership, takeOver } from './ownership.js';
+export type { VmOwnership, TakeoverRequest, TakeoverOptions } from './ownership.js';
 export { currentOrNextWindow } from './maintenance.js';
 export type { WindowOccurrence } from './maintenance.js';
 export { runMaintenance } from './maintenance-run.js';
