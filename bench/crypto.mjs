@@ -4,8 +4,12 @@
 //    HMAC-SHA256, then AES-256-GCM) against raw node:crypto AES-256-GCM (one fixed key, a fresh
 //    nonce per buffer) on the same 64 KiB buffers; and keyed chunk ids (HMAC-SHA256) against the
 //    plaintext ids (SHA-256) on the same buffers.
-// 2. A cold pull of an encrypted image (into a LUKS qcow2 through qemu-nbd) against a plaintext
-//    pull of the same image, over loopback HTTP, in the same run.
+//    Also disk sector encryption (AES-256-XTS-plain64, 512-byte sectors) on the same buffers:
+//    Tandem's XtsCipher (XTS on OpenSSL AES-ECB) against Node's aes-256-xts one cipher per sector,
+//    and raw AES-256-ECB (the bound).
+// 2. A cold pull of an encrypted image in both at-rest layouts (a LUKS qcow2 written through
+//    qemu-nbd; a LUKS qcow2 whose data file Tandem writes itself) against a plaintext pull of the
+//    same image, over loopback HTTP, in the same run.
 // 3. Bytes fetched for v1 -> v2 (2% changed, as in bench/delivery.mjs), encrypted and plaintext.
 // Run against the built dist (needs qemu-utils for part 2 and 3):
 //
@@ -15,7 +19,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DirectoryStore, initRepository, packWorkspace, pullWorkspace, pushPackage } from '@tandem/core';
-import { ChunkCipher, DataKey } from '@tandem/core/crypto';
+import { ChunkCipher, DataKey, XtsCipher } from '@tandem/core/crypto';
 import { libvirtEncryptedImages } from '@tandem/adapter-libvirt';
 import { benchImages } from './lib/images.mjs';
 
@@ -45,6 +49,8 @@ const rawSealed = buffers.map((b, i) => {
   const out = Buffer.concat([c.update(b), c.final()]);
   return { out, tag: c.getAuthTag() };
 });
+const xtsKey = randomBytes(64);
+const xts = new XtsCipher(xtsKey);
 // Rounds interleave the rows, so a busy moment of the machine hits every row alike.
 const fns = {
   'encrypt: raw AES-256-GCM': (i) => {
@@ -63,6 +69,22 @@ const fns = {
   'decrypt: ChunkCipher': (i) => cipher.decrypt(ids[i], sealed[i]),
   'chunk id: SHA-256 (plaintext)': (i) => createHash('sha256').update(buffers[i]).digest(),
   'chunk id: HMAC-SHA256 (keyed)': (i) => cipher.chunkId(buffers[i]),
+  'sectors: XtsCipher': (i) => xts.encrypt(i * 128, buffers[i]),
+  'sectors: aes-256-xts per sector': (i) => {
+    for (let at = 0; at < buffers[i].length; at += 512) {
+      const iv = Buffer.alloc(16);
+      iv.writeBigUInt64LE(BigInt(i * 128 + at / 512));
+      const c = createCipheriv('aes-256-xts', xtsKey, iv);
+      c.update(buffers[i].subarray(at, at + 512));
+      c.final();
+    }
+  },
+  'sectors: raw AES-256-ECB': (i) => {
+    const c = createCipheriv('aes-256-ecb', rawKey, null);
+    c.setAutoPadding(false);
+    c.update(buffers[i]);
+    c.final();
+  },
 };
 const runs = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
 for (let r = 0; r < 7; r++) {
@@ -79,6 +101,10 @@ for (const [name, v] of Object.entries(rows)) console.log(`  ${name.padEnd(32)} 
 console.log(
   `  ratio encrypt ${(rows['encrypt: ChunkCipher'] / rows['encrypt: raw AES-256-GCM']).toFixed(2)}x raw, decrypt ${(rows['decrypt: ChunkCipher'] / rows['decrypt: raw AES-256-GCM']).toFixed(2)}x raw, keyed ids ${(rows['chunk id: HMAC-SHA256 (keyed)'] / rows['chunk id: SHA-256 (plaintext)']).toFixed(2)}x SHA-256`,
 );
+console.log(
+  `  XtsCipher ${(rows['sectors: XtsCipher'] / rows['sectors: aes-256-xts per sector']).toFixed(1)}x Node's per-sector aes-256-xts, ${(rows['sectors: XtsCipher'] / rows['sectors: raw AES-256-ECB']).toFixed(2)}x raw AES-ECB`,
+);
+xts.dispose();
 
 if (!process.argv.includes('--skip-pull')) {
   // --- 2 and 3: pulls, with the images of bench/delivery.mjs ---
@@ -117,57 +143,72 @@ if (!process.argv.includes('--skip-pull')) {
   const url = `http://127.0.0.1:${port}`;
   const stats = async () => (await fetch(`${url}/__stats`)).json();
   const reset = async () => (await fetch(`${url}/__reset`)).json();
-  const encryptedImages = libvirtEncryptedImages({ luksIterTimeMs: 10 });
+  // Three rows: the plaintext pull, and the encrypted workspace in both at-rest layouts.
+  const modes = {
+    plain: { ws: 'plain', label: 'plaintext' },
+    nbd: {
+      ws: 'enc',
+      label: 'encrypted, layout nbd (qemu-nbd)',
+      images: libvirtEncryptedImages({ luksIterTimeMs: 10 }),
+    },
+    df: {
+      ws: 'enc',
+      label: 'encrypted, layout data-file (XtsCipher)',
+      images: libvirtEncryptedImages({ luksIterTimeMs: 10, layout: 'data-file' }),
+    },
+  };
   const key = async () => new DataKey(dataKey.use((b) => Buffer.from(b)));
-  const pull = async (w, dir, first) => {
+  const pull = async (m, dir, first) => {
     await reset();
     execSync('sync');
     const t = performance.now();
     await pullWorkspace({
       repo: `${url}/repo/`,
-      workspace: w,
+      workspace: modes[m].ws,
       dir,
       ...(first ? { trustedRoot: root } : {}),
-      ...(w === 'enc' ? { key, encryptedImages } : {}),
+      ...(modes[m].images ? { key, encryptedImages: modes[m].images } : {}),
     });
     return { ms: performance.now() - t, ...(await stats()) };
   };
-  const cold = { plain: [], enc: [] };
+  const names = Object.keys(modes);
+  const cold = Object.fromEntries(names.map((m) => [m, []]));
   for (let i = 0; i < 3; i++) {
-    for (const w of ['plain', 'enc']) {
-      const dir = join(OUT, `endpoint-${w}`);
+    for (const m of names) {
+      const dir = join(OUT, `endpoint-${m}`);
       await rm(dir, { recursive: true, force: true });
-      cold[w].push(await pull(w, dir, true));
+      cold[m].push(await pull(m, dir, true));
     }
   }
   for (const w of ['plain', 'enc'])
     await pushPackage({ package: join(OUT, `${w}-v2.tandem`), store, keys, channels: ['stable'] });
   const delta = {};
-  for (const w of ['plain', 'enc']) delta[w] = await pull(w, join(OUT, `endpoint-${w}`), false);
+  for (const m of names) delta[m] = await pull(m, join(OUT, `endpoint-${m}`), false);
   child.kill();
-  const coldMiBs = (w) => median(cold[w].map((p) => mibs(SIZE, p.ms)));
+  const per = (f) => Object.fromEntries(names.map((m) => [m, f(m)]));
   results.pull = {
     imageBytes: SIZE,
-    coldMiBs: { plain: coldMiBs('plain'), enc: coldMiBs('enc') },
-    coldRunsMiBs: { plain: cold.plain.map((p) => mibs(SIZE, p.ms)), enc: cold.enc.map((p) => mibs(SIZE, p.ms)) },
-    coldBytes: { plain: cold.plain[0].bytes, enc: cold.enc[0].bytes },
-    deltaBytes: { plain: delta.plain.bytes, enc: delta.enc.bytes },
-    deltaMs: { plain: delta.plain.ms, enc: delta.enc.ms },
+    coldMiBs: per((m) => median(cold[m].map((p) => mibs(SIZE, p.ms)))),
+    coldRunsMiBs: per((m) => cold[m].map((p) => mibs(SIZE, p.ms))),
+    coldBytes: per((m) => cold[m][0].bytes),
+    deltaBytes: per((m) => delta[m].bytes),
+    deltaMs: per((m) => delta[m].ms),
   };
   const p = results.pull;
   console.log(`\ncold pull of ${fmt(SIZE)} over loopback HTTP (median of 3; each run in order):`);
-  for (const w of ['plain', 'enc'])
+  for (const m of names)
     console.log(
-      `  ${w === 'plain' ? 'plaintext' : 'encrypted (LUKS qcow2 via qemu-nbd)'}`.padEnd(40),
-      `${p.coldMiBs[w].toFixed(0)} MiB/s  (${p.coldRunsMiBs[w].map((x) => x.toFixed(0)).join(', ')}), ${fmt(p.coldBytes[w])} fetched`,
+      `  ${modes[m].label}`.padEnd(44),
+      `${p.coldMiBs[m].toFixed(0)} MiB/s  (${p.coldRunsMiBs[m].map((x) => x.toFixed(0)).join(', ')}), ${fmt(p.coldBytes[m])} fetched` +
+        (m === 'plain' ? '' : `, ratio ${(p.coldMiBs[m] / p.coldMiBs.plain).toFixed(2)}x the plaintext pull`),
     );
-  console.log(`  ratio ${(p.coldMiBs.enc / p.coldMiBs.plain).toFixed(2)}x the plaintext pull`);
   console.log(`\nv1 -> v2 (${CHANGED * 100}% changed), bytes fetched:`);
-  console.log(
-    `  plaintext ${p.deltaBytes.plain} B (${fmt(p.deltaBytes.plain)}) in ${(p.deltaMs.plain / 1000).toFixed(1)} s`,
-  );
-  console.log(`  encrypted ${p.deltaBytes.enc} B (${fmt(p.deltaBytes.enc)}) in ${(p.deltaMs.enc / 1000).toFixed(1)} s`);
-  console.log(`  ratio ${(p.deltaBytes.enc / p.deltaBytes.plain).toFixed(3)}x the plaintext delta`);
+  for (const m of names)
+    console.log(
+      `  ${modes[m].label}`.padEnd(44),
+      `${p.deltaBytes[m]} B (${fmt(p.deltaBytes[m])}) in ${(p.deltaMs[m] / 1000).toFixed(1)} s` +
+        (m === 'plain' ? '' : `, ratio ${(p.deltaBytes[m] / p.deltaBytes.plain).toFixed(3)}x the plaintext delta`),
+    );
 }
 cipher.dispose();
 dataKey.dispose();

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { chown, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -11,6 +11,7 @@ import {
 } from '@tandem/core';
 import {
   createDataFileImage,
+  dataFileOf,
   DataFileImage,
   relocateDataFileImage,
   type DataFileTools,
@@ -40,6 +41,14 @@ export interface EncryptedImagesOptions {
    * - `nbd` (default): a plain LUKS qcow2, every byte written through QEMU's LUKS layer (qemu-nbd).
    */
   layout?: 'nbd' | 'data-file';
+  /**
+   * `data-file` layout: the owner to give the data file once the image is complete. libvirt 9.0
+   * does not know a qcow2's data file (no `<dataStore>` before libvirt 10.10): QEMU opens it
+   * from the qcow2 header itself, as the QEMU process's user, and libvirt's DAC labelling changes
+   * only the qcow2's owner. On `qemu:///system` give the QEMU user here (Debian:
+   * `libvirt-qemu`); on `qemu:///session` QEMU runs as the endpoint's user and none is needed.
+   */
+  dataFileOwner?: { uid: number; gid: number };
 }
 
 /**
@@ -90,8 +99,10 @@ function dataFileImages(options: EncryptedImagesOptions): EncryptedImageStore {
       if (opts?.readOnly) return openImage(path, key, true, options);
       return DataFileImage.open(tools, path, key, false);
     },
-    relocate(path, to, key) {
-      return relocateDataFileImage(tools, path, to, key);
+    async relocate(path, to, key) {
+      await relocateDataFileImage(tools, path, to, key);
+      const owner = options.dataFileOwner;
+      if (owner) await chown(dataFileOf(path), owner.uid, owner.gid);
     },
   };
 }
