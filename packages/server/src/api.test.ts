@@ -226,7 +226,6 @@ describe('a real LDAP directory that cannot be reached', () => {
       expect(g.store.devices.size).toBe(0);
     } finally {
       await g.close();
-      await ldap.close?.();
     }
   });
 });
