@@ -45,7 +45,7 @@ export interface PostgresStoreOptions {
   readonly schema?: string;
   /** Connections in the pool. Default 10. */
   readonly max?: number;
-  /** How batches of events are written. Default `unnest` (see docs/server-store.md for the figures). */
+  /** How batches of events are written. Default `copy` (faster in bench/server-store.mjs; docs/benchmarks.md). */
   readonly ingestMode?: PostgresIngestMode;
   /** Seconds to wait for a connection before failing retryably. Default 10. */
   readonly connectTimeoutSeconds?: number;
@@ -99,7 +99,7 @@ export class PostgresStore implements ServerStore {
       );
     }
     this.#channel = `tandem_store_${this.#schema}`;
-    this.#mode = options.ingestMode ?? 'unnest';
+    this.#mode = options.ingestMode ?? 'copy';
     this.#clock = options.clock ?? systemClock;
     this.#max = options.max ?? 10;
     this.#connect = (max, role) =>
