@@ -205,3 +205,43 @@ describe('LdapDirectory on Active Directory (a stand-in server)', () => {
     ).toThrow(expect.objectContaining({ code: 'TANDEM_INVALID_INPUT' }));
   });
 });
+
+describe('LdapDirectory.close', () => {
+  it('closes the connections of calls still running; later calls open new ones', async () => {
+    let unbinds = 0;
+    let release: () => void = () => undefined;
+    const hold = new Promise<void>((r) => (release = r));
+    let reached: () => void = () => undefined;
+    const inSearch = new Promise<void>((r) => (reached = r));
+    const fake = fakeAd(svcOrAna);
+    const d = new LdapDirectory({
+      url: 'ldap://dc1.corp.example',
+      flavor: 'active-directory',
+      bindDn: 'CN=tandem-svc,OU=Service,DC=corp,DC=example',
+      bindPassword: 'svc-pw',
+      baseDn: BASE,
+      createClient: (o) => {
+        const c = fake.make(o);
+        return {
+          ...c,
+          search: async (base, options) => {
+            reached();
+            await hold;
+            return c.search(base, options);
+          },
+          unbind: () => {
+            unbinds++;
+            return Promise.resolve();
+          },
+        };
+      },
+    });
+    const running = d.findUser('ana');
+    await inSearch;
+    await d.close();
+    expect(unbinds).toBe(1);
+    release();
+    await running;
+    expect((await d.findUser('ana'))?.name).toBe('ana');
+  });
+});

@@ -120,6 +120,7 @@ export class LdapDirectory implements Directory {
   readonly #userFilter: Filter;
   readonly #groupFilter: Filter;
   readonly #clock: Clock;
+  readonly #open = new Set<LdapClient>();
 
   constructor(options: LdapDirectoryOptions) {
     this.#o = options;
@@ -245,8 +246,23 @@ export class LdapDirectory implements Directory {
         ),
       );
     } finally {
-      await client.unbind().catch(() => undefined);
+      await this.#release(client);
     }
+  }
+
+  /**
+   * Closes the connections of calls still running (each call opens and closes its own; nothing
+   * stays open between calls). Later calls open new ones.
+   */
+  async close(): Promise<void> {
+    const open = [...this.#open];
+    this.#open.clear();
+    await Promise.all(open.map((c) => c.unbind().catch(() => undefined)));
+  }
+
+  async #release(client: LdapClient): Promise<void> {
+    this.#open.delete(client);
+    await client.unbind().catch(() => undefined);
   }
 
   async #withService<T>(body: (svc: LdapClient) => Promise<T>): Promise<T> {
@@ -264,7 +280,7 @@ export class LdapDirectory implements Directory {
       }
       return await body(svc);
     } finally {
-      await svc.unbind().catch(() => undefined);
+      await this.#release(svc);
     }
   }
 
@@ -280,6 +296,7 @@ export class LdapDirectory implements Directory {
     const client = this.#o.createClient
       ? this.#o.createClient(options)
       : (new Client(options) as unknown as LdapClient);
+    this.#open.add(client);
     if (this.#o.startTls) {
       try {
         // A fresh object each time (ldapts writes the socket into it), with the URL's host, so
@@ -287,7 +304,7 @@ export class LdapDirectory implements Directory {
         const host = new URL(this.#o.url).hostname.replace(/^\[(.*)\]$/, '$1');
         await client.startTLS({ host, ...(isIP(host) ? {} : { servername: host }), ...this.#o.tlsOptions });
       } catch (err) {
-        await client.unbind().catch(() => undefined);
+        await this.#release(client);
         if (err instanceof ResultCodeError)
           throw new HostError(`The directory ${this.#o.url} refused StartTLS (LDAP result ${err.code}).`, {
             cause: err,
@@ -311,7 +328,7 @@ export class LdapDirectory implements Directory {
         throw new SignInError('bad-credentials', undefined, { cause: err, details: { ldapCode: err.code } });
       throw unreachable(this.#o.url, err);
     } finally {
-      await client.unbind().catch(() => undefined);
+      await this.#release(client);
     }
   }
 
