@@ -147,7 +147,12 @@ export class LdapDirectory implements Directory {
       throw new SignInError('bad-credentials');
     return this.#withService(async (svc) => {
       const entry = await this.#findEntry(svc, name);
-      if (!entry) throw new SignInError('bad-credentials');
+      if (!entry) {
+        // A bind all the same, to a name that is not there, so an unknown name costs what a
+        // known one does: timing tells no more than the answer.
+        await this.#userBind(`cn=tandem-no-such-user,${this.#userBase()}`, password);
+        throw new SignInError('bad-credentials');
+      }
       const bind = await this.#userBind(entry.dn, password);
       if (context.signal?.aborted) throw new CancelledError('The sign-in was cancelled.');
       // Read the state again after the bind: ppolicy writes pwdAccountLockedTime on the failure
