@@ -87,6 +87,8 @@ export class SessionEnforcer {
   #suspendedForSleep = false;
   #lastLocation: string | undefined;
   #lastNetworkCheck = 0;
+  #networkCheck: Promise<unknown> | undefined;
+  #networkDirty = false;
   #maintenanceDone = new Set<number>();
   #maintenance: Promise<void> | undefined;
   #tasks = new Set<Promise<unknown>>();
@@ -143,10 +145,7 @@ export class SessionEnforcer {
         else void this.#background(this.#hostWakes());
       });
       this.#listen(d, 'logout', (reason) => void this.#background(this.#logout(reason)));
-      this.#listen(d, 'network-changed', () => {
-        this.#lastNetworkCheck = Number.NEGATIVE_INFINITY;
-        this.#wake();
-      });
+      this.#listen(d, 'network-changed', () => this.#requestNetworkCheck());
     }
     const onTransition = (e: TandemEvent<'session.transition'>): void => {
       if (e.session !== this.session.id) return;
@@ -271,15 +270,10 @@ export class SessionEnforcer {
       if (left <= 0) await this.#stopAtLimit(this.#limitLock.limit);
       else waits.push(left);
     }
-    // Network by location.
+    // Network by location: read off the loop, so that slow I/O never delays a lock.
     if (now - this.#lastNetworkCheck >= poll) {
       this.#lastNetworkCheck = now;
-      const location = await this.#location().catch(() => undefined);
-      const key = JSON.stringify(location);
-      if (location && key !== this.#lastLocation) {
-        this.#lastLocation = key;
-        await applyHostSpec(this.session, location, this.#o.events).catch(() => undefined);
-      }
+      this.#requestNetworkCheck();
     }
     // Guest maintenance windows.
     const policy = this.session.workspace.spec.maintenance;
@@ -357,6 +351,27 @@ export class SessionEnforcer {
     const action = await this.session.end();
     this.#publish('session.ended', { vm: this.session.vm, cause: 'logout', action });
     void reason;
+  }
+
+  /** Checks the location soon; a change signalled during a check is checked again after it. */
+  #requestNetworkCheck(): void {
+    this.#networkDirty = true;
+    if (this.#networkCheck) return;
+    const run = async (): Promise<void> => {
+      while (this.#networkDirty) {
+        this.#networkDirty = false;
+        await this.#checkNetwork().catch(() => undefined);
+      }
+    };
+    this.#networkCheck = this.#track(run()).finally(() => (this.#networkCheck = undefined));
+  }
+
+  async #checkNetwork(): Promise<void> {
+    const location = await this.#location();
+    const key = JSON.stringify(location);
+    if (key === this.#lastLocation) return;
+    this.#lastLocation = key;
+    await applyHostSpec(this.session, location, this.#o.events);
   }
 
   async #claim(): Promise<void> {
