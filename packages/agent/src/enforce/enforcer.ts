@@ -256,10 +256,12 @@ export class SessionEnforcer {
         if (!this.#warned.has(key) && live) {
           this.#warned.add(key);
           this.#publish('usage.warning', { vm: this.session.vm, ...limit });
-          // A desktop without a notification service must not hold up the limits.
-          await this.#o
-            .notify?.(`${this.session.workspace.metadata.name}: ${limit.title}`, limit.message, 'critical')
-            .catch(() => undefined);
+          // Sent off the loop: a slow or missing notification service never holds up the limits.
+          const notify = this.#o.notify;
+          if (notify) {
+            const name = this.session.workspace.metadata.name;
+            void this.#background(notify(`${name}: ${limit.title}`, limit.message, 'critical'));
+          }
         }
         waits.push(limit.remainingMs);
       } else waits.push(limit.remainingMs - warnBefore);
