@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '@tandem/core';
 import { openEndpointKeys, type DeviceKeys, type TrustedTime } from '@tandem/core/crypto';
 import { ManagementClient, SIGNATURE_HEADERS, newNonce, signingInput } from '@tandem/core/management';
+import { SignInThrottle } from '@tandem/core/identity';
 import { AdminService } from './admin.js';
 import type { ServerDirectory } from './directory-port.js';
 import { AdminApi } from './admin-http.js';
@@ -51,7 +52,7 @@ export interface Fixture {
 }
 
 export async function startFixture(
-  options: { tls?: { key: string; cert: string }; directory?: ServerDirectory } = {},
+  options: { tls?: { key: string; cert: string }; directory?: ServerDirectory; throttle?: boolean } = {},
 ): Promise<Fixture> {
   const clock = new ManualClock();
   const store = new MemoryServerStore();
@@ -63,6 +64,7 @@ export async function startFixture(
     secrets,
     clock,
     directoryCacheMs: 0,
+    ...(options.throttle ? { throttle: new SignInThrottle(store, { clock }) } : {}),
   });
   const admin = new AdminService({ store, secrets, directory, clock });
   const http = createManagementServer({ service, tls: options.tls, admin: new AdminApi(admin, ADMIN_TOKEN) });

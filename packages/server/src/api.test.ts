@@ -206,6 +206,28 @@ describe('sign-in', () => {
   });
 });
 
+describe('sign-in throttling (SignInThrottle over the store)', () => {
+  it('delays repeated failures for the account and source with a typed, retryable refusal', async () => {
+    const g = await startFixture({ throttle: true });
+    try {
+      g.directory.add('alice', 'alice-pw');
+      const e = await g.endpoint('t');
+      const client = new ManagementClient({ baseUrl: g.url, device: e.device, clock: g.clock, attempts: 1 });
+      const reasons: (string | undefined)[] = [];
+      for (let i = 0; i < 5; i++)
+        reasons.push((await failure(client.enroll({ user: 'alice', password: 'wrong', hostName: 'h' }))).reason);
+      expect(reasons.slice(0, 3)).toEqual(['bad-credentials', 'bad-credentials', 'bad-credentials']);
+      expect(reasons).toContain('throttled');
+      const throttled = await failure(client.enroll({ user: 'alice', password: 'alice-pw', hostName: 'h' }));
+      expect(throttled).toMatchObject({ code: 'TANDEM_AUTH', reason: 'throttled', status: 429, retryable: true });
+      g.clock.t += 60 * 60_000; // the delay passes
+      expect((await client.enroll({ user: 'alice', password: 'alice-pw', hostName: 'h' })).signIn.user).toBe('alice');
+    } finally {
+      await g.close();
+    }
+  });
+});
+
 describe('a real LDAP directory that cannot be reached', () => {
   it('online sign-in fails with directory-unreachable (retryable), nothing enrolled', async () => {
     const ldap = new LdapDirectory({
