@@ -94,3 +94,8 @@ export function reportedWorkspaces(state: unknown): ReportedWorkspace[] {
   }
   return out;
 }
+
+/** Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern. */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

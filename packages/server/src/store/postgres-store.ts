@@ -11,6 +11,7 @@ import {
   reportedWorkspaces,
   typeList,
   uniqueBatch,
+  escapeLike,
 } from './common.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { StoreUnavailableError } from './errors.js';
@@ -19,7 +20,6 @@ import type { PostgresIngestMode } from './postgres-ingest.js';
 import { partitionNamed, partitionsNeeded } from './postgres-partitions.js';
 import type { MonthPartition } from './postgres-partitions.js';
 import { POSTGRES_MIGRATIONS } from './postgres-schema.js';
-import { escapeLike } from './sqlite-store.js';
 import type {
   AssignmentRecord,
   AuditRecord,

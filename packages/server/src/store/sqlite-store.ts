@@ -12,6 +12,7 @@ import {
   reportedWorkspaces,
   typeList,
   uniqueBatch,
+  escapeLike,
 } from './common.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { StoreUnavailableError } from './errors.js';
@@ -726,11 +727,6 @@ function layerFrom(r: Row): PolicyLayerRecord {
 
 function bodyOf<T>(row: unknown): T | undefined {
   return row ? (JSON.parse((row as { body: string }).body) as T) : undefined;
-}
-
-/** Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern. */
-export function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
 function translate(err: unknown): Error {
