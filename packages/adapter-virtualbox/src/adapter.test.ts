@@ -1,7 +1,15 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AdapterRegistry, TandemError, VirtualClock, loadAdapterModule, type VmSpec } from '@tandem/core';
+import {
+  AdapterRegistry,
+  TandemError,
+  VirtualClock,
+  loadAdapterModule,
+  type TransferDecision,
+  type VmSpec,
+} from '@tandem/core';
+import { resolveTransferPolicy } from '@tandem/core/publishing';
 import { fakeVBoxHomesPerTest, FAKE_VBOXMANAGE } from './fake.test-helper.js';
 import { tandemAdapter, virtualbox, type VirtualBoxOptions } from './index.js';
 
@@ -361,6 +369,84 @@ describe('seamless windows', () => {
     expect(await handle.exited).toBeNull();
     const launch = home.state().launches?.[0] as { password: string; seamless: string };
     expect(launch).toMatchObject({ password: "p'w", seamless: 'on' });
+  });
+
+  it.each(['7.1', '6.1'] as const)(
+    "applies the launch's data-transfer policy with controlvm before the app starts (VirtualBox %s)",
+    async (version) => {
+      const { adapter, home, spec } = setup(version, { TANDEM_FAKE_GUEST_RUN_MS: '20000' });
+      await adapter.define(spec('app'));
+      await adapter.start('app');
+      // The clipboard guest to host and files host to guest allowed, everything else denied.
+      const { permissions } = await resolveTransferPolicy({
+        decideTransfer: (r) =>
+          ({
+            request: r,
+            outcome:
+              (r.channel === 'clipboard' && r.direction === 'guest-to-host') ||
+              (r.channel === 'file' && r.direction === 'host-to-guest') ||
+              (r.channel === 'audio' && r.direction === 'guest-to-host')
+                ? 'allow'
+                : 'deny',
+            reason: 'test',
+          }) as TransferDecision,
+      });
+      const handle = await adapter.seamless.launch('app', {
+        appId: 'erp',
+        command: 'C:\\erp.exe',
+        mode: 'seamless',
+        credentials: { username: 'user' },
+        transfer: permissions,
+      });
+      // Applied (each call finished) before launch() started guestcontrol and returned.
+      const policy = home.calls().filter((c) => c[0] === 'controlvm');
+      await handle.close();
+      const uuid = home.state().vms[0]!.uuid;
+      expect(policy).toEqual(
+        version === '7.1'
+          ? [
+              ['controlvm', uuid, 'clipboard', 'mode', 'guesttohost'],
+              ['controlvm', uuid, 'clipboard', 'filetransfers', 'off'],
+              ['controlvm', uuid, 'draganddrop', 'hosttoguest'],
+              ['controlvm', uuid, 'audioin', 'off'],
+              ['controlvm', uuid, 'audioout', 'on'],
+            ]
+          : [
+              ['controlvm', uuid, 'clipboard', 'guesttohost'],
+              ['controlvm', uuid, 'draganddrop', 'hosttoguest'],
+              ['controlvm', uuid, 'audioin', 'off'],
+              ['controlvm', uuid, 'audioout', 'on'],
+            ],
+      );
+      const vm = home.state().vms[0] as unknown as Record<string, string>;
+      expect([vm['clipboard'], vm['draganddrop'], vm['audioIn'], vm['audioOut']]).toEqual([
+        'guesttohost',
+        'hosttoguest',
+        'off',
+        'on',
+      ]);
+    },
+  );
+
+  it('a launch without a resolved policy denies every channel explicitly', async () => {
+    const { adapter, home, spec } = setup('7.0', { TANDEM_FAKE_GUEST_RUN_MS: '20000' });
+    await adapter.define(spec('app'));
+    await adapter.start('app');
+    const handle = await adapter.seamless.launch('app', {
+      appId: 'erp',
+      command: 'C:\\erp.exe',
+      mode: 'seamless',
+      credentials: { username: 'user' },
+    });
+    await handle.close();
+    const uuid = home.state().vms[0]!.uuid;
+    expect(home.calls().filter((c) => c[0] === 'controlvm')).toEqual([
+      ['controlvm', uuid, 'clipboard', 'mode', 'disabled'],
+      ['controlvm', uuid, 'clipboard', 'filetransfers', 'off'],
+      ['controlvm', uuid, 'draganddrop', 'disabled'],
+      ['controlvm', uuid, 'audioin', 'off'],
+      ['controlvm', uuid, 'audioout', 'off'],
+    ]);
   });
 
   it('needs guest credentials and a running VM', async () => {

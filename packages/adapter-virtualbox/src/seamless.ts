@@ -6,8 +6,28 @@ import {
   type LaunchRequest,
   type SeamlessOps,
 } from '@tandem/core';
+import { DENY_ALL, vboxPolicyCommands } from '@tandem/core/publishing';
 import { checkVmName, expectState, findMachine, type VBoxContext } from './machine.js';
 import type { VBoxVersion } from './parse.js';
+
+/**
+ * The data-transfer policy's `controlvm` commands for this VirtualBox: `vboxPolicyCommands()`
+ * is written for 7.x; 6.1 takes `clipboard <mode>` without the `mode` word and has no clipboard
+ * file transfers in its release builds (so there is nothing to switch off).
+ */
+export function vboxPolicyCommandsFor(
+  vm: string,
+  request: LaunchRequest,
+  version: VBoxVersion | undefined,
+): string[][] {
+  const { commands } = vboxPolicyCommands(vm, request.transfer ?? DENY_ALL);
+  if (!version || version.major >= 7) return commands;
+  return commands.flatMap((c) => {
+    if (c[2] !== 'clipboard') return [c];
+    if (c[3] === 'mode') return [[c[0]!, c[1]!, 'clipboard', c[4]!]];
+    return [];
+  });
+}
 
 /** Checks a launch request before anything runs. */
 export function checkLaunch(request: LaunchRequest): void {
@@ -37,8 +57,10 @@ export function checkLaunch(request: LaunchRequest): void {
 /**
  * Seamless windows through VirtualBox itself: `GUI/Seamless` extradata puts the VM window in
  * seamless mode (full-desktop mode turns it off and `GUI/Fullscreen` on), and
- * `guestcontrol run` starts the published app in the guest (Guest Additions needed). The
- * password for the guest account goes to VBoxManage on stdin (`--passwordfile=stdin`).
+ * `guestcontrol run` starts the published app in the guest (Guest Additions needed). Before
+ * that, the launch's data-transfer policy is applied with `controlvm` (clipboard and drag and
+ * drop by direction, clipboard file transfers, audio in and out; see `vboxPolicyCommands()`).
+ * The password for the guest account goes to VBoxManage on stdin (`--passwordfile=stdin`).
  */
 export class VBoxSeamless implements SeamlessOps {
   constructor(
@@ -70,6 +92,10 @@ export class VBoxSeamless implements SeamlessOps {
       const m = await findMachine(this.ctx, vm);
       expectState(m, ['running'], 'launch an app in');
       const { cli } = this.ctx;
+      // The policy first: nothing crosses before the app's window exists (absent: all denied).
+      for (const command of vboxPolicyCommandsFor(m.uuid, request, await this.version())) {
+        await cli.run(command, `Apply the data-transfer policy to "${vm}"`);
+      }
       const seamless = request.mode === 'seamless';
       await cli.run(
         ['setextradata', m.uuid, 'GUI/Seamless', seamless ? 'on' : 'off'],

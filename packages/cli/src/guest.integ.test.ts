@@ -141,4 +141,43 @@ describe.skipIf(!gate.enabled)('tandem up and tandem guest on the real test gues
     },
     LONG,
   );
+
+  it(
+    'tandem apps publish --discovered installs launchers for the apps the agent finds; unpublish removes them',
+    async () => {
+      const where = ['--data-home', join(dir, 'xdg', 'data'), '--config-home', join(dir, 'xdg', 'config')];
+      const pub = await tandem('apps', 'publish', name, '--discovered', '--guest-timeout', 'PT300S', ...where);
+      expect(pub.code, pub.stderr).toBe(0);
+      const ids = (pub.json.discovered as { id: string }[]).map((a) => a.id);
+      // The image's two shown apps, and never the one marked NoDisplay.
+      expect(ids).toEqual(
+        expect.arrayContaining(['tandem-clock', 'tandem-notes'].map((a) => expect.stringContaining(a))),
+      );
+      expect(ids.some((id) => id.includes('tandem-hidden'))).toBe(false);
+      const entries = (pub.json.written as string[]).filter((f) => f.endsWith('.desktop'));
+      expect(entries.length).toBe(ids.length);
+      for (const f of entries) {
+        const text = await readFile(f, 'utf8');
+        expect(text).toMatch(new RegExp(`^Exec=.* apps launch --workspace ${name} `, 'm'));
+      }
+      let validator = true;
+      await run('desktop-file-validate', ['--help']).catch(() => (validator = false));
+      if (validator) {
+        for (const f of entries) {
+          const out = await run('desktop-file-validate', [f]).catch((e: { stdout?: string }) => ({
+            stdout: `FAILED ${e.stdout ?? ''}`,
+          }));
+          expect(
+            out.stdout.split('\n').filter((l) => l.trim() && !/: hint: /.test(l)),
+            f,
+          ).toEqual([]);
+        }
+      } else if (process.env['TANDEM_IT'] === 'required') throw new Error('desktop-file-validate is not installed');
+
+      const un = await tandem('apps', 'unpublish', name, ...where);
+      expect(un.code, un.stderr).toBe(0);
+      expect([...(un.json.removed as string[])].sort()).toEqual([...(pub.json.written as string[])].sort());
+    },
+    LONG,
+  );
 });

@@ -64,6 +64,11 @@ function showVmInfo(template, vm, home) {
   set('VMStateChangeTime', `VMStateChangeTime="${vm.stateChangedAt}"`);
   set('nic1', `nic1="${vm.nic1}"`);
   set('macaddress1', `macaddress1="${vm.mac}"`);
+  // The data-transfer settings controlvm changed (as recorded: all off on a new VM).
+  set('clipboard', `clipboard="${vm.clipboard || 'disabled'}"`);
+  set('draganddrop', `draganddrop="${vm.draganddrop || 'disabled'}"`);
+  set('audio_in', `audio_in="${vm.audioIn || 'off'}"`);
+  set('audio_out', `audio_out="${vm.audioOut || 'off'}"`);
   if (vm.state !== 'running' && vm.state !== 'paused') text = text.replace(/^SessionName=.*\n/m, '');
   // description: a quoted value that may span lines
   text = text.replace(/^description="(?:[^"\\]|\\[\s\S])*"\n/m, () =>

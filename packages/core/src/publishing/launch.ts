@@ -10,6 +10,7 @@ import type { PublishedApp } from '../workspace/schema.js';
 import {
   freeRdpPolicyArgs,
   resolveTransferPolicy,
+  vboxPolicyCommands,
   xpraPolicyArgs,
   type AskAnswer,
   type EnforcementNote,
@@ -106,7 +107,11 @@ export async function launchApp(o: AppLaunchOptions): Promise<AppLaunch> {
     else if (!o.ask) {
       o.events?.publish(
         'policy.decision',
-        { ...toDecisionEvent(decision), outcome: 'deny', reason: `${decision.reason}; ${o.noAskReason ?? 'no one to ask'}: deny` },
+        {
+          ...toDecisionEvent(decision),
+          outcome: 'deny',
+          reason: `${decision.reason}; ${o.noAskReason ?? 'no one to ask'}: deny`,
+        },
         context,
       );
     }
