@@ -18,6 +18,7 @@ const AssignBody = z.strictObject({
 });
 const IdBody = z.strictObject({ id: z.string().min(1).max(128) });
 const UserBody = z.strictObject({ user: z.string().min(1).max(256) });
+const ChannelBody = z.strictObject({ workspace: z.string(), channel: z.string(), version: z.string() });
 const PolicyBody = z.strictObject({ name: z.string().min(1).max(128), document: z.unknown() });
 const EventsBody = z.strictObject({
   device: z.string().optional(),
@@ -33,7 +34,7 @@ const EventsBody = z.strictObject({
 /**
  * The admin API: `POST /v1/admin/<action>` with a JSON body and `authorization: Bearer <token>`
  * (the token `tandem server init` writes, 0600). Reports: `endpoints`, `events`, `failures`,
- * `versions`, `audit`; changes: `assign`, `unassign`, `policy`, `revoke-device`; the server's
+ * `versions`, `audit`; changes: `assign`, `unassign`, `policy`, `channel` (a channel's new version), `revoke-device`; the server's
  * view: `explain`. Each change is audited with the actor `admin-api`.
  *
  * @example
@@ -95,6 +96,10 @@ export class AdminApi {
       }
       case 'revoke-device':
         return { revoked: await this.#admin.revokeDevice(actor, parseBody(IdBody, body).id) };
+      case 'channel': {
+        const b = parseBody(ChannelBody, body);
+        return { assignments: await this.#admin.setChannelVersion(actor, b.workspace, b.channel, b.version) };
+      }
       case 'explain':
         return this.#admin.explain(parseBody(UserBody, body).user);
       default:

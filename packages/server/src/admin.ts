@@ -171,8 +171,6 @@ export class AdminService {
       throw new InvalidInputError(`"${input.workspace}" is not a workspace name (lower-case letters, digits, dashes).`);
     if ((input.users ?? []).length === 0 && (input.groups ?? []).length === 0)
       throw new InvalidInputError('An assignment names at least one user (--user) or group (--group).');
-    if (input.channel !== undefined && input.version !== undefined)
-      throw new InvalidInputError('An assignment follows a channel or pins a version, not both.');
     const now = this.#now();
     const existing =
       input.id !== undefined ? (await this.#o.store.listAssignments()).find((a) => a.id === input.id) : undefined;
@@ -193,6 +191,27 @@ export class AdminService {
     await this.#o.store.putAssignment(record);
     await this.#audit(actor, existing ? 'assignment.update' : 'assignment.add', record.id, record, 'assignment');
     return record;
+  }
+
+  /**
+   * Publishes `version` as the current version of `channel` for `workspace`: every assignment
+   * following that channel now names it, so each endpoint on the channel hears of the new
+   * version at its next check-in (the reply's `channel` and `version`).
+   */
+  async setChannelVersion(actor: string, workspace: string, channel: string, version: string): Promise<number> {
+    if (!/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/.test(version))
+      throw new InvalidInputError(`"${version}" is not a version (3.2.0).`);
+    const following = (await this.#o.store.listAssignments()).filter(
+      (a) => a.workspace === workspace && a.channel === channel,
+    );
+    if (following.length === 0)
+      throw new NotFoundError(`No assignment of ${workspace} follows channel ${channel}.`, {
+        details: { workspace, channel },
+      });
+    const now = this.#now();
+    for (const a of following) await this.#o.store.putAssignment({ ...a, version, updatedAt: now });
+    await this.#audit(actor, 'channel.version', `${workspace}/${channel}`, { version }, 'channel');
+    return following.length;
   }
 
   async unassign(actor: string, id: string): Promise<boolean> {

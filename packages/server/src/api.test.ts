@@ -122,6 +122,27 @@ describe('enrollment, check-in and key release', () => {
     expect(f.store.auditLog.map((r) => r.action)).toEqual(['workspace.key', 'assignment.add', 'assignment.remove']);
   });
 
+  it('a new version on the channel reaches the endpoint at its next check-in', async () => {
+    await f.admin.assign('root', { workspace: 'payroll', channel: 'stable', users: ['alice'] });
+    const a = await enrolled();
+    const first = await a.client.checkIn({});
+    if (first.status !== 'changed') throw new Error('expected changed');
+    expect(first.workspaces.find((w) => w.workspace === 'payroll')).toMatchObject({ channel: 'stable' });
+    expect(first.workspaces.find((w) => w.workspace === 'payroll')?.version).toBeUndefined();
+    expect(await a.client.checkIn({ token: first.token })).toMatchObject({ status: 'unchanged' });
+    expect(await f.admin.setChannelVersion('root', 'payroll', 'stable', '2.1.0')).toBe(1);
+    const next = await a.client.checkIn({ token: first.token });
+    expect(next.status).toBe('changed');
+    if (next.status === 'changed')
+      expect(next.workspaces.find((w) => w.workspace === 'payroll')).toMatchObject({
+        channel: 'stable',
+        version: '2.1.0',
+      });
+    await expect(f.admin.setChannelVersion('root', 'payroll', 'pilot', '3.0.0')).rejects.toMatchObject({
+      code: 'TANDEM_NOT_FOUND',
+    });
+  });
+
   it('fetches an envelope for its own user only', async () => {
     const a = await enrolled();
     const got = await a.client.fetchEnvelope('quickstart');

@@ -171,6 +171,20 @@ export function registerAdmin(program: Command, host: CommandHost): void {
         },
       ),
     );
+  admin
+    .command('channel <workspace> <channel> <version>')
+    .description("publish a channel's new version: endpoints following it hear of it at their next check-in")
+    .action(
+      host.run(async (ctx, workspace: string, channel: string, version: string, o: unknown) => {
+        const n = await withDeployment(ctx, dirOf(o), (d, actor) =>
+          d.admin.setChannelVersion(actor, workspace, channel, version),
+        );
+        ctx.result(
+          { workspace, channel, version, assignments: n },
+          `${workspace} ${channel} is now ${version} (${n} assignment(s))`,
+        );
+      }),
+    );
   admin.command('unassign <id>').action(
     host.run(async (ctx, id: string, o: unknown) => {
       const removed = await withDeployment(ctx, dirOf(o), (d, actor) => d.admin.unassign(actor, id));

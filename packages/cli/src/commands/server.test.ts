@@ -73,6 +73,8 @@ it(
       '--json',
     );
     expect(assign.code).toBe(0);
+    const channel = await tandem('admin', 'channel', 'quickstart', 'stable', '1.0.0', '--dir', serverDir, '--json');
+    expect(channel.json.error).toMatchObject({ code: 'TANDEM_NOT_FOUND' }); // the assignment follows no channel
     const explain = await tandem('admin', 'explain', 'ana', '--dir', serverDir, '--json');
     expect(explain.json.workspaces.map((w: { workspace: string }) => w.workspace)).toEqual(['quickstart']);
 
