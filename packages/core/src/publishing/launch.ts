@@ -160,7 +160,9 @@ export async function launchApp(o: AppLaunchOptions): Promise<AppLaunch> {
       ? xpraPolicyArgs(resolved.permissions).notes
       : handle.transport === 'rdp-remoteapp'
         ? freeRdpPolicyArgs(resolved.permissions).notes
-        : [];
+        : handle.transport === 'vbox-seamless'
+          ? vboxPolicyCommands(session.vm, resolved.permissions).notes
+          : [];
   return { handle, request, policy: resolved, sessionAction, frame, notes };
 }
 
