@@ -2,7 +2,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { SQLInputValue } from 'node:sqlite';
-import { NotFoundError, systemClock, TandemError } from '@tandem/core';
+import { NotFoundError, systemClock } from '@tandem/core';
 import type { AnyTandemEvent, Clock } from '@tandem/core';
 import {
   FAILURE_EVENT_TYPES,
@@ -15,7 +15,6 @@ import {
   escapeLike,
 } from './common.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
-import { StoreUnavailableError } from './errors.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
 import type {
   AssignmentRecord,
@@ -33,6 +32,8 @@ import type {
   ThrottleRecord,
   WorkspaceKeyRecord,
 } from './types.js';
+import { bodyOf, deviceFrom, layerFrom, translate } from './sqlite-rows.js';
+import type { Row } from './sqlite-rows.js';
 
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
@@ -45,8 +46,6 @@ export interface SqliteStoreOptions {
   /** Time for pruning expired nonces. */
   readonly clock?: Clock;
 }
-
-type Row = Record<string, string | number | null>;
 
 /**
  * The embedded store: one SQLite file through Node's built-in `node:sqlite` (no native addon),
@@ -701,43 +700,4 @@ export class SqliteStore implements ServerStore {
     }[];
     return rows.map((r) => JSON.parse(r.body) as T);
   }
-}
-
-function deviceFrom(r: Row): DeviceRecord {
-  return {
-    id: String(r['id']),
-    sealingKey: String(r['sealing_key']),
-    signingKey: String(r['signing_key']),
-    user: String(r['user_name']),
-    hostName: String(r['host_name']),
-    enrolledAt: String(r['enrolled_at']),
-    revokedAt: r['revoked_at'] === null ? null : String(r['revoked_at']),
-    lastCheckInAt: r['last_check_in_at'] === null ? null : String(r['last_check_in_at']),
-    ...(r['last_state'] === null ? {} : { lastState: JSON.parse(String(r['last_state'])) as unknown }),
-  };
-}
-
-function layerFrom(r: Row): PolicyLayerRecord {
-  return {
-    name: String(r['name']),
-    document: JSON.parse(String(r['document'])) as unknown,
-    updatedAt: String(r['updated_at']),
-  };
-}
-
-function bodyOf<T>(row: unknown): T | undefined {
-  return row ? (JSON.parse((row as { body: string }).body) as T) : undefined;
-}
-
-function translate(err: unknown): Error {
-  if (TandemError.is(err) || !(err instanceof Error)) return err instanceof Error ? err : new Error(String(err));
-  const e = err as { code?: string; errcode?: number; message?: string };
-  // SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_IOERR (10), SQLITE_FULL (13), SQLITE_CANTOPEN (14)
-  const primary = typeof e.errcode === 'number' ? e.errcode & 0xff : -1;
-  if (e.code === 'ERR_SQLITE_ERROR' && [5, 6, 10, 13, 14].includes(primary)) {
-    return new StoreUnavailableError(`The SQLite store is unavailable (${e.message ?? 'error'}); retry the request.`, {
-      cause: err,
-    });
-  }
-  return err;
 }
