@@ -8,7 +8,16 @@ import { describe, expect, it } from 'vitest';
 // What `npm publish` would upload, package by package: packed with `npm pack --dry-run` from the
 // built packages (tsc -b), so the check sees the tarball's own file list.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const PACKAGES = ['core', 'adapter-libvirt', 'adapter-virtualbox', 'adapter-hyperv', 'cli', 'guest-agent', 'agent', 'server'];
+const PACKAGES = [
+  'core',
+  'adapter-libvirt',
+  'adapter-virtualbox',
+  'adapter-hyperv',
+  'cli',
+  'guest-agent',
+  'agent',
+  'server',
+];
 const built = PACKAGES.every((p) => existsSync(join(root, 'packages', p, 'dist', 'index.js')));
 
 interface PackedFile {
