@@ -6,6 +6,7 @@ import { InvalidInputError, TandemError, type PublishedApp, type SeamlessTranspo
 import {
   FreedesktopLaunchers,
   WindowsLaunchers,
+  gnomeFoldersFor,
   launchApp,
   launcherWmClass,
   type InstallReport,
@@ -179,24 +180,35 @@ export function registerApps(program: Command, host: CommandHost): void {
         '--discovered',
         'also the apps the guest agent discovers in the running VM (its .desktop entries, Start Menu shortcuts)',
       )
-      .option('--guest-timeout <duration>', 'with --discovered: how long to wait for the agent (ISO 8601)', 'PT2M'),
+      .option('--guest-timeout <duration>', 'with --discovered: how long to wait for the agent (ISO 8601)', 'PT2M')
+      .option(
+        '--gnome-folders',
+        'also GNOME Shell app folders for startMenuFolder (the default when $XDG_CURRENT_DESKTOP names GNOME)',
+      ),
   ).action(
     host.run(
       async (
         ctx,
         ws: string | undefined,
-        opts: WhereOptions & { urlHandler?: boolean; discovered?: boolean; guestTimeout: string },
+        opts: WhereOptions & {
+          urlHandler?: boolean;
+          discovered?: boolean;
+          guestTimeout: string;
+          gnomeFolders?: boolean;
+        },
       ) => {
         const record = new StateDir(ctx.stateDir).resolve(ws);
         const launchers = launchersFor(ctx, opts);
         const found = opts.discovered ? await fetchDiscoveredApps(ctx, record, opts.guestTimeout) : undefined;
         for (const id of found?.skipped ?? [])
           ctx.info(`  discovered app ${id} is also a workspace app: the workspace's is published`);
-        const r = launchers.install({
-          workspace: record.workspace,
-          version: record.spec.metadata.version,
-          apps: [...launcherApps(ctx, record), ...(found?.launchers ?? [])],
-        });
+        const all = [...launcherApps(ctx, record), ...(found?.launchers ?? [])];
+        const r = launchers.install({ workspace: record.workspace, version: record.spec.metadata.version, apps: all });
+        const gnome =
+          launchers instanceof FreedesktopLaunchers &&
+          (opts.gnomeFolders || /(^|:)GNOME(:|$)/i.test(process.env['XDG_CURRENT_DESKTOP'] ?? ''))
+            ? launchers.gnomeAppFolders().apply(record.workspace, gnomeFoldersFor(record.workspace, all))
+            : undefined;
         // apps launch finds a discovered app here; a publish without --discovered forgets them, as its launchers went.
         if (found) saveDiscoveredApps(ctx.stateDir, record, found.apps);
         else removeDiscoveredApps(ctx.stateDir, record.workspace);
@@ -208,6 +220,7 @@ export function registerApps(program: Command, host: CommandHost): void {
             version: record.spec.metadata.version,
             ...r,
             urlHandler: url ?? null,
+            gnomeAppFolders: gnome ?? null,
             discovered: found ? found.apps.map((a) => ({ id: a.id, name: a.name, command: a.command })) : null,
           },
           [
@@ -219,6 +232,8 @@ export function registerApps(program: Command, host: CommandHost): void {
                 ]
               : []),
             ...(found ? [`${found.apps.length} discovered app(s) published from the guest`] : []),
+            ...(gnome?.added ?? []).map((id) => `added GNOME app folder ${id}`),
+            ...(gnome?.removed ?? []).map((id) => `removed GNOME app folder ${id}`),
           ],
         );
       },

@@ -1,5 +1,6 @@
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { InvalidInputError } from '../errors.js';
 import { execLine, escapeDesktopValue, formatDesktopFile, type DesktopGroup } from './desktop-entry.js';
 import { placeIcon, type LauncherIcon } from './icons.js';
@@ -11,6 +12,7 @@ import {
   type LauncherManifest,
   type PlannedFile,
 } from './installed-files.js';
+import { GnomeAppFolders, type GSettingsRunner } from './gnome-app-folders.js';
 import { displayText, safeSegment } from './names.js';
 
 /** A published app as a launcher shows it. Every field may come from the guest: untrusted. */
@@ -46,6 +48,8 @@ export interface FreedesktopOptions {
   readonly configHome?: string;
   /** The program a launcher runs, before `apps launch` (default `['tandem']`). */
   readonly command?: readonly string[];
+  /** How GNOME's settings are reached for app folders (default: the real `gsettings`). */
+  readonly gsettings?: GSettingsRunner;
 }
 
 /** The window class Tandem sets on an app's RDP windows, and a launcher's default StartupWMClass.
@@ -85,8 +89,10 @@ export class FreedesktopLaunchers {
   readonly dataHome: string;
   readonly configHome: string;
   readonly command: readonly string[];
+  readonly #gsettings: GSettingsRunner | undefined;
 
   constructor(options: FreedesktopOptions = {}) {
+    this.#gsettings = options.gsettings;
     this.dataHome = resolve(options.dataHome ?? process.env['XDG_DATA_HOME'] ?? join(homedir(), '.local', 'share'));
     this.configHome = resolve(options.configHome ?? process.env['XDG_CONFIG_HOME'] ?? join(homedir(), '.config'));
     this.command = options.command ?? ['tandem'];
@@ -247,9 +253,27 @@ export class FreedesktopLaunchers {
     );
   }
 
-  /** Removes every file installed for the workspace, and nothing else. */
+  /**
+   * Removes every file installed for the workspace, and nothing else; also the GNOME Shell app
+   * folders {@link GnomeAppFolders} recorded for it beside the manifest (deprovisioning takes
+   * them away with the launchers).
+   */
   remove(workspace: string): InstallReport {
-    return removeInstalled(this.manifestFile(workspace), this.roots);
+    const report = removeInstalled(this.manifestFile(workspace), this.roots);
+    const folders = new GnomeAppFolders({
+      recordDir: dirname(this.manifestFile(workspace)),
+      ...(this.#gsettings ? { gsettings: this.#gsettings } : {}),
+    });
+    if (existsSync(folders.recordFile(workspace))) folders.remove(workspace);
+    return report;
+  }
+
+  /** GNOME Shell app folders recorded beside this host's launcher manifests. */
+  gnomeAppFolders(): GnomeAppFolders {
+    return new GnomeAppFolders({
+      recordDir: dirname(this.manifestFile('x')),
+      ...(this.#gsettings ? { gsettings: this.#gsettings } : {}),
+    });
   }
 
   /** What is installed for the workspace, or undefined. */

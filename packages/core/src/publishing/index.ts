@@ -60,3 +60,12 @@ export {
 } from './url-open.js';
 export type { UrlOpenTargets, UrlOpenResult, HostBrowser } from './url-open.js';
 export { discoveredApps } from './discovered.js';
+export {
+  GnomeAppFolders,
+  gnomeFoldersFor,
+  gsettingsRunner,
+  gvariantString,
+  gvariantStrings,
+  parseGvariantStrings,
+} from './gnome-app-folders.js';
+export type { GnomeAppFolder, GnomeAppFoldersReport, GSettingsRunner } from './gnome-app-folders.js';
