@@ -12,7 +12,7 @@ import { linuxSetup } from './setup-linux.js';
 import { GuestSetup, type SetupApplier } from './setup.js';
 import { AgentState } from './state.js';
 import { AGENT_SOFTWARE, AGENT_VERSION } from './version.js';
-import { discoverWindowsApps, windowsSetup } from './windows.js';
+import { applyRdpPolicy, discoverWindowsApps, windowsSetup } from './windows.js';
 
 /** Options of {@link runAgent} (the command line maps onto these). */
 export interface AgentOptions {
@@ -78,6 +78,7 @@ export async function runAgent(options: AgentOptions = {}): Promise<void> {
     });
   } else if (platform === 'win32') {
     handlers.apps = async () => ({ apps: await discoverWindowsApps(run) });
+    handlers['rdp-policy.apply'] = async (params, { signal }) => applyRdpPolicy(run, params!.values, signal);
   }
   if (setup) {
     handlers['setup.status'] = async () => setup.status();

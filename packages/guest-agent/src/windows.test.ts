@@ -6,6 +6,7 @@ import type { ProgramRunner, RunResult } from './run.js';
 import {
   POWERSHELL,
   SCRIPTS,
+  applyRdpPolicy,
   discoverWindowsApps,
   parseWindowsApps,
   powerShellError,
@@ -141,5 +142,65 @@ describe('Windows: Start Menu shortcuts and App Paths', () => {
     expect(splitWindowsArgs('a "b c" d')).toEqual(['a', 'b c', 'd']);
     expect(splitWindowsArgs('"C:\\dir\\\\" x')).toEqual(['C:\\dir\\', 'x']);
     expect(splitWindowsArgs('say \\"hi\\"')).toEqual(['say', '"hi"']);
+  });
+});
+
+describe('the Remote Desktop policies, through reg.exe', () => {
+  const reg = (name: string): string => readFileSync(join(import.meta.dirname, 'fixtures', 'reg', name), 'utf8');
+
+  it('sets each value under the Terminal Services policy key, argv only', async () => {
+    const { run, calls } = recorded({ stdout: reg('add-ok.stdout.txt') });
+    const r = await applyRdpPolicy(run, [
+      { name: 'fDisableClip', value: 1 },
+      { name: 'fEnableSmartCard', value: 0 },
+    ]);
+    expect(r.applied).toEqual(['fDisableClip=1', 'fEnableSmartCard=0']);
+    expect(calls.map((c) => [c.command, ...c.args])).toEqual([
+      [
+        'reg.exe',
+        'add',
+        'HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services',
+        '/v',
+        'fDisableClip',
+        '/t',
+        'REG_DWORD',
+        '/d',
+        '1',
+        '/f',
+      ],
+      [
+        'reg.exe',
+        'add',
+        'HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services',
+        '/v',
+        'fEnableSmartCard',
+        '/t',
+        'REG_DWORD',
+        '/d',
+        '0',
+        '/f',
+      ],
+    ]);
+    expect(calls.every((c) => c.input === '')).toBe(true);
+  });
+
+  it("reports reg.exe's own words when it fails, and stops there", async () => {
+    const { run, calls } = recorded({ exitCode: 1, stderr: reg('add-access-denied.stderr.txt') });
+    const err = await applyRdpPolicy(run, [
+      { name: 'fDisableClip', value: 1 },
+      { name: 'fDisableCdm', value: 1 },
+    ]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuestOperationError);
+    expect((err as Error).message).toContain('fDisableClip: Access is denied.');
+    expect(calls).toHaveLength(1);
+  });
+
+  it('refuses a value name outside the protocol list without running anything', async () => {
+    const { run, calls } = recorded({});
+    const err = await applyRdpPolicy(run, [
+      { name: 'fDisableClip /f & reg delete HKLM' as 'fDisableClip', value: 1 },
+    ]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GuestOperationError);
+    expect(calls).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { MAX_ICON_BYTES, type GuestApp } from '@tandem/core/guest';
+import { MAX_ICON_BYTES, RDP_POLICY_VALUES, type GuestApp } from '@tandem/core/guest';
 import type { ProgramRunner, RunResult } from './run.js';
 import { guestFailure, type SetupApplier } from './setup.js';
 
@@ -271,4 +271,52 @@ export function windowsSetup(run: ProgramRunner): SetupApplier {
       };
     },
   };
+}
+
+/** The key of the Remote Desktop Services policies (fixed: the host names values, never keys). */
+export const TS_POLICY_KEY = 'HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services';
+
+/** reg.exe's own words for a failure: its `ERROR: ...` line. */
+export function regError(r: RunResult): string {
+  const text = `${r.stderr}\n${r.stdout}`.replace(/\r\n/g, '\n');
+  return (
+    text
+      .split('\n')
+      .find((l) => l.startsWith('ERROR:'))
+      ?.replace(/^ERROR:\s*/, '')
+      .trim() ?? `reg.exe exited with ${r.exitCode}`
+  );
+}
+
+/**
+ * Sets the Remote Desktop policy values with `reg.exe add` (one call per value, argv only: the
+ * names come from the protocol's closed list and the values are 0 or 1), so that Remote Desktop
+ * in the guest enforces the data-transfer policy also for an RDP client that is not Tandem's.
+ * Policies are read by Remote Desktop at each new connection.
+ */
+export async function applyRdpPolicy(
+  run: ProgramRunner,
+  values: readonly { name: (typeof RDP_POLICY_VALUES)[number]; value: 0 | 1 }[],
+  signal?: AbortSignal,
+): Promise<{ applied: string[] }> {
+  const applied: string[] = [];
+  for (const v of values) {
+    if (!(RDP_POLICY_VALUES as readonly string[]).includes(v.name) || (v.value !== 0 && v.value !== 1)) {
+      throw guestFailure(
+        'Setting the Remote Desktop policy failed',
+        `${String(v.name)} is not a policy value`,
+        'rdp-policy',
+      );
+    }
+    const r = await run(
+      'reg.exe',
+      ['add', TS_POLICY_KEY, '/v', v.name, '/t', 'REG_DWORD', '/d', String(v.value), '/f'],
+      signal ? { signal } : {},
+    );
+    if (r.exitCode !== 0) {
+      throw guestFailure('Setting the Remote Desktop policy failed', `${v.name}: ${regError(r)}`, 'rdp-policy');
+    }
+    applied.push(`${v.name}=${v.value}`);
+  }
+  return { applied };
 }

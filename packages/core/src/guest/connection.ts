@@ -14,6 +14,7 @@ import {
   GUEST_EVENTS,
   METHODS,
   PROTOCOL_VERSIONS,
+  type RDP_POLICY_VALUES,
   isGuestCapability,
   negotiateProtocol,
   type ExecResult,
@@ -222,6 +223,18 @@ export class GuestConnection {
   }
 
   /** Runs an allow-listed maintenance command; the guest decides what is allowed. */
+  /**
+   * Sets Remote Desktop policy values in a Windows guest (`windowsGuestPolicy()` in
+   * `@tandem/core/publishing` computes them from the data-transfer policy), so that an RDP client
+   * of the user's own cannot open what Tandem's client keeps shut. Needs `rdp-policy`.
+   */
+  async applyRdpPolicy(
+    values: readonly { name: (typeof RDP_POLICY_VALUES)[number]; value: 0 | 1 }[],
+    options?: GuestRequestOptions,
+  ): Promise<string[]> {
+    return (await this.request('rdp-policy.apply', { values: values.map((v) => ({ ...v })) }, options)).applied;
+  }
+
   async exec(command: string, args: readonly string[] = [], options?: GuestRequestOptions): Promise<ExecResult> {
     return this.request('exec', { command, args: [...args] }, options);
   }

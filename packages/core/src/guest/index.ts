@@ -26,6 +26,9 @@ export {
   OpenUrlParamsSchema,
   ExecParamsSchema,
   ExecResultSchema,
+  RDP_POLICY_VALUES,
+  RdpPolicyParamsSchema,
+  RdpPolicyResultSchema,
   UrlToHostEventSchema,
 } from './protocol.js';
 export type {

@@ -20,7 +20,15 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const MAX_ICON_BYTES = 256 * 1024;
 
 /** The capabilities this protocol version defines. An agent may advertise others; they are ignored. */
-export const GUEST_CAPABILITIES = ['info', 'first-time-setup', 'apps', 'open-url', 'url-to-host', 'exec'] as const;
+export const GUEST_CAPABILITIES = [
+  'info',
+  'first-time-setup',
+  'apps',
+  'open-url',
+  'url-to-host',
+  'exec',
+  'rdp-policy',
+] as const;
 
 /** A capability this protocol version defines. */
 export type GuestCapability = (typeof GUEST_CAPABILITIES)[number];
@@ -273,6 +281,34 @@ export const ExecResultSchema = z.strictObject({
 /** The outcome of an allow-listed command. */
 export type ExecResult = z.infer<typeof ExecResultSchema>;
 
+/**
+ * The Windows Remote Desktop policies `rdp-policy.apply` may set, all REG_DWORD values under
+ * `HKLM\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services` (the key is fixed by the
+ * agent, never sent).
+ */
+export const RDP_POLICY_VALUES = [
+  'fDisableClip',
+  'fDisableCdm',
+  'fDisableCpm',
+  'fEnableSmartCard',
+  'fDisablePNPRedir',
+  'fDisableAudioCapture',
+  'fDisableCam',
+  'fDisableCcm',
+  'fDisableLPT',
+] as const;
+
+/** `rdp-policy.apply`: Remote Desktop policy values to set in a Windows guest (0 or 1 each). */
+export const RdpPolicyParamsSchema = z.strictObject({
+  values: z
+    .array(z.strictObject({ name: z.enum(RDP_POLICY_VALUES), value: z.union([z.literal(0), z.literal(1)]) }))
+    .min(1)
+    .max(RDP_POLICY_VALUES.length),
+});
+
+/** What `rdp-policy.apply` set. */
+export const RdpPolicyResultSchema = z.strictObject({ applied: z.array(z.string().max(64)).max(16) });
+
 /** `url-to-host` event: the guest asks the host to open a URL. */
 export const UrlToHostEventSchema = z.strictObject({ url: z.string().min(1).max(8192) });
 
@@ -287,6 +323,7 @@ export const METHODS = {
   'setup.step': { capability: 'first-time-setup', params: SetupStepParamsSchema, result: SetupStepResultSchema },
   'open-url': { capability: 'open-url', params: OpenUrlParamsSchema, result: z.strictObject({ opened: z.boolean() }) },
   exec: { capability: 'exec', params: ExecParamsSchema, result: ExecResultSchema },
+  'rdp-policy.apply': { capability: 'rdp-policy', params: RdpPolicyParamsSchema, result: RdpPolicyResultSchema },
 } as const satisfies Record<string, { capability: GuestCapability | undefined; params: z.ZodType; result: z.ZodType }>;
 
 /** A method name of protocol version 1. */

@@ -60,6 +60,7 @@ export {
 } from './url-open.js';
 export type { UrlOpenTargets, UrlOpenResult, HostBrowser } from './url-open.js';
 export { discoveredApps } from './discovered.js';
+export { applyWindowsGuestPolicy } from './guest-policy.js';
 export {
   GnomeAppFolders,
   gnomeFoldersFor,
