@@ -40,6 +40,7 @@ export { AgentServer, type AgentServerOptions } from './server.js';
 export { AgentClient, AgentReplyError, type AgentHello, type AgentResults } from './client.js';
 export { DiskEventQueue, type DiskEventQueueOptions, type QueueBatch, type QueuePosition } from './event-queue.js';
 export { EventShipper, httpUplink, type EventUplink, type EventShipperOptions, type ShipperStatus } from './uplink.js';
+export { managementUplink } from './uplink-management.js';
 export { runAgent, type RunningAgent } from './run.js';
 export { sessionEnforcement, desktopEnforcement, type SessionEnforcementOptions } from './enforcement.js';
 // Engineer B's desktop integration and enforcement rules (packages/agent/src/desktop, enforce).

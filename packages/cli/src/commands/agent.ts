@@ -1,18 +1,26 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
-import { desktopEnforcement, httpUplink, runAgent, writeFileAtomic } from '@tandem/agent';
+import {
+  desktopEnforcement,
+  httpUplink,
+  managementUplink,
+  runAgent,
+  writeFileAtomic,
+  type EventUplink,
+} from '@tandem/agent';
 
 import type { CommandHost } from '../program.js';
 import { openAdapter } from '../adapters.js';
 import { StateDir } from '../state.js';
 import { cliAgentSocket, connectAgent } from '../agent-client.js';
-import { resolveStateDir } from '../context.js';
+import { resolveStateDir, type CliContext } from '../context.js';
+import { endpointClient, endpointConfigFile, readEndpointConfig } from './login.js';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -47,13 +55,17 @@ export function registerAgent(program: Command, host: CommandHost): void {
   agent
     .command('run')
     .description('run the agent in the foreground (what the systemd user unit runs)')
-    .option('--uplink-url <url>', 'ship events to this HTTP endpoint (POST {"events": [...]}), queued on disk first')
+    .option(
+      '--uplink-url <url>',
+      'ship events to this HTTP endpoint (POST {"events": [...]}), queued on disk first; default: the management server of `tandem login`, if any',
+    )
     .option('--no-desktop', 'do not connect to D-Bus (activity then comes only through the API)')
     .action(
       host.run(async (ctx, opts: { uplinkUrl?: string; desktop: boolean }) => {
         const state = new StateDir(ctx.stateDir);
         const socketPath = cliAgentSocket(ctx);
         const enforcement = await desktopEnforcement({ desktop: opts.desktop });
+        const uplink = await agentUplink(ctx, opts.uplinkUrl);
         const running = await runAgent({
           stateDir: ctx.stateDir,
           socketPath,
@@ -62,11 +74,11 @@ export function registerAgent(program: Command, host: CommandHost): void {
           signals: true,
           log: (l) => process.stderr.write(`tandem agent: ${l}\n`),
           ...(enforcement.factory ? { enforcement: enforcement.factory } : {}),
-          ...(opts.uplinkUrl ? { uplink: httpUplink({ url: opts.uplinkUrl }) } : {}),
+          ...(uplink ? { uplink: uplink.uplink } : {}),
         });
         ctx.line(
           { listening: socketPath, pid: process.pid, sessions: running.agent.status().attached },
-          `tandem agent ${running.agent.version}: listening on ${socketPath} (pid ${process.pid}), ${running.agent.status().attached} sessions attached${enforcement.note ? `; ${enforcement.note}` : ''}`,
+          `tandem agent ${running.agent.version}: listening on ${socketPath} (pid ${process.pid}), ${running.agent.status().attached} sessions attached${uplink ? `; events go to ${uplink.to}` : ''}${enforcement.note ? `; ${enforcement.note}` : ''}`,
         );
         await running.stopped;
         await enforcement.close();
@@ -151,4 +163,18 @@ async function userSystemd(): Promise<{ ok: true } | { ok: false; reason: string
     if (e.code === 'ENOENT') return { ok: false, reason: 'systemctl is not installed' };
     return { ok: false, reason: (e.stderr ?? e.message).trim().split('\n')[0] ?? 'systemctl --user failed' };
   }
+}
+
+/**
+ * Where the agent ships its events: the URL given, else the management server this device signed
+ * in to with `tandem login` (signed by the device key), else nowhere (the local store only).
+ */
+async function agentUplink(
+  ctx: CliContext,
+  url: string | undefined,
+): Promise<{ uplink: EventUplink; to: string } | undefined> {
+  if (url) return { uplink: httpUplink({ url }), to: url };
+  if (!existsSync(endpointConfigFile(ctx.stateDir))) return undefined;
+  const config = await readEndpointConfig(ctx.stateDir);
+  return { uplink: managementUplink(await endpointClient(ctx, config)), to: config.server };
 }
