@@ -255,6 +255,62 @@ describe('the guest agent as a real process', () => {
     expect(readFileSync(join(agent2.stateDir, 'setup.json'), 'utf8')).not.toContain('S3cret');
   });
 
+  it('domain join with a one-time password: adcli reads it on stdin (--login-type=computer --stdin-password), never argv', async () => {
+    const { relay } = await setup();
+    const bin = join(relay.dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'adcli'),
+      `#!/bin/sh\nprintf '%s\\n' "$@" > "${relay.dir}/adcli-argv"\ncat > "${relay.dir}/adcli-stdin"\nexit 0\n`,
+    );
+    chmodSync(join(bin, 'adcli'), 0o755);
+    const relay2 = await new ChannelRelay().start();
+    const agent2 = new AgentProcess(relay2, [], {
+      ...process.env,
+      PATH: `${bin}:${process.env['PATH'] ?? ''}`,
+    }).start();
+    const bus = new EventBus();
+    const seen: AnyTandemEvent[] = [];
+    bus.on('*', (e) => seen.push(e));
+    const conn = new GuestConnection({
+      adapter: { name: 'relay', guestChannel: relay2.guestChannel },
+      vm: 'vm-otp',
+      bus,
+    });
+    cleanup.push(async () => {
+      await conn.close();
+      await agent2.kill();
+      await relay2.stop();
+    });
+    await conn.open({ timeoutMs: 60_000 });
+    const ws = workspace({
+      firstTimeSetup: {
+        computerName: 'erp02',
+        joinDomain: { domain: 'corp.example', ou: 'OU=VMs,DC=corp,DC=example', credentialRef: 'env:TEST_OTP' },
+      },
+    });
+    const done = await runFirstTimeSetup({
+      connection: conn,
+      workspace: ws,
+      records: new SetupRecordStore(join(relay.dir, 'host-state')),
+      bus,
+      credentials: { resolve: async () => ({ secret: 'Otp-7Q2k-x' }) },
+    });
+    expect(done.status).toBe('done');
+    expect(readFileSync(join(relay.dir, 'adcli-argv'), 'utf8').split('\n').filter(Boolean)).toEqual([
+      'join',
+      '--verbose',
+      '--login-type=computer',
+      '--stdin-password',
+      '--computer-name=erp02',
+      '--domain-ou=OU=VMs,DC=corp,DC=example',
+      '--domain=corp.example',
+    ]);
+    expect(readFileSync(join(relay.dir, 'adcli-stdin'), 'utf8')).toBe('Otp-7Q2k-x');
+    expect(JSON.stringify(seen)).not.toContain('Otp-7Q2k');
+    expect(readFileSync(join(agent2.stateDir, 'setup.json'), 'utf8')).not.toContain('Otp-7Q2k');
+  });
+
   it('forward-url in the guest reaches the host as an event with the policy decision', async () => {
     const policy = new PolicyEngine({
       workspace: workspace({

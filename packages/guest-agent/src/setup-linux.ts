@@ -58,14 +58,37 @@ export function linuxSetup(paths: GuestPaths, run: ProgramRunner): SetupApplier 
     },
     async domainJoin(params: Extract<SetupStepParams, { step: 'domain-join' }>, signal) {
       if (!params.user) {
-        // realm takes a one-time password only as --one-time-password=VALUE, visible in
-        // /proc/*/cmdline to every user of the guest: refused rather than exposed.
-        throw guestFailure(
-          'One-time password not supported',
-          'realm join accepts a one-time password only on its command line, where other users of the guest can read it; use a joining user (credential with a user) on Linux',
-          'otp-unsupported',
-          false,
-        );
+        // A one-time password for a pre-staged computer account. realm takes it only as
+        // --one-time-password=VALUE (argv, readable by every user of the guest); adcli, which realm
+        // runs underneath, documents --one-time-password as "--login-type=computer and providing a
+        // password as input", and reads that input from stdin with --stdin-password.
+        const otpArgs = [
+          'join',
+          '--verbose',
+          '--login-type=computer',
+          '--stdin-password',
+          `--computer-name=${params.computerName}`,
+          ...(params.ou ? [`--domain-ou=${params.ou}`] : []),
+          `--domain=${params.domain}`,
+        ];
+        let r;
+        try {
+          r = await run('adcli', otpArgs, { input: params.secret, signal });
+        } catch (err) {
+          throw guestFailure(
+            'adcli is missing',
+            `cannot run adcli: ${(err as Error).message} (install adcli: a one-time-password join needs it)`,
+            'adcli-missing',
+            false,
+          );
+        }
+        if (r.exitCode !== 0) {
+          throw guestFailure('adcli join failed', lastLines(r.stderr || r.stdout), `adcli-${r.exitCode}`);
+        }
+        return {
+          message: `joined ${params.domain} as ${params.computerName} with its one-time password (adcli; the host keytab is written, configure sssd for domain logins)`,
+          rebootRequired: false,
+        };
       }
       const args = ['join', '--verbose', `--computer-name=${params.computerName}`, `--user=${params.user}`];
       if (params.ou) args.push(`--computer-ou=${params.ou}`);
