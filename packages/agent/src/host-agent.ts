@@ -20,7 +20,7 @@ import {
 } from '@tandem/core';
 import { FreedesktopLaunchers } from '@tandem/core/publishing';
 import { DiskEventQueue } from './event-queue.js';
-import { isEncrypted, loadedOf, policyFor, recordAfter } from './session-record.js';
+import { isEncrypted, loadedOf, openedRecord, policyFor, recordAfter } from './session-record.js';
 import { StateDir, type SessionRecord } from './state-dir.js';
 import { EventShipper, type EventShipperOptions, type EventUplink, type ShipperStatus } from './uplink.js';
 
@@ -332,23 +332,15 @@ export class HostAgent {
           ...(existing ? { sessionId: existing.id, locked: existing.state === 'locked' } : {}),
           ...(existing?.vmSpec ? { definedSpec: existing.vmSpec } : {}),
         });
-        const now = new Date().toISOString();
-        let record: SessionRecord = recordAfter(
-          {
-            id: session.id,
-            workspace: name,
-            file: loaded.file,
-            spec: loaded.workspace,
-            adapter: { name: opened.name, options: adapterOptions },
-            vm,
-            state: session.state,
-            ...(layers.length > 0 ? { layers } : {}),
-            ...(existing?.vmSpec ? { vmSpec: existing.vmSpec } : {}),
-            createdAt: existing?.createdAt ?? now,
-            updatedAt: now,
-          },
+        let record: SessionRecord = openedRecord({
           session,
-        );
+          loaded,
+          workspace: name,
+          vm,
+          adapter: { name: opened.name, options: adapterOptions },
+          layers,
+          existing,
+        });
         this.state.save(record);
         this.#keep(name, session, adapterKey(opened.name, adapterOptions), loaded, record);
         try {

@@ -1,7 +1,8 @@
 // @tandem/agent: the host agent. Named exports only.
 export { writeFileAtomic, fsyncDirectory } from './atomic-file.js';
 export { StateDir, type SessionRecord } from './state-dir.js';
-export { recordAfter, policyFor } from './session-record.js';
+export { recordAfter, openedRecord, policyFor } from './session-record.js';
+export type { OpenedSession } from './session-record.js';
 export {
   AgentProtocolError,
   AgentVersionError,

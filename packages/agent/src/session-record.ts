@@ -24,6 +24,42 @@ export function recordAfter(record: SessionRecord, session: Session): SessionRec
   };
 }
 
+/** What {@link openedRecord} needs: the session just opened and where it came from. */
+export interface OpenedSession {
+  readonly session: Session;
+  readonly loaded: LoadedWorkspace;
+  readonly workspace: string;
+  readonly vm: string;
+  readonly adapter: SessionRecord['adapter'];
+  readonly layers: readonly string[];
+  /** The record of the session before (an earlier `up` of the same workspace), if any. */
+  readonly existing?: SessionRecord | undefined;
+}
+
+/**
+ * The record of a session just opened (by `tandem up` in-process or the agent's `up`): a new
+ * record, or the existing one's id, creation time and defined VM spec carried over.
+ */
+export function openedRecord(o: OpenedSession): SessionRecord {
+  const now = new Date().toISOString();
+  return recordAfter(
+    {
+      id: o.session.id,
+      workspace: o.workspace,
+      file: o.loaded.file,
+      spec: o.loaded.workspace,
+      adapter: o.adapter,
+      vm: o.vm,
+      state: o.session.state,
+      ...(o.layers.length > 0 ? { layers: [...o.layers] } : {}),
+      ...(o.existing?.vmSpec ? { vmSpec: o.existing.vmSpec } : {}),
+      createdAt: o.existing?.createdAt ?? now,
+      updatedAt: now,
+    },
+    o.session,
+  );
+}
+
 /** The policy engine for a workspace and the layer files recorded with its session. */
 export async function policyFor(loaded: LoadedWorkspace, layerFiles: readonly string[] = []): Promise<PolicyEngine> {
   return (await loadPolicy({ workspace: loaded, layerFiles })).engine;

@@ -12,6 +12,7 @@ import {
 import type { CommandHost } from '../program.js';
 import { openAdapter, parseAdapterOptions } from '../adapters.js';
 import { cliEvents, policyFor, recordAfter } from '../runtime.js';
+import { openedRecord } from '@tandem/agent';
 import { StateDir, type SessionRecord } from '../state.js';
 import { collect } from './doctor.js';
 import { envelopeKeyProvider } from './keys-files.js';
@@ -128,23 +129,15 @@ export function registerUp(program: Command, host: CommandHost): void {
                 ...(existing?.vmSpec ? { definedSpec: existing.vmSpec } : {}),
                 ...(keys ? { diskKeys: keys.diskKeys } : {}),
               });
-              const now = new Date().toISOString();
-              let record: SessionRecord = recordAfter(
-                {
-                  id: session.id,
-                  workspace: name,
-                  file: loaded.file,
-                  spec: loaded.workspace,
-                  adapter: { name: opened.name, options: adapterOptions },
-                  vm,
-                  state: session.state,
-                  ...(layers.length > 0 ? { layers } : {}),
-                  ...(existing?.vmSpec ? { vmSpec: existing.vmSpec } : {}),
-                  createdAt: existing?.createdAt ?? now,
-                  updatedAt: now,
-                },
+              let record: SessionRecord = openedRecord({
                 session,
-              );
+                loaded,
+                workspace: name,
+                vm,
+                adapter: { name: opened.name, options: adapterOptions },
+                layers,
+                existing,
+              });
               state.save(record);
               try {
                 if (opts.start && session.can('start')) await session.start();
