@@ -123,6 +123,12 @@ export class GuestConnection {
   #state: GuestConnectionState = 'idle';
   #agent: AgentDescription | undefined;
   #everConnected = false;
+  #hellos = 0;
+
+  /** How many hellos the agent has sent on this connection (one per connect and reconnect). */
+  get hellos(): number {
+    return this.#hellos;
+  }
   #lastProblem = 'not tried yet';
   #nextId = 1;
   #pending = new Map<number, Pending>();
@@ -473,6 +479,7 @@ export class GuestConnection {
       helloed = true;
       const reconnect = this.#everConnected;
       this.#everConnected = true;
+      this.#hellos += 1;
       this.#state = 'connected';
       this.#publish('guest.connected', {
         vm: this.vm,

@@ -9,7 +9,7 @@ import { AgentEndpoint } from './agent-endpoint.js';
 import { GuestConnection } from './connection.js';
 import { FakeVirtioPort } from './fake-port.test-helper.js';
 import type { SetupStepParams, SetupStepResult } from './protocol.js';
-import { SetupRecordStore, localCredentials } from './setup.js';
+import { SetupRecordStore, localCredentials, runFirstTimeSetup } from './setup.js';
 
 const workspace = validateWorkspace({
   apiVersion: 'tandem/v1',
@@ -108,4 +108,85 @@ describe('credential references', () => {
     expect(await localCredentials().resolve(`file:${file}`)).toEqual({ user: 'joiner', secret: 'pw' });
     await expect(localCredentials().resolve('vault:x')).rejects.toMatchObject({ code: 'TANDEM_INVALID_INPUT' });
   });
+});
+
+describe('first-time setup acts on rebootRequired', () => {
+  it('restarts the VM when a step asks for it and ends once the agent said hello again', async () => {
+    const port = new FakeVirtioPort();
+    let restarts = 0;
+    const boot = (): void => {
+      const a = new AgentEndpoint({
+        software: 'test-agent',
+        version: '1',
+        handlers: {
+          ping: async () => ({}),
+          'setup.status': async () => ({ completed: [] }),
+          'setup.step': async (p?: SetupStepParams) => ({
+            step: p!.step,
+            status: 'done' as const,
+            message: `${p!.step} ok`,
+            // Windows: a rename takes effect after a restart.
+            rebootRequired: p!.step === 'computer-name',
+          }),
+        },
+      });
+      void a.serve(port.attachGuest());
+    };
+    boot();
+    const bus = new EventBus();
+    const seen: AnyTandemEvent[] = [];
+    bus.on('*', (e) => seen.push(e));
+    const conn = new GuestConnection({
+      adapter: { name: 'fake', guestChannel: port },
+      vm: 'vm1',
+      bus,
+      backoff: { initialMs: 5, maxMs: 50 },
+      pingIntervalMs: 20,
+      pingTimeoutMs: 300,
+      helloTimeoutMs: 300,
+    });
+    closers.push(() => conn.close());
+    await conn.open({ timeoutMs: 30_000 });
+    const records = new SetupRecordStore(mkdtempSync(join(tmpdir(), 'tandem-setup-')));
+    const result = await runFirstTimeSetup({
+      connection: conn,
+      workspace,
+      records,
+      bus,
+      restart: async () => {
+        // The VM goes down and comes back with a new agent process.
+        restarts++;
+        port.detachGuest();
+        setTimeout(boot, 50);
+      },
+    });
+    expect(restarts).toBe(1);
+    expect(result.status).toBe('done');
+    expect(result.rebootRequired).toBe(false);
+    expect(records.load('vm1')?.rebootRequired).toBe(false);
+    const steps = seen
+      .filter((e) => e.type === 'guest.setup-step')
+      .map((e) => `${(e.data as { step: string }).step} ${(e.data as { status: string }).status}`);
+    expect(steps.slice(-2)).toEqual(['restart started', 'restart done']);
+    // The agent's second hello came before the restart was reported done.
+    const reconnected = seen.findIndex((e) => e.type === 'guest.connected' && e.data.reconnect);
+    const done = seen.findIndex(
+      (e) => e.type === 'guest.setup-step' && e.data.step === 'restart' && e.data.status === 'done',
+    );
+    expect(reconnected).toBeGreaterThan(-1);
+    expect(reconnected).toBeLessThan(done);
+    const completed = seen.find((e) => e.type === 'guest.setup-completed');
+    expect(completed?.data).toMatchObject({ rebootRequired: false });
+
+    // Already done: no second restart.
+    const again = await runFirstTimeSetup({
+      connection: conn,
+      workspace,
+      records,
+      bus,
+      restart: async () => void restarts++,
+    });
+    expect(again.status).toBe('already-done');
+    expect(restarts).toBe(1);
+  }, 60_000);
 });

@@ -8,7 +8,7 @@ import type { EventContext } from '../events/bus.js';
 import type { Workspace } from '../workspace/schema.js';
 import { renderComputerName, type ComputerNameVariables } from './computer-name.js';
 import type { GuestConnection, GuestEventPublisher } from './connection.js';
-import { GuestOperationError } from './errors.js';
+import { AgentUnreachableError, GuestOperationError } from './errors.js';
 import type { SetupStepName, SetupStepParams } from './protocol.js';
 
 /** A domain-join credential, resolved at run time and held in memory only. */
@@ -142,6 +142,15 @@ export interface FirstTimeSetupOptions {
   readonly context?: EventContext;
   readonly clock?: Clock;
   readonly signal?: AbortSignal;
+  /**
+   * Restarts the VM (a session's stop and start, or the adapter's): given, a setup whose steps
+   * say `rebootRequired` (a Windows rename or join) is followed by a restart, and the setup ends
+   * once the agent said hello again. Published as the setup step `restart` (started, done).
+   * Without it the result says `rebootRequired` and the caller restarts.
+   */
+  readonly restart?: () => Promise<void>;
+  /** How long the agent may take to say hello after the restart (default 10 minutes). */
+  readonly restartTimeoutMs?: number;
 }
 
 /** What {@link runFirstTimeSetup} did. */
@@ -306,6 +315,26 @@ export async function runFirstTimeSetup(options: FirstTimeSetupOptions): Promise
       throw err;
     }
   }
+  if (record.rebootRequired && options.restart) {
+    publish('guest.setup-step', {
+      vm,
+      instance,
+      step: 'restart',
+      status: 'started',
+      message: 'the guest asked for a restart',
+    });
+    await options.restart();
+    await waitForAgent(connection, clock, options.restartTimeoutMs ?? 10 * 60_000, options.signal);
+    record.rebootRequired = false;
+    records.save(record);
+    publish('guest.setup-step', {
+      vm,
+      instance,
+      step: 'restart',
+      status: 'done',
+      message: 'the VM restarted and its agent said hello again',
+    });
+  }
   record.completedAt = new Date(clock.now()).toISOString();
   records.save(record);
   publish('guest.setup-completed', {
@@ -315,4 +344,37 @@ export async function runFirstTimeSetup(options: FirstTimeSetupOptions): Promise
     rebootRequired: record.rebootRequired,
   });
   return { status: 'done', record, rebootRequired: record.rebootRequired };
+}
+
+/**
+ * Waits until the agent answers again after a restart: the connection reconnects by itself, so
+ * this asks `ping`-like `setup.status` until it answers (a restart may be slow to take the old
+ * agent away, so an answer from it is not taken: the connection's hello count must have grown).
+ */
+async function waitForAgent(
+  connection: GuestConnection,
+  clock: Clock,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const before = connection.hellos;
+  const deadline = clock.now() + timeoutMs;
+  for (;;) {
+    signal?.throwIfAborted();
+    if (connection.hellos > before) {
+      try {
+        await connection.setupStatus({ timeoutMs: Math.max(1, Math.min(30_000, deadline - clock.now())) });
+        return;
+      } catch (err) {
+        if (!TandemError.is(err, 'TANDEM_AGENT_UNREACHABLE')) throw err;
+      }
+    }
+    if (clock.now() >= deadline) {
+      throw new AgentUnreachableError(
+        `The agent in VM "${connection.vm}" did not say hello within ${Math.round(timeoutMs / 1000)} s of the restart first-time setup asked for.`,
+        { details: { vm: connection.vm } },
+      );
+    }
+    await clock.sleep(100, signal);
+  }
 }
