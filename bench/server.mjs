@@ -113,7 +113,9 @@ function post(agent, url, path, device, payload) {
 }
 
 function startProcess(dir) {
-  const child = spawn(process.execPath, [join(here, 'lib', 'server-process.mjs'), dir], {
+  // TANDEM_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server processes.
+  const nodeArgs = (process.env.TANDEM_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(here, 'lib', 'server-process.mjs'), dir], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {

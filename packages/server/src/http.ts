@@ -149,7 +149,7 @@ export function createManagementServer(options: ManagementServerOptions): Manage
       const parsed = parseBody(EnrollRequestSchema, body);
       return service.enroll(parsed, sig, { ...request, source });
     }
-    const device = await authenticateDevice(service.store, service.clock, req.headers, request);
+    const device = await authenticateDevice(service.requestStore, service.clock, req.headers, request);
     switch (path) {
       case ROUTES.signIn:
         return service.signIn(device, parseBody(SignInRequestSchema, body), source);

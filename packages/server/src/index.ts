@@ -40,6 +40,7 @@ export { ApiError, errorReply } from './errors.js';
 export { ServerSecrets, AUTHORITY_KEY_FILE, MASTER_KEY_FILE } from './secrets.js';
 export { makeSelfSignedCertificate, readTlsFiles, TLS_CERT_FILE, TLS_KEY_FILE } from './tls.js';
 export { authenticateDevice, checkSignature, readSignature } from './request-auth.js';
+export { GroupCommit, type GroupCommitOptions } from './group-commit.js';
 export type { RequestSignature } from './request-auth.js';
 export {
   compileAssignment,

@@ -47,7 +47,7 @@ export function readSignature(headers: IncomingHttpHeaders): RequestSignature {
  * {@link REQUEST_WINDOW_MS}) and its nonce against the store (each once, for every process).
  */
 export async function checkSignature(
-  store: ServerStore,
+  store: Pick<ServerStore, 'useNonce'>,
   clock: Clock,
   sig: RequestSignature,
   signingKey: string,
@@ -72,7 +72,7 @@ export async function checkSignature(
 
 /** Authenticates a request from an enrolled device; returns its record. */
 export async function authenticateDevice(
-  store: ServerStore,
+  store: Pick<ServerStore, 'getDevice' | 'useNonce'>,
   clock: Clock,
   headers: IncomingHttpHeaders,
   request: { method: string; path: string; body: Uint8Array },

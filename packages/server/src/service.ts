@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
-import { TandemError, systemClock, type AnyTandemEvent, type Clock, type PolicySubject } from '@tandem/core';
+import {
+  NotFoundError,
+  TandemError,
+  systemClock,
+  type AnyTandemEvent,
+  type Clock,
+  type PolicySubject,
+} from '@tandem/core';
 import { devicePublicKeyOf } from '@tandem/core/crypto';
 import type {
   AssignmentsReply,
@@ -16,6 +23,7 @@ import type { z } from 'zod';
 import type { CheckInRequestSchema, EnrollRequestSchema, SignInRequestSchema } from '@tandem/core/management';
 import type { ServerDirectory, ServerSignInThrottle, DirectoryUserView } from './directory-port.js';
 import { ApiError } from './errors.js';
+import { GroupCommit } from './group-commit.js';
 import { compileAssignment, provisionFor, type CompiledAssignment } from './provisioning.js';
 import { checkSignature, type RequestSignature } from './request-auth.js';
 import type { ServerSecrets } from './secrets.js';
@@ -65,6 +73,14 @@ export class ManagementService {
   readonly #cacheMs: number;
   #compiled: { revision: number; list: CompiledAssignment[]; keys: Map<string, string> } | undefined;
   readonly #users = new Map<string, UserView>();
+  readonly #events: GroupCommit<readonly StoredEvent[], { inserted: number; duplicates: number }>;
+  readonly #states: GroupCommit<{ id: string; at: string; state: unknown }, boolean>;
+  readonly #nonces: GroupCommit<{ device: string; nonce: string; expiresAt: string }, boolean>;
+  /**
+   * What request authentication reads and writes: the store's devices, and its nonces through a
+   * group commit (the nonces of concurrent requests in one write).
+   */
+  readonly requestStore: Pick<ServerStore, 'getDevice' | 'useNonce'>;
 
   constructor(options: ManagementServiceOptions) {
     this.store = options.store;
@@ -73,6 +89,24 @@ export class ManagementService {
     this.#throttle = options.throttle;
     this.#clock = options.clock ?? systemClock;
     this.#cacheMs = options.directoryCacheMs ?? 30_000;
+    const store = this.store;
+    this.#events = new GroupCommit({
+      many: store.ingestEventGroups ? (groups) => store.ingestEventGroups!(groups) : undefined,
+      one: (rows) => store.ingestEvents(rows),
+      weigh: (rows) => rows.length,
+    });
+    this.#states = new GroupCommit({
+      many: store.recordCheckIns ? (items) => store.recordCheckIns!(items) : undefined,
+      one: (c) => store.recordCheckIn(c.id, c.at, c.state).then(() => true),
+    });
+    this.#nonces = new GroupCommit({
+      many: store.useNonces ? (items) => store.useNonces!(items) : undefined,
+      one: (n) => store.useNonce(n.device, n.nonce, n.expiresAt),
+    });
+    this.requestStore = {
+      getDevice: (id) => store.getDevice(id),
+      useNonce: (device, nonce, expiresAt) => this.#nonces.write({ device, nonce, expiresAt }),
+    };
   }
 
   get clock(): Clock {
@@ -145,7 +179,7 @@ export class ManagementService {
         'bad-signature',
         'The request is signed for another device than the keys it enrolls.',
       );
-    await checkSignature(this.store, this.#clock, sig, body.device.signingKey, request);
+    await checkSignature(this.requestStore, this.#clock, sig, body.device.signingKey, request);
     const existing = await this.store.getDevice(id);
     if (existing?.revokedAt)
       throw new ApiError(
@@ -208,7 +242,10 @@ export class ManagementService {
     await this.store.ingestEvents([{ device, user, receivedAt: at, event }]);
   }
 
-  /** Stores events idempotently by id. */
+  /**
+   * Stores events idempotently by id; the events of concurrent requests share one store write
+   * (group commit), and the reply waits for it.
+   */
   async ingest(device: DeviceRecord, events: readonly WireEvent[]): Promise<EventUploadReply> {
     if (events.length === 0) return { inserted: 0, duplicates: 0 };
     const receivedAt = new Date(this.#clock.now()).toISOString();
@@ -218,7 +255,7 @@ export class ManagementService {
       receivedAt,
       event: event as unknown as AnyTandemEvent,
     }));
-    return this.store.ingestEvents(rows);
+    return this.#events.write(rows);
   }
 
   async #compiledFor(): Promise<{ list: CompiledAssignment[]; keys: Map<string, string>; revision: number }> {
@@ -344,6 +381,10 @@ export class ManagementService {
     return { workspace, envelope, notAfter: grant.lease.notAfter };
   }
 
+  async #recordCheckIn(id: string, at: string, state: unknown): Promise<void> {
+    if (!(await this.#states.write({ id, at, state }))) throw new NotFoundError(`No enrolled device ${id}.`);
+  }
+
   /**
    * A check-in: stores the events (idempotently), records the state, and answers `unchanged`
    * when the version token still holds and no envelope is due for renewal, else what the
@@ -355,10 +396,7 @@ export class ManagementService {
     // Independent reads and writes, at once: the events, the state, the revision, the account.
     const [events, , revision, view] = await Promise.all([
       this.ingest(device, body.events),
-      this.store.recordCheckIn(device.id, now, {
-        agentVersion: body.agentVersion ?? null,
-        workspaces: body.workspaces,
-      }),
+      this.#recordCheckIn(device.id, now, { agentVersion: body.agentVersion ?? null, workspaces: body.workspaces }),
       this.store.revision(),
       this.#userView(device.user),
     ]);

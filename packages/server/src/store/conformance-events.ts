@@ -43,6 +43,26 @@ export function registerEventChecks(check: Check): void {
     assert.deepEqual(stored, [...batch, fresh].sort(byTimeThenId));
   });
 
+  check('grouped ingestion counts each group as its own call, and stores each event once', async ({ store }) => {
+    if (!store.ingestEventGroups) return;
+    const a = sampleEvents(5, T0, 60_000);
+    const b = sampleEvents(4, T0 + DAY, 60_000);
+    await store.ingestEvents([a[0]!]);
+    const counts = await store.ingestEventGroups([a, [...b, b[0]!], [a[1]!, b[2]!], []]);
+    assert.deepEqual(counts, [
+      { inserted: 4, duplicates: 1 },
+      { inserted: 4, duplicates: 1 },
+      { inserted: 0, duplicates: 2 },
+      { inserted: 0, duplicates: 0 },
+    ]);
+    const stored = await all(store, {});
+    assert.deepEqual(stored, [...a, ...b].sort(byTimeThenId));
+    const good = sampleEvent(new Date(T0 + 2 * DAY).toISOString());
+    const bad = { ...good, event: { ...good.event, id: '' } } as StoredEvent;
+    await assert.rejects(store.ingestEventGroups([[good], [bad]]), (e) => TandemError.is(e, 'TANDEM_INVALID_INPUT'));
+    assert.equal((await all(store, {})).length, 9);
+  });
+
   check('concurrent retries of one batch insert every event exactly once', async (s) => {
     const other = s.reopen ? await s.reopen() : s.store;
     const batch = sampleEvents(600, T0, DAY);

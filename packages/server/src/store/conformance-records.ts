@@ -105,6 +105,41 @@ export function registerRecordChecks(check: Check): void {
     assert.equal((await store.listDevices({ revoked: false })).total, 6);
   });
 
+  check('grouped nonces and check-ins answer each item as if it were its own call', async ({ store }) => {
+    const exp = '2099-01-01T00:00:00Z';
+    if (store.useNonces) {
+      assert.equal(await store.useNonce('dev-a', 'g-1', exp), true);
+      assert.deepEqual(
+        await store.useNonces([
+          { device: 'dev-a', nonce: 'g-1', expiresAt: exp },
+          { device: 'dev-a', nonce: 'g-2', expiresAt: exp },
+          { device: 'dev-b', nonce: 'g-1', expiresAt: exp },
+          { device: 'dev-a', nonce: 'g-2', expiresAt: exp },
+        ]),
+        [false, true, true, false],
+      );
+      assert.equal(await store.useNonce('dev-a', 'g-2', exp), false);
+    }
+    if (store.recordCheckIns) {
+      const [d1, d2] = [sampleDevice(1), sampleDevice(2)];
+      await store.putDevice(d1);
+      await store.putDevice(d2);
+      assert.deepEqual(
+        await store.recordCheckIns([
+          { id: d1.id, at: '2026-05-02T08:00:00Z', state: { n: 1 } },
+          { id: 'tandem-device1:none', at: '2026-05-02T08:00:00Z', state: {} },
+          { id: d2.id, at: '2026-05-02T08:00:01Z', state: { n: 2 } },
+          { id: d1.id, at: '2026-05-02T08:00:02Z', state: { n: 3 } },
+        ]),
+        [true, false, true, true],
+      );
+      const got1 = await store.getDevice(d1.id);
+      const got2 = await store.getDevice(d2.id);
+      assert.deepEqual([got1?.lastState, got2?.lastState], [{ n: 3 }, { n: 2 }]);
+      assert.equal(Date.parse(got1!.lastCheckInAt!), Date.parse('2026-05-02T08:00:02Z'));
+    }
+  });
+
   check('nonces: a nonce is accepted once per device, also under concurrent use', async (s) => {
     const other = s.reopen ? await s.reopen() : s.store;
     const exp = '2099-01-01T00:00:00Z';

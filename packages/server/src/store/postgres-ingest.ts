@@ -41,6 +41,34 @@ export async function insertEvents(tx: Sql, batch: readonly StoredEvent[], mode:
   return mode === 'copy' ? copyEvents(tx, batch) : unnestEvents(tx, batch);
 }
 
+/** Inserts `batch` (ids unique within it) and returns the ids of the rows that were new. */
+export async function insertEventsReturningIds(
+  tx: Sql,
+  batch: readonly StoredEvent[],
+  mode: PostgresIngestMode,
+): Promise<string[]> {
+  if (batch.length === 0) return [];
+  if (mode === 'copy') {
+    await copyToStaging(tx, batch);
+    const rows = await tx`
+      INSERT INTO events (at, id, type, device, user_name, workspace, received_at, body)
+      SELECT at, id, type, device, user_name, workspace, received_at, body FROM events_staging
+      ON CONFLICT DO NOTHING
+      RETURNING id`;
+    return rows.map((r) => String(r['id']));
+  }
+  const c = columns(batch);
+  const rows = await tx`
+    INSERT INTO events (at, id, type, device, user_name, workspace, received_at, body)
+    SELECT * FROM unnest(
+      ${c.at}::timestamptz[], ${c.id}::text[], ${c.type}::text[], ${c.device}::text[],
+      ${c.user}::text[], ${c.workspace}::text[], ${c.receivedAt}::timestamptz[], ${c.body}::text[]::json[]
+    )
+    ON CONFLICT DO NOTHING
+    RETURNING id`;
+  return rows.map((r) => String(r['id']));
+}
+
 async function unnestEvents(tx: Sql, batch: readonly StoredEvent[]): Promise<number> {
   const c = columns(batch);
   const [row] = await tx`
@@ -92,7 +120,7 @@ export function* copyLines(batch: readonly StoredEvent[], chunkRows = 500): Gene
   if (chunk) yield chunk;
 }
 
-async function copyEvents(tx: Sql, batch: readonly StoredEvent[]): Promise<number> {
+async function copyToStaging(tx: Sql, batch: readonly StoredEvent[]): Promise<void> {
   // A temporary table lives as long as its connection; ON COMMIT DELETE ROWS empties it after
   // each transaction, so a pooled connection reuses it.
   await tx`CREATE TEMPORARY TABLE IF NOT EXISTS events_staging (
@@ -102,6 +130,10 @@ async function copyEvents(tx: Sql, batch: readonly StoredEvent[]): Promise<numbe
   const writable =
     await tx`COPY events_staging (at, id, type, device, user_name, workspace, received_at, body) FROM STDIN`.writable();
   await pipeline(Readable.from(copyLines(batch)), writable);
+}
+
+async function copyEvents(tx: Sql, batch: readonly StoredEvent[]): Promise<number> {
+  await copyToStaging(tx, batch);
   const [row] = await tx`
     WITH ins AS (
       INSERT INTO events (at, id, type, device, user_name, workspace, received_at, body)

@@ -14,7 +14,7 @@ import {
 } from './common.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { StoreUnavailableError } from './errors.js';
-import { insertEvents } from './postgres-ingest.js';
+import { insertEvents, insertEventsReturningIds } from './postgres-ingest.js';
 import type { PostgresIngestMode } from './postgres-ingest.js';
 import { partitionNamed, partitionsNeeded } from './postgres-partitions.js';
 import type { MonthPartition } from './postgres-partitions.js';
@@ -195,6 +195,47 @@ export class PostgresStore implements ServerStore {
     });
   }
 
+  recordCheckIns(items: readonly { id: string; at: string; state: unknown }[]): Promise<boolean[]> {
+    return this.#run(async () => {
+      // The last state of a device named twice wins, as two calls in order would leave it.
+      const last = new Map<string, { at: string; state: string }>();
+      for (const c of items) {
+        last.delete(c.id);
+        last.set(c.id, { at: isoTime(c.at, 'at'), state: JSON.stringify(c.state ?? null) });
+      }
+      const ids = [...last.keys()].sort();
+      const rows = await this.#sql`
+        UPDATE devices d SET last_check_in_at = v.at, last_state = v.state::jsonb
+        FROM unnest(${ids}::text[], ${ids.map((i) => last.get(i)!.at)}::timestamptz[], ${ids.map((i) => last.get(i)!.state)}::text[]) AS v(id, at, state)
+        WHERE d.id = v.id
+        RETURNING d.id`;
+      const found = new Set(rows.map((r) => String(r['id'])));
+      return items.map((c) => found.has(c.id));
+    });
+  }
+
+  useNonces(items: readonly { device: string; nonce: string; expiresAt: string }[]): Promise<boolean[]> {
+    return this.#run(async () => {
+      if (++this.#nonceWrites % 1000 === 1) {
+        await this.#sql`DELETE FROM nonces WHERE expires_at < ${new Date(this.#clock.now()).toISOString()}`;
+      }
+      const key = (d: string, n: string): string => `${d}\n${n}`;
+      const first = new Map<string, number>();
+      items.forEach((n, i) => {
+        if (!first.has(key(n.device, n.nonce))) first.set(key(n.device, n.nonce), i);
+      });
+      const unique = [...first.values()].map((i) => items[i]!);
+      const rows = await this.#sql`
+        INSERT INTO nonces (device, nonce, expires_at)
+        SELECT * FROM unnest(${unique.map((n) => n.device)}::text[], ${unique.map((n) => n.nonce)}::text[],
+          ${unique.map((n) => isoTime(n.expiresAt, 'expiresAt'))}::timestamptz[])
+        ON CONFLICT DO NOTHING
+        RETURNING device, nonce`;
+      const fresh = new Set(rows.map((r) => key(String(r['device']), String(r['nonce']))));
+      return items.map((n, i) => first.get(key(n.device, n.nonce)) === i && fresh.has(key(n.device, n.nonce)));
+    });
+  }
+
   revokeDevice(id: string, at: string): Promise<boolean> {
     return this.#run(() =>
       this.#tx(async (tx) => {
@@ -219,6 +260,54 @@ export class PostgresStore implements ServerStore {
   }
 
   // --- events ---
+
+  /**
+   * Several callers' events in one transaction (the server's group commit of concurrent
+   * check-ins): one COPY for all, each group told how many of its events were new.
+   */
+  ingestEventGroups(groups: readonly (readonly StoredEvent[])[]): Promise<{ inserted: number; duplicates: number }[]> {
+    return this.#run(async () => {
+      const owner = new Map<string, number>();
+      const counts = groups.map(() => ({ inserted: 0, duplicates: 0 }));
+      const all: StoredEvent[] = [];
+      groups.forEach((g, i) => {
+        const { batch, repeats } = uniqueBatch(g);
+        counts[i]!.duplicates += repeats;
+        for (const e of batch) {
+          if (owner.has(e.event.id)) counts[i]!.duplicates++;
+          else {
+            owner.set(e.event.id, i);
+            all.push(e);
+          }
+        }
+      });
+      if (all.length === 0) return counts;
+      all.sort((a, b) =>
+        a.event.at < b.event.at ? -1 : a.event.at > b.event.at ? 1 : a.event.id < b.event.id ? -1 : 1,
+      );
+      const needed = partitionsNeeded(all.map((e) => Date.parse(e.event.at)));
+      for (let attempt = 0; ; attempt++) {
+        await this.#ensurePartitions(needed);
+        try {
+          // One statement (atomic by itself, no BEGIN/COMMIT round trips): a group commit's
+          // batch is tens to hundreds of rows, where unnest's single round trip beats COPY's four.
+          const ids = await insertEventsReturningIds(this.#sql, all, 'unnest');
+          const fresh = new Set(ids);
+          for (const [id, i] of owner) {
+            if (fresh.has(id)) counts[i]!.inserted++;
+            else counts[i]!.duplicates++;
+          }
+          return counts;
+        } catch (err) {
+          if ((err as { code?: string }).code === '23514' && attempt < 2) {
+            this.#partitions.clear();
+            continue;
+          }
+          throw err;
+        }
+      }
+    });
+  }
 
   ingestEvents(events: readonly StoredEvent[]): Promise<{ inserted: number; duplicates: number }> {
     return this.#run(async () => {

@@ -35,6 +35,9 @@ import type {
 import { bodyOf, deviceFrom, layerFrom, translate } from './sqlite-rows.js';
 import type { Row } from './sqlite-rows.js';
 
+// Taken when the module loads, so a test's fake timers never hold a write back.
+const realSetImmediate = globalThis.setImmediate;
+
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
   /** The database file (its directory is made 0700, the file 0600), or `:memory:`. */
@@ -71,6 +74,7 @@ export class SqliteStore implements ServerStore {
   #dataVersion = -1;
   #timer: NodeJS.Timeout | undefined;
   #nonceWrites = 0;
+  readonly #pending: { fn: () => unknown; resolve: (value: unknown) => void; reject: (err: unknown) => void }[] = [];
 
   constructor(options: SqliteStoreOptions) {
     this.#clock = options.clock ?? systemClock;
@@ -104,6 +108,8 @@ export class SqliteStore implements ServerStore {
   }
 
   close(): Promise<void> {
+    // Writes asked for before close() are still made.
+    this.#commitPending();
     if (this.#timer) clearInterval(this.#timer);
     this.#listeners.clear();
     if (this.#db.isOpen) this.#db.close();
@@ -205,8 +211,20 @@ export class SqliteStore implements ServerStore {
 
   // --- events ---
 
-  ingestEvents(events: readonly StoredEvent[]): Promise<{ inserted: number; duplicates: number }> {
+  ingestEventGroups(groups: readonly (readonly StoredEvent[])[]): Promise<{ inserted: number; duplicates: number }[]> {
     return this.#write(() => {
+      // Checked first, so one bad group writes nothing, as one ingestEvents call would.
+      for (const g of groups) uniqueBatch(g);
+      return groups.map((g) => this.#ingest(g));
+    });
+  }
+
+  ingestEvents(events: readonly StoredEvent[]): Promise<{ inserted: number; duplicates: number }> {
+    return this.#write(() => this.#ingest(events));
+  }
+
+  #ingest(events: readonly StoredEvent[]): { inserted: number; duplicates: number } {
+    {
       const { batch, repeats } = uniqueBatch(events);
       const insert = this.#db.prepare(
         `INSERT OR IGNORE INTO events (id, at, type, device, user_name, workspace, received_at, body)
@@ -227,7 +245,7 @@ export class SqliteStore implements ServerStore {
         inserted += Number(r.changes);
       }
       return { inserted, duplicates: batch.length - inserted + repeats };
-    });
+    }
   }
 
   queryEvents(filter: EventFilter): Promise<EventPage> {
@@ -611,12 +629,48 @@ export class SqliteStore implements ServerStore {
     }
   }
 
-  /** Runs `fn` in one `BEGIN IMMEDIATE` transaction, then tells this process's listeners. */
+  /**
+   * Runs `fn` in a `BEGIN IMMEDIATE` transaction, then tells this process's listeners. Group
+   * commit: the writes asked for in one turn of the event loop (the check-ins of many endpoints
+   * at once) share one transaction, each in a savepoint of its own, so one write's failure undoes
+   * only that write; every promise resolves only after the shared COMMIT, so nothing is
+   * acknowledged before it is stored.
+   */
   #write<T>(fn: () => T): Promise<T> {
-    return this.#run(() => {
-      const result = this.#tx(fn);
-      if (this.#listeners.size > 0) this.#poll(true);
-      return result;
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#pending.length === 1) realSetImmediate(() => this.#commitPending());
+    });
+  }
+
+  #commitPending(): void {
+    const writes = this.#pending.splice(0);
+    if (writes.length === 0) return;
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+    try {
+      this.#tx(() => {
+        for (const w of writes) {
+          this.#db.exec('SAVEPOINT tandem_write');
+          try {
+            outcomes.push({ ok: true, value: w.fn() });
+            this.#db.exec('RELEASE tandem_write');
+          } catch (error) {
+            this.#db.exec('ROLLBACK TO tandem_write');
+            this.#db.exec('RELEASE tandem_write');
+            outcomes.push({ ok: false, error: translate(error) });
+          }
+        }
+      });
+    } catch (err) {
+      const error = translate(err);
+      for (const w of writes) w.reject(error);
+      return;
+    }
+    if (this.#listeners.size > 0) this.#poll(true);
+    writes.forEach((w, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) w.resolve(o.value);
+      else w.reject(o.error);
     });
   }
 

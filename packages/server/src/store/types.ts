@@ -183,6 +183,22 @@ export interface ServerStore {
 
   // Events: idempotent by event id; an endpoint's retry never duplicates.
   ingestEvents(events: readonly StoredEvent[]): Promise<{ inserted: number; duplicates: number }>;
+  /**
+   * Several callers' events in one write (a group commit of concurrent check-ins), each group
+   * told its own counts, as if each had been one `ingestEvents` call in that order. Optional:
+   * without it the server calls `ingestEvents` per group.
+   */
+  /**
+   * Several devices' check-in times and states in one write; `false` for a device not enrolled.
+   * Optional: without it the server calls `recordCheckIn` per device.
+   */
+  recordCheckIns?(items: readonly { id: string; at: string; state: unknown }[]): Promise<boolean[]>;
+  /**
+   * Several `useNonce` calls in one write, each answered as if made alone in that order.
+   * Optional: without it the server calls `useNonce` per request.
+   */
+  useNonces?(items: readonly { device: string; nonce: string; expiresAt: string }[]): Promise<boolean[]>;
+  ingestEventGroups?(groups: readonly (readonly StoredEvent[])[]): Promise<{ inserted: number; duplicates: number }[]>;
   queryEvents(filter: EventFilter): Promise<EventPage>;
   /** Deletes events older than `before` (PostgreSQL drops whole partitions). Returns how many went. */
   applyRetention(before: string): Promise<number>;
