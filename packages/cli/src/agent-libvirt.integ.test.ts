@@ -1,0 +1,166 @@
+// The host agent on a real libvirtd with QEMU, every piece a real process: `tandem agent run`
+// owns the session that `tandem up` starts; its watchdog brings back a QEMU killed with SIGKILL;
+// an agent killed with SIGKILL and started again re-attaches to the VM as it runs, without
+// restarting it.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { integrationGate } from '@tandem/core/testing';
+
+const run = promisify(execFile);
+const URI = 'qemu:///system';
+const BIN = fileURLToPath(new URL('../bin/tandem.js', import.meta.url));
+
+const gate = await integrationGate(
+  'libvirt/QEMU (tandem agent)',
+  async () => {
+    try {
+      await run('virsh', ['-c', URI, 'version', '--daemon']);
+      await run('qemu-img', ['--version']);
+      await readFile(fileURLToPath(new URL('../dist/bin.js', import.meta.url)));
+    } catch (err) {
+      return `virsh cannot reach libvirtd at ${URI}, qemu-img is missing or the CLI is not built (${String((err as Error).message).trim()})`;
+    }
+    return null;
+  },
+  'as root, install libvirt-daemon-system, libvirt-clients, qemu-system-x86 and qemu-utils, start virtlogd and libvirtd, and build with npx tsc -b (bash .ci/run does)',
+);
+
+async function virsh(...args: string[]): Promise<string> {
+  return (await run('virsh', ['-c', URI, ...args], { env: { ...process.env, LC_ALL: 'C' } })).stdout.trim();
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 240_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe.skipIf(!gate.enabled)('tandem agent on qemu:///system', () => {
+  const name = `agent-it-${randomBytes(3).toString('hex')}`;
+  const vm = `tandem-${name}`;
+  let dir: string;
+  let agent: ChildProcess | undefined;
+
+  const state = (): string => join(dir, 'state');
+  async function tandem(...args: string[]): Promise<{ code: number; json: any; stdout: string; stderr: string }> {
+    try {
+      const r = await run(process.execPath, [BIN, '--state-dir', state(), '--json', ...args], { timeout: 180_000 });
+      return { code: 0, json: JSON.parse(r.stdout), stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      let json: unknown;
+      try {
+        json = JSON.parse(e.stdout);
+      } catch {
+        json = undefined;
+      }
+      return { code: e.code, json, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  function startAgent(): Promise<ChildProcess> {
+    const env = { ...process.env };
+    delete env['DBUS_SESSION_BUS_ADDRESS'];
+    const child = spawn(process.execPath, [BIN, '--state-dir', state(), 'agent', 'run', '--no-desktop'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env,
+    });
+    agent = child;
+    let err = '';
+    return new Promise((resolve, reject) => {
+      child.stderr.on('data', (c: Buffer) => {
+        err += c.toString();
+        if (err.includes('listening on')) resolve(child);
+      });
+      child.once('exit', (code) => reject(new Error(`tandem agent run exited (${code}): ${err}`)));
+    });
+  }
+
+  async function killAgent(): Promise<void> {
+    const child = agent;
+    agent = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await gone;
+  }
+
+  const qemuPid = async (): Promise<number> => Number((await readFile(`/run/libvirt/qemu/${vm}.pid`, 'utf8')).trim());
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tandem-agent-it-'));
+    await chmod(dir, 0o755); // QEMU runs as libvirt-qemu and must reach the image
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'disk.qcow2'), '64M']);
+    await writeFile(
+      join(dir, 'ws.yaml'),
+      [
+        'apiVersion: tandem/v1',
+        'kind: Workspace',
+        `metadata: { name: ${name}, version: 1.0.0 }`,
+        'spec:',
+        '  image: { source: ./disk.qcow2, format: qcow2 }',
+        '  guestOs: other',
+        '  hardware: { memory: { fixedMiB: 64 }, cpus: 1 }',
+        '  network: { mode: none }',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  afterAll(async () => {
+    await killAgent();
+    await virsh('destroy', vm).catch(() => undefined);
+    await virsh('undefine', vm, '--snapshots-metadata', '--managed-save', '--nvram').catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('restarts a QEMU killed with SIGKILL, and re-attaches after its own SIGKILL without touching the VM', async () => {
+    await startAgent();
+    const up = await tandem('up', join(dir, 'ws.yaml'), '--adapter', 'libvirt', '--adapter-option', 'virtType=qemu');
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.json).toMatchObject({ vm, state: 'running' });
+    expect(await virsh('domstate', vm)).toBe('running');
+
+    // The watchdog of the agent's session: a crash is seen and the VM started again.
+    const first = await qemuPid();
+    process.kill(first, 'SIGKILL');
+    const second = await until('the watchdog to start QEMU again', async () => {
+      const pid = await qemuPid();
+      return pid !== first && (await virsh('domstate', vm)) === 'running' ? pid : undefined;
+    });
+    const restarted = await until('the watchdog.restarted event', async () => {
+      const r = await tandem('events', '--type', 'watchdog.restarted', '-w', name);
+      return Array.isArray(r.json?.events) && r.json.events.length > 0 ? r.json.events : undefined;
+    });
+    expect(restarted[0]).toMatchObject({ workspace: name, type: 'watchdog.restarted' });
+    const status = await until('the session back to running', async () => {
+      const s = await tandem('agent', 'status');
+      return s.json?.sessions?.[0]?.state === 'running' ? s.json : undefined;
+    });
+    expect(status).toMatchObject({ running: true, attached: 1 });
+
+    // The agent dies and comes back: it finds the VM as it runs and leaves it alone.
+    await killAgent();
+    await startAgent();
+    const again = await tandem('agent', 'status');
+    expect(again.json).toMatchObject({ running: true, attached: 1 });
+    expect(again.json.sessions).toEqual([expect.objectContaining({ workspace: name, state: 'running' })]);
+    expect(await qemuPid()).toBe(second);
+    expect(await virsh('domstate', vm)).toBe('running');
+
+    const stop = await tandem('stop', name, '--force');
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(await virsh('domstate', vm)).toBe('shut off');
+    expect((await tandem('down', name)).code).toBe(0);
+  }, 600_000);
+});
