@@ -7,6 +7,7 @@ import { WireEventSchema, type WireEvent } from '@tandem/core/management';
 import type { CommandHost } from '../program.js';
 import { envelopePathFor } from './keys-files.js';
 import { endpointClient, readEndpointConfig, writeEndpointConfig, type EndpointConfig } from './login.js';
+import { accountStateOf, openCredentialCache } from './login-cache.js';
 
 async function heldEnvelopes(stateDir: string) {
   const dir = join(stateDir, 'envelopes');
@@ -70,16 +71,21 @@ export function registerCheckin(program: Command, host: CommandHost): void {
           );
           return;
         }
+        const cache = await openCredentialCache(ctx.stateDir);
         for (const { workspace, envelope } of reply.envelopes) {
           const file = envelopePathFor(ctx.stateDir, workspace);
           await ensurePrivateDir(dirname(file));
           await writeFile(file, serializeEnvelope(envelope), { mode: 0o600 });
+          // Forgotten with the user's cached credentials.
+          if (config.user !== undefined) await cache.noteEnvelope(config.user, workspace);
         }
         for (const workspace of reply.deprovisioned)
           await rm(envelopePathFor(ctx.stateDir, workspace), { force: true });
         const next: EndpointConfig = { ...config, token: reply.token };
         if (reply.revokeCredentials) {
           // The account changed on the server: forget the cached sign-in and every envelope.
+          if (config.user !== undefined)
+            await cache.reconcile(config.user, accountStateOf(reply.revokeCredentials, Date.now()));
           await rm(join(ctx.stateDir, 'envelopes'), { recursive: true, force: true });
           delete next.user;
           delete next.signedInAt;

@@ -3,12 +3,13 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { InvalidInputError, NotFoundError, keyIdOf } from '@tandem/core';
+import { InvalidInputError, NotFoundError, TandemError, keyIdOf } from '@tandem/core';
 import { keysDirOf, openEndpointKeys, readPrivateFile, writePrivateFile } from '@tandem/core/crypto';
 import { ManagementClient } from '@tandem/core/management';
 import type { CliContext } from '../context.js';
 import type { CommandHost } from '../program.js';
 import { readTrustedAuthorities, writeTrustedAuthorities } from './keys-files.js';
+import { openCredentialCache, signInResultOf } from './login-cache.js';
 
 /** What `tandem login` keeps in the state directory (0600): the server and the signed-in user. */
 const EndpointConfigSchema = z.object({
@@ -68,14 +69,36 @@ export function registerLogin(program: Command, host: CommandHost): void {
     .option('--password-stdin', 'read the password from stdin (else TANDEM_PASSWORD)')
     .option('--ca <file>', "the server's CA or self-signed certificate (PEM), instead of the system's CAs")
     .option('--host-name <name>', 'the name this device is listed under', hostname())
+    .option('--offline', 'sign in from the credentials cached at the last online sign-in, without the server')
     .action(
       host.run(
-        async (ctx, server: string, opts: { user: string; passwordStdin?: boolean; ca?: string; hostName: string }) => {
+        async (
+          ctx,
+          server: string,
+          opts: { user: string; passwordStdin?: boolean; ca?: string; hostName: string; offline?: boolean },
+        ) => {
           const password = await readSecret(opts);
+          const cache = await openCredentialCache(ctx.stateDir);
+          const offline = async (why: string) => {
+            const s = await cache.signInOffline(opts.user, password);
+            ctx.result({ server, offline: true, user: s.user.name, cachedAt: s.cachedAt, validUntil: s.validUntil }, [
+              `signed in offline as ${s.user.name} (${why}); cached at ${s.cachedAt}, valid until ${s.validUntil}`,
+            ]);
+          };
+          if (opts.offline) return offline('--offline');
           const ca = opts.ca !== undefined ? await readFile(opts.ca, 'utf8') : undefined;
           const { device } = await openEndpointKeys(keysDirOf(ctx.stateDir));
           const client = new ManagementClient({ baseUrl: server, device, ca });
-          const reply = await client.enroll({ user: opts.user, password, hostName: opts.hostName });
+          let reply: Awaited<ReturnType<ManagementClient['enroll']>>;
+          try {
+            reply = await client.enroll({ user: opts.user, password, hostName: opts.hostName });
+          } catch (err) {
+            // The server (or its directory) cannot be reached: sign in from the cache when this
+            // user signed in online here before; a refusal (wrong password, locked) is final.
+            if (TandemError.is(err) && err.retryable && (await cache.cached(opts.user)))
+              return offline(`${server} cannot be reached`);
+            throw err;
+          }
           const trusted = await readTrustedAuthorities(ctx.stateDir);
           const id = keyIdOf(reply.authority);
           if (!trusted.some((k) => keyIdOf(k) === id))
@@ -88,6 +111,8 @@ export function registerLogin(program: Command, host: CommandHost): void {
             user: reply.signIn.user,
             signedInAt: reply.signIn.signedInAt,
           });
+          // The verifier (never the password) for offline sign-in within the lease.
+          await cache.remember(reply.signIn.user, password, signInResultOf(reply.signIn, Date.now()));
           const warn = reply.signIn.passwordExpiresInMs;
           ctx.result({ server, device: reply.device, signIn: reply.signIn, authority: id }, [
             `signed in to ${server} as ${reply.signIn.user}; device ${reply.device} enrolled`,

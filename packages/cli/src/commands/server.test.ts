@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { credentialFileOf } from '@tandem/core/identity';
 import { openDeployment, type Deployment } from '@tandem/server';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cliHarness } from '../cli-harness.test-helper.js';
@@ -95,6 +96,21 @@ it(
     const login = await tandem('login', url, '--user', 'ana', '--ca', join(serverDir, 'tls', 'server.crt'), '--json');
     expect(login.code).toBe(0);
     expect(login.json.signIn.groups).toEqual(['builtin:group:erp-users']);
+    expect(existsSync(credentialFileOf(endpointDir, 'ana'))).toBe(true);
+
+    // The online sign-in kept a verifier: offline sign-in works with the password, not without it,
+    // and a server that cannot be reached falls back to it.
+    const offline = await tandem('login', url, '--user', 'ana', '--offline', '--json');
+    expect(offline.code).toBe(0);
+    expect(offline.json).toMatchObject({ offline: true, user: 'ana' });
+    const unreachable = await tandem('login', 'http://127.0.0.1:9', '--user', 'ana', '--json');
+    expect(unreachable.code).toBe(0);
+    expect(unreachable.json).toMatchObject({ offline: true, user: 'ana' });
+    process.env['TANDEM_PASSWORD'] = 'wrong';
+    const offlineWrong = await tandem('login', url, '--user', 'ana', '--offline', '--json');
+    expect(offlineWrong.code).not.toBe(0);
+    expect(offlineWrong.json.error).toMatchObject({ code: 'TANDEM_AUTH', details: { reason: 'bad-credentials' } });
+    process.env['TANDEM_PASSWORD'] = 'ana-secret-1';
 
     const file = join(root, 'events.jsonl');
     await writeFile(file, events('aaaaaaaa'));
@@ -141,5 +157,10 @@ it(
     expect(existsSync(join(endpointDir, 'envelopes', 'quickstart.envelope'))).toBe(false);
     const stored = JSON.parse(await readFile(join(endpointDir, 'management.json'), 'utf8')) as Record<string, unknown>;
     expect(stored['user']).toBeUndefined();
+    // reconcile() forgot the cached credentials: no offline sign-in any more.
+    expect(existsSync(credentialFileOf(endpointDir, 'ana'))).toBe(false);
+    const after = await tandem('login', url, '--user', 'ana', '--offline', '--json');
+    expect(after.code).not.toBe(0);
+    expect(after.json.error).toMatchObject({ code: 'TANDEM_AUTH', details: { reason: 'bad-credentials' } });
   },
 );
