@@ -16,10 +16,14 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { DatabaseSync } from 'node:sqlite';
 import { fileURLToPath } from 'node:url';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import postgres from 'postgres';
 import { devicePublicKeyOf } from '@tandem/core/crypto';
 import { ROUTES, SIGNATURE_HEADERS, signingInput } from '@tandem/core/management';
 import { initServerDirectory, openDeployment } from '@tandem/server';
+import { PostgresStore } from '@tandem/server/store';
+import { copyLines } from '../packages/server/dist/store/postgres-ingest.js';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -122,6 +126,44 @@ function startProcess(dir) {
     createInterface({ input: child.stdout }).once('line', (line) => resolve({ child, url: JSON.parse(line).url }));
     child.once('exit', (code) => reject(new Error(`server process exited (${code})`)));
   });
+}
+
+// The same rows (10 per simulated check-in, the same shape) written straight into a fresh
+// copy of the events table with COPY, in batches of 1,000, 4 at a time: the database's own
+// ingest ceiling in this run, to set the server's events per second against.
+async function copyBaseline(database, rowCount) {
+  const schema = `bench_copy_${randomBytes(4).toString('hex')}`;
+  const store = new PostgresStore({ url: database, schema, max: 1 });
+  await store.migrate();
+  await store.close();
+  const devices = makeDevices(50);
+  const rows = [];
+  const receivedAt = new Date().toISOString();
+  for (let i = 0; rows.length < rowCount; i++) {
+    const d = devices[i % devices.length];
+    for (const event of events(d, Date.now())) rows.push({ device: d.id, user: 'ana', receivedAt, event });
+  }
+  rows.length = rowCount;
+  const batches = [];
+  for (let i = 0; i < rows.length; i += 1000) batches.push(rows.slice(i, i + 1000));
+  const sql = postgres(database, { max: 4, onnotice: () => undefined, connection: { search_path: schema } });
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < batches.length) {
+        const b = batches[next++];
+        const w =
+          await sql`COPY events (at, id, type, device, user_name, workspace, received_at, body) FROM STDIN`.writable();
+        await pipeline(Readable.from(copyLines(b)), w);
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  const [c] = await sql`SELECT count(*)::int AS n FROM events`;
+  await sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`);
+  await sql.end({ timeout: 5 });
+  return { rows: c.n, perSecond: Math.round(c.n / seconds) };
 }
 
 async function run(label, database, schema) {
@@ -245,6 +287,12 @@ async function run(label, database, schema) {
       distinctIds: distinct,
       lostOrDuplicated: rows !== (ok + warm) * 10 || distinct !== rows,
     };
+    if (schema) {
+      const copy = await copyBaseline(database, rows);
+      result.eventsPerSecondThroughServer = Math.round((ok * 10) / elapsed);
+      result.copyRowsPerSecond = copy.perSecond;
+      result.serverOfCopy = Number((result.eventsPerSecondThroughServer / copy.perSecond).toFixed(3));
+    }
     console.log(JSON.stringify(result));
     return result;
   } finally {
