@@ -7,6 +7,8 @@ import {
   type SessionEnforcerOptions,
 } from './enforce/index.js';
 import type { EnforcementFactory, SessionEnforcement } from './host-agent.js';
+import type { VmOwnership } from './enforce/ownership.js';
+import type { SessionRecord } from './state-dir.js';
 
 /** Options of {@link sessionEnforcement}. */
 export interface SessionEnforcementOptions {
@@ -17,7 +19,12 @@ export interface SessionEnforcementOptions {
   credentials?: CredentialCheck;
   /** The watchdog's limits, or false for none. */
   watchdog?: Omit<WatchdogOptions, 'clock' | 'events'> | false;
-  /** Anything else the enforcer takes (ownership, takeover confirmation, lease, location, ...). */
+  /**
+   * Where the VM's owner among host users is recorded, for the session's adapter (libvirt's
+   * domain metadata: `libvirtOwnership()` of @tandem/adapter-libvirt); undefined: not kept.
+   */
+  ownershipFor?: (record: SessionRecord) => VmOwnership | undefined;
+  /** Anything else the enforcer takes (lease, location, ...). */
   enforcer?: Partial<Omit<SessionEnforcerOptions, 'session' | 'loaded' | 'events' | 'clock'>>;
 }
 
@@ -33,7 +40,10 @@ export interface SessionEnforcementOptions {
  */
 export function sessionEnforcement(options: SessionEnforcementOptions = {}): EnforcementFactory {
   const credentials = options.credentials ?? unixPasswordCheck();
-  return ({ session, loaded, events, clock }): SessionEnforcement => {
+  return ({ session, loaded, events, clock, record }): SessionEnforcement => {
+    // A takeover is confirmed per request (`up|resume --take-over`), never remembered.
+    let takeOver = false;
+    const ownership = options.ownershipFor?.(record);
     const enforcer = new SessionEnforcer({
       session,
       loaded,
@@ -42,12 +52,20 @@ export function sessionEnforcement(options: SessionEnforcementOptions = {}): Enf
       credentials,
       ...(options.desktop ? { desktop: options.desktop } : {}),
       ...(options.notify ? { notify: options.notify } : {}),
+      ...(ownership ? { ownership, confirmTakeover: async () => takeOver } : {}),
       ...options.enforcer,
     });
     const watchdog =
       options.watchdog === false ? undefined : new Watchdog(session, { clock, events, ...options.watchdog });
     return {
-      beforeStart: async () => void (await enforcer.beforeStart()),
+      beforeStart: async (o) => {
+        takeOver = o?.takeOver ?? false;
+        try {
+          await enforcer.beforeStart();
+        } finally {
+          takeOver = false;
+        }
+      },
       start: () => {
         enforcer.start();
         watchdog?.start();

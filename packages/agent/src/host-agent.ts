@@ -44,8 +44,12 @@ export interface ActivityReport {
 
 /** What an enforcement (engineer B's `SessionEnforcer`, say) does for one attached session. */
 export interface SessionEnforcement {
-  /** Checks before a start or resume (another user's VM, the lease, expiry); throws to refuse. */
-  beforeStart?(): Promise<void>;
+  /**
+   * Checks before a start or resume, and before `up` attaches to a VM that already runs (another
+   * user's VM, the lease, expiry); throws to refuse. `takeOver`: this user confirmed shutting
+   * down another host user's session of the VM (`tandem up|resume --take-over`).
+   */
+  beforeStart?(options?: { takeOver?: boolean }): Promise<void>;
   start(): void | Promise<void>;
   stop(): void | Promise<void>;
   activity?(report: ActivityReport): void;
@@ -301,6 +305,8 @@ export class HostAgent {
     adapterOptions?: Record<string, string>;
     layers?: string[];
     start?: boolean;
+    /** This user confirmed shutting down another host user's session of the VM. */
+    takeOver?: boolean;
   }): Promise<SessionSummary> {
     const loaded = await loadWorkspaceFile(params.file);
     const name = loaded.workspace.metadata.name;
@@ -344,10 +350,12 @@ export class HostAgent {
         this.state.save(record);
         this.#keep(name, session, adapterKey(opened.name, adapterOptions), loaded, record);
         try {
-          if (params.start !== false && session.can('start')) {
-            await this.#attached.get(name)?.enforcement?.beforeStart?.();
-            await session.start();
-          }
+          // Before a start, and before attaching to a VM that runs: it may be another host user's.
+          const starts = params.start !== false && session.can('start');
+          if (starts || session.state !== 'stopped')
+            await this.#attached.get(name)?.enforcement?.beforeStart?.({ takeOver: params.takeOver ?? false });
+          // A takeover powers the other user's session off: then it starts for this user.
+          if (params.start !== false && session.can('start')) await session.start();
         } finally {
           record = recordAfter(record, session);
           this.#save(record);
@@ -382,12 +390,14 @@ export class HostAgent {
     return this.#op(p.workspace, (s) => s.suspend({ mode: p.mode ?? 'pause' }));
   }
 
-  resume(p: { workspace?: string }): Promise<SessionSummary> {
+  resume(p: { workspace?: string; takeOver?: boolean }): Promise<SessionSummary> {
     return this.#op(
       p.workspace,
       async (s, a) => {
-        await a.enforcement?.beforeStart?.();
-        await s.resume();
+        await a.enforcement?.beforeStart?.({ takeOver: p.takeOver ?? false });
+        // A takeover powered the other user's session off: it starts afresh for this user.
+        if (s.state === 'stopped') await s.start();
+        else await s.resume();
       },
       { needsKeys: true },
     );

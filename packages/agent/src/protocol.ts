@@ -22,6 +22,7 @@ export const methodParams = {
       adapterOptions: z.record(z.string(), z.string()).optional(),
       layers: z.array(z.string().min(1).max(4096)).max(64).optional(),
       start: z.boolean().optional(),
+      takeOver: z.boolean().optional(),
     })
     .strict(),
   down: z.object({ workspace }).strict(),
@@ -29,7 +30,7 @@ export const methodParams = {
     .object({ workspace, force: z.boolean().optional(), timeoutMs: z.number().int().min(0).max(86_400_000).optional() })
     .strict(),
   suspend: z.object({ workspace, mode: z.enum(['pause', 'save']).optional() }).strict(),
-  resume: z.object({ workspace }).strict(),
+  resume: z.object({ workspace, takeOver: z.boolean().optional() }).strict(),
   end: z.object({ workspace, timeoutMs: z.number().int().min(0).max(86_400_000).optional() }).strict(),
   lock: z.object({ workspace, reason: z.string().max(500).optional() }).strict(),
   unlock: z.object({ workspace, password: z.string().max(4096).optional() }).strict(),

@@ -1,7 +1,7 @@
 // The host agent on a real libvirtd with QEMU, every piece a real process: `tandem agent run`
 // owns the session that `tandem up` starts; its watchdog brings back a QEMU killed with SIGKILL;
 // an agent killed with SIGKILL and started again re-attaches to the VM as it runs, without
-// restarting it.
+// restarting it; another host user's suspended VM is started only after this user confirms.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { integrationGate } from '@tandem/core/testing';
+import { libvirtOwnership } from '@tandem/adapter-libvirt';
 
 const run = promisify(execFile);
 const URI = 'qemu:///system';
@@ -124,7 +125,7 @@ describe.skipIf(!gate.enabled)('tandem agent on qemu:///system', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('restarts a QEMU killed with SIGKILL, and re-attaches after its own SIGKILL without touching the VM', async () => {
+  it('restarts a QEMU killed with SIGKILL, re-attaches after its own SIGKILL without touching the VM, and takes over the VM of another user only when confirmed', async () => {
     await startAgent();
     const up = await tandem('up', join(dir, 'ws.yaml'), '--adapter', 'libvirt', '--adapter-option', 'virtType=qemu');
     expect(up.code, up.stderr).toBe(0);
@@ -157,6 +158,22 @@ describe.skipIf(!gate.enabled)('tandem agent on qemu:///system', () => {
     expect(again.json.sessions).toEqual([expect.objectContaining({ workspace: name, state: 'running' })]);
     expect(await qemuPid()).toBe(second);
     expect(await virsh('domstate', vm)).toBe('running');
+
+    // The VM now holds a suspended session of another host user (as that user's agent records
+    // it): starting it is refused until this user confirms, then that session is powered off.
+    expect((await tandem('suspend', name)).json.state).toBe('suspended');
+    await libvirtOwnership().claim(vm, 4242);
+    const refused = await tandem('resume', name);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/another user \(uid 4242\)/);
+    expect(await virsh('domstate', vm)).toBe('paused');
+    const taken = await tandem('resume', name, '--take-over');
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(taken.json.state).toBe('running');
+    expect(await qemuPid()).not.toBe(second); // powered off and started afresh
+    expect(await libvirtOwnership().owner(vm)).toBe(process.getuid!());
+    const takeovers = await tandem('events', '--type', 'session.takeover', '-w', name);
+    expect(takeovers.json.events.map((e: { data: { confirmed: boolean } }) => e.data.confirmed)).toEqual([false, true]);
 
     const stop = await tandem('stop', name, '--force');
     expect(stop.code, stop.stderr).toBe(0);

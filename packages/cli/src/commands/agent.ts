@@ -13,11 +13,13 @@ import {
   runAgent,
   writeFileAtomic,
   type EventUplink,
+  type VmOwnership,
 } from '@tandem/agent';
 
 import type { CommandHost } from '../program.js';
 import { openAdapter } from '../adapters.js';
-import { StateDir } from '../state.js';
+import { StateDir, type SessionRecord } from '../state.js';
+import { libvirtOwnership } from '@tandem/adapter-libvirt';
 import { cliAgentSocket, connectAgent } from '../agent-client.js';
 import { resolveStateDir, type CliContext } from '../context.js';
 import { endpointClient, endpointConfigFile, readEndpointConfig } from './login.js';
@@ -64,7 +66,7 @@ export function registerAgent(program: Command, host: CommandHost): void {
       host.run(async (ctx, opts: { uplinkUrl?: string; desktop: boolean }) => {
         const state = new StateDir(ctx.stateDir);
         const socketPath = cliAgentSocket(ctx);
-        const enforcement = await desktopEnforcement({ desktop: opts.desktop });
+        const enforcement = await desktopEnforcement({ desktop: opts.desktop, ownershipFor: vmOwnershipFor });
         const uplink = await agentUplink(ctx, opts.uplinkUrl);
         const running = await runAgent({
           stateDir: ctx.stateDir,
@@ -177,4 +179,15 @@ async function agentUplink(
   if (!existsSync(endpointConfigFile(ctx.stateDir))) return undefined;
   const config = await readEndpointConfig(ctx.stateDir);
   return { uplink: managementUplink(await endpointClient(ctx, config)), to: config.server };
+}
+
+/**
+ * Where a session's VM records which host user it belongs to: libvirt domains carry it in their
+ * metadata, where every host user's agent on the same libvirtd sees it (the another-user rule);
+ * the other adapters keep no such record yet.
+ */
+function vmOwnershipFor(record: SessionRecord): VmOwnership | undefined {
+  if (record.adapter.name !== 'libvirt') return undefined;
+  const uri = record.adapter.options['uri'];
+  return libvirtOwnership(uri ? { uri } : {});
 }

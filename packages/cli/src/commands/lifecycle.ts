@@ -103,13 +103,18 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
 
   simple('resume', 'resume a suspended session')
     .option('--envelope <file>', 'the key envelope of an encrypted workspace (default: the one in the state directory)')
+    .option(
+      '--take-over',
+      "through the agent: if the VM holds another host user's session, shut it down (that session is lost) and start it for you",
+    )
     .action(
-      host.run(async (ctx, ws: string | undefined, opts: { envelope?: string }) => {
+      host.run(async (ctx, ws: string | undefined, opts: { envelope?: string; takeOver?: boolean }) => {
         const record = new StateDir(ctx.stateDir).resolve(ws);
         const encrypted = record.spec.spec.image.encryption !== undefined;
         const s = await throughAgent(
           ctx,
-          (agent) => agent.call('resume', ws ? { workspace: ws } : {}),
+          (agent) =>
+            agent.call('resume', { ...(ws ? { workspace: ws } : {}), ...(opts.takeOver ? { takeOver: true } : {}) }),
           async () => {
             // An encrypted workspace's key is released again (its lease checked) before it resumes.
             using keys = await sessionDiskKeys(ctx.stateDir, record, opts.envelope);

@@ -37,6 +37,10 @@ export function registerUp(program: Command, host: CommandHost): void {
     )
     .option('--no-start', 'define the VM and record the session without starting it')
     .option(
+      '--take-over',
+      "through the agent: if the VM holds another host user's session, shut it down (that session is lost) and start it for you",
+    )
+    .option(
       '--envelope <file>',
       'the key envelope of an encrypted workspace (default: <state-dir>/envelopes/<image>.envelope)',
     )
@@ -45,7 +49,14 @@ export function registerUp(program: Command, host: CommandHost): void {
         async (
           ctx,
           file: string,
-          opts: { adapter?: string; adapterOption: string[]; layer: string[]; start: boolean; envelope?: string },
+          opts: {
+            adapter?: string;
+            adapterOption: string[];
+            layer: string[];
+            start: boolean;
+            envelope?: string;
+            takeOver?: boolean;
+          },
         ) => {
           const loaded = await loadWorkspaceFile(file);
           const name = loaded.workspace.metadata.name;
@@ -61,6 +72,7 @@ export function registerUp(program: Command, host: CommandHost): void {
                 ...(opts.adapterOption.length ? { adapterOptions: parseAdapterOptions(opts.adapterOption) } : {}),
                 ...(opts.layer.length ? { layers: opts.layer.map((l) => resolve(l)) } : {}),
                 start: opts.start,
+                ...(opts.takeOver ? { takeOver: true } : {}),
               }),
             async () => undefined,
             encrypted ? { inProcessBecause: `${name} is encrypted and its disk key is released in-process` } : {},
