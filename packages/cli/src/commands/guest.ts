@@ -140,8 +140,10 @@ export function registerGuest(program: Command, host: CommandHost): void {
       .description("run the workspace's first-time setup once for this VM (computer name, network, domain join)"),
   )
     .option('--retry', 'run again after a failed step, from that step')
+    .option('--no-restart', 'when the guest asks for a restart (a rename, a domain join), leave it to you')
     .action(
-      host.run(async (ctx, opts: GuestOptions & { retry?: boolean }) => {
+      host.run(async (ctx, opts: GuestOptions & { retry?: boolean; restart: boolean }) => {
+        let restarted = false;
         const result = await withGuest(ctx, opts, async (conn, record, events, adapter) => {
           // The VM instance is the hypervisor's UUID where it has one: a VM defined anew is set up anew.
           const instance = (await adapter.list()).find((v) => v.name === record.vm)?.id;
@@ -153,17 +155,28 @@ export function registerGuest(program: Command, host: CommandHost): void {
             variables: { hostName: hostname(), userName: userInfo().username },
             ...(instance ? { instance } : {}),
             ...(opts.retry ? { retry: true } : {}),
+            // The guest asked for a restart: the VM shuts down gracefully (powered off after two
+            // minutes) and starts again, and setup ends when its agent said hello again.
+            ...(opts.restart
+              ? {
+                  restart: async () => {
+                    await adapter.stop(record.vm, { timeoutMs: 120_000 });
+                    await adapter.start(record.vm);
+                    restarted = true;
+                  },
+                }
+              : {}),
             bus: events,
             context: { workspace: record.workspace, session: record.id },
           });
         });
         ctx.result(
-          { status: result.status, rebootRequired: result.rebootRequired, record: result.record },
+          { status: result.status, rebootRequired: result.rebootRequired, restarted, record: result.record },
           result.status === 'already-done'
             ? `first-time setup was already done for this VM (${result.record.completedAt})`
             : result.status === 'nothing-to-do'
               ? 'the workspace has no firstTimeSetup'
-              : `first-time setup done${result.record.computerName ? `: computer name ${result.record.computerName}` : ''}${result.rebootRequired ? '; restart the VM for it to take effect' : ''}`,
+              : `first-time setup done${result.record.computerName ? `: computer name ${result.record.computerName}` : ''}${restarted ? '; the VM restarted and its agent is back' : result.rebootRequired ? '; restart the VM for it to take effect' : ''}`,
         );
       }),
     );
