@@ -4,7 +4,7 @@
  * the SHA-256 of the body. The server accepts a timestamp within {@link REQUEST_WINDOW_MS} of its
  * clock and each nonce once (recorded in the store, so every server process sees it).
  */
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, verify, type KeyObject } from 'node:crypto';
 
 /** How far a request's timestamp may be from the server's clock. */
 export const REQUEST_WINDOW_MS = 5 * 60 * 1000;
@@ -52,13 +52,26 @@ export function newNonce(): string {
   return randomBytes(16).toString('base64url');
 }
 
+// Parsed public keys by their text, so a server verifying the same devices again and again
+// parses each once (bounded: cleared when it grows past 50,000 devices).
+const publicKeys = new Map<string, KeyObject>();
+
+function publicKeyOf(signingKey: string): KeyObject {
+  let key = publicKeys.get(signingKey);
+  if (!key) {
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: signingKey }, format: 'jwk' });
+    if (publicKeys.size >= 50_000) publicKeys.clear();
+    publicKeys.set(signingKey, key);
+  }
+  return key;
+}
+
 /** Checks an Ed25519 signature (base64url) by a raw public key (base64url) over `data`. */
 export function verifyDeviceSignature(signingKey: string, data: Uint8Array, signature: string): boolean {
   const sig = Buffer.from(signature, 'base64url');
   if (sig.length !== 64 || sig.toString('base64url') !== signature) return false;
   try {
-    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: signingKey }, format: 'jwk' });
-    return verify(null, data, key, sig);
+    return verify(null, data, publicKeyOf(signingKey), sig);
   } catch {
     return false;
   }

@@ -204,11 +204,13 @@ export class PostgresStore implements ServerStore {
         last.set(c.id, { at: isoTime(c.at, 'at'), state: JSON.stringify(c.state ?? null) });
       }
       const ids = [...last.keys()].sort();
-      const rows = await this.#sql`
+      const rows = await this.#tx(
+        (tx) => tx`
         UPDATE devices d SET last_check_in_at = v.at, last_state = v.state::jsonb
         FROM unnest(${ids}::text[], ${ids.map((i) => last.get(i)!.at)}::timestamptz[], ${ids.map((i) => last.get(i)!.state)}::text[]) AS v(id, at, state)
         WHERE d.id = v.id
-        RETURNING d.id`;
+        RETURNING d.id`,
+      );
       const found = new Set(rows.map((r) => String(r['id'])));
       return items.map((c) => found.has(c.id));
     });
@@ -225,12 +227,14 @@ export class PostgresStore implements ServerStore {
         if (!first.has(key(n.device, n.nonce))) first.set(key(n.device, n.nonce), i);
       });
       const unique = [...first.values()].map((i) => items[i]!);
-      const rows = await this.#sql`
+      const rows = await this.#tx(
+        (tx) => tx`
         INSERT INTO nonces (device, nonce, expires_at)
         SELECT * FROM unnest(${unique.map((n) => n.device)}::text[], ${unique.map((n) => n.nonce)}::text[],
           ${unique.map((n) => isoTime(n.expiresAt, 'expiresAt'))}::timestamptz[])
         ON CONFLICT DO NOTHING
-        RETURNING device, nonce`;
+        RETURNING device, nonce`,
+      );
       const fresh = new Set(rows.map((r) => key(String(r['device']), String(r['nonce']))));
       return items.map((n, i) => first.get(key(n.device, n.nonce)) === i && fresh.has(key(n.device, n.nonce)));
     });
@@ -289,9 +293,9 @@ export class PostgresStore implements ServerStore {
       for (let attempt = 0; ; attempt++) {
         await this.#ensurePartitions(needed);
         try {
-          // One statement (atomic by itself, no BEGIN/COMMIT round trips): a group commit's
-          // batch is tens to hundreds of rows, where unnest's single round trip beats COPY's four.
-          const ids = await insertEventsReturningIds(this.#sql, all, 'unnest');
+          // unnest: a group commit's batch is tens to hundreds of rows, where one statement beats
+          // COPY's staging round trips.
+          const ids = await this.#tx((tx) => insertEventsReturningIds(tx, all, 'unnest'));
           const fresh = new Set(ids);
           for (const [id, i] of owner) {
             if (fresh.has(id)) counts[i]!.inserted++;
