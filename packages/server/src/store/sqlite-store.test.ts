@@ -49,4 +49,37 @@ describe('SqliteStore', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('group commit: the writes of one turn share a transaction, and one failing write undoes only itself', async () => {
+    const store = new SqliteStore({ path: ':memory:' });
+    await store.migrate();
+    const device = {
+      id: 'tandem-device1:group',
+      sealingKey: 'x25519:1',
+      signingKey: 'ed25519:1',
+      user: 'ana',
+      hostName: 'pc',
+      enrolledAt: '2026-05-01T00:00:00.000Z',
+      revokedAt: null,
+    };
+    const [put, fresh, replay, missing, after] = await Promise.allSettled([
+      store.putDevice(device),
+      store.useNonce(device.id, 'n-1', '2099-01-01T00:00:00Z'),
+      store.useNonce(device.id, 'n-1', '2099-01-01T00:00:00Z'),
+      store.recordCheckIn('tandem-device1:none', '2026-05-02T00:00:00Z', {}),
+      store.recordCheckIn(device.id, '2026-05-02T00:00:00Z', { ok: true }),
+    ]);
+    expect([put.status, fresh, replay, after.status]).toEqual([
+      'fulfilled',
+      { status: 'fulfilled', value: true },
+      { status: 'fulfilled', value: false },
+      'fulfilled',
+    ]);
+    expect(missing).toMatchObject({ status: 'rejected', reason: { code: 'TANDEM_NOT_FOUND' } });
+    expect((await store.getDevice(device.id))?.lastState).toEqual({ ok: true });
+    // A write asked for just before close() is still made.
+    const last = store.useNonce(device.id, 'n-2', '2099-01-01T00:00:00Z');
+    await store.close();
+    expect(await last).toBe(true);
+  });
 });
