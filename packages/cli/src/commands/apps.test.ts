@@ -145,6 +145,33 @@ describe('tandem apps', () => {
     expect(r.json.argv).toEqual(expect.arrayContaining(['-clipboard', '/wm-class:tandem-legacy-erp-erp']));
   });
 
+  it('launch of a Windows guest: notes that the policy inside the guest was not set; --guest-policy refuses without an agent', async () => {
+    writeFileSync(
+      join(dir, 'erp.yaml'),
+      workspace('3.2.0', ERP, '[]', '').replace('guestOs: linux', 'guestOs: windows'),
+    );
+    expect((await tandem('up', join(dir, 'erp.yaml'), '--adapter', 'mock')).code).toBe(ExitCode.ok);
+    const noted = await tandem('--json', 'apps', 'launch', 'erp', '--transport', 'rdp-remoteapp', '--no-wait');
+    expect(noted.code, noted.stderr).toBe(0);
+    expect(noted.json.notes).toContainEqual({ channel: 'guest', note: expect.stringMatching(/not set/) });
+    // The mock's guest channel has no agent behind it: the launch is refused before the app starts.
+    const refused = await tandem(
+      '--json',
+      'apps',
+      'launch',
+      'erp',
+      '--transport',
+      'rdp-remoteapp',
+      '--no-wait',
+      '--guest-policy',
+      '--guest-timeout',
+      'PT1S',
+    );
+    expect(refused.code).not.toBe(0);
+    expect(refused.json.error).toMatchObject({ code: 'TANDEM_POLICY_DENIED' });
+    expect(refused.json.error.message).toMatch(/could not be set inside the guest/);
+  });
+
   it('launch with host files: mapped into the shared folder when allowed, refused by the policy otherwise', async () => {
     const share = join(dir, 'share');
     mkdirSync(share);

@@ -2,16 +2,26 @@ import { existsSync, readFileSync } from 'node:fs';
 import { platform } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { InvalidInputError, TandemError, type PublishedApp, type SeamlessTransport, type VmState } from '@tandem/core';
+import {
+  InvalidInputError,
+  TandemError,
+  parseDuration,
+  type PublishedApp,
+  type SeamlessTransport,
+  type VmState,
+} from '@tandem/core';
+import { GuestConnection } from '@tandem/core/guest';
 import {
   FreedesktopLaunchers,
   WindowsLaunchers,
   gnomeFoldersFor,
+  applyWindowsGuestPolicy,
   launchApp,
   launcherWmClass,
   type InstallReport,
   type LauncherApp,
   type SharedFolderView,
+  type TransferPermissions,
 } from '@tandem/core/publishing';
 import { openAdapter } from '../adapters.js';
 import type { CliContext } from '../context.js';
@@ -287,6 +297,15 @@ export function registerApps(program: Command, host: CommandHost): void {
       'ask about each one on stderr and read y/N answers from stdin even when it is not a terminal',
     )
     .option('--ask-timeout <seconds>', 'how long a question waits before it is denied', '60')
+    .option(
+      '--guest-policy',
+      'Windows guests: set the policy inside the guest too (the Remote Desktop policies, through the guest agent) before the app starts; the launch fails when the agent does not answer',
+    )
+    .option(
+      '--guest-timeout <duration>',
+      'with --guest-policy: how long to wait for the guest agent (ISO 8601)',
+      'PT2M',
+    )
     .action(
       host.run(
         async (
@@ -306,6 +325,8 @@ export function registerApps(program: Command, host: CommandHost): void {
             no?: boolean;
             askOnStdin?: boolean;
             askTimeout: string;
+            guestPolicy?: boolean;
+            guestTimeout: string;
           },
         ) => {
           const askMode = cliAskMode({
@@ -341,9 +362,28 @@ export function registerApps(program: Command, host: CommandHost): void {
               const loaded = { workspace: record.spec, file: record.file, baseDir: dirname(record.file) };
               const engine = await policyFor(loaded, record.layers);
               const subject = { ...(opts.user !== undefined ? { user: opts.user } : {}), groups: opts.group };
+              const guestPolicy = opts.guestPolicy
+                ? async (permissions: TransferPermissions): Promise<readonly string[]> => {
+                    const guest = new GuestConnection({
+                      adapter: session.adapter,
+                      vm: session.vm,
+                      bus: events,
+                      context: { workspace: record.workspace, session: record.id },
+                      policy: engine.forSubject(subject),
+                      software: { name: '@tandem/cli', version: '0.1.0' },
+                    });
+                    try {
+                      await guest.open({ timeoutMs: parseDuration(opts.guestTimeout) });
+                      return await applyWindowsGuestPolicy(guest, permissions);
+                    } finally {
+                      await guest.close();
+                    }
+                  }
+                : undefined;
               const launched = await launchApp({
                 session,
                 appId,
+                ...(guestPolicy ? { guestPolicy, guestPolicyRequired: true } : {}),
                 files,
                 policy: engine.forSubject(subject),
                 events,

@@ -125,7 +125,8 @@ export function clipboardOpen(p: TransferPermissions, d: CrossingDirection): boo
 
 /** Something a transport could not enforce as finely as the policy says, and what was done instead. */
 export interface EnforcementNote {
-  readonly channel: EnforcedChannel;
+  /** The channel enforced less finely, or `guest`: the policy inside the guest was not set. */
+  readonly channel: EnforcedChannel | 'guest';
   readonly note: string;
 }
 

@@ -31,16 +31,16 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function setup(dataTransfer = '[]') {
+async function setup(dataTransfer = '[]', osFamily = 'linux') {
   const clock = new VirtualClock(Date.parse('2026-12-01T10:00:00Z'));
   const adapter = new MockAdapter({ clock, hostMemoryMiB: 4096 });
   const events = new EventBus({ clock });
   const seen: AnyTandemEvent[] = [];
   events.on('*', (e) => seen.push(e));
-  const workspace = parseWorkspace(yaml(dataTransfer));
+  const workspace = parseWorkspace(yaml(dataTransfer, osFamily));
   const session = await new SessionManager({ adapter, events }).open(workspace);
   const policy = new PolicyEngine({ workspace }).forSubject({});
-  return { session, policy, events, seen };
+  return { session, policy, events, seen, adapter };
 }
 
 describe('launchApp', () => {
@@ -128,5 +128,69 @@ describe('launchApp', () => {
     await expect(launchApp({ session, appId: 'nope', policy })).rejects.toThrow(
       /publishes no app "nope" \(it has: erp\)/,
     );
+  });
+});
+
+describe('launchApp: the policy inside a Windows guest', () => {
+  const clip = '[{ channel: clipboard, direction: host-to-guest, action: allow }]';
+
+  it('sets it through the hook before the transport starts, with the resolved permissions', async () => {
+    const { session, policy, adapter } = await setup(clip, 'windows');
+    const order: string[] = [];
+    const launch = adapter.seamless.launch.bind(adapter.seamless);
+    adapter.seamless.launch = async (vm, req) => (order.push('transport'), launch(vm, req));
+    const result = await launchApp({
+      session,
+      appId: 'erp',
+      policy,
+      transport: 'rdp-remoteapp',
+      guestPolicy: async (permissions) => {
+        order.push('guest');
+        expect(permissions.clipboard['host-to-guest'].text).toBe('allow');
+        return ['fDisableClip=0'];
+      },
+    });
+    expect(order).toEqual(['guest', 'transport']);
+    expect(result.guestPolicy).toEqual(['fDisableClip=0']);
+    expect(result.notes.some((n) => n.channel === 'guest')).toBe(false);
+  });
+
+  it('says so in a note when it is not given or fails, and refuses the launch when it is required', async () => {
+    const { session, policy, adapter } = await setup(clip, 'windows');
+    const without = await launchApp({ session, appId: 'erp', policy, transport: 'rdp-remoteapp' });
+    expect(without.guestPolicy).toBeNull();
+    expect(without.notes).toContainEqual({
+      channel: 'guest',
+      note: expect.stringMatching(/no guest agent connection/),
+    });
+
+    const failing = async (): Promise<readonly string[]> => {
+      throw new Error('the agent did not answer');
+    };
+    const noted = await launchApp({ session, appId: 'erp', policy, transport: 'rdp-remoteapp', guestPolicy: failing });
+    expect(noted.notes).toContainEqual({ channel: 'guest', note: expect.stringMatching(/the agent did not answer/) });
+
+    let launched = 0;
+    const launch = adapter.seamless.launch.bind(adapter.seamless);
+    adapter.seamless.launch = async (vm, req) => (launched++, launch(vm, req));
+    await expect(
+      launchApp({
+        session,
+        appId: 'erp',
+        policy,
+        transport: 'rdp-remoteapp',
+        guestPolicy: failing,
+        guestPolicyRequired: true,
+      }),
+    ).rejects.toMatchObject({ code: 'TANDEM_POLICY_DENIED', message: expect.stringMatching(/does not start/) });
+    expect(launched).toBe(0);
+  });
+
+  it('is not asked for a Linux guest', async () => {
+    const { session, policy } = await setup(clip, 'linux');
+    let asked = false;
+    const result = await launchApp({ session, appId: 'erp', policy, guestPolicy: async () => ((asked = true), []) });
+    expect(asked).toBe(false);
+    expect(result.guestPolicy).toBeNull();
   });
 });

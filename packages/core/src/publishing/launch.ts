@@ -50,6 +50,16 @@ export interface AppLaunchOptions {
   readonly verifyUnlock?: () => Promise<boolean>;
   /** Where each enforced decision is published as `policy.decision`. */
   readonly events?: EventBus;
+  /**
+   * For a Windows guest: applies the policy inside the guest too, before the app starts (the
+   * Remote Desktop policies, fDisableClip and the rest, through the guest agent: see
+   * {@link applyWindowsGuestPolicy}), so an RDP client of the user's own is held to it as well.
+   * Without it, or when it fails, the launch goes on and a `guest` note says the guest was not
+   * configured.
+   */
+  readonly guestPolicy?: (permissions: ResolvedTransferPolicy['permissions']) => Promise<readonly string[]>;
+  /** With {@link guestPolicy}: a failure to set it refuses the launch (PolicyDeniedError) instead of a note. */
+  readonly guestPolicyRequired?: boolean;
 }
 
 /** A launched app. */
@@ -63,6 +73,8 @@ export interface AppLaunch {
   readonly frame: { readonly color: string | null; readonly drawn: boolean; readonly note?: string };
   /** Where the transport enforces less finely than the policy (and denied more). */
   readonly notes: readonly EnforcementNote[];
+  /** For a Windows guest: the Remote Desktop policy values set inside it (`fDisableClip=1`, ...), or null when not set. */
+  readonly guestPolicy: readonly string[] | null;
 }
 
 /** Transports that draw a coloured frame around each window (Xpra `--border`). */
@@ -131,6 +143,34 @@ export async function launchApp(o: AppLaunchOptions): Promise<AppLaunch> {
     sessionAction = 'unlocked';
   }
 
+  // Inside a Windows guest the policy is set before the app starts, so no window of it ever runs
+  // under a looser one.
+  let guestPolicy: readonly string[] | null = null;
+  let guestNote: EnforcementNote | undefined;
+  if (ws.spec.guestOs === 'windows') {
+    if (!o.guestPolicy)
+      guestNote = {
+        channel: 'guest',
+        note: 'the Remote Desktop policies inside the guest were not set (no guest agent connection given)',
+      };
+    else {
+      try {
+        guestPolicy = await o.guestPolicy(resolved.permissions);
+      } catch (err) {
+        if (o.guestPolicyRequired) {
+          throw new PolicyDeniedError(
+            `The policy could not be set inside the guest of workspace "${ws.metadata.name}", so "${app.name}" does not start: ${err instanceof Error ? err.message : String(err)}`,
+            { cause: err, details: { workspace: ws.metadata.name, app: app.id } },
+          );
+        }
+        guestNote = {
+          channel: 'guest',
+          note: `the Remote Desktop policies inside the guest were not set: ${err instanceof Error ? err.message : String(err)}`,
+        };
+      }
+    }
+  }
+
   const frameColor = ws.spec.display.frameColor;
   const request: LaunchRequest = {
     appId: app.id,
@@ -155,7 +195,7 @@ export async function launchApp(o: AppLaunchOptions): Promise<AppLaunch> {
         }
       : {}),
   };
-  const notes =
+  const transportNotes =
     handle.transport === 'xpra'
       ? xpraPolicyArgs(resolved.permissions).notes
       : handle.transport === 'rdp-remoteapp'
@@ -163,7 +203,8 @@ export async function launchApp(o: AppLaunchOptions): Promise<AppLaunch> {
         : handle.transport === 'vbox-seamless'
           ? vboxPolicyCommands(session.vm, resolved.permissions).notes
           : [];
-  return { handle, request, policy: resolved, sessionAction, frame, notes };
+  const notes = guestNote ? [...transportNotes, guestNote] : transportNotes;
+  return { handle, request, policy: resolved, sessionAction, frame, notes, guestPolicy };
 }
 
 function mapFiles(files: readonly string[], folder: SharedFolderView | undefined, p: ResolvedTransferPolicy): string[] {
