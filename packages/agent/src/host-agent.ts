@@ -12,6 +12,7 @@ import {
   vmNameFor,
   type AnyTandemEvent,
   type Clock,
+  type DiskKeyRelease,
   type HypervisorAdapter,
   type LoadedWorkspace,
   type Session,
@@ -79,6 +80,13 @@ export interface HostAgentOptions {
   uplink?: EventUplink;
   shipper?: Omit<EventShipperOptions, 'queue' | 'uplink' | 'clock'>;
   enforcement?: EnforcementFactory;
+  /**
+   * Releases an encrypted workspace's disk keys for a start or resume (the CLI passes its envelope
+   * check: the state directory's envelope, the device key, the lease and trusted time). The keys
+   * stay in memory and are wiped once the VM has them. Without it, encrypted workspaces are
+   * refused by the agent (the CLI then runs them in-process).
+   */
+  diskKeys?: (record: Pick<SessionRecord, 'spec' | 'file'>) => Promise<DiskKeyRelease | undefined>;
   /** The agent's own version, for `status`. */
   version?: string;
   /** Told of problems the agent works around (a VM that could not be re-attached, an uplink failure). */
@@ -310,9 +318,9 @@ export class HostAgent {
   }): Promise<SessionSummary> {
     const loaded = await loadWorkspaceFile(params.file);
     const name = loaded.workspace.metadata.name;
-    if (isEncrypted(loaded.workspace)) {
+    if (isEncrypted(loaded.workspace) && !this.#o.diskKeys) {
       throw new UnsupportedCapabilityError(
-        `Workspace "${name}" is encrypted: its disk key is released by the CLI in-process (tandem up with an envelope), not through the agent yet.`,
+        `Workspace "${name}" is encrypted and this agent releases no disk keys (started without a key provider); run tandem up without the agent.`,
         { details: { workspace: name } },
       );
     }
@@ -332,8 +340,14 @@ export class HostAgent {
       await this.#detachSession(name);
       return this.state.withVmLock(vm, async () => {
         const opened = await this.#adapter(params.adapter ?? existing?.adapter.name, adapterOptions);
+        // An encrypted image's key, released for this start only (envelope, lease, trusted time).
+        using keys =
+          params.start !== false && isEncrypted(loaded.workspace)
+            ? await this.#o.diskKeys?.({ spec: loaded.workspace, file: loaded.file })
+            : undefined;
         const session = await opened.manager.open(loaded, {
           vmName: vm,
+          ...(keys ? { diskKeys: keys.diskKeys } : {}),
           policy: await policyFor(loaded, layers),
           ...(existing ? { sessionId: existing.id, locked: existing.state === 'locked' } : {}),
           ...(existing?.vmSpec ? { definedSpec: existing.vmSpec } : {}),
@@ -496,15 +510,18 @@ export class HostAgent {
     options: { needsKeys?: boolean } = {},
   ): Promise<SessionSummary> {
     const record = this.state.resolve(workspace);
-    if (options.needsKeys && isEncrypted(record.spec)) {
+    const encrypted = options.needsKeys === true && isEncrypted(record.spec);
+    if (encrypted && !this.#o.diskKeys) {
       throw new UnsupportedCapabilityError(
-        `Workspace "${record.workspace}" is encrypted: its disk key is released by the CLI in-process, not through the agent yet.`,
+        `Workspace "${record.workspace}" is encrypted and this agent releases no disk keys (started without a key provider); run the command without the agent.`,
         { details: { workspace: record.workspace } },
       );
     }
     return this.#serialized(record.workspace, () =>
       this.state.withVmLock(record.vm, async () => {
-        const a = await this.#attach(record);
+        // The key is released again (its lease checked) for each start or resume, then wiped.
+        using keys = encrypted ? await this.#o.diskKeys?.(record) : undefined;
+        const a = await this.#attach(record, keys?.diskKeys);
         try {
           await fn(a.session, a);
         } finally {
@@ -516,10 +533,12 @@ export class HostAgent {
   }
 
   /** The attached session of a record, attaching it (to the VM in whatever state it is) if needed. */
-  async #attach(record: SessionRecord): Promise<Attached> {
+  async #attach(record: SessionRecord, diskKeys?: ReadonlyMap<string, Uint8Array>): Promise<Attached> {
     const have = this.#attached.get(record.workspace);
-    // A record written since by someone else (the CLI in-process) means the session is re-read.
-    if (have && !have.session.closed && have.session.id === record.id && have.stamp === record.updatedAt) return have;
+    // A record written since by someone else (the CLI in-process) means the session is re-read;
+    // disk keys for this operation mean it is opened again with them.
+    if (!diskKeys && have && !have.session.closed && have.session.id === record.id && have.stamp === record.updatedAt)
+      return have;
     if (have) await this.#detachSession(record.workspace);
     const opened = await this.#adapter(record.adapter.name, record.adapter.options);
     const loaded = loadedOf(record);
@@ -536,6 +555,7 @@ export class HostAgent {
       locked: record.state === 'locked',
       policy: await policyFor(loaded, record.layers),
       ...(record.vmSpec ? { definedSpec: record.vmSpec } : {}),
+      ...(diskKeys ? { diskKeys } : {}),
     });
     return this.#keep(
       record.workspace,

@@ -23,6 +23,7 @@ import { libvirtOwnership } from '@tandem/adapter-libvirt';
 import { cliAgentSocket, connectAgent } from '../agent-client.js';
 import { resolveStateDir, type CliContext } from '../context.js';
 import { endpointClient, endpointConfigFile, readEndpointConfig } from './login.js';
+import { sessionDiskKeys } from './keys-files.js';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -72,6 +73,8 @@ export function registerAgent(program: Command, host: CommandHost): void {
           stateDir: ctx.stateDir,
           socketPath,
           openAdapter: (name, options) => openAdapter(state, name, options),
+          // Encrypted workspaces: the envelope in the state directory, checked like tandem up does.
+          diskKeys: (record) => sessionDiskKeys(ctx.stateDir, record),
           version: agentPackage().version,
           signals: true,
           log: (l) => process.stderr.write(`tandem agent: ${l}\n`),

@@ -118,13 +118,12 @@ export function registerLifecycle(program: Command, host: CommandHost): void {
           async () => {
             // An encrypted workspace's key is released again (its lease checked) before it resumes.
             using keys = await sessionDiskKeys(ctx.stateDir, record, opts.envelope);
-            return withSession(ctx, ws, async (session) => (await session.resume(), brief(session)), {
+            // Awaited here: `using` wipes the keys when this function returns.
+            return await withSession(ctx, ws, async (session) => (await session.resume(), brief(session)), {
               ...(keys ? { diskKeys: keys.diskKeys } : {}),
             });
           },
-          encrypted
-            ? { inProcessBecause: `${record.workspace} is encrypted and its disk key is released in-process` }
-            : {},
+          encrypted && opts.envelope ? { inProcessBecause: `--envelope is read in-process` } : {},
         );
         ctx.result({ session: s.session, state: s.state }, `${s.workspace}: ${s.state}`);
       }),

@@ -4,13 +4,17 @@
 // (the mock refuses an encrypted disk started without one). Every refusal is a typed error with
 // its exit code, and nothing is started. The real pull and a real QEMU start are in
 // ../encrypted-up.integ.test.ts.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '@tandem/core';
 import { keysDirOf, openEndpointKeys } from '@tandem/core/crypto';
+import { runAgent } from '@tandem/agent';
+import { openAdapter } from '../adapters.js';
 import { cliHarness } from '../cli-harness.test-helper.js';
+import { StateDir } from '../state.js';
+import { sessionDiskKeys } from './keys-files.js';
 import { ExitCode } from '../exit-codes.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -222,6 +226,40 @@ describe('tandem up of an encrypted workspace', () => {
     expect((await sessions())[0]?.state).toBe('suspended');
     expect((await tandem('--json', 'resume', 'erp')).json.state).toBe('running');
     expect((await tandem('stop', 'erp', '--force')).code).toBe(ExitCode.ok);
+
+    // Through a running agent: it releases the key itself, from the state directory's envelope,
+    // for each start and resume (the CLI sends no key over the socket).
+    const state = new StateDir(endpoint);
+    const agent = await runAgent({
+      stateDir: endpoint,
+      socketPath: join(endpoint, 'agent.sock'),
+      openAdapter: (name, options) => openAdapter(state, name, options),
+      diskKeys: (record) => sessionDiskKeys(endpoint, record),
+    });
+    try {
+      const viaAgent = await tandem('up', ws, '--adapter', 'mock');
+      expect(viaAgent.code, viaAgent.stderr).toBe(ExitCode.ok);
+      expect(viaAgent.stdout).toContain('through the agent');
+      expect(agent.agent.session('erp')?.state).toBe('running');
+      expect((await tandem('--json', 'suspend', 'erp', '--save')).json.state).toBe('suspended');
+      const again = await tandem('--json', 'resume', 'erp');
+      expect(again.code, again.stderr).toBe(ExitCode.ok);
+      expect(agent.agent.session('erp')?.state).toBe('running');
+      expect((await tandem('--json', 'suspend', 'erp', '--save')).json.state).toBe('suspended');
+      // Without its envelope the agent refuses the resume like tandem does in-process.
+      const moved = join(tmp, 'moved.envelope');
+      copyFileSync(join(endpoint, 'envelopes', 'erp.envelope'), moved);
+      rmSync(join(endpoint, 'envelopes', 'erp.envelope'));
+      const none = await tandem('--json', 'resume', 'erp');
+      expect(none.code).toBe(ExitCode.notFound);
+      expect(none.json.error.code).toBe('TANDEM_KEY_UNAVAILABLE');
+      expect(agent.agent.session('erp')?.state).toBe('suspended');
+      copyFileSync(moved, join(endpoint, 'envelopes', 'erp.envelope'));
+      expect((await tandem('--json', 'resume', 'erp')).json.state).toBe('running');
+      expect((await tandem('stop', 'erp', '--force')).code).toBe(ExitCode.ok);
+    } finally {
+      await agent.stop();
+    }
 
     // The installed image was encrypted under another data key (re-keyed): refused.
     const rekeyed = installed(join(tmp, 'rekeyed'), 'f'.repeat(32));

@@ -60,8 +60,9 @@ export function registerUp(program: Command, host: CommandHost): void {
         ) => {
           const loaded = await loadWorkspaceFile(file);
           const name = loaded.workspace.metadata.name;
-          // Through the agent when one runs (it then owns the session), except for an encrypted
-          // workspace, whose disk key is released here, in memory only.
+          // Through the agent when one runs (it then owns the session and releases an encrypted
+          // workspace's disk key itself, from the state directory's envelope, in memory only);
+          // an envelope file given here is read here.
           const encrypted = loaded.workspace.spec.image.encryption !== undefined;
           const viaAgent = await throughAgent(
             ctx,
@@ -75,7 +76,7 @@ export function registerUp(program: Command, host: CommandHost): void {
                 ...(opts.takeOver ? { takeOver: true } : {}),
               }),
             async () => undefined,
-            encrypted ? { inProcessBecause: `${name} is encrypted and its disk key is released in-process` } : {},
+            encrypted && opts.envelope ? { inProcessBecause: `--envelope is read in-process` } : {},
           );
           if (viaAgent) {
             const pending = viaAgent.pendingUpdate;
