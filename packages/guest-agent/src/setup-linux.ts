@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { SetupStepParams } from '@tandem/core/guest';
 import type { GuestPaths } from './paths.js';
 import type { ProgramRunner } from './run.js';
+import { applyLinuxNetwork } from './setup-network-linux.js';
 import { guestFailure, type SetupApplier } from './setup.js';
 
 /**
@@ -36,10 +37,18 @@ export function linuxSetup(paths: GuestPaths, run: ProgramRunner): SetupApplier 
       }
       return { message: `hostname set to ${name}`, rebootRequired: false };
     },
-    async network(params) {
+    async network(params, signal) {
+      if (params.mode !== 'none' && params.settings) {
+        return { message: await applyLinuxNetwork(params.settings, paths.etc, run, signal), rebootRequired: false };
+      }
       const external = Object.entries(networkInterfaces()).filter(([, list]) => (list ?? []).some((a) => !a.internal));
       const listed = external.map(([n, list]) => `${n} ${(list ?? []).map((a) => a.address).join(' ')}`).join('; ');
-      if (params.mode === 'none') return { message: 'network mode none: nothing to configure', rebootRequired: false };
+      if (params.mode === 'none') {
+        return {
+          message: `network mode none: nothing to configure${params.settings ? ' (spec.firstTimeSetup.network ignored)' : ''}`,
+          rebootRequired: false,
+        };
+      }
       const links = await readLinks();
       if (external.length === 0 && links.length === 0) {
         throw guestFailure(

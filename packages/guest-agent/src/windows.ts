@@ -1,6 +1,7 @@
 import { MAX_ICON_BYTES, RDP_POLICY_VALUES, type GuestApp } from '@tandem/core/guest';
 import type { ProgramRunner, RunResult } from './run.js';
 import { guestFailure, type SetupApplier } from './setup.js';
+import { applyWindowsNetwork } from './setup-network-windows.js';
 
 /**
  * The Windows side: PowerShell scripts that are constant text and take every value as data,
@@ -239,7 +240,10 @@ export function windowsSetup(run: ProgramRunner): SetupApplier {
         rebootRequired: true,
       };
     },
-    async network(params) {
+    async network(params, signal) {
+      if (params.mode !== 'none' && params.settings) {
+        return { message: await applyWindowsNetwork(params.settings, run, signal), rebootRequired: false };
+      }
       return {
         message: `network mode ${params.mode}: Windows keeps its adapter settings (DHCP)`,
         rebootRequired: false,

@@ -209,6 +209,66 @@ export const ComputerNameSchema = z
   .string()
   .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/, 'expected letters, digits and dashes (at most 63)');
 
+/** A DNS name (a suffix such as corp.example): labels of letters, digits and dashes. */
+export const DnsNameSchema = z
+  .string()
+  .max(253)
+  .regex(
+    /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+    'expected a DNS name such as corp.example',
+  );
+
+/**
+ * The network settings first-time setup applies in the guest (IPv4): DHCP, or a static address
+ * with an optional default gateway; DNS servers and a search suffix with either.
+ *
+ * @example
+ * GuestNetworkSettingsSchema.parse({ address: '10.0.2.15/24', gateway: '10.0.2.2', dns: ['10.0.2.3'] });
+ * GuestNetworkSettingsSchema.parse({ dhcp: true, dnsSuffix: 'corp.example' });
+ */
+export const GuestNetworkSettingsSchema = z
+  .strictObject({
+    /** The guest's interface (eth0; "Ethernet" on Windows); the first one that is not loopback when unset. */
+    interface: z
+      .string()
+      .regex(/^[A-Za-z0-9._()][A-Za-z0-9 ._()-]{0,63}$/, 'expected an interface name such as eth0 or Ethernet')
+      .optional(),
+    dhcp: z.boolean().optional(),
+    address: z.cidrv4({ error: 'expected an IPv4 address with its prefix, such as 10.0.2.15/24' }).optional(),
+    gateway: z.ipv4({ error: 'expected an IPv4 address such as 10.0.2.2' }).optional(),
+    dns: z
+      .array(z.ipv4({ error: 'expected an IPv4 address such as 10.0.2.3' }))
+      .max(3, 'expected at most 3 DNS servers (resolv.conf reads no more)')
+      .optional(),
+    dnsSuffix: DnsNameSchema.optional(),
+  })
+  .superRefine((n, ctx) => {
+    if (n.dhcp === true && n.address !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['address'],
+        message: 'expected either dhcp: true or an address, not both',
+      });
+    }
+    if (n.dhcp !== true && n.address === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['address'],
+        message: 'expected an address such as 10.0.2.15/24, or dhcp: true',
+      });
+    }
+    if (n.gateway !== undefined && n.address === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['gateway'],
+        message: 'a gateway goes with a static address (DHCP brings its own)',
+      });
+    }
+  });
+
+/** The network settings first-time setup applies in the guest. */
+export type GuestNetworkSettings = z.infer<typeof GuestNetworkSettingsSchema>;
+
 /** The parameters of one setup step (`setup.step`). Secrets travel only here, never in events. */
 export const SetupStepParamsSchema = z.discriminatedUnion('step', [
   z.strictObject({
@@ -222,6 +282,8 @@ export const SetupStepParamsSchema = z.discriminatedUnion('step', [
     /** The workspace's network mode and the DNS suffix the guest should search, when set. */
     mode: z.enum(['nat', 'bridged', 'host-only', 'none']),
     dnsSuffix: z.string().max(253).optional(),
+    /** What to configure (`spec.firstTimeSetup.network`); without it the step only checks the guest. */
+    settings: GuestNetworkSettingsSchema.optional(),
   }),
   z.strictObject({
     instance: Token,

@@ -225,7 +225,12 @@ export async function runFirstTimeSetup(options: FirstTimeSetupOptions): Promise
   }
   plan.push({
     step: 'network',
-    params: async () => ({ instance, step: 'network', mode: workspace.spec.network.mode }),
+    params: async () => ({
+      instance,
+      step: 'network',
+      mode: workspace.spec.network.mode,
+      ...(fts.network ? { settings: fts.network } : {}),
+    }),
   });
   if (fts.joinDomain) {
     const join = fts.joinDomain;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { GuestNetworkSettingsSchema } from '../guest/protocol.js';
 import {
   CidrSchema,
   DurationSchema,
@@ -137,6 +138,9 @@ export const WorkspaceSchema = z
           joinDomain: z
             .strictObject({ domain: z.string().min(1), ou: z.string().optional(), credentialRef: z.string().min(1) })
             .optional(),
+          network: GuestNetworkSettingsSchema.optional().describe(
+            'network settings the guest agent applies: { dhcp: true } or { address: 10.0.2.15/24, gateway, dns, dnsSuffix }',
+          ),
           locale: z.string().optional(),
           timeZone: z.string().optional(),
           runOnce: z.array(z.string()).default([]),
