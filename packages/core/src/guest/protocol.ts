@@ -232,15 +232,23 @@ export const GuestNetworkSettingsSchema = z
     interface: z
       .string()
       .regex(/^[A-Za-z0-9._()][A-Za-z0-9 ._()-]{0,63}$/, 'expected an interface name such as eth0 or Ethernet')
-      .optional(),
-    dhcp: z.boolean().optional(),
-    address: z.cidrv4({ error: 'expected an IPv4 address with its prefix, such as 10.0.2.15/24' }).optional(),
-    gateway: z.ipv4({ error: 'expected an IPv4 address such as 10.0.2.2' }).optional(),
+      .optional()
+      .describe('the interface (eth0; Ethernet on Windows); the first one that is not loopback when unset'),
+    dhcp: z.boolean().optional().describe('take the address from DHCP (udhcpc on Linux, netsh source=dhcp on Windows)'),
+    address: z
+      .cidrv4({ error: 'expected an IPv4 address with its prefix, such as 10.0.2.15/24' })
+      .optional()
+      .describe('a static IPv4 address with its prefix, such as 10.0.2.15/24'),
+    gateway: z
+      .ipv4({ error: 'expected an IPv4 address such as 10.0.2.2' })
+      .optional()
+      .describe('the default gateway, with a static address'),
     dns: z
       .array(z.ipv4({ error: 'expected an IPv4 address such as 10.0.2.3' }))
       .max(3, 'expected at most 3 DNS servers (resolv.conf reads no more)')
-      .optional(),
-    dnsSuffix: DnsNameSchema.optional(),
+      .optional()
+      .describe('up to 3 DNS servers (IPv4)'),
+    dnsSuffix: DnsNameSchema.optional().describe('the DNS search suffix, such as corp.example (Linux only)'),
   })
   .superRefine((n, ctx) => {
     if (n.dhcp === true && n.address !== undefined) {
