@@ -7,6 +7,7 @@
  * the database is unreachable; nothing is half-written (each method is one transaction).
  */
 import type { AnyTandemEvent } from '@tandem/core';
+import type { BuiltinGroupRecord, BuiltinUserRecord, ThrottleRecord } from '@tandem/core/identity';
 
 /** An enrolled device. */
 export interface DeviceRecord {
@@ -101,35 +102,10 @@ export interface AuditRecord {
   readonly detail?: unknown;
 }
 
-/** A user of the built-in directory. */
-export interface BuiltinUserRecord {
-  readonly name: string;
-  readonly displayName?: string | undefined;
-  /** `scrypt$N$r$p$salt$hash` (base64url parts). */
-  readonly passwordHash: string;
-  readonly passwordChangedAt: string;
-  readonly passwordExpiresAt?: string | null | undefined;
-  readonly disabled: boolean;
-  readonly expiresAt?: string | null | undefined;
-  readonly lockedUntil?: string | null | undefined;
-}
-
-/** A group of the built-in directory; members are user names or `group:NAME` (nesting). */
-export interface BuiltinGroupRecord {
-  readonly name: string;
-  readonly description?: string | undefined;
-  readonly members: readonly string[];
-}
-
-/** Failed sign-in attempts for one key (`account:NAME` or `source:ADDRESS`). */
-export interface ThrottleRecord {
-  readonly key: string;
-  readonly failures: number;
-  readonly lastFailureAt: string;
-  /** No attempt is checked before this time. */
-  readonly blockedUntil: string;
-}
-
+// The built-in directory's rows and the throttle's counters are core's own shapes (the built-in
+// directory and the sign-in throttle in @tandem/core/identity read and write them through this
+// store): one definition, re-exported here.
+export type { BuiltinGroupRecord, BuiltinUserRecord, ThrottleRecord } from '@tandem/core/identity';
 /** What changed, for the change feed (LISTEN/NOTIFY on PostgreSQL). */
 export interface StoreChange {
   /** The store-wide revision after the change. */
