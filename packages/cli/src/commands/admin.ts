@@ -8,6 +8,7 @@ import type { CliContext } from '../context.js';
 import type { CommandHost } from '../program.js';
 import { readDataKeyFile } from './keys-files.js';
 import { serverDirOf } from './server.js';
+import { readSecret } from './login.js';
 
 const many = (v: string, a: string[]): string[] => [...a, v];
 
@@ -22,20 +23,6 @@ async function withDeployment<T>(
   } finally {
     await d.close();
   }
-}
-
-async function readPassword(opts: { password?: string; passwordStdin?: boolean }): Promise<string> {
-  if (opts.password !== undefined) return opts.password;
-  if (opts.passwordStdin) {
-    const chunks: Buffer[] = [];
-    for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
-    return Buffer.concat(chunks)
-      .toString('utf8')
-      .replace(/\r?\n$/, '');
-  }
-  const env = process.env['TANDEM_PASSWORD'];
-  if (env !== undefined && env !== '') return env;
-  throw new InvalidInputError('Give the password with --password-stdin (or TANDEM_PASSWORD in the environment).');
 }
 
 /** `tandem admin ...`: users, groups, assignments, policy, keys, devices and reports, on the server directory's store. */
@@ -66,7 +53,7 @@ export function registerAdmin(program: Command, host: CommandHost): void {
             passwordExpires?: string;
           },
         ) => {
-          const password = await readPassword(opts);
+          const password = await readSecret(opts);
           await withDeployment(ctx, dirOf(opts), (d, actor) =>
             d.admin.addUser(actor, {
               name,

@@ -47,7 +47,12 @@ export async function endpointClient(ctx: CliContext, config: EndpointConfig): P
   return new ManagementClient({ baseUrl: config.server, device, ca: config.ca });
 }
 
-async function readSecret(opts: { passwordStdin?: boolean }): Promise<string> {
+/**
+ * A password for a command: `--password` where the command has one, else stdin with
+ * `--password-stdin` (one line, the newline dropped), else TANDEM_PASSWORD; never a prompt.
+ */
+export async function readSecret(opts: { password?: string; passwordStdin?: boolean }): Promise<string> {
+  if (opts.password !== undefined) return opts.password;
   if (opts.passwordStdin) {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
