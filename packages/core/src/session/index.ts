@@ -7,7 +7,7 @@ export { SessionManager } from './manager.js';
 export type { OpenSessionOptions, SessionManagerOptions } from './manager.js';
 export { SessionPolicy } from './session-policy.js';
 export type { SessionPolicyOptions } from './session-policy.js';
-export { diffVmSpec, describeVmChanges } from './vm-update.js';
+export { diffVmSpec, describeVmChanges, applyVmUpdate } from './vm-update.js';
 export type { VmUpdate, DefinedVm } from './vm-update.js';
 export { SESSION_TRANSITIONS, assertTransition, sessionStateForVm } from './state-machine.js';
 export type { SessionState, SessionOperation } from './state-machine.js';
