@@ -4,6 +4,7 @@ import {
   parseWorkspace,
   SessionManager,
   VirtualClock,
+  type AdapterCapabilities,
   type AnyTandemEvent,
   type LoadedWorkspace,
   type UsageState,
@@ -52,10 +53,20 @@ export async function settle(check?: () => boolean): Promise<void> {
 /** A mock hypervisor on a virtual clock, an event bus that records, and a session manager. */
 export function enforcerSetup(
   spec: string,
-  options: { now?: string; hostMemoryMiB?: number; usageState?: () => UsageState } = {},
+  options: {
+    now?: string;
+    hostMemoryMiB?: number;
+    usageState?: () => UsageState;
+    /** Capabilities of the mock to change (`{ liveNetwork: true }`: it switches a running VM's network). */
+    capabilities?: Partial<AdapterCapabilities>;
+  } = {},
 ) {
   const clock = new VirtualClock(Date.parse(options.now ?? '2026-11-23T10:00:00Z'));
-  const adapter = new MockAdapter({ clock, hostMemoryMiB: options.hostMemoryMiB ?? 8192 });
+  const adapter = new MockAdapter({
+    clock,
+    hostMemoryMiB: options.hostMemoryMiB ?? 8192,
+    ...(options.capabilities ? { capabilities: options.capabilities } : {}),
+  });
   const events = new EventBus({ clock });
   const seen: AnyTandemEvent[] = [];
   events.on('*', (e) => seen.push(e));

@@ -274,6 +274,8 @@ describe('network by location and memory by host RAM', () => {
     profiles:
       - { when: { dnsSuffix: corp.example.com }, mode: bridged, bridge: br0 }
       - { when: { subnet: 10.20.0.0/16 }, mode: host-only }`;
+  /** The mock with its live network change on. */
+  const LIVE = { capabilities: { liveNetwork: true } };
 
   it('chooses the network at start and again when the host network changes; memory follows the host RAM at every start', async () => {
     const t = enforcerSetup(NET, { hostMemoryMiB: 4096 });
@@ -340,13 +342,50 @@ describe('network by location and memory by host RAM', () => {
     expect((await t.adapter.list())[0]!.network).toEqual({ mode: 'bridged', bridge: 'br0' });
   });
 
-  it('a running VM keeps its network until its next start, and the decision says so', async () => {
-    const t = await started(NET);
+  it('a running VM gets the new network at once where the adapter can, and the decision says so', async () => {
+    const t = await started(NET, {}, LIVE);
+    expect((await t.adapter.list())[0]!.network).toEqual({ mode: 'nat' });
     t.setLocation({ dnsSuffixes: ['corp.example.com'] });
     t.desktop.emit('network-changed', 'x');
     await settle(() => t.of('policy.decision').filter((d) => d.kind === 'network.location').length === 2);
     const last = t.of('policy.decision').filter((d) => d.kind === 'network.location')[1]!;
-    expect(last.reason).toMatch(/applied at its next start/);
+    expect(last).toMatchObject({ outcome: 'bridged', rule: 'spec.network.profiles[0]' });
+    expect(last.reason).toMatch(/applied live/);
+    expect(t.session.state).toBe('running');
+    expect((await t.adapter.list())[0]!.network).toEqual({ mode: 'bridged', bridge: 'br0' });
+    expect(t.adapter.calls.filter((c) => c.op === 'setNetwork' && c.outcome === 'ok')).toHaveLength(1);
+    expect(t.adapter.calls.some((c) => c.op === 'stop')).toBe(false);
+    // Back home: switched again, live; the next start finds nothing to redefine.
+    t.setLocation({ dnsSuffixes: ['home.arpa'] });
+    t.desktop.emit('network-changed', 'y');
+    await settle(() => t.of('policy.decision').filter((d) => d.kind === 'network.location').length === 3);
+    expect((await t.adapter.list())[0]!.network).toEqual({ mode: 'nat' });
+    await t.session.stop();
+    expect(await t.enforcer.beforeStart()).toMatchObject({ applied: 'unchanged' });
+  });
+
+  it('a live change that fails leaves the VM as it was until its next start, and says why', async () => {
+    const t = await started(NET, {}, LIVE);
+    t.adapter.faults.failNext('setNetwork', 1);
+    t.setLocation({ dnsSuffixes: ['corp.example.com'] });
+    t.desktop.emit('network-changed', 'x');
+    await settle(() => t.of('policy.decision').filter((d) => d.kind === 'network.location').length === 2);
+    const last = t.of('policy.decision').filter((d) => d.kind === 'network.location')[1]!;
+    expect(last.reason).toMatch(/live change failed: .*applied at its next start/);
+    expect((await t.adapter.list())[0]!.network).toEqual({ mode: 'nat' });
+    await t.session.stop();
+    await t.enforcer.beforeStart();
+    expect((await t.adapter.list())[0]!.network).toEqual({ mode: 'bridged', bridge: 'br0' });
+  });
+
+  it('where the adapter cannot change it live, a running VM keeps its network until its next start', async () => {
+    const t = await started(NET);
+    expect(t.adapter.setNetwork).toBeUndefined();
+    t.setLocation({ dnsSuffixes: ['corp.example.com'] });
+    t.desktop.emit('network-changed', 'x');
+    await settle(() => t.of('policy.decision').filter((d) => d.kind === 'network.location').length === 2);
+    const last = t.of('policy.decision').filter((d) => d.kind === 'network.location')[1]!;
+    expect(last.reason).toMatch(/cannot change its network live: applied at its next start/);
     expect((await t.adapter.list())[0]!.network).toEqual({ mode: 'nat' });
     await t.session.stop();
     await t.enforcer.beforeStart();

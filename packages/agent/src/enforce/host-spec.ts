@@ -17,8 +17,12 @@ export interface HostSpecOutcome {
   readonly network: NetworkChoice;
   /** What differed from the defined VM. */
   readonly changes: readonly VmSpecChange[];
-  /** `redefined`: the stopped VM got the new spec; `next-start`: it runs, the change waits. */
-  readonly applied: 'unchanged' | 'redefined' | 'next-start';
+  /**
+   * `redefined`: the stopped VM got the new spec; `live`: the running VM's network was switched
+   * at once (the adapter's `setNetwork`; a memory change still waits); `next-start`: it runs,
+   * the change waits.
+   */
+  readonly applied: 'unchanged' | 'redefined' | 'live' | 'next-start';
 }
 
 /**
@@ -49,7 +53,8 @@ export async function hostSpec(
 /**
  * Applies memory by host RAM and network by location to the session's VM: a stopped VM is
  * redefined when either differs (snapshots kept where the adapter can redefine in place); a VM
- * that runs keeps its definition until its next start. Publishes a `policy.decision` for each
+ * that runs gets the new network at once where the adapter can (`capabilities.liveNetwork`),
+ * else keeps its definition until its next start, as does a memory change. Publishes a `policy.decision` for each
  * (`hardware.memory`, `network.location`).
  */
 export async function applyHostSpec(
@@ -91,8 +96,28 @@ export async function applyHostSpec(
   } else if (changes.length > 0) {
     applied = 'next-start';
   }
+  const networkChanged = changes.some((c) => c.field === 'network');
+  let networkWhen = applied === 'next-start' ? ' (the VM runs: applied at its next start)' : '';
+  if (applied === 'next-start' && networkChanged && !session.pendingUpdate && info) {
+    const adapter = session.adapter;
+    const vmState = await adapter.state(session.vm).catch(() => 'unknown' as const);
+    if (vmState !== 'running' && vmState !== 'paused') {
+      // Starting, stopping, saved: the next start picks the network up.
+    } else if (adapter.capabilities.liveNetwork === true && adapter.setNetwork) {
+      try {
+        await adapter.setNetwork(session.vm, spec.network);
+        networkWhen = ' (applied live: the running VM switched without a restart)';
+        if (changes.every((c) => c.field === 'network')) applied = 'live';
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        networkWhen = ` (the live change failed: ${why}; applied at its next start)`;
+      }
+    } else {
+      networkWhen = ` (the VM runs and the ${adapter.name} adapter cannot change its network live: applied at its next start)`;
+    }
+  }
   const context = { workspace: session.workspace.metadata.name, session: session.id };
-  const when = applied === 'next-start' ? ' (the VM runs: applied at its next start)' : '';
+  const when = applied === 'next-start' || applied === 'live' ? ' (the VM runs: applied at its next start)' : '';
   events?.publish(
     'policy.decision',
     {
@@ -110,7 +135,7 @@ export async function applyHostSpec(
       subject: session.vm,
       outcome: network.mode,
       ...(network.profile !== null ? { rule: `spec.network.profiles[${network.profile}]` } : {}),
-      reason: `${network.reason}${changes.some((c) => c.field === 'network') ? when : ''}`,
+      reason: `${network.reason}${networkChanged ? networkWhen : ''}`,
     },
     context,
   );

@@ -44,6 +44,13 @@ describe('capabilities against members', () => {
     ]);
   });
 
+  it('an adapter claiming a live network change without setNetwork() is caught', () => {
+    const live = new MockAdapter({ capabilities: { liveNetwork: true } });
+    expect(capabilityMismatches(live)).toEqual([]);
+    const noSetNetwork = brokenCopy(live, { name: 'no-live-network' });
+    expect(capabilityMismatches(noSetNetwork)).toEqual([{ capability: 'liveNetwork', member: 'setNetwork()' }]);
+  });
+
   it('an adapter that claims less than it has is fine', () => {
     const a = new MockAdapter({ capabilities: { snapshots: false, seamlessWindows: [], diskEncryption: false } });
     expect(() => assertCapabilitiesMatchMembers(a)).not.toThrow();

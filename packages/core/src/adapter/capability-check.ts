@@ -27,6 +27,7 @@ const CLAIMS: readonly Claim[] = [
     (c) => c.encryptedOverlays === true,
     ['encryptedOverlays.create', 'encryptedOverlays.discard', 'encryptedOverlays.list'],
   ],
+  ['liveNetwork', (c) => c.liveNetwork === true, ['setNetwork']],
 ];
 
 /**

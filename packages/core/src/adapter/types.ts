@@ -53,6 +53,11 @@ export interface AdapterCapabilities {
    * means no.
    */
   readonly encryptedOverlays?: boolean;
+  /**
+   * Live network change ({@link HypervisorAdapter.setNetwork}): a running VM's network mode can
+   * be switched without a restart. Absent means no: the new mode waits for the next start.
+   */
+  readonly liveNetwork?: boolean;
 }
 
 /** Facts about the host the adapter runs against. */
@@ -426,6 +431,19 @@ export interface HypervisorAdapter {
   readonly guestChannel?: GuestChannelOps;
   readonly diskEncryption?: DiskEncryptionOps;
   readonly encryptedOverlays?: EncryptedOverlayOps;
+
+  /**
+   * Switches a running or paused VM's network attachment to `network` (nat, bridged, host-only,
+   * none) without a restart, keeping its MAC address, and records it in the persistent
+   * definition too, so the next start keeps it (when `capabilities.liveNetwork`). A stopped VM
+   * is InvalidStateError (redefine it instead), an unknown VM NotFoundError.
+   *
+   * @example
+   * ```ts
+   * if (adapter.capabilities.liveNetwork) await adapter.setNetwork?.('tandem-erp', { mode: 'host-only' });
+   * ```
+   */
+  setNetwork?(vm: string, network: VmSpec['network']): Promise<void>;
 
   /**
    * Subscribe to what the hypervisor does on its own (see {@link HypervisorEvent}); the results

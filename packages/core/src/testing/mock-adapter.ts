@@ -73,6 +73,9 @@ const FULL_CAPABILITIES: AdapterCapabilities = {
   diskEncryption: true,
   remoteHost: false,
   encryptedOverlays: true,
+  // Off unless asked for (`capabilities: { liveNetwork: true }`): wrappers of the mock written
+  // before setNetwork existed copy its capabilities without the member.
+  liveNetwork: false,
 };
 
 /**
@@ -103,6 +106,12 @@ export class MockAdapter implements HypervisorAdapter {
   readonly encryptedOverlays: EncryptedOverlayOps;
   /** Replaces a stopped VM's definition; its snapshots stay. Absent with `redefine: false`. */
   readonly redefine?: (spec: VmSpec) => Promise<VmInfo>;
+  /**
+   * Switches a running or paused VM's network at once (kept in its definition, so `list()` shows
+   * it). Present with `capabilities: { liveNetwork: true }`; absent by default, like an adapter
+   * that cannot.
+   */
+  readonly setNetwork?: (vm: string, network: VmSpec['network']) => Promise<void>;
 
   readonly #clock: Clock;
   readonly #options: MockAdapterOptions;
@@ -119,6 +128,14 @@ export class MockAdapter implements HypervisorAdapter {
     this.capabilities = { ...FULL_CAPABILITIES, ...options.capabilities };
     this.#state = options.stateFile ? readState(options.stateFile) : emptyState();
     if (options.redefine !== false) this.redefine = (spec) => this.#redefine(spec);
+    if (this.capabilities.liveNetwork === true) {
+      this.setNetwork = (vm, network) =>
+        this.#op('setNetwork', vm, async (r) => {
+          expectState(r, ['running', 'paused'], 'change the network of');
+          const macAddress = network.macAddress ?? r.spec.network.macAddress;
+          r.spec = { ...r.spec, network: { ...network, ...(macAddress !== undefined ? { macAddress } : {}) } };
+        });
+    }
     this.snapshots = {
       create: (vm, o) => this.#op('snapshot.create', vm, (r) => this.#snapshotCreate(r, o.name, o.description)),
       list: (vm) =>

@@ -6,6 +6,7 @@ export type MockOperation =
   | 'list'
   | 'define'
   | 'redefine'
+  | 'setNetwork'
   | 'state'
   | 'start'
   | 'stop'
