@@ -28,6 +28,7 @@ import { classifyLibvirtMessage, libvirtError, type ErrorContext } from './error
 import { LifecycleEvents, virshEventStream } from './events/watcher.js';
 import { LibvirtGuestChannel } from './guest-channel.js';
 import type { AdapterInternals } from './internals.js';
+import { setLiveNetwork } from './live-network.js';
 import { ensureHostOnlyNetwork, startNetworkIfInactive } from './networks.js';
 import { defaultUri, type LibvirtOptions } from './options.js';
 import { probeLibvirt } from './probe.js';
@@ -52,6 +53,7 @@ const CAPABILITIES: AdapterCapabilities = {
   remoteHost: true,
   directKernelBoot: true,
   encryptedOverlays: true,
+  liveNetwork: true,
 };
 
 const PACKAGE_VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -206,6 +208,23 @@ export class LibvirtAdapter implements HypervisorAdapter {
       if (disksStay(facts.disks, spec)) await carrySnapshots(this.#internals, vm);
       else await dropSnapshots(this.#internals, vm);
       return { ...(await describe(dom)), state: 'stopped' };
+    });
+  }
+
+  /**
+   * Switches a running or paused VM's network without a restart: `virsh update-device --live
+   * --config` on its card (same MAC and model, the new source; `none` sets the link down and
+   * keeps the card, since unplugging needs the guest's help), or `attach-device` when it was
+   * defined without one; Tandem's metadata follows in both definitions, so the next start keeps
+   * the mode. A stopped VM is InvalidStateError (use redefine).
+   */
+  async setNetwork(vm: string, network: VmSpec['network']): Promise<void> {
+    return this.#queue.run(vm, async () => {
+      await this.#requireState(vm, 'change the network of', ['running', 'paused']);
+      await setLiveNetwork(this.#internals, vm, network, {
+        natNetwork: this.#options.natNetwork ?? 'default',
+        hostOnlyNetwork: this.#options.hostOnlyNetwork ?? 'tandem-hostonly',
+      });
     });
   }
 
