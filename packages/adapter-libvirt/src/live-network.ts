@@ -62,15 +62,20 @@ export function withNetworkMetadata(meta: XmlElement, network: VmSpec['network']
     .map(([k, v]) => ` ${k}='${e(v)}'`)
     .join('');
   const inner = meta.children.map((c) => render(c)).join('');
-  return `<tandem:vm xmlns:tandem='${TANDEM_XMLNS}'${own}>${inner}</tandem:vm>`;
+  // Unprefixed and without a namespace declaration: `virsh metadata --uri NS --key tandem` puts
+  // the element into the namespace itself, and libvirt 9.0 refuses content that declares it
+  // again ("failed to create a new XML namespace").
+  return `<vm${own}>${inner}</vm>`;
 }
 
 function render(el: XmlElement): string {
   const attrs = Object.entries(el.attrs)
+    .filter(([k]) => !k.startsWith('xmlns'))
     .map(([k, v]) => ` ${k}='${escapeXml(v)}'`)
     .join('');
+  const name = el.name.replace(/^[^:]*:/, '');
   const body = `${escapeXml(el.text)}${el.children.map((c) => render(c)).join('')}`;
-  return body === '' ? `<${el.name}${attrs}/>` : `<${el.name}${attrs}>${body}</${el.name}>`;
+  return body === '' ? `<${name}${attrs}/>` : `<${name}${attrs}>${body}</${name}>`;
 }
 
 /**
