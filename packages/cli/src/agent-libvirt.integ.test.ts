@@ -4,7 +4,7 @@
 // restarting it; another host user's suspended VM is started only after this user confirms.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,10 +12,16 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { integrationGate } from '@tandem/core/testing';
 import { libvirtOwnership } from '@tandem/adapter-libvirt';
+import {
+  QEMU_URI as URI,
+  TANDEM_BIN as BIN,
+  purgeVm,
+  smallWorkspace,
+  tandemProcess,
+  virsh,
+} from './libvirt-cli.test-helper.js';
 
 const run = promisify(execFile);
-const URI = 'qemu:///system';
-const BIN = fileURLToPath(new URL('../bin/tandem.js', import.meta.url));
 
 const gate = await integrationGate(
   'libvirt/QEMU (tandem agent)',
@@ -31,10 +37,6 @@ const gate = await integrationGate(
   },
   'as root, install libvirt-daemon-system, libvirt-clients, qemu-system-x86 and qemu-utils, start virtlogd and libvirtd, and build with npx tsc -b (bash .ci/run does)',
 );
-
-async function virsh(...args: string[]): Promise<string> {
-  return (await run('virsh', ['-c', URI, ...args], { env: { ...process.env, LC_ALL: 'C' } })).stdout.trim();
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 240_000): Promise<T> {
   const end = Date.now() + ms;
@@ -53,21 +55,7 @@ describe.skipIf(!gate.enabled)('tandem agent on qemu:///system', () => {
   let agent: ChildProcess | undefined;
 
   const state = (): string => join(dir, 'state');
-  async function tandem(...args: string[]): Promise<{ code: number; json: any; stdout: string; stderr: string }> {
-    try {
-      const r = await run(process.execPath, [BIN, '--state-dir', state(), '--json', ...args], { timeout: 180_000 });
-      return { code: 0, json: JSON.parse(r.stdout), stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      let json: unknown;
-      try {
-        json = JSON.parse(e.stdout);
-      } catch {
-        json = undefined;
-      }
-      return { code: e.code, json, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const tandem = (...args: string[]): ReturnType<typeof tandemProcess> => tandemProcess(state(), args);
 
   function startAgent(): Promise<ChildProcess> {
     const env = { ...process.env };
@@ -101,27 +89,12 @@ describe.skipIf(!gate.enabled)('tandem agent on qemu:///system', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tandem-agent-it-'));
     await chmod(dir, 0o755); // QEMU runs as libvirt-qemu and must reach the image
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'disk.qcow2'), '64M']);
-    await writeFile(
-      join(dir, 'ws.yaml'),
-      [
-        'apiVersion: tandem/v1',
-        'kind: Workspace',
-        `metadata: { name: ${name}, version: 1.0.0 }`,
-        'spec:',
-        '  image: { source: ./disk.qcow2, format: qcow2 }',
-        '  guestOs: other',
-        '  hardware: { memory: { fixedMiB: 64 }, cpus: 1 }',
-        '  network: { mode: none }',
-        '',
-      ].join('\n'),
-    );
+    await smallWorkspace(dir, name);
   });
 
   afterAll(async () => {
     await killAgent();
-    await virsh('destroy', vm).catch(() => undefined);
-    await virsh('undefine', vm, '--snapshots-metadata', '--managed-save', '--nvram').catch(() => undefined);
+    await purgeVm(vm);
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -2,17 +2,15 @@
 // separate processes, checked against what raw virsh says about the VM.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { integrationGate } from '@tandem/core/testing';
+import { QEMU_URI as URI, purgeVm, smallWorkspace, tandemProcess, virsh } from './libvirt-cli.test-helper.js';
 
 const run = promisify(execFile);
-const URI = 'qemu:///system';
-const BIN = fileURLToPath(new URL('../bin/tandem.js', import.meta.url));
 
 const gate = await integrationGate(
   'libvirt/QEMU (tandem CLI)',
@@ -28,50 +26,22 @@ const gate = await integrationGate(
   'as root, install libvirt-daemon-system, libvirt-clients, qemu-system-x86 and qemu-utils and start virtlogd and libvirtd (bash .ci/run does)',
 );
 
-async function virsh(...args: string[]): Promise<string> {
-  return (await run('virsh', ['-c', URI, ...args], { env: { ...process.env, LC_ALL: 'C' } })).stdout.trim();
-}
-
 describe.skipIf(!gate.enabled)('tandem CLI on qemu:///system', () => {
   const name = `cli-it-${randomBytes(3).toString('hex')}`;
   const vm = `tandem-${name}`;
   let dir: string;
 
-  async function tandem(...args: string[]): Promise<{ code: number; json: any; stderr: string }> {
-    try {
-      const r = await run(process.execPath, [BIN, '--state-dir', join(dir, 'state'), '--json', ...args], {
-        timeout: 120_000,
-      });
-      return { code: 0, json: JSON.parse(r.stdout), stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, json: e.stdout ? JSON.parse(e.stdout) : undefined, stderr: e.stderr };
-    }
-  }
+  const tandem = (...args: string[]): ReturnType<typeof tandemProcess> =>
+    tandemProcess(join(dir, 'state'), args, 120_000);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'tandem-cli-it-'));
     await chmod(dir, 0o755); // QEMU runs as libvirt-qemu and must reach the image
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'disk.qcow2'), '64M']);
-    await writeFile(
-      join(dir, 'ws.yaml'),
-      [
-        'apiVersion: tandem/v1',
-        'kind: Workspace',
-        `metadata: { name: ${name}, version: 1.0.0 }`,
-        'spec:',
-        '  image: { source: ./disk.qcow2, format: qcow2 }',
-        '  guestOs: other',
-        '  hardware: { memory: { fixedMiB: 64 }, cpus: 1 }',
-        '  network: { mode: none }',
-        '',
-      ].join('\n'),
-    );
+    await smallWorkspace(dir, name);
   });
 
   afterAll(async () => {
-    await virsh('destroy', vm).catch(() => undefined);
-    await virsh('undefine', vm, '--snapshots-metadata', '--managed-save', '--nvram').catch(() => undefined);
+    await purgeVm(vm);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -125,22 +95,8 @@ describe.skipIf(!gate.enabled)('tandem CLI on qemu:///system', () => {
     const natName = `${name}-nat`;
     const natVm = `tandem-${natName}`;
     const natDir = join(dir, 'nat');
-    await run('mkdir', ['-p', natDir]);
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', join(natDir, 'disk.qcow2'), '64M']);
-    await writeFile(
-      join(natDir, 'ws.yaml'),
-      [
-        'apiVersion: tandem/v1',
-        'kind: Workspace',
-        `metadata: { name: ${natName}, version: 1.0.0 }`,
-        'spec:',
-        '  image: { source: ./disk.qcow2, format: qcow2 }',
-        '  guestOs: other',
-        '  hardware: { memory: { fixedMiB: 64 }, cpus: 1 }',
-        '  network: { mode: nat }',
-        '',
-      ].join('\n'),
-    );
+    await mkdir(natDir, { recursive: true });
+    await smallWorkspace(natDir, natName, 'nat');
     try {
       const up = await tandem(
         'up',
@@ -158,8 +114,7 @@ describe.skipIf(!gate.enabled)('tandem CLI on qemu:///system', () => {
       expect((await tandem('stop', natName, '--force')).json.state).toBe('stopped');
       expect((await tandem('down', natName)).json).toMatchObject({ removed: true });
     } finally {
-      await virsh('destroy', natVm).catch(() => undefined);
-      await virsh('undefine', natVm, '--snapshots-metadata', '--managed-save', '--nvram').catch(() => undefined);
+      await purgeVm(natVm);
     }
   }, 300_000);
 });
