@@ -46,6 +46,7 @@ export type {
   WorkspaceTargetInfo,
   Envelope,
 } from './trust/metadata.js';
+export { consistentTargetPath } from './trust/metadata.js';
 export { RepositoryClient } from './trust/client.js';
 export type { RepositoryClientOptions, TrustedMetadata, ResolvedTarget } from './trust/client.js';
 export { DirectoryTrustStore, MemoryTrustStore } from './trust/trust-store.js';

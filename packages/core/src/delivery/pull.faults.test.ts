@@ -20,6 +20,7 @@ import { diskKeyFor } from './pull-encrypted.js';
 import { pullWorkspace, type PullOptions } from './pull.js';
 import { manifestPathFor, pushPackage } from './push.js';
 import { DirectoryStore } from './store/directory.js';
+import { consistentTargetPath } from './trust/metadata.js';
 import { initRepository } from './trust/publisher.js';
 
 let v1: Buffer;
@@ -192,10 +193,13 @@ describe.each([plaintext, encrypted])('pull faults ($name)', (mode) => {
 
   it('a tampered manifest is an IntegrityError; v1 stays installed', async () => {
     const { repo, dir, pull } = await setup(mode);
-    const file = join(repo, manifestPathFor('erp', '2.0.0'));
-    const bytes = await readFile(file);
+    // Both copies: the consistent (hash-prefixed) one endpoints read, and the plain one.
+    const path = manifestPathFor('erp', '2.0.0');
+    const bytes = await readFile(join(repo, path));
+    const consistent = join(repo, consistentTargetPath(path, sha256Hex(bytes)));
     bytes[bytes.length - 5]! ^= 0x01;
-    await writeFile(file, bytes);
+    await writeFile(join(repo, path), bytes);
+    await writeFile(consistent, bytes);
     const err = await failure(pull());
     expect(err).toBeInstanceOf(IntegrityError);
     expect(err.message).toMatch(/does not match the SHA-256 signed/);

@@ -7,7 +7,7 @@ import { parseManifest, serializeManifest, sha256Hex, type ChunkLocation, type I
 import { openPackage } from './package-file.js';
 import type { RepoStore } from './store/types.js';
 import type { KeySet } from './trust/keys.js';
-import type { TargetFile } from './trust/metadata.js';
+import { consistentTargetPath, type TargetFile } from './trust/metadata.js';
 import { readRepository, updateTargets, type ExpiryPolicy } from './trust/publisher.js';
 
 /** Options for {@link pushPackage}. */
@@ -181,6 +181,9 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
 
     const manifest: ImageManifest = { ...m, storage: { packs, locations } };
     const bytes = serializeManifest(manifest);
+    // TUF consistent snapshots: the hash-prefixed copy is what TUF clients (and Tandem) read; the
+    // plain path stays for Tandem endpoints older than that copy.
+    await store.put(consistentTargetPath(manifestPath, sha256Hex(bytes)), bytes);
     await store.put(manifestPath, bytes);
     const target: TargetFile = {
       length: bytes.length,
@@ -257,7 +260,9 @@ function withChannels(
 }
 
 async function fetchVerified(store: RepoStore, path: string, file: TargetFile): Promise<ImageManifest> {
-  const data = await store.get(path, { maxBytes: file.length });
+  const data =
+    (await store.get(consistentTargetPath(path, file.hashes.sha256), { maxBytes: file.length })) ??
+    (await store.get(path, { maxBytes: file.length }));
   if (!data || sha256Hex(data) !== file.hashes.sha256) {
     throw new ConflictError(
       `${path} in ${store.location} does not match its signed digest; repair the repository before pushing.`,

@@ -5,6 +5,7 @@ import { sha256Hex } from '../manifest.js';
 import type { RepoStore } from '../store/types.js';
 import type { RoleName } from './keys.js';
 import {
+  consistentTargetPath,
   parseEnvelope,
   verifyRole,
   type Envelope,
@@ -277,9 +278,18 @@ export class RepositoryClient {
     return all.find((t) => t.file.custom.version === versions[versions.length - 1])!;
   }
 
-  /** Fetches a target (a manifest) and checks its length and SHA-256 against targets metadata. */
+  /**
+   * Fetches a target (a manifest) and checks its length and SHA-256 against targets metadata.
+   * With consistent snapshots it is read from its hash-prefixed path (see
+   * {@link consistentTargetPath}); a repository pushed before Tandem wrote that copy has only the
+   * plain path, which is read instead.
+   */
   async fetchTarget(target: ResolvedTarget): Promise<Buffer> {
-    const data = await this.#store.get(target.path, { maxBytes: target.file.length });
+    const options = { maxBytes: target.file.length };
+    let data = this.trusted.root.consistent_snapshot
+      ? await this.#store.get(consistentTargetPath(target.path, target.file.hashes.sha256), options)
+      : null;
+    data ??= await this.#store.get(target.path, options);
     if (!data)
       throw new NotFoundError(`${target.path} is listed in targets metadata but missing from ${this.#store.location}.`);
     if (data.length !== target.file.length || sha256Hex(data) !== target.file.hashes.sha256) {

@@ -53,6 +53,16 @@ export interface TargetFile {
   readonly custom: WorkspaceTargetInfo;
 }
 
+/**
+ * Where a target is stored under TUF's consistent snapshots (`consistent_snapshot: true`): the
+ * same directory, the file name prefixed with its SHA-256 (`manifests/erp/<sha256>.3.2.0.manifest`
+ * for `manifests/erp/3.2.0.manifest`), which is what standard TUF clients such as `tuf-js` ask for.
+ */
+export function consistentTargetPath(path: string, sha256: string): string {
+  const slash = path.lastIndexOf('/');
+  return `${path.slice(0, slash + 1)}${sha256}.${path.slice(slash + 1)}`;
+}
+
 /** The targets role: which manifests exist, with their digests and channels. */
 export interface TargetsMetadata extends Common<'targets'> {
   readonly targets: Readonly<Record<string, TargetFile>>;
