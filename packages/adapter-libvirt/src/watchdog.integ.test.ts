@@ -1,7 +1,7 @@
 // The watchdog on real QEMU: a killed QEMU is brought back, and libvirtd going away mid-session
 // is reported and recovered from while the VM keeps running. The crash tests use the shared
 // qemu:///system daemon (killing a VM's own QEMU touches nobody else); the libvirtd tests stop
-// and start a private daemon of their own (see testing/private-libvirtd.test.helpers.ts).
+// and start a private daemon of their own (see testing/private-libvirtd.ts).
 import { readFile } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -27,12 +27,7 @@ import {
   smallSpec,
   until,
 } from './testing/fixtures.test.helpers.js';
-import {
-  alive,
-  privateLibvirtd,
-  privateLibvirtdProblem,
-  type PrivateLibvirtd,
-} from './testing/private-libvirtd.test.helpers.js';
+import { alive, privateLibvirtd, privateLibvirtdProblem, type PrivateLibvirtd } from './testing/private-libvirtd.js';
 
 const gate = await qemuGate();
 const privateGate = gate.enabled

@@ -40,7 +40,7 @@ export interface SessionEnforcementOptions {
  */
 export function sessionEnforcement(options: SessionEnforcementOptions = {}): EnforcementFactory {
   const credentials = options.credentials ?? unixPasswordCheck();
-  return ({ session, loaded, events, clock, record }): SessionEnforcement => {
+  return ({ session, loaded, events, clock, record, diskKeys }): SessionEnforcement => {
     // A takeover is confirmed per request (`up|resume --take-over`), never remembered.
     let takeOver = false;
     const ownership = options.ownershipFor?.(record);
@@ -55,8 +55,11 @@ export function sessionEnforcement(options: SessionEnforcementOptions = {}): Enf
       ...(ownership ? { ownership, confirmTakeover: async () => takeOver } : {}),
       ...options.enforcer,
     });
+    // An encrypted VM's restart releases its key again, as its start did (lease checked again).
     const watchdog =
-      options.watchdog === false ? undefined : new Watchdog(session, { clock, events, ...options.watchdog });
+      options.watchdog === false
+        ? undefined
+        : new Watchdog(session, { clock, events, ...(diskKeys ? { diskKeys } : {}), ...options.watchdog });
     return {
       beforeStart: async (o) => {
         takeOver = o?.takeOver ?? false;

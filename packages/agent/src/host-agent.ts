@@ -65,6 +65,12 @@ export type EnforcementFactory = (context: {
   record: SessionRecord;
   events: EventBus;
   clock: Clock;
+  /**
+   * For an encrypted workspace, when the agent releases keys ({@link HostAgentOptions.diskKeys}):
+   * releases them again (the envelope and its lease checked again) for a start the agent did not
+   * ask for, such as the watchdog's restart. The caller disposes of what it returns.
+   */
+  diskKeys?: () => Promise<DiskKeyRelease | undefined>;
 }) => SessionEnforcement | undefined;
 
 /** Options of {@link HostAgent}. */
@@ -84,7 +90,8 @@ export interface HostAgentOptions {
    * Releases an encrypted workspace's disk keys for a start or resume (the CLI passes its envelope
    * check: the state directory's envelope, the device key, the lease and trusted time). The keys
    * stay in memory and are wiped once the VM has them. Without it, encrypted workspaces are
-   * refused by the agent (the CLI then runs them in-process).
+   * refused by the agent (the CLI then runs them in-process). The watchdog's restart of a
+   * crashed encrypted VM releases them again the same way (a lease that ended refuses it).
    */
   diskKeys?: (record: Pick<SessionRecord, 'spec' | 'file'>) => Promise<DiskKeyRelease | undefined>;
   /** The agent's own version, for `status`. */
@@ -567,7 +574,17 @@ export class HostAgent {
   }
 
   #keep(workspace: string, session: Session, key: string, loaded: LoadedWorkspace, record: SessionRecord): Attached {
-    const enforcement = this.#o.enforcement?.({ session, loaded, record, events: this.events, clock: this.clock });
+    const release = this.#o.diskKeys;
+    const enforcement = this.#o.enforcement?.({
+      session,
+      loaded,
+      record,
+      events: this.events,
+      clock: this.clock,
+      ...(release && isEncrypted(loaded.workspace)
+        ? { diskKeys: () => release({ spec: loaded.workspace, file: loaded.file }) }
+        : {}),
+    });
     const a: Attached = { session, adapterKey: key, enforcement, stamp: record.updatedAt };
     this.#attached.set(workspace, a);
     if (enforcement) {

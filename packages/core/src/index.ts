@@ -116,7 +116,7 @@ export type { SessionState, SessionOperation } from './session/state-machine.js'
 export { IdleLock } from './session/idle-lock.js';
 export type { IdleLockOptions } from './session/idle-lock.js';
 export { Watchdog } from './session/watchdog.js';
-export type { WatchdogOptions } from './session/watchdog.js';
+export type { WatchdogDiskKeys, WatchdogOptions } from './session/watchdog.js';
 
 // host (command runner: issue 4)
 export type { CommandRequest, CommandResult, CommandRunner, RunningCommand, RemoteShell } from './host/types.js';

@@ -14,4 +14,4 @@ export type { SessionState, SessionOperation } from './state-machine.js';
 export { IdleLock } from './idle-lock.js';
 export type { IdleLockOptions } from './idle-lock.js';
 export { Watchdog } from './watchdog.js';
-export type { WatchdogOptions } from './watchdog.js';
+export type { WatchdogDiskKeys, WatchdogOptions } from './watchdog.js';

@@ -154,8 +154,10 @@ export class Session implements AsyncDisposable {
    * PolicyDeniedError naming the rule and layer, and the VM is not touched. Then applies a
    * {@link Session.pendingUpdate}: the VM is redefined for the new version (snapshots kept where
    * the adapter can redefine in place, else a `session.vm-updated` event names those dropped).
+   * `diskKeys` are used for this start instead of the session's own (a watchdog restart releases
+   * them again, since those the session was opened with are wiped once that start has them).
    */
-  start(options: Pick<StartOptions, 'display' | 'signal'> = {}): Promise<void> {
+  start(options: Pick<StartOptions, 'display' | 'signal' | 'diskKeys'> = {}): Promise<void> {
     const checkPolicy = (): void => {
       const decision = this.policy.decide();
       this.#publish('policy.decision', toDecisionEvent(decision));
@@ -181,8 +183,11 @@ export class Session implements AsyncDisposable {
             ...result,
           });
         }
-        if (this.#overlayMode() && (await this.adapter.state(this.vm)) !== 'saved') await this.#prepareOverlay();
-        await this.adapter.start(this.vm, { ...options, ...(this.#diskKeys ? { diskKeys: this.#diskKeys } : {}) });
+        const { diskKeys: given, ...rest } = options;
+        const diskKeys = given ?? this.#diskKeys;
+        if (this.#overlayMode() && (await this.adapter.state(this.vm)) !== 'saved')
+          await this.#prepareOverlay(diskKeys);
+        await this.adapter.start(this.vm, { ...rest, ...(diskKeys ? { diskKeys } : {}) });
         return 'running';
       },
       { precheck: checkPolicy },
@@ -383,18 +388,18 @@ export class Session implements AsyncDisposable {
    * Before a cold start: a revertible session always gets a fresh overlay (one left by a session
    * that never ended is discarded first); a kept overlay is written on again.
    */
-  async #prepareOverlay(): Promise<void> {
+  async #prepareOverlay(diskKeys: ReadonlyMap<string, Uint8Array> | undefined): Promise<void> {
     const ops = this.adapter.encryptedOverlays!;
     const on = await ops.list(this.vm);
     if (on.length > 0 && this.#overlayMode() === 'discard') await this.#discardOverlay();
     else if (on.length > 0) return;
-    if (!this.#diskKeys) {
+    if (!diskKeys) {
       throw new InvalidStateError(
         `VM "${this.vm}" has an encrypted disk and the session has no key for it: open the session with diskKeys.`,
         this.#state,
       );
     }
-    await ops.create(this.vm, this.#diskKeys);
+    await ops.create(this.vm, diskKeys);
   }
 
   async #discardOverlay(): Promise<void> {

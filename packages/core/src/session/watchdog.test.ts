@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { HypervisorConnectionEvent, HypervisorEvent } from '../adapter/types.js';
 import { VirtualClock } from '../clock.js';
-import { HostError, PolicyDeniedError } from '../errors.js';
+import { HostError, LeaseError, PolicyDeniedError } from '../errors.js';
 import { EventBus } from '../events/bus.js';
 import type { AnyTandemEvent } from '../events/types.js';
 import { MockAdapter } from '../testing/mock-adapter.js';
@@ -335,5 +335,167 @@ spec:
       `watchdog.restarted {"vm":${vm},"attempt":1}`,
     ]);
     watchdog.stop();
+  });
+});
+
+describe('Watchdog restarts of an encrypted VM', () => {
+  const ENCRYPTED = parseWorkspace(`
+apiVersion: tandem/v1
+kind: Workspace
+metadata: { name: erp, version: 1.0.0 }
+spec:
+  image: { source: ./erp.qcow2, format: qcow2, encryption: { keyId: erp-key } }
+  hardware: { memory: { fixedMiB: 512 } }
+`);
+  const KEY = Buffer.alloc(32, 7);
+
+  /** What the host agent hands out: the key in a fresh buffer, zeroed and forgotten on dispose. */
+  function release() {
+    const handed: Buffer[] = [];
+    const disposed: Buffer[] = [];
+    return {
+      handed,
+      disposed,
+      next: () => {
+        const key = Buffer.from(KEY);
+        const diskKeys = new Map<string, Uint8Array>([['erp-key', key]]);
+        handed.push(key);
+        return {
+          diskKeys,
+          [Symbol.dispose]: () => {
+            key.fill(0);
+            diskKeys.clear();
+            disposed.push(key);
+          },
+        };
+      },
+    };
+  }
+
+  /** A session started the agent's way: the keys it was opened with are wiped once the start has them. */
+  async function encryptedSetup(options: WatchdogOptions) {
+    const clock = new VirtualClock(Date.parse('2026-11-21T10:00:00Z'));
+    const adapter = new MockAdapter({ clock });
+    const events = new EventBus({ clock });
+    const seen: AnyTandemEvent[] = [];
+    events.on('*', (e) => seen.push(e));
+    const first = release().next();
+    const session = await new SessionManager({ adapter, events, clock }).open(ENCRYPTED, {
+      diskKeys: first.diskKeys,
+    });
+    await session.start();
+    first[Symbol.dispose]();
+    const dog = new Watchdog(session, { clock, events, pollMs: 0, backoffMs: 1000, ...options });
+    dog.start();
+    const watchdogEvents = () => seen.filter((e) => e.type.startsWith('watchdog.'));
+    const elapse = async (ms: number): Promise<void> => {
+      await clock.waitForSleepers();
+      await clock.advance(ms);
+    };
+    return { adapter, session, dog, watchdogEvents, elapse };
+  }
+
+  it('releases the key again for the restart, hands it to the start and wipes it after', async () => {
+    const keys = release();
+    let released = 0;
+    const { adapter, session, dog, watchdogEvents, elapse } = await encryptedSetup({
+      diskKeys: async () => {
+        released++;
+        return keys.next();
+      },
+    });
+    adapter.crash(session.vm);
+    await elapse(1000);
+    await vi.waitFor(() => expect(session.state).toBe('running'));
+    expect(watchdogEvents().map((e) => e.type)).toEqual([
+      'watchdog.detected',
+      'watchdog.scheduled',
+      'watchdog.restart',
+      'watchdog.restarted',
+    ]);
+    expect(released).toBe(1);
+    // The start had the key (the mock refuses an encrypted disk without it); now it is zeroed.
+    expect(keys.disposed).toEqual(keys.handed);
+    expect(keys.handed[0]!.every((b) => b === 0)).toBe(true);
+    // A second crash releases it again: nothing was kept from the first restart.
+    adapter.crash(session.vm);
+    await elapse(2000);
+    await vi.waitFor(() => expect(released).toBe(2));
+    await vi.waitFor(() => expect(session.state).toBe('running'));
+    expect(keys.disposed).toHaveLength(2);
+    dog.stop();
+  });
+
+  it('without a key release the restart fails: the keys the session was opened with are wiped', async () => {
+    const { adapter, session, dog, watchdogEvents, elapse } = await encryptedSetup({ maxRestarts: 1 });
+    adapter.crash(session.vm);
+    await elapse(1000);
+    await vi.waitFor(() => expect(watchdogEvents().map((e) => e.type)).toContain('watchdog.gave-up'));
+    expect(watchdogEvents().find((e) => e.type === 'watchdog.failed')?.data).toMatchObject({
+      code: 'TANDEM_INVALID_INPUT',
+      message: expect.stringMatching(/encrypted; pass its key/),
+    });
+    expect(session.state).toBe('crashed');
+    dog.stop();
+  });
+
+  it('a refused release (the lease ended) fails the restart naming the lease, and the watchdog gives up', async () => {
+    const { adapter, session, dog, watchdogEvents, elapse } = await encryptedSetup({
+      maxRestarts: 5,
+      diskKeys: async () => {
+        throw new LeaseError(
+          'The offline lease in /state/envelopes/erp.envelope ended at 2020-01-15T00:00:00.000Z. Connect to get a new envelope.',
+        );
+      },
+    });
+    adapter.crash(session.vm);
+    await elapse(1000);
+    await vi.waitFor(() => expect(watchdogEvents().map((e) => e.type)).toContain('watchdog.gave-up'));
+    const steps = watchdogEvents();
+    expect(steps.map((e) => e.type)).toEqual([
+      'watchdog.detected',
+      'watchdog.scheduled',
+      'watchdog.restart',
+      'watchdog.failed',
+      'watchdog.gave-up',
+    ]);
+    expect(steps[3]?.data).toMatchObject({
+      attempt: 1,
+      code: 'TANDEM_LEASE',
+      retryable: false,
+      message: expect.stringMatching(
+        /^The disk key was not released for the restart.*offline lease.*ended at 2020-01-15/,
+      ),
+    });
+    expect(steps[4]?.data).toMatchObject({
+      reason: expect.stringMatching(/^the disk key was refused for the restart: The offline lease/),
+    });
+    // Nothing was started: the VM stays crashed for the user to see.
+    expect(adapter.calls.filter((c) => c.op === 'start')).toHaveLength(1);
+    expect(session.state).toBe('crashed');
+    dog.stop();
+  });
+
+  it('a release that fails for a passing reason is tried again with backoff', async () => {
+    const keys = release();
+    let tries = 0;
+    const { adapter, session, dog, watchdogEvents, elapse } = await encryptedSetup({
+      diskKeys: async () => {
+        if (++tries === 1) throw new HostError('the key store is busy', { retryable: true });
+        return keys.next();
+      },
+    });
+    adapter.crash(session.vm);
+    await elapse(1000);
+    await vi.waitFor(() => expect(watchdogEvents().map((e) => e.type)).toContain('watchdog.failed'));
+    await elapse(2000);
+    await vi.waitFor(() => expect(session.state).toBe('running'));
+    expect(watchdogEvents().find((e) => e.type === 'watchdog.failed')?.data).toMatchObject({
+      code: 'TANDEM_HOST',
+      retryable: true,
+    });
+    expect(watchdogEvents().map((e) => e.type)).not.toContain('watchdog.gave-up');
+    expect(keys.disposed).toEqual(keys.handed);
+    dog.stop();
   });
 });

@@ -25,6 +25,20 @@ export interface WatchdogOptions {
    * or locked session is polled.
    */
   pollMs?: number;
+  /**
+   * Releases the disk keys of an encrypted VM again for each restart, the way its start did
+   * (the host agent passes its envelope check: the lease and trusted time are checked again).
+   * The keys live in memory for that start only and are disposed of (wiped) once it returns. A
+   * release that is refused, and that another try cannot change (an expired lease, a missing
+   * envelope), fails the restart and the watchdog gives up. Without it, restarts use the keys the
+   * session was opened with, which are wiped once its own start had them.
+   */
+  diskKeys?: () => Promise<WatchdogDiskKeys | undefined>;
+}
+
+/** What {@link WatchdogOptions.diskKeys} returns: the keys by key id, wiped on dispose (`DiskKeyRelease` is one). */
+export interface WatchdogDiskKeys extends Disposable {
+  readonly diskKeys: ReadonlyMap<string, Uint8Array>;
 }
 
 type Source = TandemEventMap['watchdog.detected']['source'];
@@ -59,6 +73,7 @@ export class Watchdog {
   readonly #backoffMs: number;
   readonly #maxBackoffMs: number;
   readonly #pollMs: number;
+  readonly #diskKeys: WatchdogOptions['diskKeys'];
   #restarts: number[] = [];
   #abort: AbortController | undefined;
   #cleanup: (() => void)[] = [];
@@ -78,6 +93,7 @@ export class Watchdog {
     this.#backoffMs = options.backoffMs ?? 2_000;
     this.#maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
     this.#pollMs = options.pollMs ?? 30_000;
+    this.#diskKeys = options.diskKeys;
   }
 
   /** True between {@link Watchdog.start} and {@link Watchdog.stop}. */
@@ -163,16 +179,26 @@ export class Watchdog {
         this.#restarts.push(this.#clock.now());
         this.#publish('watchdog.restart', { vm, attempt, reason });
         try {
-          await this.#session.start();
+          await this.#start();
           this.#publish('watchdog.restarted', { vm, attempt });
           return true;
-        } catch (err) {
+        } catch (thrown) {
+          const keys = thrown instanceof KeysRefused;
+          const err = keys ? thrown.refusal : thrown;
           const code = TandemError.is(err) ? err.code : 'TANDEM_INTERNAL';
           const retryable = TandemError.is(err) ? err.retryable : false;
-          this.#publish('watchdog.failed', { vm, attempt, code, message: (err as Error).message, retryable });
+          const message = keys
+            ? `The disk key was not released for the restart, so the VM was not started: ${(err as Error).message}`
+            : (err as Error).message;
+          this.#publish('watchdog.failed', { vm, attempt, code, message, retryable });
           // Policy (an expired workspace, the offline limit) will refuse every further try.
           if (code === 'TANDEM_POLICY_DENIED') {
             this.#gaveUp(`the usage policy refused the restart: ${(err as Error).message}`);
+            return false;
+          }
+          // So will a refused key (an expired lease, no envelope) until the user acts.
+          if (keys && !retryable) {
+            this.#gaveUp(`the disk key was refused for the restart: ${(err as Error).message}`);
             return false;
           }
           if (this.#session.state !== 'crashed' || signal.aborted) return false;
@@ -184,6 +210,21 @@ export class Watchdog {
     } finally {
       this.#busy = false;
     }
+  }
+
+  /**
+   * One restart. An encrypted VM's keys are released again for it and wiped when the start has
+   * returned (hence the `await` inside `using`); a refused release is a {@link KeysRefused}.
+   */
+  async #start(): Promise<void> {
+    let release: WatchdogDiskKeys | undefined;
+    try {
+      release = await this.#diskKeys?.();
+    } catch (err) {
+      throw new KeysRefused(err);
+    }
+    using keys = release;
+    await this.#session.start(keys ? { diskKeys: keys.diskKeys } : {});
   }
 
   /** Resolves once the hypervisor is back and the state was read again; rejects when stopped. */
@@ -261,5 +302,12 @@ export class Watchdog {
       workspace: this.#session.workspace.metadata.name,
       session: this.#session.id,
     });
+  }
+}
+
+/** Marks a refusal of the key release the watchdog asked for (not of the start itself). */
+class KeysRefused extends Error {
+  constructor(readonly refusal: unknown) {
+    super('the disk key release was refused', { cause: refusal });
   }
 }

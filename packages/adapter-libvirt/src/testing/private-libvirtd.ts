@@ -1,4 +1,5 @@
-// A libvirtd of a test's own, to stop and start without touching the shared one (not shipped).
+// A libvirtd of a test's own, to stop and start without touching the shared one
+// (@tandem/adapter-libvirt/testing: this adapter's tests and the CLI's agent tests use it).
 //
 // The shared daemon (qemu:///system) is used by every other test at the same time, so it is
 // never stopped. A second system-mode daemon cannot run beside it: both would own
@@ -59,7 +60,20 @@ export async function privateLibvirtdProblem(): Promise<string | null> {
   return null;
 }
 
-/** Makes the directory and the daemon's configuration; {@link PrivateLibvirtd.start} starts it. */
+/**
+ * Makes the directory and the daemon's configuration; {@link PrivateLibvirtd.start} starts it.
+ * Check {@link privateLibvirtdProblem} first: it needs root, setpriv and the user `nobody`.
+ *
+ * @example
+ * ```ts
+ * const daemon = await privateLibvirtd();
+ * await daemon.start();
+ * const adapter = new LibvirtAdapter({ uri: daemon.uri, virtType: 'qemu' });
+ * await daemon.kill(); // libvirtd is gone, its VMs run on
+ * await daemon.start();
+ * await daemon.remove();
+ * ```
+ */
 export async function privateLibvirtd(): Promise<PrivateLibvirtd> {
   const uid = Number((await run('id', ['-u', 'nobody'])).stdout.trim());
   const gid = Number((await run('id', ['-g', 'nobody'])).stdout.trim());
