@@ -5,6 +5,7 @@ import { registerDoctor } from './doctor.js';
 import { registerUp } from './up.js';
 import { registerLifecycle } from './lifecycle.js';
 import { registerSnapshot } from './snapshot.js';
+import { registerOverlay } from './overlay.js';
 import { registerEvents } from './events.js';
 import { registerPolicy } from './policy.js';
 import { registerPack } from './pack.js';
@@ -28,6 +29,7 @@ export function registerCommands(program: Command, host: CommandHost): void {
   registerUp(program, host);
   registerLifecycle(program, host);
   registerSnapshot(program, host);
+  registerOverlay(program, host);
   registerEvents(program, host);
   registerPolicy(program, host);
   registerPack(program, host);
