@@ -269,6 +269,8 @@ async function buildLayer(out) {
   const cpio = newcWriter(out);
   await cpio.file('init', readFileSync(join(HERE, 'init.sh')), 0o755);
   await cpio.file('etc/udhcpc.script', readFileSync(join(HERE, 'udhcpc.script')), 0o755);
+  // Where Debian's busybox udhcpc looks for its hook when not given -s (the agent's DHCP step).
+  await cpio.file('etc/udhcpc/default.script', readFileSync(join(HERE, 'udhcpc.script')), 0o755);
   const poweroff = '#!/bin/sh\nsync\numount /mnt/state 2>/dev/null\npoweroff -f\n';
   await cpio.file('etc/acpi/PWRF/00000080', poweroff, 0o755);
   await cpio.file('etc/acpi/button/power', poweroff, 0o755);

@@ -53,8 +53,18 @@ mkdir -p /mnt/state/agent
 ip link set lo up
 if [ -e /sys/class/net/eth0 ]; then
   ip link set eth0 up
-  (udhcpc -i eth0 -q -n -t 10 -s /etc/udhcpc.script >/dev/null 2>&1 &)
+  # tandem.net=manual on the kernel command line: leave eth0 without an address, for the tests
+  # of first-time setup's network step (the agent configures it, statically or by DHCP).
+  case " $(cat /proc/cmdline) " in
+    *" tandem.net=manual "*) log "eth0 up without an address (tandem.net=manual)" ;;
+    *) (udhcpc -i eth0 -q -n -t 10 -s /etc/udhcpc.script >/dev/null 2>&1 &) ;;
+  esac
 fi
+# tandem.reboot-required on the kernel command line: the guest says a restart is pending, as
+# Debian's packages do with /run/reboot-required (the restart tests of tandem guest setup).
+case " $(cat /proc/cmdline) " in
+  *" tandem.reboot-required "*) echo '*** System restart required ***' >/run/reboot-required ;;
+esac
 
 # The ACPI power button (a graceful stop from the host) powers the guest off.
 acpid -c /etc/acpi -l /run/acpid.log -p /run/acpid.pid
