@@ -1,6 +1,8 @@
 // An in-memory ServerStore for the API's unit tests (not shipped): the real SQLite and
 // PostgreSQL stores run the shared store suite; these tests are about the API above them.
 import { HostError } from '@tandem/core';
+import { searchRowOf } from './store/console-rows.js';
+import { endpointQueryParts } from './store/console-queries.js';
 import type {
   AssignmentRecord,
   AuditRecord,
@@ -16,6 +18,11 @@ import type {
   StoredEvent,
   ThrottleRecord,
   WorkspaceKeyRecord,
+  ConsoleSessionRecord,
+  EndpointOverview,
+  EndpointQuery,
+  EndpointSearchRow,
+  ReceivedCursor,
 } from './store/types.js';
 
 export class MemoryServerStore implements ServerStore {
@@ -192,5 +199,58 @@ export class MemoryServerStore implements ServerStore {
   }
   async versionDistribution() {
     return [];
+  }
+
+  // The console's methods (issue 16): simple scans, enough for the API's unit tests.
+  consoleSessions = new Map<string, ConsoleSessionRecord>();
+  async searchEndpoints(query: EndpointQuery): Promise<{ total: number; rows: EndpointSearchRow[] }> {
+    const q = endpointQueryParts(query);
+    const all = [...this.devices.values()]
+      .filter((d) => q.search === undefined || [d.id, d.user, d.hostName].some((v) => v.includes(q.search ?? '')))
+      .filter((d) => (q.state === 'revoked' ? Boolean(d.revokedAt) : q.state === undefined || !d.revokedAt))
+      .sort((a, b) => (a.id < b.id ? -1 : 1));
+    return { total: all.length, rows: all.slice(q.offset, q.offset + q.limit).map(searchRowOf) };
+  }
+  async endpointOverview(at: { onlineSince: string; daySince: string }): Promise<EndpointOverview> {
+    const live = [...this.devices.values()].filter((d) => !d.revokedAt);
+    return {
+      total: this.devices.size,
+      revoked: this.devices.size - live.length,
+      onlineNow: live.filter((d) => (d.lastCheckInAt ?? '') >= at.onlineSince).length,
+      lastDay: live.filter((d) => (d.lastCheckInAt ?? '') >= at.daySince).length,
+      sessionsRunning: 0,
+    };
+  }
+  async putConsoleSession(r: ConsoleSessionRecord): Promise<void> {
+    this.consoleSessions.set(r.id, r);
+  }
+  async getConsoleSession(id: string): Promise<ConsoleSessionRecord | undefined> {
+    return this.consoleSessions.get(id);
+  }
+  async touchConsoleSession(id: string, at: string): Promise<boolean> {
+    const r = this.consoleSessions.get(id);
+    if (r) this.consoleSessions.set(id, { ...r, lastSeenAt: at });
+    return Boolean(r);
+  }
+  async deleteConsoleSession(id: string): Promise<boolean> {
+    return this.consoleSessions.delete(id);
+  }
+  async pruneConsoleSessions(before: string, idleBefore: string): Promise<number> {
+    let n = 0;
+    for (const [id, r] of this.consoleSessions)
+      if (r.expiresAt < before || r.lastSeenAt < idleBefore) n += Number(this.consoleSessions.delete(id));
+    return n;
+  }
+  async eventsReceivedAfter(after: ReceivedCursor, atSince: string, limit: number): Promise<StoredEvent[]> {
+    return [...this.events.values()]
+      .filter(
+        (e) =>
+          e.event.at >= atSince &&
+          (e.receivedAt > after.receivedAt || (e.receivedAt === after.receivedAt && e.event.id > after.id)),
+      )
+      .sort((a, b) =>
+        a.receivedAt === b.receivedAt ? (a.event.id < b.event.id ? -1 : 1) : a.receivedAt < b.receivedAt ? -1 : 1,
+      )
+      .slice(0, limit);
   }
 }

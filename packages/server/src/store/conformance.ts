@@ -1,5 +1,6 @@
 import { registerEventChecks } from './conformance-events.js';
 import type { StoreConformanceIt, StoreConformanceOptions, StoreFactory, StoreSubject } from './conformance-kit.js';
+import { registerConsoleChecks } from './conformance-console.js';
 import { registerRecordChecks } from './conformance-records.js';
 
 export { sampleDevice, sampleEvent, sampleEvents, until } from './conformance-kit.js';
@@ -59,4 +60,5 @@ export function storeConformanceSuite(
   };
   registerRecordChecks(check);
   registerEventChecks(check);
+  registerConsoleChecks(check);
 }

@@ -67,4 +67,21 @@ export const POSTGRES_MIGRATIONS: readonly string[] = [
   CREATE TABLE store_revision (only_row integer PRIMARY KEY CHECK (only_row = 1), value bigint NOT NULL);
   INSERT INTO store_revision (only_row, value) VALUES (1, 0);
   `,
+  // 2: the management console (issue 16): indexes for the endpoint table's sorts, and sessions.
+  // Nothing that a check-in writes (last_check_in_at, last_state) is indexed, so a check-in's
+  // update stays a HOT update; the table sorts and filters those columns by a scan (see docs).
+  `
+  CREATE INDEX devices_enrolled ON devices (enrolled_at, id);
+  CREATE INDEX devices_host ON devices (host_name, id);
+  CREATE INDEX devices_user_id ON devices (user_name, id);
+  CREATE TABLE console_sessions (
+    id text PRIMARY KEY,
+    user_name text NOT NULL,
+    display_name text,
+    created_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL
+  );
+  CREATE INDEX console_sessions_expires ON console_sessions (expires_at);
+  `,
 ];

@@ -11,6 +11,7 @@ import {
   typeList,
   uniqueBatch,
   escapeLike,
+  MAX_PAGE_SIZE,
 } from './common.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { StoreUnavailableError } from './errors.js';
@@ -19,6 +20,7 @@ import type { PostgresIngestMode } from './postgres-ingest.js';
 import { partitionNamed, partitionsNeeded } from './postgres-partitions.js';
 import type { MonthPartition } from './postgres-partitions.js';
 import { POSTGRES_MIGRATIONS } from './postgres-schema.js';
+import type { CheckInWrite, CheckInWriteResult } from './check-in-group.js';
 import type {
   AssignmentRecord,
   AuditRecord,
@@ -34,9 +36,16 @@ import type {
   StoredEvent,
   ThrottleRecord,
   WorkspaceKeyRecord,
+  ConsoleSessionRecord,
+  EndpointOverview,
+  EndpointQuery,
+  EndpointSearchRow,
+  ReceivedCursor,
 } from './types.js';
 import { and, deviceFrom, isConnectionLoss, layerFrom, translate } from './postgres-rows.js';
 import type { Fragment, Row } from './postgres-rows.js';
+import { consoleSessionFrom, searchRowOf } from './console-rows.js';
+import { endpointQueryParts } from './console-queries.js';
 
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
@@ -260,6 +269,148 @@ export class PostgresStore implements ServerStore {
         INSERT INTO nonces (device, nonce, expires_at) VALUES (${device}, ${nonce}, ${isoTime(expiresAt, 'expiresAt')})
         ON CONFLICT DO NOTHING`;
       return r.count === 1;
+    });
+  }
+
+  /**
+   * The check-in's one statement for a group of verified requests (see {@link CheckInWrite}):
+   * the nonces, the check-in times and states, the events and the revision, written and read in
+   * one round trip and one implicit transaction. A request's state and events are written only
+   * when its nonce was new and its device is enrolled and not revoked, as read by the same
+   * statement, so a revocation committed before it is seen by it.
+   */
+  checkInGroup(items: readonly CheckInWrite[]): Promise<CheckInWriteResult[]> {
+    return this.#run(async () => {
+      if (new Set(items.map((i) => i.device)).size !== items.length)
+        throw new InvalidInputError('checkInGroup takes each device at most once per call.');
+      if (++this.#nonceWrites % 1000 === 1) {
+        await this.#sql`DELETE FROM nonces WHERE expires_at < ${new Date(this.#clock.now()).toISOString()}`;
+      }
+      // The events, each id once (its first request owns it), sorted by key so that two
+      // processes writing overlapping rows take their locks in one order.
+      const counts = items.map(() => ({ inserted: 0, duplicates: 0 }));
+      const owner = new Map<string, number>();
+      const rows: { k: number; e: StoredEvent }[] = [];
+      items.forEach((item, k) => {
+        const { batch, repeats } = uniqueBatch(item.events);
+        counts[k]!.duplicates += repeats;
+        for (const e of batch) {
+          if (owner.has(e.event.id)) counts[k]!.duplicates++;
+          else {
+            owner.set(e.event.id, k);
+            rows.push({ k, e });
+          }
+        }
+      });
+      rows.sort((a, b) =>
+        a.e.event.at < b.e.event.at ? -1 : a.e.event.at > b.e.event.at ? 1 : a.e.event.id < b.e.event.id ? -1 : 1,
+      );
+      const ev = {
+        k: [] as number[],
+        at: [] as string[],
+        id: [] as string[],
+        type: [] as string[],
+        workspace: [] as (string | null)[],
+        receivedAt: [] as string[],
+        body: [] as string[],
+      };
+      for (const { k, e } of rows) {
+        ev.k.push(k);
+        ev.at.push(new Date(e.event.at).toISOString());
+        ev.id.push(e.event.id);
+        ev.type.push(e.event.type);
+        ev.workspace.push(e.event.workspace);
+        ev.receivedAt.push(new Date(e.receivedAt).toISOString());
+        ev.body.push(JSON.stringify(e.event));
+      }
+      const req = {
+        k: items.map((_, k) => k),
+        device: items.map((i) => i.device),
+        nonce: items.map((i) => i.nonce),
+        expiresAt: items.map((i) => isoTime(i.expiresAt, 'expiresAt')),
+        at: items.map((i) => (i.at === undefined ? null : isoTime(i.at, 'at'))),
+        state: items.map((i) => (i.at === undefined ? null : JSON.stringify(i.state ?? null))),
+      };
+      const needed = partitionsNeeded(rows.map((r) => Date.parse(r.e.event.at)));
+      for (let attempt = 0; ; attempt++) {
+        await this.#ensurePartitions(needed);
+        try {
+          // One statement: every data-modifying part runs once, all on the statement's snapshot.
+          const out = await this.#statement(
+            (c) => c`
+            WITH r AS (
+              SELECT * FROM unnest(${req.k}::int[], ${req.device}::text[], ${req.nonce}::text[],
+                ${req.expiresAt}::timestamptz[], ${req.at}::timestamptz[], ${req.state}::text[])
+                AS r(k, device, nonce, expires_at, at, state)
+            ),
+            dv AS (SELECT id, user_name, revoked_at FROM devices WHERE id = ANY(${req.device}::text[])),
+            n AS (
+              INSERT INTO nonces (device, nonce, expires_at)
+              SELECT r.device, r.nonce, r.expires_at FROM r JOIN dv ON dv.id = r.device
+              ON CONFLICT DO NOTHING
+              RETURNING device, nonce
+            ),
+            ok AS (
+              SELECT r.k, r.device, r.at, r.state, dv.user_name FROM r
+              JOIN n ON n.device = r.device AND n.nonce = r.nonce
+              JOIN dv ON dv.id = r.device
+              WHERE dv.revoked_at IS NULL
+            ),
+            u AS (
+              UPDATE devices d SET last_check_in_at = ok.at, last_state = ok.state::jsonb
+              FROM ok WHERE d.id = ok.device AND ok.at IS NOT NULL
+              RETURNING d.id
+            ),
+            e AS (
+              INSERT INTO events (at, id, type, device, user_name, workspace, received_at, body)
+              SELECT x.at, x.id, x.type, ok.device, ok.user_name, x.workspace, x.received_at, x.body::json
+              FROM unnest(${ev.k}::int[], ${ev.at}::timestamptz[], ${ev.id}::text[], ${ev.type}::text[],
+                ${ev.workspace}::text[], ${ev.receivedAt}::timestamptz[], ${ev.body}::text[])
+                AS x(k, at, id, type, workspace, received_at, body)
+              JOIN ok ON ok.k = x.k
+              ORDER BY x.at, x.id
+              ON CONFLICT DO NOTHING
+              RETURNING id
+            )
+            SELECT 'n' AS kind, n.device AS a, n.nonce AS b FROM n
+            UNION ALL SELECT 'd', dv.id, dv.user_name || E'\\n' || coalesce(to_char(dv.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), '') FROM dv
+            UNION ALL SELECT 'e', e.id, NULL FROM e
+            UNION ALL SELECT 'v', value::text, NULL FROM store_revision WHERE only_row = 1`,
+          );
+          const fresh = new Set<string>();
+          const devices = new Map<string, { user: string; revokedAt: string }>();
+          const inserted = new Set<string>();
+          let revision = NaN;
+          for (const row of out) {
+            const a = String(row['a']);
+            if (row['kind'] === 'n') fresh.add(`${a}\n${String(row['b'])}`);
+            else if (row['kind'] === 'e') inserted.add(a);
+            else if (row['kind'] === 'v') revision = Number(a);
+            else {
+              const b = String(row['b']);
+              const cut = b.lastIndexOf('\n');
+              devices.set(a, { user: b.slice(0, cut), revokedAt: b.slice(cut + 1) });
+            }
+          }
+          for (const [id, k] of owner) {
+            if (inserted.has(id)) counts[k]!.inserted++;
+            else counts[k]!.duplicates++;
+          }
+          return items.map((item, k): CheckInWriteResult => {
+            const d = devices.get(item.device);
+            if (!d) return { status: 'unknown-device' };
+            if (!fresh.has(`${item.device}\n${item.nonce}`)) return { status: 'replayed' };
+            if (d.revokedAt !== '') return { status: 'revoked', revokedAt: d.revokedAt };
+            return { status: 'ok', user: d.user, revision, ...counts[k]! };
+          });
+        } catch (err) {
+          if ((err as { code?: string }).code === '23514' && attempt < 2) {
+            this.#partitions.clear();
+            continue;
+          }
+          throw err;
+        }
+      }
     });
   }
 
@@ -732,6 +883,20 @@ export class PostgresStore implements ServerStore {
   }
 
   /**
+   * Runs one statement on a reserved connection, with no BEGIN or COMMIT round trips (a single
+   * statement is its own transaction). Reserved like {@link #tx}: on the shared pool a connection
+   * killed mid-statement could end the process inside postgres.js.
+   */
+  async #statement<T>(fn: (conn: Sql) => Promise<T>): Promise<T> {
+    const conn = await this.#sql.reserve();
+    try {
+      return await fn(conn);
+    } finally {
+      conn.release();
+    }
+  }
+
+  /**
    * Replaces the query pool after a lost connection. postgres.js 3.4.9 can leave a connection
    * whose backend died with a stale write timer, so that every later query on it hangs
    * (porsager/postgres#1208, #1154); a fresh pool has none of those.
@@ -794,6 +959,126 @@ export class PostgresStore implements ServerStore {
         WHERE ${like === null ? sql`true` : sql`(name ILIKE ${like} OR ${sql(second)} ILIKE ${like})`}
         ORDER BY name COLLATE "C" LIMIT ${filter.limit ?? null}`;
       return rows.map((r) => r['body'] as T);
+    });
+  }
+
+  // --- the management console (issue 16) ---
+
+  searchEndpoints(query: EndpointQuery): Promise<{ total: number; rows: EndpointSearchRow[] }> {
+    return this.#run(async () => {
+      const q = endpointQueryParts(query);
+      const sql = this.#sql;
+      const conds: Fragment[] = [sql`true`];
+      if (q.search !== undefined) {
+        const like = `%${escapeLike(q.search)}%`;
+        conds.push(sql`(id ILIKE ${like} OR host_name ILIKE ${like} OR user_name ILIKE ${like})`);
+      }
+      if (q.state === 'revoked') conds.push(sql`revoked_at IS NOT NULL`);
+      else if (q.state === 'never') conds.push(sql`revoked_at IS NULL AND last_check_in_at IS NULL`);
+      else if (q.state === 'online')
+        conds.push(sql`revoked_at IS NULL AND last_check_in_at >= ${q.onlineSince ?? null}::timestamptz`);
+      else if (q.state === 'offline')
+        conds.push(sql`revoked_at IS NULL AND last_check_in_at < ${q.onlineSince ?? null}::timestamptz`);
+      if (q.checkedInAfter !== undefined) conds.push(sql`last_check_in_at >= ${q.checkedInAfter}::timestamptz`);
+      if (q.checkedInBefore !== undefined) conds.push(sql`last_check_in_at < ${q.checkedInBefore}::timestamptz`);
+      if (q.workspace !== undefined || q.version !== undefined)
+        conds.push(sql`EXISTS (
+          SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(last_state -> 'workspaces') = 'array' THEN last_state -> 'workspaces' ELSE '[]'::jsonb END) w
+          WHERE (${q.workspace ?? null}::text IS NULL OR coalesce(w ->> 'workspace', w ->> 'name') = ${q.workspace ?? null}::text)
+            AND (${q.version ?? null}::text IS NULL OR w ->> 'version' = ${q.version ?? null}::text))`);
+      const where = and(sql, conds);
+      const dir = sql.unsafe(q.desc ? 'DESC NULLS LAST' : 'ASC NULLS FIRST');
+      const order =
+        q.column === 'id'
+          ? sql`id COLLATE "C" ${dir}`
+          : sql`${sql(q.column)} ${dir}, id COLLATE "C" ${sql.unsafe(q.desc ? 'DESC' : 'ASC')}`;
+      const [count] = await sql`SELECT count(*)::int AS n FROM devices WHERE ${where}`;
+      const rows =
+        await sql`SELECT * FROM devices WHERE ${where} ORDER BY ${order} LIMIT ${q.limit} OFFSET ${q.offset}`;
+      return { total: Number((count as Row)['n']), rows: rows.map((r) => searchRowOf(deviceFrom(r))) };
+    });
+  }
+
+  endpointOverview(at: { onlineSince: string; daySince: string }): Promise<EndpointOverview> {
+    return this.#run(async () => {
+      const online = isoTime(at.onlineSince, 'onlineSince');
+      const day = isoTime(at.daySince, 'daySince');
+      const [c] = await this.#sql`
+        SELECT count(*)::int AS total,
+               count(*) FILTER (WHERE revoked_at IS NOT NULL)::int AS revoked,
+               count(*) FILTER (WHERE revoked_at IS NULL AND last_check_in_at >= ${online}::timestamptz)::int AS online,
+               count(*) FILTER (WHERE revoked_at IS NULL AND last_check_in_at >= ${day}::timestamptz)::int AS day
+        FROM devices`;
+      const [s] = await this.#sql`
+        SELECT count(*)::int AS n FROM devices d,
+          jsonb_array_elements(CASE WHEN jsonb_typeof(d.last_state -> 'workspaces') = 'array' THEN d.last_state -> 'workspaces' ELSE '[]'::jsonb END) w
+        WHERE d.revoked_at IS NULL AND d.last_check_in_at >= ${online}::timestamptz AND w ->> 'state' = 'running'`;
+      const r = c as Row;
+      return {
+        total: Number(r['total']),
+        onlineNow: Number(r['online']),
+        lastDay: Number(r['day']),
+        revoked: Number(r['revoked']),
+        sessionsRunning: Number((s as Row)['n']),
+      };
+    });
+  }
+
+  putConsoleSession(r: ConsoleSessionRecord): Promise<void> {
+    return this.#run(async () => {
+      await this.#sql`
+        INSERT INTO console_sessions (id, user_name, display_name, created_at, last_seen_at, expires_at)
+        VALUES (${r.id}, ${r.user}, ${r.displayName ?? null}, ${isoTime(r.createdAt, 'createdAt')},
+                ${isoTime(r.lastSeenAt, 'lastSeenAt')}, ${isoTime(r.expiresAt, 'expiresAt')})
+        ON CONFLICT (id) DO UPDATE SET user_name = excluded.user_name, display_name = excluded.display_name,
+          created_at = excluded.created_at, last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`;
+    });
+  }
+
+  getConsoleSession(id: string): Promise<ConsoleSessionRecord | undefined> {
+    return this.#run(async () => {
+      const [r] = await this.#sql`SELECT * FROM console_sessions WHERE id = ${id}`;
+      return r ? consoleSessionFrom(r) : undefined;
+    });
+  }
+
+  touchConsoleSession(id: string, at: string): Promise<boolean> {
+    return this.#run(async () => {
+      const r = await this.#sql`UPDATE console_sessions SET last_seen_at = ${isoTime(at, 'at')} WHERE id = ${id}`;
+      return r.count > 0;
+    });
+  }
+
+  deleteConsoleSession(id: string): Promise<boolean> {
+    return this.#run(async () => (await this.#sql`DELETE FROM console_sessions WHERE id = ${id}`).count > 0);
+  }
+
+  pruneConsoleSessions(before: string, idleBefore: string): Promise<number> {
+    return this.#run(
+      async () =>
+        (
+          await this.#sql`DELETE FROM console_sessions WHERE expires_at < ${isoTime(before, 'before')}
+            OR last_seen_at < ${isoTime(idleBefore, 'idleBefore')}`
+        ).count,
+    );
+  }
+
+  eventsReceivedAfter(after: ReceivedCursor, atSince: string, limit: number): Promise<StoredEvent[]> {
+    return this.#run(async () => {
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE)
+        throw new InvalidInputError(`limit ${limit} is not a page size: expected 1 to ${MAX_PAGE_SIZE}.`);
+      const received = isoTime(after.receivedAt, 'receivedAt');
+      const rows = await this.#sql`
+        SELECT device, user_name, received_at, body FROM events
+        WHERE at >= ${isoTime(atSince, 'atSince')}::timestamptz
+          AND (received_at, id) > (${received}::timestamptz, ${after.id}::text COLLATE "C")
+        ORDER BY received_at, id LIMIT ${limit}`;
+      return rows.map((r) => ({
+        device: String(r['device']),
+        user: r['user_name'] === null ? null : String(r['user_name']),
+        receivedAt: (r['received_at'] as Date).toISOString(),
+        event: r['body'] as AnyTandemEvent,
+      }));
     });
   }
 }

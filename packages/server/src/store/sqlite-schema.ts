@@ -64,4 +64,21 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   INSERT INTO store_revision (only, value) VALUES (1, 0);
   CREATE TABLE store_changes (revision INTEGER PRIMARY KEY, scope TEXT NOT NULL, id TEXT);
   `,
+  // 2: the management console (issue 16): indexes for the endpoint table's sorts, and sessions.
+  // Nothing that a check-in writes (last_check_in_at, last_state) is indexed, so check-ins pay
+  // no extra index writes; the table sorts and filters those columns by a scan (see docs).
+  `
+  CREATE INDEX devices_enrolled ON devices (enrolled_at, id);
+  CREATE INDEX devices_host ON devices (host_name, id);
+  CREATE INDEX devices_user_id ON devices (user_name, id);
+  CREATE TABLE console_sessions (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    display_name TEXT,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+  );
+  CREATE INDEX console_sessions_expires ON console_sessions (expires_at);
+  `,
 ];

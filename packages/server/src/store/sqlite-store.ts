@@ -2,7 +2,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { SQLInputValue } from 'node:sqlite';
-import { NotFoundError, systemClock } from '@tandem/core';
+import { InvalidInputError, NotFoundError, systemClock } from '@tandem/core';
 import type { AnyTandemEvent, Clock } from '@tandem/core';
 import {
   FAILURE_EVENT_TYPES,
@@ -13,6 +13,7 @@ import {
   typeList,
   uniqueBatch,
   escapeLike,
+  MAX_PAGE_SIZE,
 } from './common.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import { SQLITE_MIGRATIONS } from './sqlite-schema.js';
@@ -31,8 +32,15 @@ import type {
   StoredEvent,
   ThrottleRecord,
   WorkspaceKeyRecord,
+  ConsoleSessionRecord,
+  EndpointOverview,
+  EndpointQuery,
+  EndpointSearchRow,
+  ReceivedCursor,
 } from './types.js';
 import { bodyOf, deviceFrom, layerFrom, translate } from './sqlite-rows.js';
+import { consoleSessionFrom, searchRowOf } from './console-rows.js';
+import { endpointQueryParts } from './console-queries.js';
 import type { Row } from './sqlite-rows.js';
 
 // Taken when the module loads, so a test's fake timers never hold a write back.
@@ -753,5 +761,159 @@ export class SqliteStore implements ServerStore {
       body: string;
     }[];
     return rows.map((r) => JSON.parse(r.body) as T);
+  }
+
+  // --- the management console (issue 16) ---
+
+  searchEndpoints(query: EndpointQuery): Promise<{ total: number; rows: EndpointSearchRow[] }> {
+    return this.#run(() => {
+      const q = endpointQueryParts(query);
+      const where: string[] = [];
+      const params: SQLInputValue[] = [];
+      if (q.search !== undefined) {
+        where.push(`(id LIKE ? ESCAPE '\\' OR host_name LIKE ? ESCAPE '\\' OR user_name LIKE ? ESCAPE '\\')`);
+        const like = `%${escapeLike(q.search)}%`;
+        params.push(like, like, like);
+      }
+      if (q.state === 'revoked') where.push('revoked_at IS NOT NULL');
+      else if (q.state === 'never') where.push('revoked_at IS NULL AND last_check_in_at IS NULL');
+      else if (q.state === 'online') {
+        where.push('revoked_at IS NULL AND last_check_in_at >= ?');
+        params.push(q.onlineSince ?? '');
+      } else if (q.state === 'offline') {
+        where.push('revoked_at IS NULL AND last_check_in_at < ?');
+        params.push(q.onlineSince ?? '');
+      }
+      if (q.checkedInAfter !== undefined) {
+        where.push('last_check_in_at >= ?');
+        params.push(q.checkedInAfter);
+      }
+      if (q.checkedInBefore !== undefined) {
+        where.push('last_check_in_at < ?');
+        params.push(q.checkedInBefore);
+      }
+      if (q.workspace !== undefined || q.version !== undefined) {
+        where.push(
+          `EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(last_state) AND json_type(last_state, '$.workspaces') = 'array' THEN last_state ELSE '{"workspaces":[]}' END, '$.workspaces') j
+             WHERE (? IS NULL OR coalesce(json_extract(j.value, '$.workspace'), json_extract(j.value, '$.name')) = ?)
+               AND (? IS NULL OR json_extract(j.value, '$.version') = ?))`,
+        );
+        params.push(q.workspace ?? null, q.workspace ?? null, q.version ?? null, q.version ?? null);
+      }
+      const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+      const total = (this.#db.prepare(`SELECT count(*) AS n FROM devices ${clause}`).get(...params) as { n: number }).n;
+      const dir = q.desc ? 'DESC NULLS LAST' : 'ASC NULLS FIRST';
+      const tie = q.column === 'id' ? '' : `, id ${q.desc ? 'DESC' : 'ASC'}`;
+      const rows = this.#db
+        .prepare(`SELECT * FROM devices ${clause} ORDER BY ${q.column} ${dir}${tie} LIMIT ? OFFSET ?`)
+        .all(...params, q.limit, q.offset) as Row[];
+      return { total: Number(total), rows: rows.map((r) => searchRowOf(deviceFrom(r))) };
+    });
+  }
+
+  endpointOverview(at: { onlineSince: string; daySince: string }): Promise<EndpointOverview> {
+    return this.#run(() => {
+      const online = isoTime(at.onlineSince, 'onlineSince');
+      const day = isoTime(at.daySince, 'daySince');
+      const c = this.#db
+        .prepare(
+          `SELECT count(*) AS total,
+                  coalesce(sum(revoked_at IS NOT NULL), 0) AS revoked,
+                  coalesce(sum(revoked_at IS NULL AND last_check_in_at >= ?), 0) AS online,
+                  coalesce(sum(revoked_at IS NULL AND last_check_in_at >= ?), 0) AS day
+           FROM devices`,
+        )
+        .get(online, day) as { total: number; revoked: number; online: number; day: number };
+      const s = this.#db
+        .prepare(
+          `SELECT count(*) AS n FROM devices d,
+             json_each(CASE WHEN json_valid(d.last_state) AND json_type(d.last_state, '$.workspaces') = 'array' THEN d.last_state ELSE '{"workspaces":[]}' END, '$.workspaces') j
+           WHERE d.revoked_at IS NULL AND d.last_check_in_at >= ? AND json_extract(j.value, '$.state') = 'running'`,
+        )
+        .get(online) as { n: number };
+      return {
+        total: Number(c.total),
+        onlineNow: Number(c.online),
+        lastDay: Number(c.day),
+        revoked: Number(c.revoked),
+        sessionsRunning: Number(s.n),
+      };
+    });
+  }
+
+  putConsoleSession(r: ConsoleSessionRecord): Promise<void> {
+    return this.#write(() => {
+      this.#db
+        .prepare(
+          `INSERT INTO console_sessions (id, user_name, display_name, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET user_name = excluded.user_name, display_name = excluded.display_name,
+             created_at = excluded.created_at, last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`,
+        )
+        .run(
+          r.id,
+          r.user,
+          r.displayName ?? null,
+          isoTime(r.createdAt, 'createdAt'),
+          isoTime(r.lastSeenAt, 'lastSeenAt'),
+          isoTime(r.expiresAt, 'expiresAt'),
+        );
+    });
+  }
+
+  getConsoleSession(id: string): Promise<ConsoleSessionRecord | undefined> {
+    return this.#run(() => {
+      const r = this.#db.prepare('SELECT * FROM console_sessions WHERE id = ?').get(id) as Row | undefined;
+      return r ? consoleSessionFrom(r) : undefined;
+    });
+  }
+
+  touchConsoleSession(id: string, at: string): Promise<boolean> {
+    return this.#write(
+      () =>
+        Number(
+          this.#db.prepare('UPDATE console_sessions SET last_seen_at = ? WHERE id = ?').run(isoTime(at, 'at'), id)
+            .changes,
+        ) > 0,
+    );
+  }
+
+  deleteConsoleSession(id: string): Promise<boolean> {
+    return this.#write(() => Number(this.#db.prepare('DELETE FROM console_sessions WHERE id = ?').run(id).changes) > 0);
+  }
+
+  pruneConsoleSessions(before: string, idleBefore: string): Promise<number> {
+    return this.#write(() =>
+      Number(
+        this.#db
+          .prepare('DELETE FROM console_sessions WHERE expires_at < ? OR last_seen_at < ?')
+          .run(isoTime(before, 'before'), isoTime(idleBefore, 'idleBefore')).changes,
+      ),
+    );
+  }
+
+  eventsReceivedAfter(after: ReceivedCursor, atSince: string, limit: number): Promise<StoredEvent[]> {
+    return this.#run(() => {
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE)
+        throw new InvalidInputError(`limit ${limit} is not a page size: expected 1 to ${MAX_PAGE_SIZE}.`);
+      const rows = this.#db
+        .prepare(
+          `SELECT device, user_name, received_at, body FROM events
+           WHERE at >= ? AND (received_at > ? OR (received_at = ? AND id > ?))
+           ORDER BY received_at, id LIMIT ?`,
+        )
+        .all(
+          isoTime(atSince, 'atSince'),
+          isoTime(after.receivedAt, 'receivedAt'),
+          isoTime(after.receivedAt, 'receivedAt'),
+          after.id,
+          limit,
+        ) as Row[];
+      return rows.map((r) => ({
+        device: String(r['device']),
+        user: r['user_name'] === null ? null : String(r['user_name']),
+        receivedAt: String(r['received_at']),
+        event: JSON.parse(String(r['body'])) as AnyTandemEvent,
+      }));
+    });
   }
 }

@@ -223,3 +223,84 @@ export interface ServerStore {
   failuresSince(since: string): Promise<{ type: string; count: number }[]>;
   versionDistribution(): Promise<{ workspace: string; version: string; devices: number }[]>;
 }
+
+// --- The management console's store methods (issue 16) ---------------------------------------
+// Declared in a block of their own (interface merging), so the contract above stays as it was.
+
+/** An endpoint's state as the console filters it. */
+export type EndpointState = 'online' | 'offline' | 'never' | 'revoked';
+
+/** A page of the endpoint table: every field narrows; paged and sorted in the database. */
+export interface EndpointQuery {
+  /** Part of the device id, user or host name (case-insensitive). */
+  readonly search?: string | undefined;
+  readonly state?: EndpointState | undefined;
+  /** Checked in at or after this time counts as online (with `state`); required with `state`. */
+  readonly onlineSince?: string | undefined;
+  /** Reported running this workspace (and this version) at its last check-in. */
+  readonly workspace?: string | undefined;
+  readonly version?: string | undefined;
+  readonly checkedInAfter?: string | undefined;
+  readonly checkedInBefore?: string | undefined;
+  readonly sort?: 'device' | 'user' | 'hostName' | 'lastCheckInAt' | 'enrolledAt' | undefined;
+  readonly order?: 'asc' | 'desc' | undefined;
+  /** 1..500, default 50. */
+  readonly limit?: number | undefined;
+  readonly offset?: number | undefined;
+}
+
+/** One row of the endpoint table. */
+export interface EndpointSearchRow extends EndpointReportRow {
+  readonly enrolledAt: string;
+}
+
+/** Counts for the console's overview. */
+export interface EndpointOverview {
+  readonly total: number;
+  /** Not revoked, checked in at or after `onlineSince`. */
+  readonly onlineNow: number;
+  /** Not revoked, checked in at or after `daySince`. */
+  readonly lastDay: number;
+  readonly revoked: number;
+  /** Workspaces reported `state: "running"` by devices online now. */
+  readonly sessionsRunning: number;
+}
+
+/** A signed-in console session (the cookie's value is never stored: only its SHA-256). */
+export interface ConsoleSessionRecord {
+  /** SHA-256 (hex) of the cookie's random value. */
+  readonly id: string;
+  readonly user: string;
+  readonly displayName?: string | undefined;
+  readonly createdAt: string;
+  readonly lastSeenAt: string;
+  /** The absolute end; the idle end is `lastSeenAt` + the idle limit. */
+  readonly expiresAt: string;
+}
+
+/** Where a page of newly received events ended (the live stream's position). */
+export interface ReceivedCursor {
+  readonly receivedAt: string;
+  readonly id: string;
+}
+
+export interface ServerStore {
+  /** The endpoint table: filtered, sorted and paged by the database; `total` counts the filter's rows. */
+  searchEndpoints(query: EndpointQuery): Promise<{ total: number; rows: EndpointSearchRow[] }>;
+  /** The overview's endpoint counts. */
+  endpointOverview(at: { onlineSince: string; daySince: string }): Promise<EndpointOverview>;
+  putConsoleSession(session: ConsoleSessionRecord): Promise<void>;
+  getConsoleSession(id: string): Promise<ConsoleSessionRecord | undefined>;
+  /** Sets `lastSeenAt`; false when the session is gone. */
+  touchConsoleSession(id: string, at: string): Promise<boolean>;
+  deleteConsoleSession(id: string): Promise<boolean>;
+  /** Deletes sessions whose absolute end is before `before`, or idle since before `idleBefore`. */
+  pruneConsoleSessions(before: string, idleBefore: string): Promise<number>;
+  /**
+   * Events received after `after` (by arrival time, then id), oldest first, at most `limit`,
+   * among those whose own time is at or after `atSince`: the index on event time bounds the
+   * scan, so ingestion carries no extra index. The live stream's source; an event older than
+   * `atSince` (uploaded late by an offline endpoint) is not streamed but `queryEvents` has it.
+   */
+  eventsReceivedAfter(after: ReceivedCursor, atSince: string, limit: number): Promise<StoredEvent[]>;
+}
