@@ -21,6 +21,11 @@ export interface GroupCommitOptions<I, R> {
   readonly maxWeight?: number;
   /** An item's weight. Default 1. */
   readonly weigh?: (item: I) => number;
+  /**
+   * Items with the same key never share a write: a second one waits for the next group (say, two
+   * check-ins of one device). Default: no key, any items may share.
+   */
+  readonly key?: ((item: I) => string) | undefined;
 }
 
 /**
@@ -71,12 +76,20 @@ export class GroupCommit<I, R> {
 
   #start(): void {
     const weigh = this.#options.weigh ?? (() => 1);
+    const key = this.#options.key;
     while (this.#running < this.#inFlight && this.#waiting.length > 0) {
       let weight = 0;
       let n = 0;
+      const keys = new Set<string>();
       while (n < this.#waiting.length) {
-        const w = weigh(this.#waiting[n]!.item);
+        const item = this.#waiting[n]!.item;
+        const w = weigh(item);
         if (n > 0 && weight + w > this.#maxWeight) break;
+        if (key) {
+          const k = key(item);
+          if (keys.has(k)) break;
+          keys.add(k);
+        }
         weight += w;
         n++;
       }

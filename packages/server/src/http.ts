@@ -149,14 +149,19 @@ export function createManagementServer(options: ManagementServerOptions): Manage
       const parsed = parseBody(EnrollRequestSchema, body);
       return service.enroll(parsed, sig, { ...request, source });
     }
+    if (path === ROUTES.checkIn || path === ROUTES.events) {
+      // The hot path: the signature checked against the device's (cached) key, the body parsed,
+      // then the nonce, events and check-in in one grouped store write.
+      const sig = readSignature(req.headers);
+      const { device, time } = await service.verify(sig, request);
+      if (path === ROUTES.checkIn)
+        return service.checkInVerified(device, sig, time, parseBody(CheckInRequestSchema, body));
+      return service.ingestVerified(device, sig, time, parseBody(EventUploadRequestSchema, body).events);
+    }
     const device = await authenticateDevice(service.requestStore, service.clock, req.headers, request);
     switch (path) {
       case ROUTES.signIn:
         return service.signIn(device, parseBody(SignInRequestSchema, body), source);
-      case ROUTES.checkIn:
-        return service.checkIn(device, parseBody(CheckInRequestSchema, body));
-      case ROUTES.events:
-        return service.ingest(device, parseBody(EventUploadRequestSchema, body).events);
       case ROUTES.envelope: {
         const b = parseBody(EnvelopeRequestSchema, body);
         return service.envelope(device, b.workspace, b.user);

@@ -53,6 +53,27 @@ export async function checkSignature(
   signingKey: string,
   request: { method: string; path: string; body: Uint8Array },
 ): Promise<void> {
+  const t = verifyRequest(clock, sig, signingKey, request);
+  const fresh = await store.useNonce(sig.device, sig.nonce, new Date(t + REQUEST_WINDOW_MS).toISOString());
+  if (!fresh) throw replayed();
+}
+
+/** The 401 of a request whose nonce was seen before. */
+export function replayed(): ApiError {
+  return new ApiError(401, 'TANDEM_AUTH', 'replayed', 'This request was seen before (a replay); it was refused.');
+}
+
+/**
+ * The part of {@link checkSignature} that needs no store: the signature against `signingKey`
+ * and the timestamp against the clock. Returns the request's time (ms); the caller must still
+ * use the nonce (the check-in does so in its one grouped write).
+ */
+export function verifyRequest(
+  clock: Clock,
+  sig: RequestSignature,
+  signingKey: string,
+  request: { method: string; path: string; body: Uint8Array },
+): number {
   const data = signingInput({ ...request, device: sig.device, time: sig.time, nonce: sig.nonce });
   if (!verifyDeviceSignature(signingKey, data, sig.signature))
     throw new ApiError(401, 'TANDEM_AUTH', 'bad-signature', "The request's signature does not match the device's key.");
@@ -65,9 +86,27 @@ export async function checkSignature(
       'stale-request',
       `The request's time (${sig.time}) is more than ${REQUEST_WINDOW_MS / 60000} minutes from the server's (${new Date(now).toISOString()}); set the device's clock right (NTP).`,
     );
-  const fresh = await store.useNonce(sig.device, sig.nonce, new Date(t + REQUEST_WINDOW_MS).toISOString());
-  if (!fresh)
-    throw new ApiError(401, 'TANDEM_AUTH', 'replayed', 'This request was seen before (a replay); it was refused.');
+  return t;
+}
+
+/** The 401 of a request from a device this server does not know. */
+export function unknownDevice(): ApiError {
+  return new ApiError(
+    401,
+    'TANDEM_AUTH',
+    'unknown-device',
+    'This device is not enrolled with this server; sign in with `tandem login SERVER`.',
+  );
+}
+
+/** The 403 of a request from a revoked device. */
+export function revokedDevice(revokedAt: string): ApiError {
+  return new ApiError(
+    403,
+    'TANDEM_AUTH',
+    'revoked',
+    `This device was revoked at ${revokedAt}; its envelopes and cached credentials must be deleted. Ask your administrator.`,
+  );
 }
 
 /** Authenticates a request from an enrolled device; returns its record. */
@@ -79,20 +118,8 @@ export async function authenticateDevice(
 ): Promise<DeviceRecord> {
   const sig = readSignature(headers);
   const device = await store.getDevice(sig.device);
-  if (!device)
-    throw new ApiError(
-      401,
-      'TANDEM_AUTH',
-      'unknown-device',
-      'This device is not enrolled with this server; sign in with `tandem login SERVER`.',
-    );
+  if (!device) throw unknownDevice();
   await checkSignature(store, clock, sig, device.signingKey, request);
-  if (device.revokedAt)
-    throw new ApiError(
-      403,
-      'TANDEM_AUTH',
-      'revoked',
-      `This device was revoked at ${device.revokedAt}; its envelopes and cached credentials must be deleted. Ask your administrator.`,
-    );
+  if (device.revokedAt) throw revokedDevice(device.revokedAt);
   return device;
 }

@@ -20,12 +20,21 @@ import type {
   WireEvent,
 } from '@tandem/core/management';
 import type { z } from 'zod';
+import { REQUEST_WINDOW_MS } from '@tandem/core/management';
 import type { CheckInRequestSchema, EnrollRequestSchema, SignInRequestSchema } from '@tandem/core/management';
 import type { ServerDirectory, ServerSignInThrottle, DirectoryUserView } from './directory-port.js';
 import { ApiError } from './errors.js';
 import { GroupCommit } from './group-commit.js';
 import { compileAssignment, provisionFor, type CompiledAssignment } from './provisioning.js';
-import { checkSignature, type RequestSignature } from './request-auth.js';
+import {
+  checkSignature,
+  replayed,
+  revokedDevice,
+  unknownDevice,
+  verifyRequest,
+  type RequestSignature,
+} from './request-auth.js';
+import type { CheckInWrite, CheckInWriteResult } from './store/check-in-group.js';
 import type { ServerSecrets } from './secrets.js';
 import type { DeviceRecord, ServerStore, StoredEvent } from './store/types.js';
 
@@ -76,6 +85,13 @@ export class ManagementService {
   readonly #events: GroupCommit<readonly StoredEvent[], { inserted: number; duplicates: number }>;
   readonly #states: GroupCommit<{ id: string; at: string; state: unknown }, boolean>;
   readonly #nonces: GroupCommit<{ device: string; nonce: string; expiresAt: string }, boolean>;
+  /** The one-round-trip check-in write, when the store has it (PostgreSQL). */
+  readonly #checkIns: GroupCommit<CheckInWrite, CheckInWriteResult> | undefined;
+  /**
+   * Enrolled devices' records by id, for their keys only (an id is the hash of its keys, so they
+   * never change); user and revocation are read again by every check-in's write.
+   */
+  readonly #devices = new Map<string, DeviceRecord>();
   /**
    * What request authentication reads and writes: the store's devices, and its nonces through a
    * group commit (the nonces of concurrent requests in one write).
@@ -103,6 +119,14 @@ export class ManagementService {
       many: store.useNonces ? (items) => store.useNonces!(items) : undefined,
       one: (n) => store.useNonce(n.device, n.nonce, n.expiresAt),
     });
+    this.#checkIns = store.checkInGroup
+      ? new GroupCommit({
+          many: (items) => store.checkInGroup!(items),
+          one: (item) => store.checkInGroup!([item]).then((r) => r[0]!),
+          weigh: (item) => item.events.length + 1,
+          key: (item) => item.device,
+        })
+      : undefined;
     this.requestStore = {
       getDevice: (id) => store.getDevice(id),
       useNonce: (device, nonce, expiresAt) => this.#nonces.write({ device, nonce, expiresAt }),
@@ -258,8 +282,10 @@ export class ManagementService {
     return this.#events.write(rows);
   }
 
-  async #compiledFor(): Promise<{ list: CompiledAssignment[]; keys: Map<string, string>; revision: number }> {
-    const revision = await this.store.revision();
+  async #compiledFor(
+    known?: number,
+  ): Promise<{ list: CompiledAssignment[]; keys: Map<string, string>; revision: number }> {
+    const revision = known ?? (await this.store.revision());
     if (this.#compiled?.revision === revision) return this.#compiled;
     const [assignments, layers] = await Promise.all([this.store.listAssignments(), this.store.listPolicyLayers()]);
     const byName = new Map(layers.map((l) => [l.name, l]));
@@ -310,8 +336,8 @@ export class ManagementService {
     return undefined;
   }
 
-  async #provisioned(device: DeviceRecord, view: UserView) {
-    const { list, keys } = await this.#compiledFor();
+  async #provisioned(device: DeviceRecord, view: UserView, revision?: number) {
+    const { list, keys } = await this.#compiledFor(revision);
     const subject: PolicySubject = { user: device.user, groups: view.groups };
     return { items: provisionFor(list, subject, (w) => keys.has(w)), keys };
   }
@@ -396,10 +422,120 @@ export class ManagementService {
     // Independent reads and writes, at once: the events, the state, the revision, the account.
     const [events, , revision, view] = await Promise.all([
       this.ingest(device, body.events),
-      this.#recordCheckIn(device.id, now, { agentVersion: body.agentVersion ?? null, workspaces: body.workspaces }),
+      this.#recordCheckIn(device.id, now, checkInState(body)),
       this.store.revision(),
       this.#userView(device.user),
     ]);
+    return this.#answer(device, body, revision, view, events, nowMs);
+  }
+
+  /**
+   * The device of a signed request, its signature and time checked (not its nonce: the caller
+   * uses it). With a store that has `checkInGroup` the device's keys come from a per-process
+   * cache; otherwise it is read, and refused here when revoked.
+   */
+  async verify(
+    sig: RequestSignature,
+    request: { method: string; path: string; body: Uint8Array },
+  ): Promise<{ device: DeviceRecord; time: number }> {
+    let device = this.#checkIns ? this.#devices.get(sig.device) : undefined;
+    if (!device) {
+      device = await this.store.getDevice(sig.device);
+      if (!device) throw unknownDevice();
+      if (this.#checkIns && keysMatch(device)) {
+        if (this.#devices.size >= 100_000) this.#devices.clear();
+        this.#devices.set(device.id, device);
+      }
+    }
+    const time = verifyRequest(this.#clock, sig, device.signingKey, request);
+    return { device, time };
+  }
+
+  /**
+   * Uses a verified request's nonce and writes its events and check-in: in one grouped store
+   * write where the store can, else one write after another. Refuses a replay, an unknown and a
+   * revoked device with their typed errors.
+   */
+  async #write(
+    device: DeviceRecord,
+    sig: RequestSignature,
+    time: number,
+    events: readonly WireEvent[],
+    checkIn: { at: string; state: unknown } | undefined,
+  ): Promise<
+    | { fast: true; device: DeviceRecord; revision: number; events: EventUploadReply }
+    | { fast: false; device: DeviceRecord }
+  > {
+    const expiresAt = new Date(time + REQUEST_WINDOW_MS).toISOString();
+    if (!this.#checkIns) {
+      if (!(await this.requestStore.useNonce(sig.device, sig.nonce, expiresAt))) throw replayed();
+      if (device.revokedAt) throw revokedDevice(device.revokedAt);
+      return { fast: false, device };
+    }
+    const receivedAt = new Date(this.#clock.now()).toISOString();
+    const r = await this.#checkIns.write({
+      device: device.id,
+      nonce: sig.nonce,
+      expiresAt,
+      ...(checkIn ?? {}),
+      events: events.map((event) => ({
+        device: device.id,
+        user: device.user,
+        receivedAt,
+        event: event as unknown as AnyTandemEvent,
+      })),
+    });
+    if (r.status === 'replayed') throw replayed();
+    if (r.status === 'unknown-device') {
+      this.#devices.delete(device.id);
+      throw unknownDevice();
+    }
+    if (r.status === 'revoked') throw revokedDevice(r.revokedAt);
+    const current = r.user === device.user ? device : { ...device, user: r.user };
+    return {
+      fast: true,
+      device: current,
+      revision: r.revision,
+      events: { inserted: r.inserted, duplicates: r.duplicates },
+    };
+  }
+
+  /** A verified check-in (see {@link verify}): its nonce, events and state written, then answered. */
+  async checkInVerified(
+    device: DeviceRecord,
+    sig: RequestSignature,
+    time: number,
+    body: CheckInInput,
+  ): Promise<CheckInReply> {
+    const nowMs = this.#clock.now();
+    const w = await this.#write(device, sig, time, body.events, {
+      at: new Date(nowMs).toISOString(),
+      state: checkInState(body),
+    });
+    if (!w.fast) return this.checkIn(w.device, body);
+    const view = await this.#userView(w.device.user);
+    return this.#answer(w.device, body, w.revision, view, w.events, nowMs);
+  }
+
+  /** A verified event upload (see {@link verify}): its nonce and events written. */
+  async ingestVerified(
+    device: DeviceRecord,
+    sig: RequestSignature,
+    time: number,
+    events: readonly WireEvent[],
+  ): Promise<EventUploadReply> {
+    const w = await this.#write(device, sig, time, events, undefined);
+    return w.fast ? w.events : this.ingest(w.device, events);
+  }
+
+  async #answer(
+    device: DeviceRecord,
+    body: CheckInInput,
+    revision: number,
+    view: UserView,
+    events: EventUploadReply,
+    nowMs: number,
+  ): Promise<CheckInReply> {
     const revocation = this.#revocation(view, body.credentialsCachedAt);
     const token = createHash('sha256')
       .update(`${revision}\n${device.user}\n${revocation?.reason ?? ''}\n${view.unreachable ? 'u' : ''}`)
@@ -423,7 +559,7 @@ export class ManagementService {
         deprovisioned: [...held].sort(),
         revokeCredentials: revocation,
       };
-    const { items, keys } = await this.#provisioned(device, view);
+    const { items, keys } = await this.#provisioned(device, view, revision);
     const given = new Set(items.map((i) => i.workspace.workspace));
     const envelopes: { workspace: string; envelope: EnvelopeReply['envelope'] }[] = [];
     if (!view.unreachable)
@@ -443,5 +579,19 @@ export class ManagementService {
       envelopes,
       deprovisioned: [...held].filter((w) => !given.has(w)).sort(),
     };
+  }
+}
+
+/** What a check-in records as the device's state. */
+function checkInState(body: CheckInInput): unknown {
+  return { agentVersion: body.agentVersion ?? null, workspaces: body.workspaces };
+}
+
+/** Whether a device record's id is the one its keys give (only then are its keys cached). */
+function keysMatch(device: DeviceRecord): boolean {
+  try {
+    return devicePublicKeyOf(device.sealingKey, device.signingKey).deviceId === device.id;
+  } catch {
+    return false;
   }
 }
