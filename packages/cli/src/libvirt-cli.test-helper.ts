@@ -1,6 +1,6 @@
 // What the CLI's real-libvirt tests share: the built `tandem` run as a process with --json,
 // virsh on qemu:///system, and a small workspace on an empty qcow2 disk (not shipped).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,4 +74,80 @@ export async function smallWorkspace(dir: string, name: string, network: 'none' 
     ].join('\n'),
   );
   return file;
+}
+
+/** Waits until `probe` gives a value (a throw counts as not yet), for at most `ms`. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 240_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** An event as `tandem events --json` prints it. */
+export interface PrintedEvent {
+  id: string;
+  type: string;
+  workspace: string | null;
+  session: string | null;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read each type's data
+  data: any;
+}
+
+/** A running `tandem events --follow`: what it printed so far. */
+export interface EventFollower {
+  readonly events: PrintedEvent[];
+  /** The types printed so far, in order (only `prefixes` when given). */
+  types(...prefixes: string[]): string[];
+  /** Waits for the `n`th event of `type` (1 by default) and returns it. */
+  next(type: string, n?: number): Promise<PrintedEvent>;
+  /** Ends the process. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `tandem --state-dir STATE --json events --follow -w WORKSPACE` (pushed live by the agent
+ * when one runs) and collects each event it prints.
+ */
+export function followEvents(stateDir: string, workspace: string): EventFollower {
+  const child = spawn(
+    process.execPath,
+    [TANDEM_BIN, '--state-dir', stateDir, '--json', 'events', '--follow', '-w', workspace],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const events: PrintedEvent[] = [];
+  let buffered = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      const line = buffered.slice(0, nl).trim();
+      buffered = buffered.slice(nl + 1);
+      if (line.startsWith('{')) events.push(JSON.parse(line) as PrintedEvent);
+    }
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    events,
+    types: (...prefixes) =>
+      events.map((e) => e.type).filter((t) => prefixes.length === 0 || prefixes.some((p) => t.startsWith(p))),
+    next: (type, n = 1) =>
+      until(
+        `event ${type} (${n}) from tandem events --follow${child.exitCode !== null ? `, which exited: ${stderr}` : ''}`,
+        async () => {
+          const found = events.filter((e) => e.type === type);
+          return found.length >= n ? found[n - 1] : undefined;
+        },
+      ),
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
 }
