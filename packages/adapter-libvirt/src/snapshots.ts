@@ -1,12 +1,6 @@
-import {
-  InvalidInputError,
-  TandemError,
-  UnsupportedCapabilityError,
-  type RevertOptions,
-  type SnapshotInfo,
-  type SnapshotOps,
-} from '@tandem/core';
-import { readDomainFacts } from './domain-facts.js';
+import { InvalidInputError, TandemError, type RevertOptions, type SnapshotInfo, type SnapshotOps } from '@tandem/core';
+import { readDomainFacts, type DomainDisk } from './domain-facts.js';
+import { EncryptedDiskSnapshots } from './encrypted-snapshots.js';
 import { withDiskSecrets } from './encryption.js';
 import type { AdapterInternals } from './internals.js';
 import { mapDomainState, mapSnapshotState } from './state.js';
@@ -50,14 +44,10 @@ export class LibvirtSnapshots implements SnapshotOps {
       const xml = live.xml;
       // libvirt cannot snapshot a LUKS qcow2 disk (seen with libvirt 9 and QEMU 7.2): stopped,
       // its qemu-img call lacks the key; running, QEMU's internal snapshot kills the QEMU process.
-      // Refuse before the user's VM is lost.
+      // Tandem snapshots such a VM itself, stopped, as a copy of its disks' ciphertext.
       // A plain text test first: parsing the XML on every snapshot would cost more than the check.
-      if (/<encryption[\s>]/.test(xml) && readDomainFacts(xml).disks.some((d) => d.encryption?.usage !== undefined)) {
-        throw new UnsupportedCapabilityError(
-          `VM "${vm}" has an encrypted disk, and libvirt cannot snapshot encrypted qcow2 disks. A revertible workspace and onSessionEnd: snapshot work on it through encrypted overlays (encryptedOverlays); for other restore points keep a copy of the encrypted image (tandem pull keeps the previous version).`,
-          { details: { vm, snapshot: name, state } },
-        );
-      }
+      const encrypted = encryptedDisksOf(xml);
+      if (encrypted) return new EncryptedDiskSnapshots(vm, encrypted).create(name, options.description, state);
       const create = ['snapshot-create-as', '--domain', vm, '--name', name, '--atomic'];
       if (options.description !== undefined) create.push('--description', options.description);
       const done = this.ctx.expectEvents(vm, ['Suspended', 'Resumed']);
@@ -74,12 +64,24 @@ export class LibvirtSnapshots implements SnapshotOps {
   }
 
   async list(vm: string): Promise<SnapshotInfo[]> {
-    return this.ctx.serialize(vm, () => this.#list(vm));
+    return this.ctx.serialize(vm, async () => {
+      const own = await this.#encrypted(vm, 'snapshot list');
+      const libvirt = await this.#list(vm);
+      if (!own) return libvirt;
+      const mine = await own.list();
+      // One current snapshot at most: Tandem's own, for a VM whose disks are encrypted.
+      const anyCurrent = mine.some((s) => s.current);
+      return [...libvirt.map((s) => (anyCurrent ? { ...s, current: false } : s)), ...mine];
+    });
   }
 
   async revert(vm: string, snapshot: string, options: RevertOptions = {}): Promise<void> {
     return this.ctx.serialize(vm, async () => {
-      await this.ctx.stateOf(vm);
+      const state = await this.ctx.stateOf(vm);
+      const own = await this.#encrypted(vm, 'snapshot revert');
+      if (own && (await own.list()).some((s) => s.id === snapshot || s.name === snapshot)) {
+        return own.revert(snapshot, state);
+      }
       const done = this.ctx.expectEvents(vm, ['Started', 'Stopped', 'Suspended', 'Resumed', 'Shutdown']);
       const revert = (): Promise<string> =>
         this.#run(['snapshot-revert', '--domain', vm, '--snapshotname', snapshot], 'snapshot revert', vm, snapshot);
@@ -100,10 +102,22 @@ export class LibvirtSnapshots implements SnapshotOps {
   async delete(vm: string, snapshot: string, options: { children?: boolean } = {}): Promise<void> {
     return this.ctx.serialize(vm, async () => {
       await this.ctx.stateOf(vm);
+      const own = await this.#encrypted(vm, 'snapshot delete');
+      if (own && (await own.list()).some((s) => s.id === snapshot || s.name === snapshot)) {
+        return own.delete(snapshot, options.children ?? false);
+      }
       const args = ['snapshot-delete', '--domain', vm, '--snapshotname', snapshot];
       if (options.children) args.push('--children');
       await this.#run(args, 'snapshot delete', vm, snapshot);
     });
+  }
+
+  /** Tandem's own snapshots of the VM's encrypted disks, when it has any encrypted disk. */
+  async #encrypted(vm: string, operation: string): Promise<EncryptedDiskSnapshots | undefined> {
+    // VIR_DOMAIN_XML_INACTIVE (2): the disks the next start uses.
+    const xml = await this.ctx.withDomain(vm, operation, (d) => d.getXMLDesc(2), true);
+    const disks = encryptedDisksOf(xml);
+    return disks ? new EncryptedDiskSnapshots(vm, disks) : undefined;
   }
 
   /**
@@ -208,6 +222,13 @@ export function parseSnapshotXml(xml: string, fallbackName: string): SnapshotInf
     current: false,
     vmState: mapSnapshotState(child(root, 'state')?.text.trim()),
   };
+}
+
+/** The definition's disks when one of them is LUKS-encrypted; undefined otherwise. */
+function encryptedDisksOf(xml: string): readonly DomainDisk[] | undefined {
+  if (!/<encryption[\s>]/.test(xml)) return undefined;
+  const disks = readDomainFacts(xml).disks;
+  return disks.some((d) => d.encryption?.usage !== undefined) ? disks : undefined;
 }
 
 /** virsh died of a signal (see the runner): what it did is unknown. */
