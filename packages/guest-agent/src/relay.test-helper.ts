@@ -101,6 +101,8 @@ export class AgentProcess {
     readonly relay: ChannelRelay,
     readonly extraArgs: string[] = [],
     readonly env: NodeJS.ProcessEnv = process.env,
+    /** The Node.js binary that runs the agent (the Node 22 tests pass theirs). */
+    readonly node: string = process.execPath,
   ) {
     this.stateDir = join(relay.dir, 'state');
     this.urlSocket = join(relay.dir, 'url.sock');
@@ -116,7 +118,7 @@ export class AgentProcess {
   start(): this {
     if (!existsSync(AGENT_MAIN)) throw new Error(`${AGENT_MAIN} is missing: run npx tsc -b first`);
     const child = spawn(
-      process.execPath,
+      this.node,
       [
         AGENT_MAIN,
         '--sys-dir',
@@ -153,7 +155,7 @@ export class AgentProcess {
   /** Runs `tandem-guest-agent forward-url URL` as a guest user would. */
   forwardUrl(url: string): Promise<{ code: number; output: string }> {
     return new Promise((resolve) => {
-      const c = spawn(process.execPath, [AGENT_MAIN, 'forward-url', url, '--url-socket', this.urlSocket], {
+      const c = spawn(this.node, [AGENT_MAIN, 'forward-url', url, '--url-socket', this.urlSocket], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let output = '';
