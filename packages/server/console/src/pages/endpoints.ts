@@ -59,6 +59,8 @@ const COLUMNS: ColumnDefinition[] = [
  */
 export function EndpointsPage() {
   const host = useRef<HTMLDivElement>(null);
+  const pager = useRef<HTMLDivElement>(null);
+  const counter = useRef<HTMLSpanElement>(null);
   const table = useRef<Tabulator | undefined>(undefined);
   const filter = useRef<Filter>(EMPTY);
   const [form, setForm] = useState<Filter>(EMPTY);
@@ -67,7 +69,7 @@ export function EndpointsPage() {
   const revision = useRevision();
 
   useEffect(() => {
-    if (!host.current) return;
+    if (!host.current || !pager.current || !counter.current) return;
     const t = new Tabulator(host.current, {
       height: '65vh',
       layout: 'fitColumns',
@@ -79,6 +81,9 @@ export function EndpointsPage() {
       paginationSize: 100,
       paginationSizeSelector: [50, 100, 200, 500],
       paginationCounter: 'rows',
+      // Outside the grid: a grid holds rows only (axe's aria-required-children).
+      paginationElement: pager.current,
+      paginationCounterElement: counter.current,
       sortMode: 'remote',
       initialSort: [{ column: 'lastCheckInAt', dir: 'desc' }],
       ajaxURL: 'endpoint-search',
@@ -106,6 +111,13 @@ export function EndpointsPage() {
           return { last_page: 1, last_row: 0, data: [] };
         }
       },
+    });
+    // The scrolling holder is focusable (keyboard scrolling): make it the grid's row group and
+    // its inner table presentational, so the grid owns only row groups (axe's aria-required-children).
+    t.on('tableBuilt', () => {
+      const holder = host.current?.querySelector('.tabulator-tableholder');
+      holder?.setAttribute('role', 'rowgroup');
+      holder?.querySelector('.tabulator-table')?.setAttribute('role', 'none');
     });
     table.current = t;
     return () => {
@@ -159,5 +171,6 @@ export function EndpointsPage() {
     <p role="status" class="hint">${total === undefined ? 'Loading…' : `${total} endpoint(s) match.`}</p>
     ${failure && html`<p class="error" role="alert">${failure}</p>`}
     <div ref=${host} class="endpoints-table" aria-label="Endpoints"></div>
+    <div class="pager"><span ref=${counter}></span><span ref=${pager}></span></div>
   `;
 }
