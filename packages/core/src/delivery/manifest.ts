@@ -17,6 +17,16 @@ export interface ChunkRef {
 /** Where a chunk's compressed bytes are: index into `storage.packs`, offset and size there. */
 export type ChunkLocation = readonly [pack: number, offset: number, size: number];
 
+/**
+ * A delta object of a chunk: the chunk compressed with `base` (the id of another chunk) as its
+ * zstd dictionary, stored at `location` (like a chunk's). An endpoint holding the base rebuilds
+ * the chunk from it and checks it against the chunk's id.
+ */
+export interface DeltaRef {
+  readonly base: string;
+  readonly location: ChunkLocation;
+}
+
 /** The special pack name for "this package file" (the file form of a package). */
 export const PACKAGE_SELF = '@package';
 
@@ -26,7 +36,8 @@ export const PACKAGE_SELF = '@package';
  * directory) and in a repository (only `storage` differs).
  */
 export interface ImageManifest {
-  readonly format: 'tandem.manifest/v1';
+  /** v2 when the manifest lists deltas ({@link ImageManifest.deltas}); v1 otherwise. */
+  readonly format: 'tandem.manifest/v1' | 'tandem.manifest/v2';
   readonly workspace: {
     readonly name: string;
     readonly version: string;
@@ -53,6 +64,11 @@ export interface ImageManifest {
     /** Every distinct non-zero chunk id. */
     readonly locations: Readonly<Record<string, ChunkLocation>>;
   };
+  /**
+   * Delta objects of chunks, by chunk id (only in repositories: `tandem push` makes them against
+   * chunks of earlier versions). The whole chunk is always stored too.
+   */
+  readonly deltas?: Readonly<Record<string, readonly DeltaRef[]>>;
   /**
    * Present when the image is encrypted: chunk ids are keyed (HMAC-SHA256), chunks are
    * AES-256-GCM ciphertext, `image.sha256` is a keyed digest, and `mac` authenticates the whole
@@ -90,7 +106,7 @@ const MAX_MANIFEST_BYTES = 256 * 1024 * 1024;
  * next to the chunks it lists.
  */
 const WireSchema = z.strictObject({
-  format: z.literal('tandem.manifest/v1'),
+  format: z.union([z.literal('tandem.manifest/v1'), z.literal('tandem.manifest/v2')]),
   workspace: z.strictObject({
     name: z.string().min(1).max(63),
     version: z.string().min(1).max(128),
@@ -115,6 +131,9 @@ const WireSchema = z.strictObject({
   createdAt: z.string(),
   chunks: z.strictObject({ ids: z.base64(), lengths: z.array(z.number().int().positive()), zero: z.array(uint) }),
   storage: z.strictObject({ packs: z.array(z.string()), locations: z.array(z.number().int()) }),
+  // v2: per delta, the index of its chunk in `chunks`, its base id (32 bytes each, in one base64
+  // string) and its pack, offset and size (three numbers each, absolute).
+  deltas: z.strictObject({ of: z.array(uint), bases: z.base64(), locations: z.array(uint) }).optional(),
   encryption: z
     .strictObject({
       scheme: z.literal(ENCRYPTION_SCHEME),
@@ -186,6 +205,24 @@ export function parseManifest(bytes: Uint8Array, source: string): ImageManifest 
     offset += length;
   }
   if (next !== loc.length) throw bad('storage.locations is longer than the chunk list');
+  let deltas: Record<string, DeltaRef[]> | undefined;
+  if (wire.deltas) {
+    if (wire.format !== 'tandem.manifest/v2') throw bad('deltas need format tandem.manifest/v2');
+    const { of, locations: dl } = wire.deltas;
+    const bases = Buffer.from(wire.deltas.bases, 'base64');
+    if (bases.length !== of.length * 32 || dl.length !== of.length * 3)
+      throw bad(`deltas lists ${of.length} chunks with ${bases.length / 32} bases and ${dl.length / 3} locations`);
+    deltas = {};
+    for (let i = 0; i < of.length; i++) {
+      const chunk = chunks[of[i]!];
+      if (!chunk || chunk.zero) throw bad(`deltas names chunk ${of[i]}, which is not a stored chunk`);
+      const base = bases.toString('hex', i * 32, i * 32 + 32);
+      if (base === chunk.id) throw bad(`chunk ${chunk.id} has a delta against itself`);
+      const size = dl[i * 3 + 2]!;
+      if (size <= 0) throw bad(`the delta of chunk ${chunk.id} is empty`);
+      (deltas[chunk.id] ??= []).push({ base, location: [dl[i * 3]!, dl[i * 3 + 1]!, size] });
+    }
+  } else if (wire.format === 'tandem.manifest/v2') throw bad('format tandem.manifest/v2 without deltas');
   const manifest: ImageManifest = {
     format: wire.format,
     workspace: wire.workspace,
@@ -195,6 +232,7 @@ export function parseManifest(bytes: Uint8Array, source: string): ImageManifest 
     createdAt: wire.createdAt,
     chunks,
     storage: { packs: wire.storage.packs, locations },
+    ...(deltas ? { deltas } : {}),
     ...(wire.encryption ? { encryption: wire.encryption } : {}),
   };
   checkManifest(manifest, source);
@@ -229,6 +267,13 @@ function checkManifest(m: ImageManifest, source: string): void {
     }
   }
   if (offset !== m.image.size) fail(`chunks cover ${offset} bytes, the image has ${m.image.size}`);
+  for (const [id, refs] of Object.entries(m.deltas ?? {})) {
+    for (const r of refs) {
+      if (!HEX64.test(r.base)) fail(`the delta of chunk ${id} names base ${JSON.stringify(r.base)}, not a chunk id`);
+      if (r.location[0] >= m.storage.packs.length)
+        fail(`the delta of chunk ${id} is in pack ${r.location[0]}, which is not listed`);
+    }
+  }
 }
 
 /** Serializes a manifest: compact columns, zstd-compressed (see the wire format above). */
@@ -251,11 +296,34 @@ export function serializeManifest(manifest: ImageManifest): Buffer {
       packEnds.set(loc[0], loc[1] + loc[2]);
     }
   });
-  const { encryption, ...rest } = manifest;
+  const { encryption, deltas, ...rest } = manifest;
+  let wireDeltas: { of: number[]; bases: string; locations: number[] } | undefined;
+  const refs = Object.entries(deltas ?? {}).filter(([, r]) => r.length > 0);
+  if (refs.length > 0) {
+    const indexOf = new Map<string, number>();
+    manifest.chunks.forEach((c, i) => {
+      if (!c.zero && !indexOf.has(c.id)) indexOf.set(c.id, i);
+    });
+    const of: number[] = [];
+    const bases: Buffer[] = [];
+    const dl: number[] = [];
+    for (const [id, list] of refs) {
+      const i = indexOf.get(id);
+      if (i === undefined) throw new InvalidInputError(`A delta names chunk ${id}, which the image does not have.`);
+      for (const r of list) {
+        of.push(i);
+        bases.push(Buffer.from(r.base, 'hex'));
+        dl.push(...r.location);
+      }
+    }
+    wireDeltas = { of, bases: Buffer.concat(bases).toString('base64'), locations: dl };
+  }
   const wire = {
     ...rest,
+    format: wireDeltas ? 'tandem.manifest/v2' : 'tandem.manifest/v1',
     chunks: { ids: ids.toString('base64'), lengths, zero },
     storage: { packs: manifest.storage.packs, locations },
+    ...(wireDeltas ? { deltas: wireDeltas } : {}),
     ...(encryption ? { encryption } : {}),
   };
   return zstdCompressSync(Buffer.from(JSON.stringify(wire), 'utf8'), {

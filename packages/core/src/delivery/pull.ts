@@ -16,6 +16,7 @@ import { distinctChunks, parseManifest, sha256Hex, type ImageManifest } from './
 import { ProgressTracker, type SyncProgress } from './progress.js';
 import { seedFromFile, seedFromVersion, zeroChunkId, type NeededChunks, type SeedTarget } from './seeds.js';
 import { fetchRanges } from './fetch-ranges.js';
+import { fetchDeltas, indexBases, wantedBases, type BaseIndex } from './delta-fetch.js';
 import { ChunkWorkers, ImageCursor } from './workers.js';
 import { SeedSink, Staging, VERSION_META_DIR } from './staging.js';
 import { openStore, type OpenStoreOptions } from './store/open.js';
@@ -121,6 +122,13 @@ export interface PullResult {
   readonly bytesFetched: number;
   readonly requests: number;
   readonly chunksFetched: number;
+  /** Chunks rebuilt from a delta against a chunk this endpoint held (their deltas count in `bytesFetched`). */
+  readonly chunksFromDeltas: number;
+  /**
+   * Deltas that did not rebuild their chunk (damaged or tampered, or a base changed on disk):
+   * each of those chunks was fetched whole instead.
+   */
+  readonly deltasRejected: number;
   /**
    * Image bytes that did not cross the network: the image's size less the bytes fetched (seeds,
    * resumed chunks and compression all count). 0 when more was fetched than the image holds.
@@ -172,6 +180,8 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
   };
   let unlock: (() => Promise<void>) | undefined;
   let dataKey: DataKey | undefined;
+  let chunksFromDeltas = 0;
+  let deltasRejected = 0;
   try {
     unlock = await install.lock();
     const client = new RepositoryClient({
@@ -230,6 +240,8 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         bytesFetched: t.bytes,
         requests: t.requests,
         chunksFetched: fetched,
+        chunksFromDeltas,
+        deltasRejected,
         bytesSaved: Math.max(0, manifest.image.size - t.bytes),
         removedVersions,
       };
@@ -319,12 +331,15 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         written(offsets);
         progress.tick();
       });
+      const bases: BaseIndex = new Map();
       const seedTarget: SeedTarget = {
         needed,
         put: (id, data) => sink.put(id, data),
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(manifest.deltas ? { bases: { wanted: wantedBases(manifest, needed), found: bases } } : {}),
       };
-      for (const version of await install.versions()) {
+      const versions = await install.versions();
+      for (const version of versions) {
         if (needed.size === 0) break;
         const dir = install.versionDir(version);
         const old = await seedFromVersion(dir, seedTarget);
@@ -335,6 +350,28 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
       for (const seed of options.seeds ?? [])
         if (needed.size > 0) await seedFromFile(resolve(seed), manifest.chunking, seedTarget);
       await sink.flush();
+      // Near-duplicates: chunks rebuilt from a delta against a chunk this endpoint holds.
+      if (manifest.deltas && needed.size > 0) {
+        await indexBases(
+          versions.map((v) => install.versionDir(v)),
+          manifest,
+          needed,
+          bases,
+        );
+        const d = await fetchDeltas({
+          store,
+          manifest,
+          needed,
+          bases,
+          parallel: options.parallel ?? 8,
+          maxRangeBytes: options.maxRangeBytes ?? 8 * 1024 * 1024,
+          put: (id, data) => sink.put(id, data),
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+        await sink.flush();
+        chunksFromDeltas = d.rebuilt;
+        deltasRejected = d.rejected;
+      }
 
       const items: ChunkToFetch[] = [...needed].map(([id, e]) => {
         const [pack, offset, size] = manifest.storage.locations[id]!;

@@ -3,7 +3,24 @@ import { systemClock, type Clock } from '../clock.js';
 import { ConflictError, InvalidInputError } from '../errors.js';
 import { decompressChunk } from './compress.js';
 import { CHUNK_TAG_BYTES } from '../crypto/chunk-cipher.js';
-import { parseManifest, serializeManifest, sha256Hex, type ChunkLocation, type ImageManifest } from './manifest.js';
+import {
+  parseManifest,
+  serializeManifest,
+  sha256Hex,
+  type ChunkLocation,
+  type DeltaRef,
+  type ImageManifest,
+} from './manifest.js';
+import {
+  decodeDelta,
+  encodeDelta,
+  parseSketch,
+  ResemblanceIndex,
+  serializeSketch,
+  superFeatures,
+  zstdDictionarySupported,
+} from './delta.js';
+import { compareVersions } from './paths.js';
 import { openPackage } from './package-file.js';
 import type { RepoStore } from './store/types.js';
 import type { KeySet } from './trust/keys.js';
@@ -25,6 +42,15 @@ export interface PushOptions {
   clock?: Clock;
   expiry?: Partial<ExpiryPolicy>;
   onProgress?: (progress: PushProgress) => void;
+  /**
+   * Near-duplicate chunks as deltas (see docs/delivery.md): for each new chunk, a similar chunk
+   * of the workspace's earlier versions is found by resemblance detection and a delta against it
+   * is stored too when it is less than half the compressed chunk. `false` turns it off; default
+   * on, against the chunks of the last 2 published versions (and of every version a channel
+   * points at). Not for encrypted packages (the publisher holds no key), nor on a Node.js whose
+   * zstd has no dictionaries.
+   */
+  deltas?: false | { versions?: number };
 }
 
 /** Progress and result counters of a push. */
@@ -37,6 +63,9 @@ export interface PushProgress {
   readonly bytesUploaded: number;
   /** Compressed bytes not uploaded because the repository had them. */
   readonly bytesSkipped: number;
+  /** Delta objects stored (see {@link PushOptions.deltas}), and their bytes. */
+  readonly deltas: number;
+  readonly deltaBytes: number;
 }
 
 /** What {@link pushPackage} did. */
@@ -75,6 +104,9 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
   const packSize = options.packSize ?? 64 * 1024 * 1024;
   if (!Number.isSafeInteger(packSize) || packSize < 1024 * 1024)
     throw new InvalidInputError(`packSize ${packSize} is too small; use at least 1 MiB.`);
+  const deltaVersions = options.deltas === false ? 0 : (options.deltas?.versions ?? 2);
+  if (!Number.isSafeInteger(deltaVersions) || deltaVersions < 0)
+    throw new InvalidInputError(`deltas.versions ${deltaVersions}: expected a whole number of versions, 0 or more.`);
   const { store } = options;
   const pkg = await openPackage(options.package);
   try {
@@ -98,6 +130,8 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
         chunksSkipped: ids.length,
         bytesUploaded: 0,
         bytesSkipped: 0,
+        deltas: 0,
+        deltaBytes: 0,
       };
       return {
         ...zero,
@@ -110,12 +144,25 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
     }
 
     // Every chunk any published version already has, and where.
-    const known = new Map<string, { pack: string; offset: number; size: number }>();
+    const known = new Map<string, KnownChunk>();
+    const published: { path: string; file: TargetFile; manifest: ImageManifest }[] = [];
     for (const [path, file] of Object.entries(trusted.targets.targets)) {
       const other = await fetchVerified(store, path, file);
+      published.push({ path, file, manifest: other });
+      const lengths = new Map(other.chunks.map((c) => [c.id, c.length]));
       for (const [id, [p, offset, size]] of Object.entries(other.storage.locations)) {
-        if (!known.has(id)) known.set(id, { pack: other.storage.packs[p]!, offset, size });
+        if (!known.has(id)) known.set(id, { pack: other.storage.packs[p]!, offset, size, length: lengths.get(id)! });
       }
+    }
+    const useDeltas = deltaVersions > 0 && !m.encryption && zstdDictionarySupported();
+    // Super-features of the candidate bases (and of every chunk this version shares with them).
+    const index = new ResemblanceIndex();
+    if (!m.encryption) {
+      const mine = published.filter((p) => p.file.custom.workspace === m.workspace.name);
+      mine.sort((a, b) => compareVersions(a.file.custom.version, b.file.custom.version));
+      const recent = mine.slice(Math.max(0, mine.length - Math.max(1, deltaVersions)));
+      const chosen = new Set([...recent, ...mine.filter((p) => p.file.custom.channels.length > 0)]);
+      for (const p of mine.filter((x) => chosen.has(x))) await loadSketch(store, p.path, p.manifest, known, index);
     }
 
     const packs: string[] = [];
@@ -130,19 +177,50 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
       return i;
     };
     const locations: Record<string, ChunkLocation> = {};
-    const progress = { chunks: ids.length, chunksUploaded: 0, chunksSkipped: 0, bytesUploaded: 0, bytesSkipped: 0 };
+    const progress = {
+      chunks: ids.length,
+      chunksUploaded: 0,
+      chunksSkipped: 0,
+      bytesUploaded: 0,
+      bytesSkipped: 0,
+      deltas: 0,
+      deltaBytes: 0,
+    };
+    const deltas: Record<string, DeltaRef[]> = {};
+    let pendingDeltas: { id: string; base: string; data: Buffer }[] = [];
+    let pendingDeltaBytes = 0;
+    const sketch = new Map<string, Uint32Array>();
     const newPacks: string[] = [];
     let pending: { id: string; data: Buffer }[] = [];
     const pendingIds = new Set<string>();
     let pendingBytes = 0;
-    const flush = async (): Promise<void> => {
-      if (pending.length === 0) return;
-      const body = Buffer.concat(pending.map((p) => p.data));
+    const writePack = async (parts: readonly { data: Buffer }[]): Promise<number> => {
+      const body = Buffer.concat(parts.map((p) => p.data));
       const digest = createHash('sha256').update(body).digest('hex');
       const path = `packs/${digest.slice(0, 2)}/${digest}.pack`;
       if (!(await store.has(path))) await store.put!(path, body);
       newPacks.push(path);
-      const i = indexOf(path);
+      return indexOf(path);
+    };
+    // Deltas go to packs of their own: whole chunks stay back to back for cold pulls, and the
+    // deltas of an update are neighbours for the endpoints that fetch only them.
+    const flushDeltas = async (): Promise<void> => {
+      if (pendingDeltas.length === 0) return;
+      const i = await writePack(pendingDeltas);
+      let at = 0;
+      for (const d of pendingDeltas) {
+        deltas[d.id] = [{ base: d.base, location: [i, at, d.data.length] }];
+        at += d.data.length;
+      }
+      progress.deltas += pendingDeltas.length;
+      progress.deltaBytes += at;
+      pendingDeltas = [];
+      pendingDeltaBytes = 0;
+    };
+    const flush = async (): Promise<void> => {
+      if (pending.length === 0) return;
+      const body = { length: pending.reduce((n, p) => n + p.data.length, 0) };
+      const i = await writePack(pending);
       let at = 0;
       for (const p of pending) {
         locations[p.id] = [i, at, p.data.length];
@@ -162,6 +240,8 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
       const loc = m.storage.locations[chunk.id]!;
       const have = known.get(chunk.id);
       if (have) {
+        if (!m.encryption && !index.featuresOf(chunk.id))
+          sketch.set(chunk.id, await featuresFromRepo(store, chunk.id, have));
         locations[chunk.id] = [indexOf(have.pack), have.offset, have.size];
         progress.chunksSkipped++;
         progress.bytesSkipped += have.size;
@@ -171,15 +251,34 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
       // An encrypted chunk can only be checked with its key, which a publisher need not hold:
       // its size is checked here, its content by every endpoint that decrypts it.
       if (m.encryption) checkEncryptedChunkSize(pkg.path, chunk.id, chunk.length, data);
-      else checkPackagedChunk(pkg.path, chunk.id, chunk.length, data);
+      else {
+        const plain = checkPackagedChunk(pkg.path, chunk.id, chunk.length, data);
+        const sfs = superFeatures(plain);
+        sketch.set(chunk.id, sfs);
+        const baseId = useDeltas ? index.find(sfs, chunk.id) : undefined;
+        const base = baseId ? known.get(baseId) : undefined;
+        if (baseId && base) {
+          const delta = await makeDelta(store, plain, baseId, base, data.length);
+          if (delta) {
+            pendingDeltas.push({ id: chunk.id, base: baseId, data: delta });
+            pendingDeltaBytes += delta.length;
+            if (pendingDeltaBytes >= packSize) await flushDeltas();
+          }
+        }
+      }
       pending.push({ id: chunk.id, data });
       pendingIds.add(chunk.id);
       pendingBytes += data.length;
       if (pendingBytes >= packSize) await flush();
     }
     await flush();
+    await flushDeltas();
 
-    const manifest: ImageManifest = { ...m, storage: { packs, locations } };
+    const manifest: ImageManifest = {
+      ...m,
+      storage: { packs, locations },
+      ...(Object.keys(deltas).length > 0 ? { deltas } : {}),
+    };
     const bytes = serializeManifest(manifest);
     // TUF consistent snapshots: the hash-prefixed copy is what TUF clients (and Tandem) read; the
     // plain path stays for Tandem endpoints older than that copy.
@@ -196,6 +295,13 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
         imageSize: m.image.size,
       },
     };
+    if (!m.encryption) {
+      const order = [...new Set(m.chunks.filter((c) => !c.zero).map((c) => c.id))];
+      await store.put(
+        sketchPathFor(manifestPath),
+        serializeSketch(order, (id) => sketch.get(id) ?? index.featuresOf(id)),
+      );
+    }
     await updateTargets(options, (targets) =>
       withChannels({ ...targets, [manifestPath]: target }, manifestPath, options.channels ?? []),
     );
@@ -222,8 +328,8 @@ function checkEncryptedChunkSize(path: string, id: string, length: number, data:
   }
 }
 
-/** Checks that a chunk read from a package decompresses to the bytes its id names. */
-function checkPackagedChunk(path: string, id: string, length: number, data: Buffer): void {
+/** Checks that a chunk read from a package decompresses to the bytes its id names; returns them. */
+function checkPackagedChunk(path: string, id: string, length: number, data: Buffer): Buffer {
   let plain: Buffer | undefined;
   let cause: unknown;
   try {
@@ -237,6 +343,73 @@ function checkPackagedChunk(path: string, id: string, length: number, data: Buff
       { ...(cause ? { cause } : {}), details: { path, chunk: id } },
     );
   }
+  return plain;
+}
+
+/** A chunk some published version has: where its stored bytes are, and its length. */
+interface KnownChunk {
+  readonly pack: string;
+  readonly offset: number;
+  readonly size: number;
+  readonly length: number;
+}
+
+/** Where push keeps a version's super-features (publisher-side only; see serializeSketch). */
+function sketchPathFor(manifestPath: string): string {
+  return manifestPath.replace(/\.manifest$/, '.sketch');
+}
+
+/** Reads a published chunk from the repository and checks it against its id. */
+async function readKnown(store: RepoStore, id: string, c: KnownChunk): Promise<Buffer> {
+  const data = await store.getRange(c.pack, c.offset, c.size);
+  const plain = decompressChunk(data, c.length, id);
+  if (plain.length !== c.length || hash('sha256', plain, 'hex') !== id)
+    throw new ConflictError(
+      `Chunk ${id} in ${c.pack} of ${store.location} does not match its id; repair the repository before pushing.`,
+    );
+  return plain;
+}
+
+async function featuresFromRepo(store: RepoStore, id: string, c: KnownChunk): Promise<Uint32Array> {
+  return superFeatures(await readKnown(store, id, c));
+}
+
+/**
+ * Adds a published version's chunks to the resemblance index: from its sketch, or (a version
+ * pushed before sketches existed) from its chunks, read from the repository once.
+ */
+async function loadSketch(
+  store: RepoStore,
+  manifestPath: string,
+  manifest: ImageManifest,
+  known: ReadonlyMap<string, KnownChunk>,
+  index: ResemblanceIndex,
+): Promise<void> {
+  const data = await store.get(sketchPathFor(manifestPath));
+  const parsed = data ? parseSketch(data) : null;
+  for (const c of manifest.chunks) {
+    if (c.zero || index.featuresOf(c.id)) continue;
+    const sfs = parsed?.get(c.id) ?? (await featuresFromRepo(store, c.id, known.get(c.id)!));
+    index.add(c.id, sfs);
+  }
+}
+
+/**
+ * A delta of `plain` against a published base chunk, checked by rebuilding the chunk from it; or
+ * null when it is not clearly smaller (half) than the chunk's stored size.
+ */
+async function makeDelta(
+  store: RepoStore,
+  plain: Buffer,
+  baseId: string,
+  base: KnownChunk,
+  storedSize: number,
+): Promise<Buffer | null> {
+  const baseBytes = await readKnown(store, baseId, base);
+  const delta = encodeDelta(plain, baseBytes);
+  if (delta.length * 2 > storedSize) return null;
+  if (!decodeDelta(delta, baseBytes, plain.length).equals(plain)) return null;
+  return delta;
 }
 
 function withChannels(

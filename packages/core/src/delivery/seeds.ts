@@ -3,6 +3,7 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError } from '../errors.js';
 import { chunkFile, type ChunkingParams } from './fastcdc.js';
+import type { BaseLocation } from './delta-fetch.js';
 import { parseManifest, type ImageManifest } from './manifest.js';
 
 /** The chunks still missing, by id, with every offset each one goes to. */
@@ -14,6 +15,11 @@ export interface SeedTarget {
   /** Takes a verified chunk that is needed (and removes it from `needed`). */
   readonly put: (id: string, data: Uint8Array) => Promise<void>;
   readonly signal?: AbortSignal;
+  /**
+   * Bases of deltas to look for in seed files: where each one found is goes into `found` (the
+   * chunk is hashed, not kept).
+   */
+  readonly bases?: { readonly wanted: ReadonlySet<string>; readonly found: Map<string, BaseLocation> };
 }
 
 const BLOCK = 16 * 1024 * 1024;
@@ -67,12 +73,15 @@ export async function seedFromVersion(versionDir: string, target: SeedTarget): P
  */
 export async function seedFromFile(path: string, params: ChunkingParams, target: SeedTarget): Promise<void> {
   const lengths = new Set([...target.needed.values()].map((e) => e.length));
+  const bases = target.bases?.wanted.size ? target.bases : undefined;
   try {
     for await (const chunk of chunkFile(path, params)) {
       if (target.needed.size === 0 || target.signal?.aborted) return;
-      if (!lengths.has(chunk.length)) continue;
+      if (!lengths.has(chunk.length) && !bases) continue;
       const id = digest('sha256', chunk.data, 'hex');
       if (target.needed.has(id)) await target.put(id, chunk.data);
+      else if (bases?.wanted.has(id) && !bases.found.has(id))
+        bases.found.set(id, { file: path, offset: chunk.offset, length: chunk.length });
     }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
