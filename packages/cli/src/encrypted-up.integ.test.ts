@@ -9,7 +9,7 @@
 // the VM), the state and install directories and libvirt's secret directories.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,13 +18,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diskKeyFor } from '@tandem/core';
 import { DataKey } from '@tandem/core/crypto';
 import { integrationGate } from '@tandem/core/testing';
+import { filesUnder, keyForms, keyLeaks, recordingShims, sampleProcesses } from './key-leak.test-helper.js';
 
 const run = promisify(execFile);
 const URI = 'qemu:///system';
 const BIN = fileURLToPath(new URL('../bin/tandem.js', import.meta.url));
 const MIB = 1024 * 1024;
-/** The tools the CLI and the libvirt adapter run, each recorded by a shim. */
-const TOOLS = ['virsh', 'qemu-img', 'qemu-nbd', 'mkfifo'];
 
 const gate = await integrationGate(
   'libvirt/QEMU with qemu-nbd (tandem up of an encrypted workspace)',
@@ -40,44 +39,6 @@ const gate = await integrationGate(
   },
   'as root, install libvirt-daemon-system, libvirt-clients, qemu-system-x86 and qemu-utils and start virtlogd and libvirtd (bash .ci/run does)',
 );
-
-async function which(tool: string): Promise<string> {
-  return (await run('sh', ['-c', `command -v ${tool}`])).stdout.trim();
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true }).catch(() => []))
-    if (e.isFile()) out.push(join(e.parentPath, e.name));
-  return out;
-}
-
-/** Reads every process's argv and environment over and over until stopped. */
-function sampleProcesses(): { stop: () => Promise<{ cmdlines: Set<string>; environs: Set<string> }> } {
-  const cmdlines = new Set<string>();
-  const environs = new Set<string>();
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      const pids = (await readdir('/proc').catch(() => [])).filter((p) => /^\d+$/.test(p));
-      await Promise.all(
-        pids.map(async (pid) => {
-          const cmd = await readFile(`/proc/${pid}/cmdline`).catch(() => undefined);
-          if (cmd && cmd.length > 0) cmdlines.add(cmd.toString('latin1').replaceAll('\0', ' '));
-          const env = await readFile(`/proc/${pid}/environ`).catch(() => undefined);
-          if (env && env.length > 0) environs.add(env.toString('latin1').replaceAll('\0', '\n'));
-        }),
-      );
-    }
-  })();
-  return {
-    stop: async () => {
-      stopped = true;
-      await loop;
-      return { cmdlines, environs };
-    },
-  };
-}
 
 describe.skipIf(!gate.enabled)('tandem up of an encrypted workspace on qemu:///system', () => {
   const name = `cli-enc-${randomBytes(3).toString('hex')}`;
@@ -118,16 +79,7 @@ describe.skipIf(!gate.enabled)('tandem up of an encrypted workspace on qemu:///s
     await chmod(dir, 0o755); // QEMU runs as libvirt-qemu and must reach the image
     shims = join(dir, 'shims');
     await mkdir(shims);
-    for (const tool of TOOLS) {
-      const real = await which(tool);
-      const shim = join(shims, tool);
-      // Each call's argv, one line, and its environment, appended before the real tool runs.
-      await writeFile(
-        shim,
-        `#!/bin/sh\n{ printf '%s ' "$0" "$@"; printf '\\n'; env; } >> '${argvLog()}'\nexec '${real}' "$@"\n`,
-      );
-      await chmod(shim, 0o755);
-    }
+    await recordingShims(shims, argvLog());
   });
 
   afterAll(async () => {
@@ -247,13 +199,8 @@ describe.skipIf(!gate.enabled)('tandem up of an encrypted workspace on qemu:///s
     const dataKeyBytes = Buffer.from(keyText.key, 'base64url');
     using dataKey = new DataKey(dataKeyBytes);
     const diskKey = diskKeyFor(dataKey);
-    const forms = [dataKeyBytes, diskKey].flatMap((k) => [
-      k.toString('hex'),
-      k.toString('hex').toUpperCase(),
-      k.toString('base64'),
-      k.toString('base64url'),
-    ]);
     const rawKeys = [dataKeyBytes, diskKey];
+    const forms = keyForms(rawKeys);
     // The search finds what it looks for: the administrator's key file holds the key.
     expect(forms.some((f) => keyText.key === f)).toBe(true);
 
@@ -271,7 +218,6 @@ describe.skipIf(!gate.enabled)('tandem up of an encrypted workspace on qemu:///s
       ['the event store (tandem events)', JSON.stringify(events.json)],
       ["libvirt's log of the VM", await readFile(`/var/log/libvirt/qemu/${vm}.log`, 'utf8').catch(() => '')],
     ];
-    for (const [where, text] of texts) for (const form of forms) expect(text.includes(form), `${where}`).toBe(false);
     const files = [
       ...(await filesUnder(state)),
       ...(await filesUnder(install)),
@@ -280,11 +226,7 @@ describe.skipIf(!gate.enabled)('tandem up of an encrypted workspace on qemu:///s
       ...(await filesUnder('/run/libvirt/secrets')),
     ];
     expect(files.some((f) => f.endsWith('.sqlite') || f.includes('events'))).toBe(true);
-    for (const file of files) {
-      const data = await readFile(file).catch(() => Buffer.alloc(0));
-      for (const needle of [...rawKeys, ...forms.map((f) => Buffer.from(f))])
-        expect(data.includes(needle), `${file} holds a key`).toBe(false);
-    }
+    expect(await keyLeaks(rawKeys, { texts, files })).toEqual([]);
     diskKey.fill(0);
     dataKeyBytes.fill(0);
 
