@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { SetupStepParams } from '@tandem/core/guest';
@@ -10,8 +10,32 @@ import { guestFailure, type SetupApplier } from './setup.js';
 /**
  * First-time setup on Linux: the hostname through /proc/sys/kernel/hostname (now) and
  * /etc/hostname (at every boot), and domain join through `realm join`, the password on stdin.
+ * A step asks the host for a restart when the guest says one is pending after it:
+ * `/run/reboot-required` exists (Debian's and Ubuntu's convention; a join that installs packages
+ * or an image's own scripts write it).
  */
 export function linuxSetup(paths: GuestPaths, run: ProgramRunner): SetupApplier {
+  const applier = linuxSteps(paths, run);
+  const pending = async <T extends { message: string; rebootRequired: boolean }>(outcome: T): Promise<T> => {
+    if (outcome.rebootRequired || paths.run === undefined) return outcome;
+    const marker = join(paths.run, 'reboot-required');
+    const found = await access(marker).then(
+      () => true,
+      () => false,
+    );
+    return found
+      ? { ...outcome, message: `${outcome.message} (${marker}: restart pending)`, rebootRequired: true }
+      : outcome;
+  };
+  return {
+    ...applier,
+    computerName: async (name, signal) => pending(await applier.computerName(name, signal)),
+    network: async (params, signal) => pending(await applier.network(params, signal)),
+    domainJoin: async (params, signal) => pending(await applier.domainJoin(params, signal)),
+  };
+}
+
+function linuxSteps(paths: GuestPaths, run: ProgramRunner): SetupApplier {
   const setHostname = async (name: string): Promise<void> => {
     await writeFile(join(paths.proc, 'sys', 'kernel', 'hostname'), `${name}\n`);
   };
