@@ -90,7 +90,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     ...(values['sys-dir'] ? { sysDir: values['sys-dir'] } : {}),
     ...(values['dev-dir'] ? { devDir: values['dev-dir'] } : {}),
     ...(values['proc-dir'] || values['etc-dir']
-      ? { paths: { proc: values['proc-dir'] ?? '/proc', etc: values['etc-dir'] ?? '/etc', run: '/run' } }
+      ? { paths: { proc: values['proc-dir'] ?? '/proc', etc: values['etc-dir'] ?? '/etc' } }
       : {}),
   };
   try {
