@@ -41,6 +41,7 @@ const BENCHES = [
     needs: ['postgres'],
   },
   { name: 'server', what: 'sustained signed check-ins against server processes (issue 15)', needs: ['postgres'] },
+  { name: 'server-parts', what: 'the CPU cost of each piece of a check-in, alone (issue 15)', needs: [] },
 ];
 
 function missing(need) {

@@ -5,12 +5,15 @@
 // --seconds, latency percentiles, and the events counted in the database afterwards: every
 // answered check-in's 10 events there once, none lost, none duplicated.
 //
+// It also reports the CPU time per check-in of the server processes, of PostgreSQL and of itself
+// (from /proc), and the load average, since other work may share the machine.
+//
 //   npx tsc -b && TANDEM_TEST_POSTGRES=postgres://tandem_test:tandem_test@127.0.0.1:5432/tandem_test \
 //     node bench/server.mjs [--seconds 60] [--processes 2] [--devices 2000] [--concurrency 64] [--only postgres|sqlite]
 import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -36,6 +39,47 @@ const CONCURRENCY = Number(arg('concurrency', 64));
 const ONLY = arg('only', '');
 const PG = process.env.TANDEM_BENCH_POSTGRES ?? process.env.TANDEM_TEST_POSTGRES;
 const here = dirname(fileURLToPath(import.meta.url));
+
+// CPU time (ms, user + system) of processes, from /proc: the server processes, and every
+// process named postgres (the PostgreSQL backends serving this run and the cluster's own
+// workers). Taken around the timed phase, so the cost per check-in can be said per component
+// even when other work shares the machine.
+async function cpuMs(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
+async function postgresPids() {
+  const out = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if ((await readFile(`/proc/${name}/comm`, 'utf8')).trim() === 'postgres') out.push(Number(name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+async function cpuSnapshot(children) {
+  const self = process.cpuUsage();
+  return {
+    server: await cpuMs(children.map((c) => c.child.pid)),
+    postgres: await cpuMs(await postgresPids()),
+    load: (self.user + self.system) / 1000,
+  };
+}
+async function loadAverage() {
+  return (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).map(Number);
+}
 
 function raw(key) {
   return key.export({ format: 'jwk' });
@@ -80,8 +124,35 @@ function events(device, now) {
   return list;
 }
 
+// The load generator is kept cheap, since it shares the 2 cores with the server and PostgreSQL:
+// a check-in body is put together from JSON pieces made once (per event kind and per device),
+// with fresh event ids (this run's random prefix and a counter: unique, 8..64 characters) and
+// times; only the signature is made per request, here (the server checks each nonce once, so
+// nothing can be signed ahead).
+const RUN = randomBytes(6).toString('hex');
+let eventCounter = 0;
+const templates = events({ id: '0'.repeat(32) }, Date.now()).map((e) => {
+  const text = JSON.stringify({ ...e, id: '\u0001', at: '\u0002' });
+  const [head, rest] = text.split('"\\u0001"');
+  const [middle, tail] = rest.split('"\\u0002"');
+  return { head, middle, tail };
+});
+function cheapBody(device, token) {
+  const session = `quickstart-${device.id.slice(0, 6)}`;
+  device.tails ??= templates.map((t) => t.tail.replace('quickstart-000000', session));
+  const now = Date.now();
+  let out = `{${token === undefined ? '' : `"token":${JSON.stringify(token)},`}"agentVersion":"0.1.0","workspaces":[{"workspace":"quickstart","version":"1.0.0","state":"running"}],"events":[`;
+  for (let i = 0; i < templates.length; i++) {
+    const t = templates[i];
+    const id = `${RUN}-${(eventCounter++).toString(36).padStart(8, '0')}`;
+    const at = new Date(now - (10 - i) * 6000).toISOString();
+    out += `${i ? ',' : ''}${t.head}"${id}"${t.middle}"${at}"${device.tails[i]}`;
+  }
+  return out + ']}';
+}
+
 function post(agent, url, path, device, payload) {
-  const body = Buffer.from(JSON.stringify(payload));
+  const body = Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
   const time = new Date().toISOString();
   const nonce = randomBytes(16).toString('base64url');
   const sig = sign(null, signingInput({ method: 'POST', path, device: device.id, time, nonce, body }), device.key);
@@ -148,6 +219,7 @@ async function copyBaseline(database, rowCount) {
   for (let i = 0; i < rows.length; i += 1000) batches.push(rows.slice(i, i + 1000));
   const sql = postgres(database, { max: 4, onnotice: () => undefined, connection: { search_path: schema } });
   let next = 0;
+  const pg0 = await cpuMs(await postgresPids());
   const start = performance.now();
   await Promise.all(
     Array.from({ length: 4 }, async () => {
@@ -160,10 +232,15 @@ async function copyBaseline(database, rowCount) {
     }),
   );
   const seconds = (performance.now() - start) / 1000;
+  const pg1 = await cpuMs(await postgresPids());
   const [c] = await sql`SELECT count(*)::int AS n FROM events`;
   await sql.unsafe(`DROP SCHEMA "${schema}" CASCADE`);
   await sql.end({ timeout: 5 });
-  return { rows: c.n, perSecond: Math.round(c.n / seconds) };
+  return {
+    rows: c.n,
+    perSecond: Math.round(c.n / seconds),
+    postgresCpuMsPer1000Rows: Number((((pg1 - pg0) / c.n) * 1000).toFixed(1)),
+  };
 }
 
 async function run(label, database, schema) {
@@ -215,6 +292,8 @@ async function run(label, database, schema) {
     let failed = 0;
     let changed = 0;
     let next = 0;
+    const cpu0 = await cpuSnapshot(children);
+    const load0 = await loadAverage();
     const deadline = Date.now() + SECONDS * 1000;
     const started = Date.now();
     const worker = async (w) => {
@@ -225,12 +304,7 @@ async function run(label, database, schema) {
         const url = children[(w + device.n++) % children.length].url;
         const t0 = performance.now();
         try {
-          const r = await post(agent, url, ROUTES.checkIn, device, {
-            ...(device.token ? { token: device.token } : {}),
-            agentVersion: '0.1.0',
-            workspaces: [{ workspace: 'quickstart', version: '1.0.0', state: 'running' }],
-            events: events(device, Date.now()),
-          });
+          const r = await post(agent, url, ROUTES.checkIn, device, cheapBody(device, device.token));
           if (r.status === 200) {
             ok++;
             device.token = r.json.token;
@@ -246,6 +320,8 @@ async function run(label, database, schema) {
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, (_, w) => worker(w)));
     const elapsed = (Date.now() - started) / 1000;
+    const cpu1 = await cpuSnapshot(children);
+    const load1 = await loadAverage();
     agent.destroy();
     for (const c of children) {
       const exited = new Promise((r) => c.child.once('exit', r));
@@ -286,12 +362,21 @@ async function run(label, database, schema) {
       eventsInDatabase: rows,
       distinctIds: distinct,
       lostOrDuplicated: rows !== (ok + warm) * 10 || distinct !== rows,
+      // CPU ms per answered check-in during the timed phase, per component; on this machine's
+      // 2 cores, 2000 / (their sum) check-ins per second is the most the CPU allows.
+      cpuMsPerCheckIn: {
+        server: Number(((cpu1.server - cpu0.server) / ok).toFixed(3)),
+        postgres: Number(((cpu1.postgres - cpu0.postgres) / ok).toFixed(3)),
+        loadGenerator: Number(((cpu1.load - cpu0.load) / ok).toFixed(3)),
+      },
+      loadAverageBeforeAfter: [load0[0], load1[0]],
     };
     if (schema) {
       const copy = await copyBaseline(database, rows);
       result.eventsPerSecondThroughServer = Math.round((ok * 10) / elapsed);
       result.copyRowsPerSecond = copy.perSecond;
       result.serverOfCopy = Number((result.eventsPerSecondThroughServer / copy.perSecond).toFixed(3));
+      result.copyPostgresCpuMsPer1000Rows = copy.postgresCpuMsPer1000Rows;
     }
     console.log(JSON.stringify(result));
     return result;
