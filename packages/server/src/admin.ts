@@ -1,13 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import { InvalidInputError, NotFoundError, systemClock, type Clock, type PolicySubject } from '@tandem/core';
+import {
+  InvalidInputError,
+  NotFoundError,
+  formatDecision,
+  parsePolicyLayer,
+  systemClock,
+  type Clock,
+  type PolicyQuestion,
+  type PolicySubject,
+} from '@tandem/core';
 import { DataKey } from '@tandem/core/crypto';
-import { compileAssignment, policyLayerInput, provisionFor } from './provisioning.js';
+import { assignmentCovers, compileAssignment, policyLayerInput, provisionFor } from './provisioning.js';
+import { reportedWorkspaces } from './store/common.js';
 import type { ServerSecrets } from './secrets.js';
 import type {
   AssignmentRecord,
   AuditRecord,
   BuiltinGroupRecord,
   DeviceRecord,
+  EndpointQuery,
   EventFilter,
   ServerStore,
 } from './store/types.js';
@@ -309,4 +320,262 @@ export class AdminService {
   audit(filter: { actor?: string; since?: string; limit?: number } = {}) {
     return this.#o.store.queryAudit(filter);
   }
+
+  // --- The management console's actions (issue 16); each is also `POST /v1/admin/<action>` and
+  // a `tandem admin` command. ---
+
+  /** Online now / last day, sessions running, failures of the last day, version spread. */
+  async overview(onlineWindowMs = ONLINE_WINDOW_MS) {
+    const now = this.#clock.now();
+    const daySince = new Date(now - 24 * 3600_000).toISOString();
+    const [endpoints, failures, versions] = await Promise.all([
+      this.#o.store.endpointOverview({ onlineSince: new Date(now - onlineWindowMs).toISOString(), daySince }),
+      this.#o.store.failuresSince(daySince),
+      this.#o.store.versionDistribution(),
+    ]);
+    const { sessionsRunning, ...counts } = endpoints;
+    return {
+      generatedAt: new Date(now).toISOString(),
+      onlineWindowMs,
+      endpoints: counts,
+      sessionsRunning,
+      failuresLastDay: { total: failures.reduce((n, f) => n + f.count, 0), byType: failures },
+      versions,
+    };
+  }
+
+  /**
+   * A page of the endpoint table (search, filter, sort in the store). `state` online/offline is
+   * relative to now minus the online window (5 minutes).
+   */
+  async searchEndpoints(query: Omit<EndpointQuery, 'onlineSince'>, onlineWindowMs = ONLINE_WINDOW_MS) {
+    const onlineSince = new Date(this.#clock.now() - onlineWindowMs).toISOString();
+    const page = await this.#o.store.searchEndpoints({ ...query, onlineSince });
+    return {
+      total: page.total,
+      rows: page.rows.map((r) => ({ ...r, state: endpointState(r, onlineSince) })),
+    };
+  }
+
+  /** One device: its user, the versions and states it reported, its envelopes' leases, its last events. */
+  async deviceDetail(id: string, eventCount = 50) {
+    const d = await this.device(id);
+    const state = (d.lastState ?? {}) as { agentVersion?: unknown; envelopes?: unknown };
+    const leases = Array.isArray(state.envelopes)
+      ? (state.envelopes as unknown[]).filter(
+          (e): e is { workspace: string; envelopeId: string; issuedAt: string; notAfter: string } =>
+            typeof e === 'object' && e !== null && typeof (e as { notAfter?: unknown }).notAfter === 'string',
+        )
+      : [];
+    // The last events: the day before its last check-in (or now), newest first.
+    const end = d.lastCheckInAt ? Date.parse(d.lastCheckInAt) : this.#clock.now();
+    const page = await this.#o.store.queryEvents({
+      device: id,
+      since: new Date(end - 24 * 3600_000).toISOString(),
+      limit: 10_000,
+    });
+    const onlineSince = new Date(this.#clock.now() - ONLINE_WINDOW_MS).toISOString();
+    return {
+      device: {
+        id: d.id,
+        user: d.user,
+        hostName: d.hostName,
+        enrolledAt: d.enrolledAt,
+        revokedAt: d.revokedAt ?? null,
+        lastCheckInAt: d.lastCheckInAt ?? null,
+        agentVersion: typeof state.agentVersion === 'string' ? state.agentVersion : null,
+        state: endpointState({ revoked: Boolean(d.revokedAt), lastCheckInAt: d.lastCheckInAt ?? null }, onlineSince),
+      },
+      workspaces: reportedWorkspaces(d.lastState),
+      leases: leases.map((l) => ({
+        workspace: l.workspace,
+        envelopeId: l.envelopeId,
+        issuedAt: l.issuedAt,
+        notAfter: l.notAfter,
+      })),
+      events: page.events.slice(-eventCount).reverse(),
+    };
+  }
+
+  /** Users and groups of the directory (built-in or LDAP) whose names contain `text`. */
+  async searchDirectory(text: string, options: { kind?: 'user' | 'group' | 'all'; limit?: number } = {}) {
+    const dir = this.#o.directory as ServerDirectory & {
+      search?(
+        text: string,
+        options?: { limit?: number },
+      ): Promise<{
+        users: readonly { name: string; dn: string; displayName?: string | undefined }[];
+        groups: readonly { name: string; dn: string }[];
+      }>;
+    };
+    if (!dir.search)
+      throw new InvalidInputError(`The ${dir.kind} directory cannot be searched from Tandem.`, {
+        details: { directory: dir.kind },
+      });
+    const limit = options.limit ?? 20;
+    const kind = options.kind ?? 'all';
+    const found = await dir.search(text, { limit });
+    return {
+      directory: dir.kind,
+      users:
+        kind === 'group'
+          ? []
+          : found.users.slice(0, limit).map((u) => ({
+              name: u.name,
+              dn: u.dn,
+              ...(u.displayName !== undefined ? { displayName: u.displayName } : {}),
+            })),
+      groups: kind === 'user' ? [] : found.groups.slice(0, limit).map((g) => ({ name: g.name, dn: g.dn })),
+    };
+  }
+
+  /**
+   * Checks a policy layer document (an object, or YAML/JSON text) with core's schema and
+   * messages, as `tandem admin policy` and `tandem policy explain --layer` read a layer file:
+   * each issue with its path (`policy.transfer.clipboard`) and message, and the line for text.
+   */
+  validatePolicyLayer(document: unknown): {
+    ok: boolean;
+    issues: { path: string; message: string; line?: number }[];
+  } {
+    const text = typeof document === 'string' ? document : JSON.stringify(document ?? null);
+    try {
+      parsePolicyLayer(text, { file: 'policy layer' });
+      return { ok: true, issues: [] };
+    } catch (err) {
+      if (!(err instanceof InvalidInputError)) throw err;
+      const issues = (err.details['issues'] as { path: string; message: string; line?: number }[] | undefined) ?? [
+        { path: '', message: err.message.replace(/^policy layer is not valid YAML:\s*/, '') },
+      ];
+      return {
+        ok: false,
+        issues: issues.map((i) => ({
+          path: i.path,
+          message: i.message,
+          ...(typeof document === 'string' && i.line !== undefined ? { line: i.line } : {}),
+        })),
+      };
+    }
+  }
+
+  listPolicyLayers() {
+    return this.#o.store.listPolicyLayers();
+  }
+
+  /**
+   * Each workspace's channels and the versions they name, from the assignments (the server
+   * keeps no repository: the repository's signed metadata stays with the endpoints), with the
+   * versions endpoints report; who each channel goes to.
+   */
+  async channels() {
+    const [assignments, reported] = await Promise.all([
+      this.#o.store.listAssignments(),
+      this.#o.store.versionDistribution(),
+    ]);
+    const byWorkspace = new Map<
+      string,
+      {
+        versions: Set<string>;
+        channels: Map<
+          string,
+          { version: string | null; assignments: string[]; users: Set<string>; groups: Set<string> }
+        >;
+      }
+    >();
+    const entry = (w: string) => {
+      let e = byWorkspace.get(w);
+      if (!e) byWorkspace.set(w, (e = { versions: new Set(), channels: new Map() }));
+      return e;
+    };
+    for (const a of assignments) {
+      const e = entry(a.workspace);
+      if (a.version !== undefined) e.versions.add(a.version);
+      if (a.channel === undefined) continue;
+      let c = e.channels.get(a.channel);
+      if (!c) e.channels.set(a.channel, (c = { version: null, assignments: [], users: new Set(), groups: new Set() }));
+      if (a.version !== undefined) c.version = a.version;
+      c.assignments.push(a.id);
+      a.users.forEach((u) => c.users.add(u));
+      a.groups.forEach((g) => c.groups.add(g));
+    }
+    for (const r of reported) entry(r.workspace).versions.add(r.version);
+    return {
+      source: 'assignments' as const,
+      workspaces: [...byWorkspace.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([workspace, e]) => ({
+          workspace,
+          versions: [...e.versions].sort(),
+          reported: reported
+            .filter((r) => r.workspace === workspace)
+            .map((r) => ({ version: r.version, devices: r.devices })),
+          channels: [...e.channels.entries()]
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([channel, c]) => ({
+              channel,
+              version: c.version,
+              assignments: c.assignments,
+              users: [...c.users].sort(),
+              groups: [...c.groups].sort(),
+            })),
+        })),
+    };
+  }
+
+  /**
+   * `tandem policy explain` against the server's view: the user's groups from the directory
+   * (the device's user when only a device is given), each workspace they are assigned, and
+   * the question decided by that assignment's policy layers, naming the rule and layer.
+   */
+  async explainQuestion(input: {
+    user?: string | undefined;
+    device?: string | undefined;
+    workspace?: string | undefined;
+    question: PolicyQuestion;
+  }) {
+    let device: DeviceRecord | undefined;
+    if (input.device !== undefined) device = await this.device(input.device);
+    const user = input.user ?? device?.user;
+    if (user === undefined)
+      throw new InvalidInputError('explain needs a user (or a device, whose user is taken).', { details: {} });
+    const view = await this.explain(user);
+    const subject: PolicySubject = { user, groups: view.groups };
+    const [assignments, layers] = await Promise.all([
+      this.#o.store.listAssignments(),
+      this.#o.store.listPolicyLayers(),
+    ]);
+    const byName = new Map(layers.map((l) => [l.name, l]));
+    const covering = assignments.filter(
+      (a) => (input.workspace === undefined || a.workspace === input.workspace) && assignmentCovers(a, subject),
+    );
+    if (input.workspace !== undefined && covering.length === 0)
+      throw new NotFoundError(`${user} has no assignment of ${input.workspace} on this server.`, {
+        details: { user, workspace: input.workspace },
+      });
+    // The assignment that wins per workspace is the one provisioning picks (see provisionFor).
+    const chosen = new Map(view.workspaces.map((w) => [w.workspace, w.assignment]));
+    const decisions = covering
+      .filter((a) => !chosen.has(a.workspace) || chosen.get(a.workspace) === a.id)
+      .map((a) => {
+        const decision = compileAssignment(a, byName).engine.explain(subject, input.question);
+        return { workspace: a.workspace, assignment: a.id, decision, lines: formatDecision(decision) };
+      });
+    return {
+      ...view,
+      ...(device ? { device: { id: device.id, user: device.user, lastCheckInAt: device.lastCheckInAt ?? null } } : {}),
+      decisions,
+    };
+  }
+}
+
+/** How recent a check-in must be for the console to call an endpoint online: 5 minutes. */
+export const ONLINE_WINDOW_MS = 5 * 60_000;
+
+function endpointState(
+  r: { revoked: boolean; lastCheckInAt: string | null },
+  onlineSince: string,
+): 'online' | 'offline' | 'never' | 'revoked' {
+  if (r.revoked) return 'revoked';
+  if (r.lastCheckInAt === null) return 'never';
+  return Date.parse(r.lastCheckInAt) >= Date.parse(onlineSince) ? 'online' : 'offline';
 }

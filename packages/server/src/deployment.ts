@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
@@ -7,6 +9,7 @@ import { ensurePrivateDir, readPrivateFile, writePrivateFile } from '@tandem/cor
 import { BuiltinDirectory, LdapDirectory, SignInThrottle } from '@tandem/core/identity';
 import { AdminApi } from './admin-http.js';
 import { AdminService } from './admin.js';
+import { ConsoleSessions, DEFAULT_ADMIN_GROUP } from './console-session.js';
 import type { ServerDirectory } from './directory-port.js';
 import { createManagementServer, type ManagementHttpServer } from './http.js';
 import { ServerSecrets } from './secrets.js';
@@ -14,6 +17,9 @@ import { ManagementService } from './service.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import type { ServerStore } from './store/types.js';
 import { makeSelfSignedCertificate, readTlsFiles } from './tls.js';
+
+/** Where the built console is (packages/server/console/dist), served by default when it exists. */
+export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../console/dist', import.meta.url));
 
 /** The server directory's files. */
 export const SERVER_CONFIG_FILE = 'server.json';
@@ -43,6 +49,12 @@ export const ServerConfigSchema = z.strictObject({
   listen: z.strictObject({ host: z.string(), port: z.number().int().min(0).max(65535) }),
   /** PEM files, relative to the server directory; null: plain HTTP behind a TLS-terminating proxy. */
   tls: z.strictObject({ key: z.string(), cert: z.string() }).nullable(),
+  /**
+   * The group (name or DN; nested membership counts) whose members may sign in to the console.
+   * Default with the built-in directory: `admins` (made empty at first start); with LDAP none,
+   * so console sign-in is off until one is named.
+   */
+  adminGroup: z.string().min(1).max(1024).optional(),
 });
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 
@@ -56,6 +68,8 @@ export interface InitServerOptions {
   readonly hostNames?: readonly string[] | undefined;
   /** Your own PEM key and certificate instead of a self-signed one, or `none` for plain HTTP. */
   readonly tls?: { key: string; cert: string } | 'none' | undefined;
+  /** The console's admin group (see {@link ServerConfigSchema}). */
+  readonly adminGroup?: string | undefined;
 }
 
 /**
@@ -92,6 +106,7 @@ export async function initServerDirectory(
     ...(options.ldap ? { ldap: options.ldap } : {}),
     listen: options.listen ?? { host: '127.0.0.1', port: 8443 },
     tls,
+    ...(options.adminGroup !== undefined ? { adminGroup: options.adminGroup } : {}),
   };
   ServerConfigSchema.parse(config);
   await ServerSecrets.open(join(dir, 'keys'));
@@ -135,8 +150,16 @@ export interface Deployment {
   readonly service: ManagementService;
   readonly admin: AdminService;
   readonly adminApi: AdminApi;
-  /** Starts the HTTP(S) server; `listen` overrides server.json's. */
-  serve(listen?: { host?: string; port?: number }): Promise<{ url: string; http: ManagementHttpServer }>;
+  /** The console's sessions; undefined when no admin group is configured (LDAP without one). */
+  readonly consoleSessions: ConsoleSessions | undefined;
+  /**
+   * Starts the HTTP(S) server; `listen` overrides server.json's. The console is served from
+   * `consoleDir` (default {@link DEFAULT_CONSOLE_DIR} when it exists; `false`: not served).
+   */
+  serve(
+    listen?: { host?: string; port?: number },
+    options?: { consoleDir?: string | false },
+  ): Promise<{ url: string; http: ManagementHttpServer }>;
   close(): Promise<void>;
 }
 
@@ -191,7 +214,12 @@ export async function openDeployment(dir: string, options: { clock?: Clock } = {
   const secrets = await ServerSecrets.open(join(dir, 'keys'), { clock });
   const service = new ManagementService({ store, directory, secrets, throttle, clock });
   const admin = new AdminService({ store, secrets, directory, users: builtin, clock });
-  const adminApi = new AdminApi(admin, await readAdminToken(dir));
+  const adminGroup = config.adminGroup ?? (builtin ? DEFAULT_ADMIN_GROUP : undefined);
+  if (builtin && adminGroup !== undefined && !config.adminGroup && !(await store.getGroup(adminGroup)))
+    await store.putGroup({ name: adminGroup, description: 'Tandem console administrators', members: [] });
+  const consoleSessions =
+    adminGroup !== undefined ? new ConsoleSessions({ store, directory, throttle, adminGroup, clock }) : undefined;
+  const adminApi = new AdminApi(admin, await readAdminToken(dir), { sessions: consoleSessions });
   const unsubscribe = await store.onChange((change) => {
     if (change.scope === 'directory') service.forgetUsers();
   });
@@ -205,7 +233,11 @@ export async function openDeployment(dir: string, options: { clock?: Clock } = {
     service,
     admin,
     adminApi,
-    async serve(listen = {}) {
+    consoleSessions,
+    async serve(listen = {}, serveOptions = {}) {
+      let consoleDir = serveOptions.consoleDir === undefined ? DEFAULT_CONSOLE_DIR : serveOptions.consoleDir;
+      if (consoleDir !== false && serveOptions.consoleDir === undefined && !existsSync(join(consoleDir, 'index.html')))
+        consoleDir = false;
       const tls = config.tls
         ? await readTlsFiles(resolveIn(dir, config.tls.key), resolveIn(dir, config.tls.cert))
         : undefined;
@@ -213,6 +245,7 @@ export async function openDeployment(dir: string, options: { clock?: Clock } = {
         service,
         admin: adminApi,
         tls,
+        ...(consoleDir !== false ? { console: { dir: consoleDir } } : {}),
         onError: (err) => process.stderr.write(`tandem server: ${String((err as Error).stack ?? err)}\n`),
       });
       servers.push(http);

@@ -13,6 +13,7 @@ import {
   SignInRequestSchema,
 } from '@tandem/core/management';
 import type { AdminApi } from './admin-http.js';
+import { createConsoleRoutes, type ConsoleOptions } from './console-http.js';
 import { ApiError, errorReply } from './errors.js';
 import { authenticateDevice, readSignature } from './request-auth.js';
 import type { ManagementService } from './service.js';
@@ -26,6 +27,8 @@ export interface ManagementServerOptions {
   readonly tls?: { readonly key: string; readonly cert: string } | undefined;
   /** The largest body read, in bytes; default {@link MAX_REQUEST_BYTES}. */
   readonly maxBodyBytes?: number;
+  /** The management console (`/console/`, `/v1/console/*`); the admin stream needs `admin`. */
+  readonly console?: ConsoleOptions | undefined;
   /** Called with every failure that is the server's fault (5xx), for the log. */
   readonly onError?: (err: unknown, request: { method: string; path: string }) => void;
 }
@@ -106,7 +109,17 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 export function createManagementServer(options: ManagementServerOptions): ManagementHttpServer {
   const { service } = options;
   const max = options.maxBodyBytes ?? MAX_REQUEST_BYTES;
+  const consoleRoutes =
+    options.console || options.admin
+      ? createConsoleRoutes({
+          console: options.console,
+          admin: options.admin,
+          store: service.store,
+          onError: options.onError,
+        })
+      : undefined;
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (consoleRoutes?.(req, res)) return;
     const method = req.method ?? 'GET';
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     handle(req, method, path).then(

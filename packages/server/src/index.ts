@@ -67,3 +67,30 @@ export {
   ADMIN_TOKEN_FILE,
 } from './deployment.js';
 export type { Deployment, InitServerOptions, ServerConfig } from './deployment.js';
+
+// The management console, server side (issue 16)
+export {
+  ConsoleSessions,
+  CONSOLE_COOKIE,
+  CSRF_HEADER,
+  DEFAULT_ADMIN_GROUP,
+  CONSOLE_IDLE_MS,
+  CONSOLE_ABSOLUTE_MS,
+  readCookie,
+} from './console-session.js';
+export type { ConsoleSessionsOptions, ConsoleSessionReply, ConsoleSession } from './console-session.js';
+export { createConsoleRoutes } from './console-http.js';
+export type { ConsoleOptions, ConsoleRoutesOptions } from './console-http.js';
+export { CONSOLE_CSP, CONSOLE_SECURITY_HEADERS, serveConsoleFile } from './console-static.js';
+export { AdminStream, STREAM_EVENT_POLL_MS, STREAM_EVENT_AGE_MS, STREAM_PING_MS } from './console-stream.js';
+export { ONLINE_WINDOW_MS } from './admin.js';
+export type { AdminApiOptions } from './admin-http.js';
+export { DEFAULT_CONSOLE_DIR } from './deployment.js';
+export type {
+  ConsoleSessionRecord,
+  EndpointOverview,
+  EndpointQuery,
+  EndpointSearchRow,
+  EndpointState,
+  ReceivedCursor,
+} from './store/types.js';

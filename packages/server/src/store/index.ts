@@ -29,3 +29,12 @@ export type {
   ThrottleRecord,
   WorkspaceKeyRecord,
 } from './types.js';
+export type {
+  ConsoleSessionRecord,
+  EndpointOverview,
+  EndpointQuery,
+  EndpointSearchRow,
+  EndpointState,
+  ReceivedCursor,
+} from './types.js';
+export { endpointQueryParts, MAX_ENDPOINT_PAGE, DEFAULT_ENDPOINT_PAGE } from './console-queries.js';
