@@ -163,4 +163,50 @@ describe('tandem pack, repo init, push, pull', () => {
       await new Promise((r) => server.close(r));
     }
   });
+
+  it('push stores near-duplicate chunks as deltas (--delta-versions, --no-deltas) and pull rebuilds them', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tandem-cli-delivery-'));
+    const v1 = randomBytes(2 << 20);
+    const v2 = Buffer.from(v1);
+    const v3 = Buffer.from(v1);
+    for (let at = 4096; at < v2.length; at += 256 << 10) v2.writeUInt32LE(0xdeadbeef, at);
+    for (let at = 9000; at < v3.length; at += 256 << 10) v3.writeUInt32LE(0xfeedface, at);
+    const repo = join(tmp, 'repo');
+    const keys = join(tmp, 'keys');
+    expect(await runCli(['repo', 'init', repo, '--keys', keys])).toBe(ExitCode.ok);
+    const pushed: { deltas: number }[] = [];
+    for (const [version, image, flags] of [
+      ['1.0.0', v1, []],
+      ['2.0.0', v2, ['--delta-versions', '1']],
+      ['3.0.0', v3, ['--no-deltas']],
+    ] as const) {
+      expect(
+        await runCli([
+          'pack',
+          erpWorkspace(join(tmp, version), version, image),
+          '--out',
+          join(tmp, `${version}.tandem`),
+        ]),
+      ).toBe(ExitCode.ok);
+      out = [];
+      expect(await runCli(['--json', 'push', join(tmp, `${version}.tandem`), repo, '--keys', keys, ...flags])).toBe(
+        ExitCode.ok,
+      );
+      pushed.push(json<{ deltas: number }>());
+    }
+    expect(pushed.map((p) => p.deltas > 0)).toEqual([false, true, false]);
+    expect(await runCli(['push', join(tmp, '2.0.0.tandem'), repo, '--keys', keys, '--delta-versions', 'x'])).toBe(
+      ExitCode.invalidInput,
+    );
+    expect(err.join('')).toMatch(/--delta-versions "x": expected a whole number/);
+    const dir = join(tmp, 'endpoint');
+    const root = join(keys, 'root.json');
+    expect(await runCli(['pull', repo, 'erp', '--dir', dir, '--root', root, '--version', '1.0.0'])).toBe(ExitCode.ok);
+    out = [];
+    expect(await runCli(['pull', repo, 'erp', '--dir', dir, '--version', '2.0.0', '--json'])).toBe(ExitCode.ok);
+    const result = json<{ image: string; chunksFromDeltas: number; chunksFetched: number }>();
+    expect(Buffer.compare(readFileSync(result.image), v2)).toBe(0);
+    expect(result.chunksFromDeltas).toBe(pushed[1]!.deltas);
+    expect(result.chunksFetched).toBe(0);
+  });
 });

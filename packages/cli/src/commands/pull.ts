@@ -142,6 +142,11 @@ export function registerPull(program: Command, host: CommandHost): void {
             ? `${workspace} ${r.version} is already installed in ${dir}`
             : `${workspace} ${r.version} installed in ${dir}${r.previousVersion ? ` (was ${r.previousVersion})` : ''}`,
           `image ${(r.bytesTotal / MIB).toFixed(1)} MiB: ${(r.bytesFetched / MIB).toFixed(1)} MiB fetched in ${r.requests} requests, ${(r.bytesFromSeeds / MIB).toFixed(1)} MiB from seeds, ${(r.bytesResumed / MIB).toFixed(1)} MiB resumed, ${(r.bytesSaved / MIB).toFixed(1)} MiB saved`,
+          ...(r.chunksFromDeltas + r.deltasRejected > 0
+            ? [
+                `${r.chunksFromDeltas} chunks rebuilt from deltas${r.deltasRejected ? `, ${r.deltasRejected} deltas did not rebuild their chunk (fetched whole instead)` : ''}`,
+              ]
+            : []),
           `workspace file: ${r.workspaceFile}`,
         ]);
       }),
