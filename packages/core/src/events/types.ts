@@ -123,6 +123,13 @@ export interface TandemEventMap {
     code?: string;
     retryable?: boolean;
   };
+  /**
+   * Single sign-on into the guest (`spec.guestSignIn`): the agent signed `user` in with the
+   * guest's own mechanism (`method`). The password never appears in any event.
+   */
+  'guest.signed-in': { vm: string; user: string; method: string; message: string; sessionPid?: number };
+  /** Single sign-on into the guest failed: the guest's own words (never the password). */
+  'guest.sign-in-failed': { vm: string; user: string; code: string; message: string };
   /** First-time setup of a VM instance finished (or was already done). */
   'guest.setup-completed': { vm: string; instance: string; computerName?: string; rebootRequired: boolean };
   /**

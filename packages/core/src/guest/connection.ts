@@ -29,6 +29,8 @@ import {
   type SetupStatus,
   type SetupStepParams,
   type SetupStepResult,
+  type SignInParams,
+  type SignInResult,
 } from './protocol.js';
 
 /** Where events go: an EventBus, or anything with its `publish`. */
@@ -239,6 +241,15 @@ export class GuestConnection {
     options?: GuestRequestOptions,
   ): Promise<string[]> {
     return (await this.request('rdp-policy.apply', { values: values.map((v) => ({ ...v })) }, options)).applied;
+  }
+
+  /**
+   * Hands the user's credentials to the agent, which signs the user in to the guest (single
+   * sign-on; `signInToGuest` checks the workspace asks for it and publishes
+   * the outcome). Needs `sign-in`.
+   */
+  async signIn(params: SignInParams, options?: GuestRequestOptions): Promise<SignInResult> {
+    return this.request('sign-in', params, { timeoutMs: 5 * 60_000, ...options });
   }
 
   async exec(command: string, args: readonly string[] = [], options?: GuestRequestOptions): Promise<ExecResult> {

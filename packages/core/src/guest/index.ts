@@ -32,6 +32,8 @@ export {
   RdpPolicyParamsSchema,
   RdpPolicyResultSchema,
   UrlToHostEventSchema,
+  SignInParamsSchema,
+  SignInResultSchema,
 } from './protocol.js';
 export type {
   GuestCapability,
@@ -52,6 +54,8 @@ export type {
   SetupStepResult,
   SetupStatus,
   ExecResult,
+  SignInParams,
+  SignInResult,
 } from './protocol.js';
 export { FRAME_START, FrameDecoder, encodeFrame } from './framing.js';
 export type { DecodedItem } from './framing.js';
@@ -79,3 +83,5 @@ export type {
   FirstTimeSetupOptions,
   FirstTimeSetupResult,
 } from './setup.js';
+export { signInToGuest } from './sign-in.js';
+export type { GuestSignInOptions } from './sign-in.js';

@@ -28,6 +28,7 @@ export const GUEST_CAPABILITIES = [
   'url-to-host',
   'exec',
   'rdp-policy',
+  'sign-in',
 ] as const;
 
 /** A capability this protocol version defines. */
@@ -382,6 +383,48 @@ export const RdpPolicyResultSchema = z.strictObject({ applied: z.array(z.string(
 /** `url-to-host` event: the guest asks the host to open a URL. */
 export const UrlToHostEventSchema = z.strictObject({ url: z.string().min(1).max(8192) });
 
+/** An account name as a sign-in takes it: one line, no control characters. */
+const AccountName = z
+  .string()
+  .min(1, 'expected a user name')
+  .max(256)
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  .regex(/^[^\0-\x1f\x7f]+$/, 'expected a user name on one line, without control characters');
+
+/**
+ * `sign-in` (single sign-on into the guest, `spec.guestSignIn`): the credentials the user signed
+ * in to Tandem with, handed to the agent in memory. They travel only in this request: never in an
+ * event, a log line, a file, argv or the environment, on either end.
+ *
+ * @example
+ * SignInParamsSchema.parse({ user: 'ana', password: '...' });
+ */
+export const SignInParamsSchema = z.strictObject({
+  user: AccountName,
+  /** The account's domain (Windows: the NetBIOS or DNS domain name); absent for a local account. */
+  domain: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[A-Za-z0-9._-]+$/, 'expected a domain name such as CORP or corp.example')
+    .optional(),
+  password: z.string().min(1, 'expected a password').max(1024, 'expected a password of at most 1024 characters'),
+});
+/** The params of `sign-in`. */
+export type SignInParams = z.infer<typeof SignInParamsSchema>;
+
+/** What the agent did with the credentials: who is signed in, how, and the session it started. */
+export const SignInResultSchema = z.strictObject({
+  user: z.string().max(256),
+  /** The guest's mechanism, such as `unix_chkpwd+su` on Linux or `LogonUser` on Windows. */
+  method: z.string().max(64),
+  message: ShortText,
+  /** The session's first process in the guest, when the agent started one. */
+  sessionPid: z.number().int().positive().optional(),
+});
+/** The result of `sign-in`. */
+export type SignInResult = z.infer<typeof SignInResultSchema>;
+
 const Empty = z.strictObject({}).optional();
 
 /** Every method of protocol version 1: its capability, params and result schemas. */
@@ -394,6 +437,7 @@ export const METHODS = {
   'open-url': { capability: 'open-url', params: OpenUrlParamsSchema, result: z.strictObject({ opened: z.boolean() }) },
   exec: { capability: 'exec', params: ExecParamsSchema, result: ExecResultSchema },
   'rdp-policy.apply': { capability: 'rdp-policy', params: RdpPolicyParamsSchema, result: RdpPolicyResultSchema },
+  'sign-in': { capability: 'sign-in', params: SignInParamsSchema, result: SignInResultSchema },
 } as const satisfies Record<string, { capability: GuestCapability | undefined; params: z.ZodType; result: z.ZodType }>;
 
 /** A method name of protocol version 1. */

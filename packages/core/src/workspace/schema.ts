@@ -147,6 +147,12 @@ export const WorkspaceSchema = z
           timeout: DurationSchema.default('PT30M'),
         })
         .optional(),
+      guestSignIn: z
+        .boolean()
+        .default(false)
+        .describe(
+          'single sign-on: hand the credentials the user signed in to Tandem with to the guest agent (in memory), which signs the user in to the guest',
+        ),
       display: z
         .strictObject({
           mode: z.enum(['seamless', 'full-desktop']).default('seamless'),
