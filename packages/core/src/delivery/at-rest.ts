@@ -34,6 +34,14 @@ export interface EncryptedImage {
    * order, before writing anything else. Without it, a new image is all zeros (sparse).
    */
   writeZeroes?(offset: number, length: number): Promise<void>;
+  /**
+   * Present when the store hashes the plaintext as it is written (the `data-file` layout, which
+   * writes its ciphertext itself): the SHA-256 (hex) of the image's first `length` bytes, or
+   * undefined when it cannot tell (an image opened again, a write over what was already hashed).
+   * The pull's final check uses it instead of reading the whole image back; undefined, it reads
+   * back.
+   */
+  digest?(length: number): Promise<string | undefined>;
   /** Flushes what was written to disk and closes. */
   close(): Promise<void>;
 }
