@@ -55,8 +55,8 @@ try {
   await a.assign('setup', { workspace: 'payroll', channel: 'pilot', version: '1.1.0', groups: ['pilot-users'] });
   await a.assign('setup', { workspace: 'payroll', channel: 'stable', version: '1.0.0', users: ['ben'] });
 
-  // Endpoints: 36 devices of three users, reporting versions and sessions, with events.
-  for (let i = 0; i < 36; i++) {
+  // Endpoints: 24 devices of three users, reporting versions and sessions, with events.
+  for (let i = 0; i < 24; i++) {
     const user = ['ben', 'cho', 'dev'][i % 3];
     const { device } = await openEndpointKeys(join(dir, `pc-${i}`, 'keys'));
     const client = new ManagementClient({ baseUrl: url, device });
@@ -94,7 +94,8 @@ try {
   const page = await (await browser.newContext({ viewport: { width: 1440, height: 900 } })).newPage();
   page.setDefaultTimeout(60_000);
   const shot = async (name) => {
-    await page.waitForLoadState('networkidle');
+    // The live stream keeps a request open, so no "network idle": let the last replies render.
+    await page.waitForTimeout(1000);
     await page.screenshot({ path: join(out, `console-${name}.png`) });
     process.stdout.write(`docs/images/console-${name}.png\n`);
   };
@@ -124,15 +125,9 @@ try {
   await page.locator('#policy-document-errors li').first().waitFor();
   await shot('policy');
   await nav('Endpoints', 'Endpoints');
-  await page
-    .getByRole('link', { name: /^tandem-device/ })
-    .first()
-    .waitFor();
+  await page.locator('.endpoints-table a').first().waitFor();
   await shot('endpoints');
-  await page
-    .getByRole('link', { name: /^tandem-device/ })
-    .first()
-    .click();
+  await page.locator('.endpoints-table a').first().click();
   await page.getByRole('heading', { level: 1, name: /^Endpoint / }).waitFor();
   await shot('endpoint');
   await nav('Events', 'Events');

@@ -15,7 +15,7 @@ import { integrationGate } from '@tandem/core/testing';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleEvents } from './api.test-helper.js';
-import { initServerDirectory, openDeployment, type Deployment, type InitServerOptions } from './deployment.js';
+import { initServerDirectory, openDeployment, type Deployment } from './deployment.js';
 import { POSTGRES_URL, TestSchema, postgresGate } from './store/postgres-test-db.test-helper.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -98,7 +98,7 @@ describe.skipIf(!enabled)('the management console in Chromium (real server, Post
       },
       // staff holds team, team holds squad, squad holds alice: she is an admin through nesting.
       adminGroup: `cn=staff,${slapd.groupsDn}`,
-    } as InitServerOptions);
+    });
     await writeFile(join(serverDir, 'ldap-password'), slapd.servicePassword, { mode: 0o600 });
     deployment = await openDeployment(serverDir);
     url = (await deployment.serve({ host: '127.0.0.1', port: 0 })).url;
@@ -260,7 +260,10 @@ describe.skipIf(!enabled)('the management console in Chromium (real server, Post
   );
 
   it('filters events and exports them as CSV', { timeout: 180_000 }, async () => {
-    await endpoint.client.checkIn({ events: sampleEvents('c1c1c1c1', 3) });
+    await endpoint.client.checkIn({
+      workspaces: [{ workspace: 'payroll', version: '1.1.0', state: 'running' }],
+      events: sampleEvents('c1c1c1c1', 3),
+    });
     await go(admin, 'Events', 'Events');
     await admin.getByLabel('Device').fill(endpoint.deviceId);
     await admin.getByLabel('Type (comma-separated)').fill('session.transition');
@@ -294,16 +297,19 @@ describe.skipIf(!enabled)('the management console in Chromium (real server, Post
       await admin.getByRole('button', { name: 'Apply' }).click();
       await admin.getByRole('status').filter({ hasText: '1 endpoint(s) match.' }).waitFor(WAIT);
       await expectAccessible(admin, 'the endpoints page');
-      await admin
-        .getByRole('link', { name: /^tandem-device/ })
-        .first()
-        .click();
+      await admin.locator(`.endpoints-table a[title="${endpoint.deviceId}"]`).click();
       await admin.getByRole('heading', { level: 1, name: 'Endpoint alice-laptop' }).waitFor(WAIT);
-      await admin.getByRole('cell', { name: 'payroll' }).first().waitFor(WAIT);
+      // What it reported (payroll 1.1.0, running) and its last events.
+      await admin.getByRole('row', { name: /payroll 1\.1\.0 running/ }).waitFor(WAIT);
+      await admin.getByRole('cell', { name: 'session.transition' }).first().waitFor(WAIT);
       await expectAccessible(admin, 'an endpoint page');
       await admin.getByRole('button', { name: 'Revoke device' }).click();
       await admin.getByRole('button', { name: 'Yes, revoke this device' }).click();
       await admin.getByText('This device is revoked').waitFor(WAIT);
+      await go(admin, 'Endpoints', 'Endpoints');
+      await admin.getByLabel('State').selectOption('revoked');
+      await admin.getByRole('button', { name: 'Apply' }).click();
+      await admin.getByRole('status').filter({ hasText: '1 endpoint(s) match.' }).waitFor(WAIT);
 
       const refused = await endpoint.client.checkIn({ events: [] }).then(
         () => undefined,

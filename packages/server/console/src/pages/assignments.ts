@@ -169,6 +169,42 @@ function AssignForm({ layers, onDone }: { layers: string[]; onDone: () => void }
   `;
 }
 
+interface Explained {
+  user: string;
+  groups: string[];
+  workspaces: { workspace: string; version?: string; channel?: string }[];
+  notGiven: { workspace: string; assignment: string; reason: string }[];
+  decisions?: { workspace: string; assignment: string; lines: string[] }[];
+}
+
+/** The server's answer: each decision as `tandem policy explain` prints it, then what is given. */
+function Answer({ answer }: { answer: unknown }) {
+  const a = answer as Explained;
+  return html`
+    <section class="answer" aria-label="Explanation">
+      ${(a.decisions ?? []).map(
+        (d) =>
+          html`<h3>${d.workspace}</h3>
+            <pre tabindex="0">${d.lines.join('\n')}</pre>`,
+      )}
+      <p>
+        ${a.user} (groups: ${a.groups.join(', ') || 'none'}) gets:
+        ${a.workspaces.length ? a.workspaces.map((w) => `${w.workspace} ${w.version ?? w.channel ?? ''}`.trim()).join(', ') : 'nothing'}.
+      </p>
+      ${
+        a.notGiven.length > 0 &&
+        html`<ul>
+          ${a.notGiven.map((n) => html`<li>Not ${n.workspace} (assignment ${n.assignment}): ${n.reason}</li>`)}
+        </ul>`
+      }
+      <details>
+        <summary>The whole answer</summary>
+        <pre tabindex="0">${JSON.stringify(answer, null, 2)}</pre>
+      </details>
+    </section>
+  `;
+}
+
 function Explain() {
   const [user, setUser] = useState('');
   const [device, setDevice] = useState('');
@@ -183,7 +219,7 @@ function Explain() {
     setFailure('');
     try {
       const question =
-        kind === 'url' ? { url } : kind === 'transfer' ? { transfer: { direction, kind: channel } } : undefined;
+        kind === 'url' ? { url } : kind === 'transfer' ? { transfer: { direction, channel } } : undefined;
       setAnswer(await admin('explain', { user, ...(device ? { device } : {}), ...(question ? { question } : {}) }));
     } catch (err) {
       setAnswer(undefined);
@@ -254,7 +290,7 @@ function Explain() {
       </div>
       <button type="submit">Explain</button>
       ${failure && html`<p class="error" role="alert">${failure}</p>`}
-      ${answer !== undefined && html`<pre class="answer" aria-label="Explanation" tabindex="0">${JSON.stringify(answer, null, 2)}</pre>`}
+      ${answer !== undefined && html`<${Answer} answer=${answer} />`}
     </form>
   `;
 }

@@ -8,7 +8,8 @@ interface Channels {
   workspaces: {
     workspace: string;
     versions: string[];
-    channels: { channel: string; version: string; assignments: number; users: string[]; groups: string[] }[];
+    reported?: { version: string; devices: number }[];
+    channels: { channel: string; version: string | null; assignments: string[]; users: string[]; groups: string[] }[];
   }[];
 }
 
@@ -83,6 +84,11 @@ export function WorkspacesPage() {
         <section class="card" aria-labelledby=${`ws-${ws.workspace}`} data-workspace=${ws.workspace}>
           <h2 id=${`ws-${ws.workspace}`}>${ws.workspace}</h2>
           <p>Versions: ${ws.versions.length ? ws.versions.join(', ') : '—'}</p>
+          ${
+            ws.reported?.length
+              ? html`<p>Reported by endpoints: ${ws.reported.map((r) => `${r.version} on ${r.devices}`).join(', ')}</p>`
+              : null
+          }
           <table>
             <caption class="sr-only">
               Channels of ${ws.workspace}
@@ -100,8 +106,8 @@ export function WorkspacesPage() {
                 (c) =>
                   html`<tr data-channel=${c.channel}>
                     <td>${c.channel}</td>
-                    <td class="version">${c.version}</td>
-                    <td>${c.assignments}</td>
+                    <td class="version">${c.version ?? '—'}</td>
+                    <td>${c.assignments.length}</td>
                     <td>
                       ${[...c.users.map((u) => `user ${u}`), ...c.groups.map((g) => `group ${g}`)].join('; ') || '—'}
                     </td>
