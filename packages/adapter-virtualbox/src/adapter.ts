@@ -39,6 +39,7 @@ import { VBoxSeamless } from './seamless.js';
 import { VBoxSnapshots } from './snapshots.js';
 import { unregisterKeepingDisks } from './unregister.js';
 import { VBoxManageCli } from './vboxmanage.js';
+import { checkLiveNetwork, setLiveNetwork } from './live-network.js';
 
 /** Options of {@link virtualbox}. */
 export interface VirtualBoxOptions {
@@ -70,6 +71,7 @@ export const VIRTUALBOX_CAPABILITIES: AdapterCapabilities = {
   usb: false,
   diskEncryption: true,
   remoteHost: true,
+  liveNetwork: true,
 };
 
 /** The VirtualBox versions this adapter was built and tested against. */
@@ -316,6 +318,24 @@ export class VirtualBoxAdapter implements HypervisorAdapter {
       else await unregisterKeepingDisks(this.#ctx, m);
       this.#ctx.uuids.delete(vm);
     });
+  }
+
+  /**
+   * Switches a running or paused VM's network without a restart (`controlvm nic1 ...` and
+   * `setlinkstate1`); VirtualBox saves it in the VM's settings, so the next start keeps it.
+   * `none` keeps the card with its cable out. A stopped or saved VM is InvalidStateError, as is a
+   * VM defined with `none` (its card is disabled, and VirtualBox cannot enable one while the VM
+   * runs); a different `macAddress` is InvalidInputError.
+   *
+   * @example
+   * ```ts
+   * await adapter.setNetwork('tandem-erp', { mode: 'host-only', bridge: 'vboxnet0' });
+   * ```
+   */
+  async setNetwork(vm: string, network: VmSpec['network']): Promise<void> {
+    checkVmName(vm);
+    checkLiveNetwork(network);
+    return this.#onVm(vm, (m) => setLiveNetwork(this.#ctx, m, network));
   }
 
   /** The guest's IPv4 address as the Guest Additions report it, or null when they report none. */

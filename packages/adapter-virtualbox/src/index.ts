@@ -59,3 +59,6 @@ export type { VBoxVersion, ListedVm, MachineReadable, ListedSnapshot } from './p
 export { parseErrorLines, mapVBoxError } from './errors.js';
 export type { VBoxErrorReport } from './errors.js';
 export { passwordFor } from './disk-encryption.js';
+export { virtualboxOwnership, OWNER_EXTRADATA_KEY } from './owner.js';
+export type { VirtualBoxOwnership, VirtualBoxOwnershipOptions } from './owner.js';
+export { liveNetworkCommands, DEFAULT_HOST_ONLY_ADAPTER } from './live-network.js';

@@ -39,6 +39,20 @@ function extraData(map) {
     .join('');
 }
 
+/** The machine-readable lines of NIC 1. */
+function nicLines(vm) {
+  const type = vm.nic1 || 'nat';
+  if (type === 'none') return 'nic1="none"\n';
+  const own = {
+    nat: 'natnet1="nat"\n',
+    bridged: `bridgeadapter1="${esc(vm.bridgeAdapter || '')}"\n`,
+    hostonly: `hostonlyadapter1="${esc(vm.hostOnlyAdapter || '')}"\n`,
+    intnet: `intnet1="${esc(vm.intnet || '')}"\n`,
+    null: '',
+  }[type];
+  return `${own}macaddress1="${vm.mac}"\ncableconnected1="${vm.cable || 'on'}"\nnic1="${type}"\nnictype1="82540EM"\nnicspeed1="0"\n`;
+}
+
 /**
  * `showvminfo --machinereadable` for a machine, built from a recorded output of the same
  * VirtualBox version: the recorded values are replaced by the machine's, everything else (the
@@ -62,8 +76,6 @@ function showVmInfo(template, vm, home) {
   set('cpus', `cpus=${vm.cpus}`);
   set('VMState', `VMState="${vm.state}"`);
   set('VMStateChangeTime', `VMStateChangeTime="${vm.stateChangedAt}"`);
-  set('nic1', `nic1="${vm.nic1}"`);
-  set('macaddress1', `macaddress1="${vm.mac}"`);
   // The data-transfer settings controlvm changed (as recorded: all off on a new VM).
   set('clipboard', `clipboard="${vm.clipboard || 'disabled'}"`);
   set('draganddrop', `draganddrop="${vm.draganddrop || 'disabled'}"`);
@@ -84,7 +96,9 @@ function showVmInfo(template, vm, home) {
       storage += `"SATA-${d.port}-0"="${esc(d.path)}"\n"SATA-ImageUUID-${d.port}-0"="${d.uuid}"\n`;
     }
   }
-  text = text.replace(/^natnet1=/m, () => `${storage}natnet1=`);
+  // NIC 1 as VBoxManageInfo.cpp prints it: the attachment's own line, then the MAC, the cable
+  // and the type; a disabled card is only `nic1="none"`.
+  text = text.replace(/^natnet1=[\s\S]*?^nicspeed1=.*\n/m, () => `${storage}${nicLines(vm)}`);
   // snapshots are printed last
   const cut = text.search(/^SnapshotName=/m);
   if (cut !== -1) text = text.slice(0, cut);
