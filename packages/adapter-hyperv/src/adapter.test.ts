@@ -169,13 +169,14 @@ describe('define', () => {
     expect(home.calls()).toEqual([]);
   });
 
-  it('reports Hyper-V refusals (an unknown switch) as HypervisorError with the record', async () => {
+  it('reports an unknown switch as NotFoundError naming it, with the record', async () => {
     const { adapter, spec } = setup();
     const err = await adapter
       .define(spec('sw', { network: { mode: 'bridged', bridge: 'Nope' } }))
       .catch((e: unknown) => e);
-    expect(TandemError.is(err, 'TANDEM_HYPERVISOR')).toBe(true);
-    expect((err as TandemError).message).toMatch(/virtual switch/);
+    expect(TandemError.is(err, 'TANDEM_NOT_FOUND')).toBe(true);
+    expect((err as TandemError).message).toMatch(/no virtual switch named "Nope"/);
+    expect((err as TandemError).details['record']).toBeTruthy();
   });
 });
 

@@ -22,6 +22,7 @@ import { asList } from './parse.js';
 import { MODULE_FIX, PRIVILEGE_FIX, PowerShellCli } from './pwsh.js';
 import { HyperVSeamless, type RdpClient } from './seamless.js';
 import { HyperVSnapshots } from './snapshots.js';
+import { liveNetworkValues, setLiveNetwork } from './live-network.js';
 import { allowed, checkVmName, defineValues, toRemovedVm, toVmInfo, type HyperVContext } from './vm.js';
 
 /** Options of {@link hyperv}. */
@@ -68,6 +69,7 @@ export const HYPERV_CAPABILITIES: AdapterCapabilities = {
   usb: false,
   diskEncryption: false,
   remoteHost: true,
+  liveNetwork: true,
 };
 
 /**
@@ -264,6 +266,25 @@ export class HyperVAdapter implements HypervisorAdapter {
         `Removed VM "${vm}" after merging its checkpoints (${removed.checkpoints.join(', ')}) into ${removed.disks.join(', ')}; those disks hold its last state.`,
       );
     }
+  }
+
+  /**
+   * Switches a running or paused VM's network without a restart: its first adapter is connected
+   * to the mode's virtual switch (Connect-VMNetworkAdapter; `nat` uses the default switch unless
+   * `bridge` names one) or disconnected for `none` (Disconnect-VMNetworkAdapter). A VM defined
+   * with `none` has no adapter and gets one (Add-VMNetworkAdapter; generation 2 VMs take it
+   * while running). Hyper-V keeps it for the next start. A stopped or saved VM is
+   * InvalidStateError, a different `macAddress` InvalidInputError, an unknown switch NotFoundError.
+   *
+   * @example
+   * ```ts
+   * await adapter.setNetwork('tandem-erp', { mode: 'host-only', bridge: 'Internal' });
+   * ```
+   */
+  async setNetwork(vm: string, network: VmSpec['network']): Promise<void> {
+    checkVmName(vm);
+    const values = liveNetworkValues(vm, network, this.#defaultSwitch);
+    return this.#ctx.serial.run(vm, () => setLiveNetwork(this.#ctx, values, vm));
   }
 
   async close(): Promise<void> {

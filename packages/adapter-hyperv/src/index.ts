@@ -51,6 +51,8 @@ export const tandemAdapter: AdapterModule<HyperVOptions | Record<string, string>
 };
 
 export { HyperVAdapter, HYPERV_CAPABILITIES } from './adapter.js';
+export { hypervOwnership, ownerFromNotes, OWNER_NOTES_PREFIX } from './owner.js';
+export type { HyperVOwnership, HyperVOwnershipOptions } from './owner.js';
 export type { HyperVOptions } from './adapter.js';
 export type { RdpClient } from './seamless.js';
 export { HYPERV_SCRIPTS, scriptFor, encodeScriptInput } from './scripts.js';

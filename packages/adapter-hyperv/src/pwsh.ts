@@ -3,6 +3,7 @@ import {
   ConflictError,
   HostError,
   HypervisorError,
+  InvalidInputError,
   InvalidStateError,
   NotFoundError,
   TimeoutError,
@@ -116,6 +117,19 @@ export function mapPsError(r: CommandResult, what: string, vm?: string | number 
   if (id === 'Tandem.InvalidState') {
     const current = mapHyperVState(rec?.state);
     return new InvalidStateError(`${what}: the VM is ${current}, which does not allow this.`, current, { details });
+  }
+  if (id === 'Tandem.MacChange') {
+    return new InvalidInputError(
+      `${what}: Hyper-V cannot change the MAC address of a running VM. Leave network.macAddress out to keep the current one, or stop the VM and redefine it.`,
+      { details: { ...details, what: 'network.macAddress' } },
+    );
+  }
+  const missingSwitch = /unable to find a virtual switch with name "(.*)"/i.exec(message);
+  if (missingSwitch) {
+    return new NotFoundError(
+      `${what}: Hyper-V has no virtual switch named "${missingSwitch[1]}". Check network.bridge against Get-VMSwitch, or create the switch (New-VMSwitch).`,
+      { details: { ...details, switch: missingSwitch[1] } },
+    );
   }
   if (id === 'Tandem.ShutdownTimeout') {
     return new TimeoutError(`${what}: the guest did not shut down in time.`, {

@@ -25,7 +25,10 @@ export type HyperVOp =
   | 'snapshot-list'
   | 'snapshot-revert'
   | 'snapshot-delete'
-  | 'connect-info';
+  | 'connect-info'
+  | 'set-network'
+  | 'owner-get'
+  | 'owner-set';
 
 const PRELUDE = String.raw`$ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -207,6 +210,37 @@ Out-TandemSnapshots $vm`,
   ComputerName = $env:COMPUTERNAME
   IPAddresses = @(Get-VMNetworkAdapter -VM $vm | ForEach-Object { $_.IPAddresses })
 } | ConvertTo-Json -Depth 3`,
+
+  // The live network switch: the VM's first adapter is connected to another switch, or
+  // disconnected for none; a VM defined without one (none) gets one hot-added (generation 2).
+  // Hyper-V cannot change a running VM's MAC address, so a different one is refused.
+  'set-network': String.raw`$vm = Get-TandemVM
+Assert-TandemState $vm
+$nics = @(Get-VMNetworkAdapter -VM $vm)
+if ($nics.Count -gt 0 -and $A.ContainsKey('mac') -and $nics[0].MacAddress -ne $A['mac']) {
+  Stop-Tandem 'Tandem.MacChange' 'InvalidOperation' 'Hyper-V cannot change the MAC address of a running virtual machine.' $vm.State
+}
+if ($A['network'] -eq 'none') {
+  if ($nics.Count -gt 0) { Disconnect-VMNetworkAdapter -VMNetworkAdapter $nics[0] }
+} elseif ($nics.Count -eq 0) {
+  $p = @{ VM = $vm; SwitchName = $A['switch'] }
+  if ($A.ContainsKey('mac')) { $p.StaticMacAddress = $A['mac'] }
+  Add-VMNetworkAdapter @p
+} else {
+  Connect-VMNetworkAdapter -VMNetworkAdapter $nics[0] -SwitchName $A['switch']
+}
+ConvertTo-Json -Depth 2 -InputObject @(Get-VMNetworkAdapter -VM (Get-VM -Id $vm.Id) | Select-Object Name, SwitchName, MacAddress)`,
+
+  // The owner record: one line `tandem-owner-uid: <uid>` in the VM's Notes, every other line kept.
+  'owner-get': String.raw`Get-TandemVM | Select-Object Name, Id, Notes | ConvertTo-Json`,
+
+  'owner-set': String.raw`$vm = Get-TandemVM
+$line = 'tandem-owner-uid: ' + $A['uid']
+$kept = @(([string]$vm.Notes) -split '\r?\n' | Where-Object { $_ -notmatch '^tandem-owner-uid: ' })
+$rest = ($kept -join [Environment]::NewLine).TrimEnd()
+if ($rest -eq '') { $notes = $line } else { $notes = $rest + [Environment]::NewLine + $line }
+Set-VM -VM $vm -Notes $notes
+Get-VM -Id $vm.Id | Select-Object Name, Id, Notes | ConvertTo-Json`,
 };
 
 const EPILOGUE = String.raw`} catch {
