@@ -4,7 +4,7 @@
 // a sector QEMU writes is byte for byte what Tandem's XTS makes, zero runs are qcow2 zero clusters
 // and holes in the data file, the image moves with qemu-img amend, and another key is refused.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -85,7 +85,9 @@ describe.skipIf(!gate.enabled)('encrypted images at rest, data-file layout (qemu
       [3 * MIB + 123, size],
     ] as const)
       for (let at = from; at < to; at += 77_777) await image.write(at, plain.subarray(at, Math.min(to, at + 77_777)));
-    // Tandem's own read-back (its decryption of the data file) is the plaintext.
+    // Hashed as written (the pull's final check), then Tandem's own read-back (its decryption of
+    // the data file): both are the plaintext.
+    expect(await image.digest!(size)).toBe(createHash('sha256').update(plain).digest('hex'));
     expect((await image.read(0, size)).equals(plain)).toBe(true);
     await image.close();
 

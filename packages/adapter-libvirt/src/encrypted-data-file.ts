@@ -6,6 +6,7 @@ import { recoverLuks1MasterKey, wipe, XtsCipher, XTS_SECTOR_BYTES } from '@tande
 import { luksPassphrase, runQemuImg } from './encryption.js';
 import { withPipedSecret } from './handover.js';
 import { readQcow2Facts, readRegion } from './qcow2-header.js';
+import { InOrderDigest } from './in-order-digest.js';
 
 const SECTOR = XTS_SECTOR_BYTES;
 /** Bytes encrypted and written per system call. */
@@ -136,6 +137,8 @@ export class DataFileImage implements EncryptedImage {
   readonly #zeroClusters: Uint8Array;
   #anyZeroCluster = false;
   #pendingZeros: [number, number] | undefined;
+  /** The plaintext's SHA-256 as it is written (a fresh image only). */
+  readonly #digest: InOrderDigest | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #failed: Error | undefined;
   #closed = false;
@@ -149,6 +152,7 @@ export class DataFileImage implements EncryptedImage {
     fh: FileHandle,
     size: number,
     clusterBits: number,
+    fresh: boolean,
   ) {
     this.#tools = tools;
     this.#path = path;
@@ -159,6 +163,7 @@ export class DataFileImage implements EncryptedImage {
     this.size = size;
     this.#clusterBytes = 2 ** clusterBits;
     this.#zeroClusters = new Uint8Array(Math.ceil(size / this.#clusterBytes));
+    this.#digest = fresh ? new InOrderDigest() : undefined;
   }
 
   /**
@@ -183,7 +188,7 @@ export class DataFileImage implements EncryptedImage {
       master.dispose();
     }
     const fh = await open(dataFile, 'r+');
-    const image = new DataFileImage(tools, path, dataFile, key, xts, fh, facts.size, facts.clusterBits);
+    const image = new DataFileImage(tools, path, dataFile, key, xts, fh, facts.size, facts.clusterBits, fresh);
     if (fresh && facts.size >= SECTOR) await image.#writeSectors(facts.size / SECTOR - 1, Buffer.alloc(SECTOR));
     return image;
   }
@@ -203,6 +208,7 @@ export class DataFileImage implements EncryptedImage {
     return this.#serial(async () => {
       try {
         await this.#write(offset, copy);
+        await this.#digest?.wrote(offset, copy, (from, to) => this.#read(from, to - from));
       } finally {
         wipe(copy);
       }
@@ -211,6 +217,7 @@ export class DataFileImage implements EncryptedImage {
 
   /** Marks `length` bytes at `offset` as zeros. Adjacent runs are gathered first (zero chunks arrive in order). */
   writeZeroes(offset: number, length: number): Promise<void> {
+    this.#digest?.zero(offset, offset + length);
     if (this.#pendingZeros && this.#pendingZeros[1] === offset) {
       this.#pendingZeros[1] += length;
       return Promise.resolve();
@@ -218,6 +225,17 @@ export class DataFileImage implements EncryptedImage {
     this.#flushZeros();
     this.#pendingZeros = [offset, offset + length];
     return this.#queue.then(() => undefined);
+  }
+
+  /**
+   * The SHA-256 (hex) of the first `length` bytes of plaintext written since the image was created, hashed as it was
+   * written (see {@link InOrderDigest}): the pull's final check without reading the image back.
+   * Undefined for an image opened again (a resumed pull) or when a write went behind what was
+   * already hashed; the pull then reads the image back.
+   */
+  digest(length: number): Promise<string | undefined> {
+    this.#flushZeros();
+    return this.#serial(async () => this.#digest?.finish(length, (from, to) => this.#read(from, to - from)));
   }
 
   async close(): Promise<void> {
