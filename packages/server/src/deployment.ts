@@ -159,7 +159,7 @@ export interface Deployment {
   serve(
     listen?: { host?: string; port?: number },
     options?: { consoleDir?: string | false },
-  ): Promise<{ url: string; http: ManagementHttpServer }>;
+  ): Promise<{ url: string; http: ManagementHttpServer; console: boolean }>;
   close(): Promise<void>;
 }
 
@@ -250,7 +250,7 @@ export async function openDeployment(dir: string, options: { clock?: Clock } = {
       });
       servers.push(http);
       const url = await http.listen(listen.port ?? config.listen.port, listen.host ?? config.listen.host);
-      return { url, http };
+      return { url, http, console: consoleDir !== false };
     },
     async close() {
       for (const s of servers) await s.close();

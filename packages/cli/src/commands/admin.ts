@@ -337,13 +337,155 @@ export function registerAdmin(program: Command, host: CommandHost): void {
       );
     }),
   );
-  report.command('audit').action(
+  report
+    .command('audit')
+    .option('--actor <actor>', 'only this actor (console:alice, cli:root, admin-api)')
+    .option('--since <iso>')
+    .option('--limit <n>', 'at most this many', (v) => Number(v))
+    .action(
+      host.run(async (ctx, o: { actor?: string; since?: string; limit?: number }) => {
+        const rows = await withDeployment(ctx, dirOf(o), (d) =>
+          d.admin.audit({
+            ...(o.actor !== undefined ? { actor: o.actor } : {}),
+            ...(o.since !== undefined ? { since: o.since } : {}),
+            ...(o.limit !== undefined ? { limit: o.limit } : {}),
+          }),
+        );
+        ctx.result(
+          { rows },
+          rows.length === 0 ? 'no admin actions' : rows.map((r) => `${r.at}  ${r.actor}  ${r.action}  ${r.target}`),
+        );
+      }),
+    );
+
+  // The console's actions (issue 16), the same as POST /v1/admin/<action>.
+  admin
+    .command('overview')
+    .description('endpoints online now and in the last day, sessions running, failures in the last day, versions')
+    .action(
+      host.run(async (ctx, o: unknown) => {
+        const r = await withDeployment(ctx, dirOf(o), (d) => d.admin.overview());
+        ctx.result(r, [
+          `endpoints: ${r.endpoints.total} (online now ${r.endpoints.onlineNow}, last day ${r.endpoints.lastDay}, revoked ${r.endpoints.revoked})`,
+          `sessions running: ${r.sessionsRunning}`,
+          `failures in the last day: ${r.failuresLastDay.total}${r.failuresLastDay.byType.map((f) => ` ${f.type}=${f.count}`).join('')}`,
+          ...r.versions.map((v) => `  ${v.workspace} ${v.version}: ${v.devices}`),
+        ]);
+      }),
+    );
+  admin
+    .command('endpoints')
+    .description('the endpoint table: search, filter, sort and page in the store')
+    .option('--search <text>', 'part of the device id, user or host name')
+    .option('--state <state>', 'online, offline, never or revoked')
+    .option('--workspace <name>')
+    .option('--version <version>')
+    .option('--checked-in-after <iso>')
+    .option('--checked-in-before <iso>')
+    .option('--sort <column>', 'device, user, hostName, lastCheckInAt or enrolledAt')
+    .option('--order <order>', 'asc or desc')
+    .option('--limit <n>', 'rows per page, 1 to 500 (default 50)', (v) => Number(v))
+    .option('--offset <n>', 'rows to skip', (v) => Number(v))
+    .action(
+      host.run(async (ctx, opts: Record<string, unknown>) => {
+        const { dir: _dir, ...query } = opts;
+        const r = await withDeployment(ctx, dirOf(opts), (d) =>
+          d.admin.searchEndpoints(
+            Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined)) as Parameters<
+              typeof d.admin.searchEndpoints
+            >[0],
+          ),
+        );
+        ctx.result(r, [
+          `${r.total} endpoint(s)`,
+          ...r.rows.map(
+            (x) =>
+              `${x.device}  ${x.user}  ${x.hostName}  ${x.state}  ${x.lastCheckInAt ?? 'never'}  ${x.workspaces.map((w) => `${w.workspace}@${w.version ?? '?'}`).join(' ')}`,
+          ),
+        ]);
+      }),
+    );
+  device
+    .command('show <id>')
+    .description('one device: user, versions, lease expiry, last events')
+    .action(
+      host.run(async (ctx, id: string, o: unknown) => {
+        const r = await withDeployment(ctx, dirOf(o), (d) => d.admin.deviceDetail(id));
+        ctx.result(r, [
+          `${r.device.id}  ${r.device.user}  ${r.device.hostName}  ${r.device.state}`,
+          `last check-in: ${r.device.lastCheckInAt ?? 'never'}; agent ${r.device.agentVersion ?? 'unknown'}`,
+          ...r.workspaces.map((w) => `  ${w.workspace} ${w.version ?? '?'} ${w.state ?? ''}`),
+          ...r.leases.map((l) => `  lease ${l.workspace}: until ${l.notAfter}`),
+          ...r.events.slice(0, 10).map((e) => `  ${e.event.at}  ${e.event.type}`),
+        ]);
+      }),
+    );
+  admin
+    .command('directory <text>')
+    .description('search users and groups of the directory (built-in or LDAP)')
+    .option('--kind <kind>', 'user, group or all', 'all')
+    .option('--limit <n>', 'at most this many of each', (v) => Number(v))
+    .action(
+      host.run(async (ctx, text: string, opts: { kind?: 'user' | 'group' | 'all'; limit?: number }) => {
+        const r = await withDeployment(ctx, dirOf(opts), (d) =>
+          d.admin.searchDirectory(text, {
+            ...(opts.kind !== undefined ? { kind: opts.kind } : {}),
+            ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+          }),
+        );
+        ctx.result(r, [
+          ...r.users.map((u) => `user  ${u.name}  ${u.dn}${u.displayName ? `  (${u.displayName})` : ''}`),
+          ...r.groups.map((g) => `group ${g.name}  ${g.dn}`),
+        ]);
+      }),
+    );
+  admin
+    .command('validate-policy <file>')
+    .description('check a policy layer file with the same schema and messages the server uses')
+    .action(
+      host.run(async (ctx, file: string, o: unknown) => {
+        const text = await readFile(file, 'utf8');
+        const r = await withDeployment(ctx, dirOf(o), async (d) => d.admin.validatePolicyLayer(text));
+        if (!r.ok)
+          throw new InvalidInputError(
+            `${file} is not a valid policy layer:\n  ${r.issues
+              .map(
+                (i) => `${file}${i.line !== undefined ? `:${i.line}` : ''}: ${i.path ? `${i.path}: ` : ''}${i.message}`,
+              )
+              .join('\n  ')}`,
+            { details: { file, issues: r.issues } },
+          );
+        ctx.result({ file, ...r }, `${file}: valid policy layer`);
+      }),
+    );
+  admin
+    .command('channels')
+    .description("each workspace's channels, the versions they name, and who gets them")
+    .action(
+      host.run(async (ctx, o: unknown) => {
+        const r = await withDeployment(ctx, dirOf(o), (d) => d.admin.channels());
+        ctx.result(r, [
+          `(from the ${r.source})`,
+          ...r.workspaces.flatMap((w) => [
+            `${w.workspace}: versions ${w.versions.join(', ') || 'none'}`,
+            ...w.channels.map(
+              (c) => `  ${c.channel} -> ${c.version ?? '?'}  (${[...c.users, ...c.groups].join(', ')})`,
+            ),
+          ]),
+        ]);
+      }),
+    );
+  admin.command('policies').action(
     host.run(async (ctx, o: unknown) => {
-      const rows = await withDeployment(ctx, dirOf(o), (d) => d.admin.audit());
-      ctx.result(
-        { rows },
-        rows.length === 0 ? 'no admin actions' : rows.map((r) => `${r.at}  ${r.actor}  ${r.action}  ${r.target}`),
-      );
+      const rows = await withDeployment(ctx, dirOf(o), (d) => d.admin.listPolicyLayers());
+      ctx.result({ rows }, rows.length === 0 ? 'no policy layers' : rows.map((r) => `${r.name}  ${r.updatedAt}`));
+    }),
+  );
+  admin.command('policy-remove <name>').action(
+    host.run(async (ctx, name: string, o: unknown) => {
+      const removed = await withDeployment(ctx, dirOf(o), (d, actor) => d.admin.removePolicyLayer(actor, name));
+      if (!removed) throw new NotFoundError(`No policy layer ${name}.`);
+      ctx.result({ name, removed }, `policy layer ${name} removed`);
     }),
   );
   // Every admin command takes --dir (the server directory).

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import {
   InvalidInputError,
+  NotFoundError,
   formatDecision,
   loadPolicy,
   runPolicyTestFile,
@@ -11,6 +12,7 @@ import {
 import type { CliContext } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CommandHost } from '../program.js';
+import { callAdmin } from './admin-remote.js';
 
 interface ExplainOptions {
   layer: string[];
@@ -28,6 +30,11 @@ interface ExplainOptions {
   lastOnline?: string;
   lastActivity?: string;
   provisioning?: boolean;
+  server?: string;
+  device?: string;
+  adminTokenFile?: string;
+  ca?: string;
+  dir?: string;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -103,6 +110,66 @@ function reportSiteLists(ctx: CliContext, reports: readonly SiteListReport[]): v
   }
 }
 
+/**
+ * `tandem policy explain --server URL WORKSPACE ...`: the same question, decided by the server's
+ * view (the assignment of WORKSPACE that covers the user, with its policy layers, and the user's
+ * groups from the server's directory), printed as the local command prints a decision.
+ */
+async function explainOnServer(ctx: CliContext, workspace: string, q: PolicyQuestion, opts: ExplainOptions) {
+  if (opts.group.length > 0 || opts.layer.length > 0)
+    throw new InvalidInputError(
+      '--group and --layer are not taken with --server: the server knows the groups and the layers.',
+      { details: {} },
+    );
+  if (opts.user === undefined && opts.device === undefined)
+    throw new InvalidInputError('--server needs --user NAME or --device ID.', { details: {} });
+  if (opts.now !== undefined)
+    throw new InvalidInputError('--now is not taken with --server: the server decides as of its time.', {
+      details: {},
+    });
+  const question =
+    'usage' in q
+      ? {
+          usage: {
+            online: q.usage.online,
+            ...(q.usage.lastOnlineCheckAt !== undefined
+              ? { lastOnlineCheckAt: new Date(q.usage.lastOnlineCheckAt).toISOString() }
+              : {}),
+            ...(q.usage.lastActivityAt !== undefined
+              ? { lastActivityAt: new Date(q.usage.lastActivityAt).toISOString() }
+              : {}),
+          },
+        }
+      : q;
+  const reply = (await callAdmin(
+    ctx,
+    { server: opts.server ?? '', adminTokenFile: opts.adminTokenFile, ca: opts.ca, dir: opts.dir },
+    'explain',
+    {
+      workspace,
+      question,
+      ...(opts.user !== undefined ? { user: opts.user } : {}),
+      ...(opts.device !== undefined ? { device: opts.device } : {}),
+    },
+  )) as {
+    user: string;
+    groups: string[];
+    decisions: { workspace: string; assignment: string; decision: PolicyDecision; lines: string[] }[];
+  };
+  const d = reply.decisions[0];
+  if (!d)
+    throw new NotFoundError(`The server has no assignment of ${workspace} for ${reply.user}.`, {
+      details: { workspace, user: reply.user },
+    });
+  ctx.result(
+    { ...d.decision, server: { url: opts.server, user: reply.user, groups: reply.groups, assignment: d.assignment } },
+    [
+      ...d.lines,
+      `server: ${opts.server ?? ''} (assignment ${d.assignment}; groups: ${reply.groups.join('; ') || 'none'})`,
+    ],
+  );
+}
+
 /** `tandem policy explain ...` and `tandem policy test FILE` */
 export function registerPolicy(program: Command, host: CommandHost): void {
   const policy = program
@@ -111,8 +178,13 @@ export function registerPolicy(program: Command, host: CommandHost): void {
 
   policy
     .command('explain')
-    .description('decide one question for a user and their groups, and say which rule and layer decided and why')
-    .argument('<workspace>', 'workspace file (YAML or JSON); its policy is the package default')
+    .description(
+      "decide one question for a user and their groups, and say which rule and layer decided and why; with --server, the server's view",
+    )
+    .argument(
+      '<workspace>',
+      'workspace file (YAML or JSON); its policy is the package default. With --server: the workspace name',
+    )
     .option('--layer <file>', 'a policy layer file (kind: PolicyLayer); repeat for several', collect, [])
     .option('--user <id>', 'the user id')
     .option('--group <name>', 'a group of the user (name or DN); repeat for several', collect, [])
@@ -128,9 +200,20 @@ export function registerPolicy(program: Command, host: CommandHost): void {
     .option('--last-online <time>', 'with --usage: the last successful online check (ISO 8601)')
     .option('--last-activity <time>', 'with --usage: the last user activity, for the idle lock (ISO 8601)')
     .option('--provisioning', 'does the user get this workspace at all?')
+    .option(
+      '--server <url>',
+      "ask the management server (its assignments, policy layers and the user's directory groups)",
+    )
+    .option('--device <id>', 'with --server: an enrolled device (its user when --user is not given)')
+    .option('--admin-token-file <file>', "with --server: the admin token (default: the local server directory's)")
+    .option('--ca <file>', "with --server: the server's CA or self-signed certificate (PEM)")
+    .option('--dir <dir>', 'with --server: a local server directory to read the token and certificate from')
     .action(
       host.run(async (ctx, file: string, opts: ExplainOptions) => {
         const q = question(opts);
+        if (opts.server !== undefined) return explainOnServer(ctx, file, q, opts);
+        if (opts.device !== undefined || opts.adminTokenFile !== undefined)
+          throw new InvalidInputError('--device and --admin-token-file go with --server URL.', { details: {} });
         const now = instant(opts.now, '--now');
         const { engine } = await loadPolicy({
           workspaceFile: file,

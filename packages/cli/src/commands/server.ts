@@ -32,6 +32,7 @@ interface InitOptions {
   tlsCert?: string;
   noTls?: boolean;
   tls?: boolean;
+  adminGroup?: string;
 }
 
 /** `tandem server init|run`: the management server. */
@@ -65,6 +66,10 @@ export function registerServer(program: Command, host: CommandHost): void {
     .option('--tls-key <file>', 'your own TLS key (PEM) instead of a self-signed certificate')
     .option('--tls-cert <file>', 'your own TLS certificate (PEM)')
     .option('--no-tls', 'plain HTTP, only behind a TLS-terminating proxy')
+    .option(
+      '--admin-group <name-or-dn>',
+      'whose members may sign in to the web console (default with the built-in directory: admins)',
+    )
     .action(
       host.run(async (ctx, opts: InitOptions) => {
         const dir = serverDirOf(ctx, opts.dir);
@@ -88,6 +93,7 @@ export function registerServer(program: Command, host: CommandHost): void {
           ldap,
           listen: parseListen(opts.listen),
           hostNames: opts.host.length > 0 ? opts.host : undefined,
+          adminGroup: opts.adminGroup,
           tls:
             opts.tls === false
               ? 'none'
@@ -100,6 +106,7 @@ export function registerServer(program: Command, host: CommandHost): void {
           `database: ${config.database.startsWith('sqlite:') ? config.database : 'postgres'}`,
           `directory: ${config.ldap ? config.ldap.url : 'built-in'}`,
           `tls: ${config.tls ? config.tls.cert : 'none'}`,
+          `console admins: members of ${config.adminGroup ?? (config.ldap ? '(none: give --admin-group)' : 'admins')}${config.ldap ? '' : ` (add the first: tandem admin user add NAME --password-stdin; tandem admin group add ${config.adminGroup ?? 'admins'} --member NAME)`}`,
           `start it: tandem server run --dir ${dir}`,
         ]);
       }),
@@ -109,14 +116,26 @@ export function registerServer(program: Command, host: CommandHost): void {
     .description('run the server until SIGINT or SIGTERM; several may share one PostgreSQL database')
     .option('--dir <dir>', 'the server directory (default <state-dir>/server)')
     .option('--listen <host:port>', "override server.json's address")
+    .option('--console-dir <dir>', 'serve the web console from this built directory (default: the packaged one)')
+    .option('--no-console', 'do not serve the web console')
     .action(
-      host.run(async (ctx, opts: { dir?: string; listen?: string }) => {
+      host.run(async (ctx, opts: { dir?: string; listen?: string; consoleDir?: string; console?: boolean }) => {
         const dir = serverDirOf(ctx, opts.dir);
         const deployment = await openDeployment(dir);
-        const { url } = await deployment.serve(parseListen(opts.listen));
+        const consoleDir = opts.console === false ? false : opts.consoleDir;
+        const { url, console: consoleServed } = await deployment.serve(
+          parseListen(opts.listen),
+          consoleDir !== undefined ? { consoleDir } : {},
+        );
         ctx.line(
-          { event: 'listening', url, store: deployment.store.kind, directory: deployment.directory.kind },
-          `tandem server listening on ${url}`,
+          {
+            event: 'listening',
+            url,
+            store: deployment.store.kind,
+            directory: deployment.directory.kind,
+            console: consoleServed ? `${url}/console/` : null,
+          },
+          `tandem server listening on ${url}${consoleServed ? `; console at ${url}/console/` : ''}`,
         );
         await new Promise<void>((resolve) => {
           const stop = (): void => {
