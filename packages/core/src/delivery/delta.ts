@@ -24,21 +24,24 @@ export const SAMPLE_BITS = 6;
 const SAMPLE_MASK = (1 << SAMPLE_BITS) - 1;
 /** A gear table of its own (the chunker's, scrambled), so samples do not line up with cut points. */
 const SKETCH_GEAR = Int32Array.from(GEAR, (g) => Math.imul(g ^ 0x5bd1e995, 0x9e3779b1));
-const MUL = Int32Array.from({ length: FEATURES }, (_, k) => (Math.imul(k * 2 + 1, 0x2545f491) | 1) >>> 0);
+const MUL = Int32Array.from({ length: FEATURES }, (_, k) => Math.imul(k * 2 + 1, 0x2545f491) | 1);
 const ADD = Int32Array.from({ length: FEATURES }, (_, k) => Math.imul(k + 7, 0x68e31da4));
 
 /** The super-features of a chunk's plaintext; all zeros when it has too few samples to tell. */
 export function superFeatures(data: Uint8Array): Uint32Array {
-  const f = new Uint32Array(FEATURES);
+  // Signed 32-bit arithmetic throughout: values stay small integers for V8 (an unsigned value
+  // above 2^31 would be a heap number and slow the loop several times).
+  const f = new Int32Array(FEATURES).fill(-0x80000000);
+  const gear = SKETCH_GEAR;
   let h = 0;
   let samples = 0;
   const n = data.length;
   for (let i = 0; i < n; i++) {
-    h = ((h << 1) + SKETCH_GEAR[data[i]!]!) | 0;
+    h = ((h << 1) + gear[data[i]!]!) | 0;
     if ((h & SAMPLE_MASK) !== 0) continue;
     samples++;
     for (let k = 0; k < FEATURES; k++) {
-      const v = (Math.imul(MUL[k]!, h) + ADD[k]!) >>> 0;
+      const v = (Math.imul(MUL[k]!, h) + ADD[k]!) | 0;
       if (v > f[k]!) f[k] = v;
     }
   }
