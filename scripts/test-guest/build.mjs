@@ -87,6 +87,9 @@ function aptCandidate(pkg) {
   return { pkg, version, depends: field('Depends') ?? '' };
 }
 
+/** PAM's password helper (libpam-modules-bin): the guest agent's Linux sign-in checks passwords with it. */
+const UNIX_CHKPWD = '/usr/sbin/unix_chkpwd';
+
 function nodeBinary() {
   if (values.node) return resolve(values.node);
   const pinned = join(ROOT, 'node_modules/node/bin/node');
@@ -116,6 +119,7 @@ async function buildBase() {
     kernel: `${kernelPkg.pkg}=${kernelPkg.version}`,
     busybox: `${busybox.pkg}=${busybox.version}`,
     node: `${nodeVersion} sha256:${sha256File(node)}`,
+    unixChkpwd: `sha256:${sha256File(UNIX_CHKPWD)}`,
     modules: MODULES,
     // The recipe itself: this function and the archive writer (not the agent layer's code).
     builder: [sha256File(join(HERE, 'newc.mjs')), createHash('sha256').update(buildBase.toString()).digest('hex')],
@@ -185,7 +189,11 @@ async function buildBase() {
     await cpio.symlink('bin/sh', 'busybox');
     for (const [m, file] of moduleFiles) await cpio.file(`lib/modules/${release}/${m}.ko`, readFileSync(file));
     await cpio.file('usr/bin/node', readFileSync(guestNode), 0o755);
-    for (const [guestPath, real] of sharedLibraries(node)) await cpio.file(guestPath, readFileSync(real), 0o755);
+    const libs = new Map([...sharedLibraries(node), ...sharedLibraries(UNIX_CHKPWD)]);
+    for (const [guestPath, real] of [...libs].sort(([a], [b]) => a.localeCompare(b)))
+      await cpio.file(guestPath, readFileSync(real), 0o755);
+    await cpio.dir('usr/sbin');
+    await cpio.file('usr/sbin/unix_chkpwd', readFileSync(UNIX_CHKPWD), 0o755);
     await cpio.file('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n');
     await cpio.file('etc/group', 'root:x:0:\n');
     await cpio.file(
@@ -274,6 +282,14 @@ async function buildLayer(out) {
   const poweroff = '#!/bin/sh\nsync\numount /mnt/state 2>/dev/null\npoweroff -f\n';
   await cpio.file('etc/acpi/PWRF/00000080', poweroff, 0o755);
   await cpio.file('etc/acpi/button/power', poweroff, 0o755);
+
+  // The image's session command (the guest agent's sign-in runs it as the user through su -l):
+  // here it records who it runs as, then stays, as a desktop session would.
+  await cpio.file(
+    'etc/tandem/session',
+    '#!/bin/sh\n{ id; echo "HOME=$HOME USER=$USER"; } >"$HOME/.tandem-session"\nexec sleep 2147483647\n',
+    0o755,
+  );
 
   const agentDir = join(ROOT, 'packages/guest-agent');
   if (existsSync(join(agentDir, 'dist/main.js'))) {

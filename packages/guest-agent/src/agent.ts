@@ -10,6 +10,8 @@ import { SYSTEM_PATHS, type GuestPaths } from './paths.js';
 import { runProgram, type ProgramRunner } from './run.js';
 import { linuxSetup } from './setup-linux.js';
 import { GuestSetup, type SetupApplier } from './setup.js';
+import { linuxSignIn, type SignInApplier } from './sign-in-linux.js';
+import { windowsSignIn } from './sign-in-windows.js';
 import { AgentState } from './state.js';
 import { AGENT_SOFTWARE, AGENT_VERSION } from './version.js';
 import { applyRdpPolicy, discoverWindowsApps, windowsSetup } from './windows.js';
@@ -32,6 +34,8 @@ export interface AgentOptions {
   readonly devDir?: string;
   readonly platform?: NodeJS.Platform;
   readonly run?: ProgramRunner;
+  /** Single sign-on into this guest (`sign-in`); default the platform's (Linux, Windows). */
+  readonly signIn?: SignInApplier;
   readonly log?: (line: string) => void;
   readonly signal?: AbortSignal;
 }
@@ -79,6 +83,26 @@ export async function runAgent(options: AgentOptions = {}): Promise<void> {
   } else if (platform === 'win32') {
     handlers.apps = async () => ({ apps: await discoverWindowsApps(run) });
     handlers['rdp-policy.apply'] = async (params, { signal }) => applyRdpPolicy(run, params!.values, signal);
+  }
+  const signIn: SignInApplier | undefined =
+    options.signIn ??
+    (platform === 'linux' ? linuxSignIn(paths, run) : platform === 'win32' ? windowsSignIn(run) : undefined);
+  if (signIn) {
+    handlers['sign-in'] = async (params, { signal }) => {
+      // The password as bytes this agent owns, zeroed once the sign-in settled; it is never
+      // logged (failures carry the guest's words and the user name only).
+      const password = Buffer.from(params!.password, 'utf8');
+      try {
+        const result = await signIn.signIn(params!.user, params!.domain, password, signal);
+        log(`signed in ${params!.user} (${result.method})`);
+        return result;
+      } catch (err) {
+        log(`sign-in of ${params!.user} failed: ${(err as Error).message}`);
+        throw err;
+      } finally {
+        password.fill(0);
+      }
+    };
   }
   if (setup) {
     handlers['setup.status'] = async () => setup.status();

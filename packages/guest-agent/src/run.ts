@@ -12,7 +12,7 @@ export interface RunResult {
 export type ProgramRunner = (
   command: string,
   args: readonly string[],
-  options?: { input?: string; signal?: AbortSignal; maxBytes?: number; env?: NodeJS.ProcessEnv },
+  options?: { input?: string | Buffer; signal?: AbortSignal; maxBytes?: number; env?: NodeJS.ProcessEnv },
 ) => Promise<RunResult>;
 
 /** The real runner (node:child_process; the agent has no other dependency). */

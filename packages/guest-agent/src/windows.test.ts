@@ -30,7 +30,7 @@ function recorded(result: Partial<RunResult>): { run: ProgramRunner; calls: Call
   return {
     calls,
     run: async (command, args, options = {}) => {
-      calls.push({ command, args, input: options.input ?? '' });
+      calls.push({ command, args, input: String(options.input ?? '') });
       return { exitCode: 0, stdout: '', stderr: '', truncated: false, ...result };
     },
   };

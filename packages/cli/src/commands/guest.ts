@@ -2,13 +2,21 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { TandemError, parseDuration, type EventBus, type HypervisorAdapter } from '@tandem/core';
-import { GuestConnection, SetupRecordStore, localCredentials, runFirstTimeSetup } from '@tandem/core/guest';
+import { InvalidStateError, TandemError, parseDuration, type EventBus, type HypervisorAdapter } from '@tandem/core';
+import {
+  GuestConnection,
+  SetupRecordStore,
+  localCredentials,
+  runFirstTimeSetup,
+  signInToGuest,
+} from '@tandem/core/guest';
 import { openAdapter } from '../adapters.js';
 import type { CliContext } from '../context.js';
 import type { CommandHost } from '../program.js';
 import { cliEvents, policyFor } from '../runtime.js';
 import { StateDir, type SessionRecord } from '../state.js';
+import { openCredentialCache } from './login-cache.js';
+import { readSecret } from './login.js';
 
 /** Where the host records first-time setup: one file per VM under the state directory. */
 export function setupRecordsDir(stateDir: string): string {
@@ -178,6 +186,51 @@ export function registerGuest(program: Command, host: CommandHost): void {
               ? 'the workspace has no firstTimeSetup'
               : `first-time setup done${result.record.computerName ? `: computer name ${result.record.computerName}` : ''}${restarted ? '; the VM restarted and its agent is back' : result.rebootRequired ? '; restart the VM for it to take effect' : ''}`,
         );
+      }),
+    );
+
+  common(
+    guest
+      .command('sign-in')
+      .description(
+        'single sign-on: sign in to the guest with the credentials you signed in to Tandem with (spec.guestSignIn)',
+      ),
+  )
+    .requiredOption('--user <name>', 'your sign-in name (as with tandem login)')
+    .option('--domain <name>', "the account's domain in a Windows guest")
+    .option('--password-stdin', 'read the password from stdin (else TANDEM_PASSWORD); never an argument')
+    .action(
+      host.run(async (ctx, opts: GuestOptions & { user: string; domain?: string; passwordStdin?: boolean }) => {
+        const state = new StateDir(ctx.stateDir);
+        const record = state.resolve(opts.workspace);
+        if (!record.spec.spec.guestSignIn) {
+          throw new InvalidStateError(
+            `Workspace "${record.workspace}" does not ask for single sign-on into the guest: set spec.guestSignIn: true.`,
+            'guest-sign-in-off',
+            { details: { path: 'spec.guestSignIn' } },
+          );
+        }
+        // The same credentials as the Tandem sign-in: checked against this device's cached
+        // verifier (tandem login keeps it), so a password Tandem would refuse never reaches the guest.
+        const password = Buffer.from(await readSecret(opts), 'utf8');
+        try {
+          const cache = await openCredentialCache(ctx.stateDir);
+          const signedIn = await cache.signInOffline(opts.user, password.toString('utf8'));
+          const result = await withGuest(ctx, opts, (conn, rec, events) =>
+            signInToGuest({
+              connection: conn,
+              workspace: rec.spec,
+              user: signedIn.user.name,
+              password,
+              ...(opts.domain ? { domain: opts.domain } : {}),
+              bus: events,
+              context: { workspace: rec.workspace, session: rec.id },
+            }),
+          );
+          ctx.result(result, `signed in to the guest as ${result.user} (${result.method}): ${result.message}`);
+        } finally {
+          password.fill(0);
+        }
       }),
     );
 }
