@@ -8,7 +8,8 @@
 //    Tandem's XtsCipher (XTS on OpenSSL AES-ECB) against Node's aes-256-xts one cipher per sector,
 //    and raw AES-256-ECB (the bound).
 // 2. A cold pull of an encrypted image in both at-rest layouts (a LUKS qcow2 written through
-//    qemu-nbd; a LUKS qcow2 whose data file Tandem writes itself) against a plaintext pull of the
+//    qemu-nbd; a LUKS qcow2 whose data file Tandem writes itself, its final check once reading
+//    the image back and once from the digest hashed as written) against a plaintext pull of the
 //    same image, over loopback HTTP, in the same run.
 // 3. Bytes fetched for v1 -> v2 (2% changed, as in bench/delivery.mjs), encrypted and plaintext.
 // Run against the built dist (needs qemu-utils for part 2 and 3):
@@ -143,7 +144,26 @@ if (!process.argv.includes('--skip-pull')) {
   const url = `http://127.0.0.1:${port}`;
   const stats = async () => (await fetch(`${url}/__stats`)).json();
   const reset = async () => (await fetch(`${url}/__reset`)).json();
-  // Three rows: the plaintext pull, and the encrypted workspace in both at-rest layouts.
+  // Four rows: the plaintext pull, and the encrypted workspace in both at-rest layouts; the
+  // data-file layout twice: its final check reading the image back (as before the digest hashed
+  // as written), and taking the digest (the default).
+  const withoutDigest = (store) => ({
+    format: store.format,
+    relocate: store.relocate?.bind(store),
+    open: (...a) => store.open(...a),
+    create: async (...a) => {
+      const image = await store.create(...a);
+      return {
+        get size() {
+          return image.size;
+        },
+        read: (o, l) => image.read(o, l),
+        write: (o, d) => image.write(o, d),
+        writeZeroes: (o, l) => image.writeZeroes(o, l),
+        close: () => image.close(),
+      };
+    },
+  });
   const modes = {
     plain: { ws: 'plain', label: 'plaintext' },
     nbd: {
@@ -151,9 +171,14 @@ if (!process.argv.includes('--skip-pull')) {
       label: 'encrypted, layout nbd (qemu-nbd)',
       images: libvirtEncryptedImages({ luksIterTimeMs: 10 }),
     },
+    dfBack: {
+      ws: 'enc',
+      label: 'encrypted, data-file, check read back',
+      images: withoutDigest(libvirtEncryptedImages({ luksIterTimeMs: 10, layout: 'data-file' })),
+    },
     df: {
       ws: 'enc',
-      label: 'encrypted, layout data-file (XtsCipher)',
+      label: 'encrypted, data-file, hashed as written',
       images: libvirtEncryptedImages({ luksIterTimeMs: 10, layout: 'data-file' }),
     },
   };
