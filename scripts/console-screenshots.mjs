@@ -113,6 +113,10 @@ try {
   await page.locator('canvas').first().waitFor();
   await shot('overview');
   await nav('Workspaces', 'Workspaces');
+  // A change made in the console, so the audit shows the admin as its actor.
+  await page.getByLabel('to version').first().fill('1.2.0');
+  await page.getByRole('button', { name: 'Move channel' }).first().click();
+  await page.getByRole('status').filter({ hasText: 'is now 1.2.0' }).waitFor();
   await shot('workspaces');
   await nav('Assignments', 'Assignments and policy');
   await page.getByLabel('Search the directory for users and groups').fill('erp');

@@ -27,7 +27,7 @@ export function AuditPage() {
       <button type="submit">Filter</button>
     </form>
     ${error && html`<p class="error" role="alert">${error}</p>`}
-    <table>
+    <table class="audit">
       <caption class="sr-only">
         Audit log
       </caption>
