@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CancelledError } from '../errors.js';
+import { CancelledError, NotFoundError } from '../errors.js';
 import { decodeDelta, zstdDictionarySupported } from './delta.js';
 import { planRanges, type ChunkToFetch } from './fetch-plan.js';
 import { parseManifest, type ImageManifest } from './manifest.js';
@@ -103,8 +103,9 @@ export async function fetchDeltas(ctx: DeltaFetchContext): Promise<DeltaFetchRes
       try {
         data = await ctx.store.getRange(r.pack, r.offset, r.length, ctx.signal ? { signal: ctx.signal } : {});
       } catch (err) {
-        if (ctx.signal?.aborted) throw err;
-        // The whole chunks are still there: they are fetched instead.
+        // A delta pack that is missing: the whole chunks are fetched instead. Any other failure
+        // (the server or the network) would fail the whole chunks as well, and is reported.
+        if (!(err instanceof NotFoundError) || ctx.signal?.aborted) throw err;
         rejected += r.chunks.length;
         continue;
       }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -187,6 +187,20 @@ describe('push and pull with deltas', () => {
       expect(r.chunksFetched).toBe(pushed['2.0.0']!.deltas);
     } finally {
       for (const [file, data] of saved) await writeFile(file, data);
+    }
+  });
+
+  it('a delta pack missing from the repository: those chunks are fetched whole', async () => {
+    await pull('m', '1.0.0');
+    const packs = [...(await deltaPacks('2.0.0'))];
+    for (const p of packs) await rename(join(dir, 'repo', p), join(dir, 'repo', `${p}.away`));
+    try {
+      const r = await pull('m', '2.0.0');
+      expect(sha256Hex(await readFile(r.image))).toBe(sha256Hex(images['2.0.0']!));
+      expect(r.deltasRejected).toBe(pushed['2.0.0']!.deltas);
+      expect(r.chunksFetched).toBe(pushed['2.0.0']!.deltas);
+    } finally {
+      for (const p of packs) await rename(join(dir, 'repo', `${p}.away`), join(dir, 'repo', p));
     }
   });
 
