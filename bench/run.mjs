@@ -16,7 +16,7 @@ const BENCHES = [
   { name: 'policy-urls', what: 'web redirection matcher against a linear scan (issue 5)', needs: [] },
   {
     name: 'delivery',
-    what: 'delta sync bytes and pack/pull speed against casync and rsync (issue 6)',
+    what: 'delta sync bytes (whole-chunk edits and small in-place edits with deltas) and pack/push/pull speed against casync and rsync (issues 6, 18)',
     needs: ['casync', 'rsync'],
   },
   {
