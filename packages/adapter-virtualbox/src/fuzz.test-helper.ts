@@ -32,6 +32,7 @@ export const FUZZ_PATHS = [
   'launch',
   'encrypt',
   'guest-address',
+  'set-network',
 ] as const;
 export type FuzzPath = (typeof FUZZ_PATHS)[number];
 
@@ -91,6 +92,7 @@ function seed(home: FakeVBoxHome, c: FuzzCase): void {
     launch: 'running',
     encrypt: '',
     'guest-address': 'running',
+    'set-network': 'running',
   };
   const snapshots =
     c.path.startsWith('snapshot-') && c.path !== 'snapshot-create'
@@ -257,5 +259,13 @@ export async function runCase(adapter: VirtualBoxAdapter, home: FakeVBoxHome, c:
     case 'guest-address':
       expect(await adapter.guestAddress(c.vm)).toBe('10.0.2.15');
       break;
+    case 'set-network': {
+      // The host interface is the hostile value here: one positional argument of controlvm.
+      await adapter.setNetwork(c.vm, { mode: 'bridged', bridge: c.command });
+      expect(calls()).toContainEqual(['controlvm', VM_UUID, 'nic1', 'bridged', c.command]);
+      const vm = home.state().vms[0] as unknown as { nic1: string; bridgeAdapter: string; cable: string };
+      expect(vm).toMatchObject({ nic1: 'bridged', bridgeAdapter: c.command, cable: 'on' });
+      break;
+    }
   }
 }

@@ -85,6 +85,8 @@ describe('hostile names through every VirtualBox command path (local)', () => {
               });
             case 'list':
               return adapter.state(name);
+            case 'set-network':
+              return adapter.setNetwork('vm', { mode: 'bridged', bridge: name });
             default:
               return adapter.state(name);
           }
