@@ -42,6 +42,11 @@ const BENCHES = [
   },
   { name: 'server', what: 'sustained signed check-ins against server processes (issue 15)', needs: ['postgres'] },
   { name: 'server-parts', what: 'the CPU cost of each piece of a check-in, alone (issue 15)', needs: [] },
+  {
+    name: 'console-endpoints',
+    what: "the console's endpoint table at tens of thousands of devices (issue 16)",
+    needs: [],
+  },
 ];
 
 function missing(need) {

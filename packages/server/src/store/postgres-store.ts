@@ -981,17 +981,29 @@ export class PostgresStore implements ServerStore {
         conds.push(sql`revoked_at IS NULL AND last_check_in_at < ${q.onlineSince ?? null}::timestamptz`);
       if (q.checkedInAfter !== undefined) conds.push(sql`last_check_in_at >= ${q.checkedInAfter}::timestamptz`);
       if (q.checkedInBefore !== undefined) conds.push(sql`last_check_in_at < ${q.checkedInBefore}::timestamptz`);
-      if (q.workspace !== undefined || q.version !== undefined)
-        conds.push(sql`EXISTS (
-          SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(last_state -> 'workspaces') = 'array' THEN last_state -> 'workspaces' ELSE '[]'::jsonb END) w
-          WHERE (${q.workspace ?? null}::text IS NULL OR coalesce(w ->> 'workspace', w ->> 'name') = ${q.workspace ?? null}::text)
-            AND (${q.version ?? null}::text IS NULL OR w ->> 'version' = ${q.version ?? null}::text))`);
+      if (q.workspace !== undefined || q.version !== undefined) {
+        // jsonb containment of one reported workspace: no per-row array expansion.
+        const item = JSON.stringify([
+          {
+            ...(q.workspace !== undefined ? { workspace: q.workspace } : {}),
+            ...(q.version !== undefined ? { version: q.version } : {}),
+          },
+        ]);
+        const named = JSON.stringify([
+          {
+            ...(q.workspace !== undefined ? { name: q.workspace } : {}),
+            ...(q.version !== undefined ? { version: q.version } : {}),
+          },
+        ]);
+        conds.push(
+          sql`(last_state -> 'workspaces' @> ${item}::text::jsonb OR last_state -> 'workspaces' @> ${named}::text::jsonb)`,
+        );
+      }
       const where = and(sql, conds);
       const dir = sql.unsafe(q.desc ? 'DESC NULLS LAST' : 'ASC NULLS FIRST');
+      // The columns' own collation, so the (column, id) indexes serve the sort and the page.
       const order =
-        q.column === 'id'
-          ? sql`id COLLATE "C" ${dir}`
-          : sql`${sql(q.column)} ${dir}, id COLLATE "C" ${sql.unsafe(q.desc ? 'DESC' : 'ASC')}`;
+        q.column === 'id' ? sql`id ${dir}` : sql`${sql(q.column)} ${dir}, id ${sql.unsafe(q.desc ? 'DESC' : 'ASC')}`;
       const [count] = await sql`SELECT count(*)::int AS n FROM devices WHERE ${where}`;
       const rows =
         await sql`SELECT * FROM devices WHERE ${where} ORDER BY ${order} LIMIT ${q.limit} OFFSET ${q.offset}`;
