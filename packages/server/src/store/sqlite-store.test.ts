@@ -42,7 +42,7 @@ describe('SqliteStore', () => {
       await store.close();
       const { DatabaseSync } = await import('node:sqlite');
       const db = new DatabaseSync(path);
-      expect(db.prepare('SELECT max(version) AS v FROM schema_version').get()).toEqual({ v: 1 });
+      expect(db.prepare('SELECT max(version) AS v FROM schema_version').get()).toEqual({ v: 2 });
       expect(db.prepare('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' });
       db.close();
     } finally {
