@@ -103,11 +103,13 @@ describe.skipIf(!enabled)('the management console in Chromium (real server, Post
     deployment = await openDeployment(serverDir);
     url = (await deployment.serve({ host: '127.0.0.1', port: 0 })).url;
 
-    // An endpoint of alice's, enrolled and checked in once with ten events.
+    // An endpoint of alice's, enrolled and checked in once with ten events. The events carry the
+    // current time: the device page shows the day before the last check-in, so a fixed date
+    // would drop out of it as the calendar moves on.
     const { device } = await openEndpointKeys(join(dir, 'endpoint', 'keys'));
     const client = new ManagementClient({ baseUrl: url, device });
     await client.enroll({ user: 'alice', password: PW, hostName: 'alice-laptop' });
-    await client.checkIn({ events: sampleEvents('c0c0c0c0') });
+    await client.checkIn({ events: sampleEvents('c0c0c0c0', 10, new Date().toISOString()) });
     endpoint = { client, deviceId: device.deviceId };
 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
@@ -262,7 +264,7 @@ describe.skipIf(!enabled)('the management console in Chromium (real server, Post
   it('filters events and exports them as CSV', { timeout: 180_000 }, async () => {
     await endpoint.client.checkIn({
       workspaces: [{ workspace: 'payroll', version: '1.1.0', state: 'running' }],
-      events: sampleEvents('c1c1c1c1', 3),
+      events: sampleEvents('c1c1c1c1', 3, new Date().toISOString()),
     });
     await go(admin, 'Events', 'Events');
     await admin.getByLabel('Device').fill(endpoint.deviceId);
