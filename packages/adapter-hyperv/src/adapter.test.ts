@@ -38,19 +38,7 @@ function setup(flavor: '5.1' | '7' = '7', extraEnv: Record<string, string> = {},
     labels: { 'tandem.workspace': 'erp' },
     ...extra,
   });
-  /** The values a call received on stdin, decoded as the script's prelude decodes them. */
-  const inputs = (op: string): Record<string, string>[] =>
-    home
-      .calls()
-      .filter((c) => c.op === op)
-      .map((c) =>
-        Object.fromEntries(
-          c.stdin
-            .split('\n')
-            .filter(Boolean)
-            .map((l) => [l.split('=')[0]!, Buffer.from(l.slice(l.indexOf('=') + 1), 'base64').toString('utf8')]),
-        ),
-      );
+  const inputs = (op: string) => home.inputs(op);
   return { home, adapter, warnings, spec, inputs };
 }
 

@@ -32,6 +32,8 @@ export interface FakeHyperVHome {
   readonly home: string;
   env(extra?: Record<string, string>): Record<string, string>;
   calls(): FakePwshCall[];
+  /** The values each call of `op` received on stdin, decoded as the scripts' prelude decodes them. */
+  inputs(op: string): Record<string, string>[];
   unexpected(): unknown[];
   state(): {
     vms: {
@@ -62,6 +64,12 @@ function jsonLines<T>(file: string): T[] {
     .map((l) => JSON.parse(l) as T);
 }
 
+/** One `name=<base64 value>` line of a script's stdin. */
+function decodeInputLine(line: string): [string, string] {
+  const eq = line.indexOf('=');
+  return [line.slice(0, eq), Buffer.from(line.slice(eq + 1), 'base64').toString('utf8')];
+}
+
 export function fakeHyperVHome(flavor: '5.1' | '7' = '7'): FakeHyperVHome {
   const home = mkdtempSync(join(tmpdir(), 'tandem-fake-hyperv-'));
   // The remote-host tests run the fake as the unprivileged SSH test account: it must write here.
@@ -70,6 +78,10 @@ export function fakeHyperVHome(flavor: '5.1' | '7' = '7'): FakeHyperVHome {
     home,
     env: (extra = {}) => ({ TANDEM_FAKE_HYPERV_HOME: home, TANDEM_FAKE_PWSH_FLAVOR: flavor, ...extra }),
     calls: () => jsonLines<FakePwshCall>(join(home, 'calls.log')),
+    inputs: (op) =>
+      jsonLines<FakePwshCall>(join(home, 'calls.log'))
+        .filter((c) => c.op === op)
+        .map((c) => Object.fromEntries(c.stdin.split('\n').filter(Boolean).map(decodeInputLine))),
     unexpected: () => jsonLines(join(home, 'unexpected.log')),
     state: () => {
       const file = join(home, 'fake-hyperv.json');

@@ -21,22 +21,7 @@ function setup(flavor: (typeof FLAVORS)[number] = '7') {
       osFamily: 'windows',
     });
   const vm = (name: string) => home.state().vms.find((v) => v.Name === name)!;
-  /** The values a call received on stdin, decoded as the script's prelude decodes them. */
-  const inputs = (op: string): Record<string, string>[] =>
-    home
-      .calls()
-      .filter((c) => c.op === op)
-      .map((c) =>
-        Object.fromEntries(
-          c.stdin
-            .split('\n')
-            .filter(Boolean)
-            .map((l) => {
-              const [k, v] = l.split('=', 2) as [string, string];
-              return [k, Buffer.from(v, 'base64').toString('utf8')];
-            }),
-        ),
-      );
+  const inputs = (op: string) => home.inputs(op);
   return { home, adapter, define, vm, inputs };
 }
 
