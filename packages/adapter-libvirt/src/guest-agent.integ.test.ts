@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWorkspace, type TandemEventMap, type TandemEventType } from '@tandem/core';
 import { GuestConnection, runFirstTimeSetup, SetupRecordStore } from '@tandem/core/guest';
 import { PolicyEngine } from '@tandem/core/policy';
@@ -14,7 +14,8 @@ import { LibvirtAdapter } from './adapter.js';
 import { itName, purge, QEMU_URI, qemuGate, until, virsh } from './testing/fixtures.test.helpers.js';
 import {
   addControlPort,
-  consoleTail,
+  consoleTailOnFailure,
+  startUntilHello,
   guestShell,
   prepareTestGuest,
   TEST_APPS,
@@ -85,22 +86,12 @@ describe.skipIf(!guestGate.enabled)('the guest agent in a real Linux guest on qe
       requestTimeoutMs: 60_000,
     });
     const started = Date.now();
-    await adapter.start(vm);
-    try {
-      await conn.open({ timeoutMs: 240_000 });
-    } catch (err) {
-      process.stderr.write(`guest serial console (last lines):\n${await consoleTail(files.dir)}\n`);
-      throw err;
-    }
+    await startUntilHello(adapter, vm, conn, files.dir);
     // A figure for docs/benchmarks.md, never asserted.
     process.stderr.write(`test guest: agent hello ${((Date.now() - started) / 1000).toFixed(1)} s after start\n`);
   }, LONG);
 
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail' && files) {
-      process.stderr.write(`guest serial console (last lines):\n${await consoleTail(files.dir)}\n`);
-    }
-  });
+  consoleTailOnFailure(() => files);
 
   afterAll(async () => {
     await conn?.close();

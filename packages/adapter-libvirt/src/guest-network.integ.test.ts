@@ -8,14 +8,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWorkspace, type Workspace } from '@tandem/core';
 import { GuestConnection, runFirstTimeSetup, SetupRecordStore } from '@tandem/core/guest';
 import { LibvirtAdapter } from './adapter.js';
 import { itName, purge, QEMU_URI, qemuGate, until, virsh } from './testing/fixtures.test.helpers.js';
 import {
   addControlPort,
-  consoleTail,
+  consoleTailOnFailure,
+  startUntilHello,
   guestShell,
   prepareTestGuest,
   testGuestGate,
@@ -79,20 +80,10 @@ describe.skipIf(!guestGate.enabled)('the network step of first-time setup on the
     );
     await addControlPort(vm, files.dir);
     conn = new GuestConnection({ adapter, vm, helloTimeoutMs: 30_000, requestTimeoutMs: 120_000 });
-    await adapter.start(vm);
-    try {
-      await conn.open({ timeoutMs: 240_000 });
-    } catch (err) {
-      process.stderr.write(`guest serial console (last lines):\n${await consoleTail(files.dir)}\n`);
-      throw err;
-    }
+    await startUntilHello(adapter, vm, conn, files.dir);
   }, LONG);
 
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail' && files) {
-      process.stderr.write(`guest serial console (last lines):\n${await consoleTail(files.dir)}\n`);
-    }
-  });
+  consoleTailOnFailure(() => files);
 
   afterAll(async () => {
     await conn?.close();

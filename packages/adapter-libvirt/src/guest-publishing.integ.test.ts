@@ -16,7 +16,7 @@ import { LibvirtAdapter } from './adapter.js';
 import { itName, purge, QEMU_URI, qemuGate, until } from './testing/fixtures.test.helpers.js';
 import {
   addControlPort,
-  consoleTail,
+  startUntilHello,
   guestShell,
   prepareTestGuest,
   TEST_APPS,
@@ -73,13 +73,7 @@ describe.skipIf(!guestGate.enabled)('publishing with the real test guest on qemu
       helloTimeoutMs: 30_000,
       requestTimeoutMs: 60_000,
     });
-    await adapter.start(vm);
-    try {
-      await conn.open({ timeoutMs: 240_000 });
-    } catch (err) {
-      process.stderr.write(`guest serial console (last lines):\n${await consoleTail(files.dir)}\n`);
-      throw err;
-    }
+    await startUntilHello(adapter, vm, conn, files.dir);
   }, LONG);
 
   afterAll(async () => {

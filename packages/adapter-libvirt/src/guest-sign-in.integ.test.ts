@@ -10,7 +10,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventBus, parseWorkspace, SqliteEventSink } from '@tandem/core';
 import { GuestConnection, GuestOperationError, signInToGuest } from '@tandem/core/guest';
 import { LibvirtAdapter } from './adapter.js';
@@ -18,7 +18,8 @@ import { itName, purge, QEMU_URI, qemuGate } from './testing/fixtures.test.helpe
 import {
   addControlPort,
   consoleLogPath,
-  consoleTail,
+  consoleTailOnFailure,
+  startUntilHello,
   guestShell,
   prepareTestGuest,
   testGuestGate,
@@ -64,13 +65,7 @@ describe.skipIf(!guestGate.enabled)('single sign-on into the real test guest', (
     await adapter.define(testGuestSpec(vm, files));
     await addControlPort(vm, files.dir);
     conn = new GuestConnection({ adapter, vm, bus, helloTimeoutMs: 30_000, requestTimeoutMs: 120_000 });
-    await adapter.start(vm);
-    try {
-      await conn.open({ timeoutMs: 240_000 });
-    } catch (err) {
-      process.stderr.write(`guest serial console (last lines):\n${await consoleTail(files.dir)}\n`);
-      throw err;
-    }
+    await startUntilHello(adapter, vm, conn, files.dir);
     // A local account in the guest, its password hashed on the host (SHA-512 crypt, read on
     // stdin): only the hash reaches the guest.
     const hashing = run('openssl', ['passwd', '-6', '-stdin']);
@@ -90,11 +85,7 @@ describe.skipIf(!guestGate.enabled)('single sign-on into the real test guest', (
     );
   }, LONG);
 
-  afterEach(async (ctx) => {
-    if (ctx.task.result?.state === 'fail' && files) {
-      process.stderr.write(`guest serial console (last lines):\n${await consoleTail(files.dir)}\n`);
-    }
-  });
+  consoleTailOnFailure(() => files);
 
   afterAll(async () => {
     await conn?.close();

@@ -7,8 +7,11 @@ import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { afterEach } from 'vitest';
 import type { VmSpec } from '@tandem/core';
+import type { GuestConnection } from '@tandem/core/guest';
 import { integrationGate, type IntegrationGate } from '@tandem/core/testing';
+import type { LibvirtAdapter } from '../adapter.js';
 import { emptyDisk, until, virsh } from './fixtures.test.helpers.js';
 
 const run = promisify(execFile);
@@ -158,6 +161,38 @@ export function consoleLogPath(dir: string): string {
 export async function consoleTail(dir: string, lines = 60): Promise<string> {
   const text = await readFile(consoleLogPath(dir), 'utf8').catch(() => '(no console log)');
   return text.split('\n').slice(-lines).join('\n');
+}
+
+async function printConsoleTail(dir: string): Promise<void> {
+  process.stderr.write(`guest serial console (last lines):\n${await consoleTail(dir)}\n`);
+}
+
+/**
+ * Starts `vm` and waits for its agent's hello on `conn`; when the hello does not come, the
+ * guest's serial console goes to stderr before the error is thrown.
+ */
+export async function startUntilHello(
+  adapter: Pick<LibvirtAdapter, 'start'>,
+  vm: string,
+  conn: Pick<GuestConnection, 'open'>,
+  dir: string,
+  timeoutMs = 240_000,
+): Promise<void> {
+  await adapter.start(vm);
+  try {
+    await conn.open({ timeoutMs });
+  } catch (err) {
+    await printConsoleTail(dir);
+    throw err;
+  }
+}
+
+/** Prints the guest's serial console after each failed test (call inside the `describe`). */
+export function consoleTailOnFailure(files: () => TestGuestFiles | undefined): void {
+  afterEach(async (ctx) => {
+    const f = files();
+    if (ctx.task.result?.state === 'fail' && f) await printConsoleTail(f.dir);
+  });
 }
 
 /** The host socket of the running VM's control port (libvirt picks it at start). */
