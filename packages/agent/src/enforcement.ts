@@ -21,7 +21,9 @@ export interface SessionEnforcementOptions {
   watchdog?: Omit<WatchdogOptions, 'clock' | 'events'> | false;
   /**
    * Where the VM's owner among host users is recorded, for the session's adapter (libvirt's
-   * domain metadata: `libvirtOwnership()` of @tandem/adapter-libvirt); undefined: not kept.
+   * domain metadata, VirtualBox's extradata, Hyper-V's Notes: the adapters' `libvirtOwnership()`,
+   * `virtualboxOwnership()`, `hypervOwnership()`); undefined: not kept. Closed (when it has
+   * `close`) as the session detaches.
    */
   ownershipFor?: (record: SessionRecord) => VmOwnership | undefined;
   /** Anything else the enforcer takes (lease, location, ...). */
@@ -40,7 +42,7 @@ export interface SessionEnforcementOptions {
  */
 export function sessionEnforcement(options: SessionEnforcementOptions = {}): EnforcementFactory {
   const credentials = options.credentials ?? unixPasswordCheck();
-  return ({ session, loaded, events, clock, record, diskKeys }): SessionEnforcement => {
+  return ({ session, loaded, events, clock, record, diskKeys, exclusive }): SessionEnforcement => {
     // A takeover is confirmed per request (`up|resume --take-over`), never remembered.
     let takeOver = false;
     const ownership = options.ownershipFor?.(record);
@@ -55,11 +57,12 @@ export function sessionEnforcement(options: SessionEnforcementOptions = {}): Enf
       ...(ownership ? { ownership, confirmTakeover: async () => takeOver } : {}),
       ...options.enforcer,
     });
-    // An encrypted VM's restart releases its key again, as its start did (lease checked again).
+    // An encrypted VM's restart releases its key again, as its start did (lease checked again);
+    // a restart runs under the workspace's lock, after or before a user's stop/down/up, never amid.
     const watchdog =
       options.watchdog === false
         ? undefined
-        : new Watchdog(session, { clock, events, ...(diskKeys ? { diskKeys } : {}), ...options.watchdog });
+        : new Watchdog(session, { clock, events, exclusive, ...(diskKeys ? { diskKeys } : {}), ...options.watchdog });
     return {
       beforeStart: async (o) => {
         takeOver = o?.takeOver ?? false;
@@ -75,7 +78,11 @@ export function sessionEnforcement(options: SessionEnforcementOptions = {}): Enf
       },
       stop: async () => {
         watchdog?.stop();
-        await enforcer.stop();
+        try {
+          await enforcer.stop();
+        } finally {
+          await ownership?.close?.().catch(() => undefined);
+        }
       },
       activity: (report) => {
         if (!report.idle) enforcer.activity();

@@ -71,6 +71,13 @@ export type EnforcementFactory = (context: {
    * ask for, such as the watchdog's restart. The caller disposes of what it returns.
    */
   diskKeys?: () => Promise<DiskKeyRelease | undefined>;
+  /**
+   * Runs `fn` under the lock the agent's session commands take for this workspace (its
+   * per-workspace queue and the VM's lock file): what a start the agent did not ask for, such as
+   * the watchdog's restart, runs in, so that it never interleaves with the user's `stop`,
+   * `down` or `up` of the same workspace.
+   */
+  exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
 }) => SessionEnforcement | undefined;
 
 /** Options of {@link HostAgent}. */
@@ -581,6 +588,7 @@ export class HostAgent {
       record,
       events: this.events,
       clock: this.clock,
+      exclusive: (fn) => this.#serialized(workspace, () => this.state.withVmLock(record.vm, fn)),
       ...(release && isEncrypted(loaded.workspace)
         ? { diskKeys: () => release({ spec: loaded.workspace, file: loaded.file }) }
         : {}),

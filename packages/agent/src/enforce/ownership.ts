@@ -4,13 +4,17 @@ import { TakeoverRefusedError } from './errors.js';
 /**
  * Which host user's session a VM belongs to. Each user runs their own agent, so the record lives
  * with the VM where every user's agent can read it: libvirt's domain metadata on qemu:///system
- * (`libvirtOwnership` in @tandem/adapter-libvirt), or an integrator's own store.
+ * (`libvirtOwnership` in @tandem/adapter-libvirt), VirtualBox's VM extradata
+ * (`virtualboxOwnership` in @tandem/adapter-virtualbox), Hyper-V's VM Notes (`hypervOwnership`
+ * in @tandem/adapter-hyperv), or an integrator's own store.
  */
 export interface VmOwnership {
   /** The uid of the host user whose session the VM belongs to; undefined when unrecorded. */
   owner(vm: string): Promise<number | undefined>;
   /** Records that the VM now belongs to `uid`. */
   claim(vm: string, uid: number): Promise<void>;
+  /** Ends what reaching the record holds open (an SSH connection); called when the session detaches. */
+  close?(): Promise<void>;
 }
 
 /**

@@ -34,6 +34,13 @@ export interface WatchdogOptions {
    * session was opened with, which are wiped once its own start had them.
    */
   diskKeys?: () => Promise<WatchdogDiskKeys | undefined>;
+  /**
+   * Runs each restart attempt (the last look at the session's state, the key release and the
+   * start) inside the caller's lock, so that a restart never interleaves with the user's own
+   * operations on the workspace: the host agent passes the per-workspace lock its session
+   * commands take, and a `stop` or `down` that arrives during a restart runs after it.
+   */
+  exclusive?: <T>(attempt: () => Promise<T>) => Promise<T>;
 }
 
 /** What {@link WatchdogOptions.diskKeys} returns: the keys by key id, wiped on dispose (`DiskKeyRelease` is one). */
@@ -74,6 +81,7 @@ export class Watchdog {
   readonly #maxBackoffMs: number;
   readonly #pollMs: number;
   readonly #diskKeys: WatchdogOptions['diskKeys'];
+  readonly #exclusive: NonNullable<WatchdogOptions['exclusive']>;
   #restarts: number[] = [];
   #abort: AbortController | undefined;
   #cleanup: (() => void)[] = [];
@@ -94,6 +102,7 @@ export class Watchdog {
     this.#maxBackoffMs = options.maxBackoffMs ?? 5 * 60_000;
     this.#pollMs = options.pollMs ?? 30_000;
     this.#diskKeys = options.diskKeys;
+    this.#exclusive = options.exclusive ?? ((attempt) => attempt());
   }
 
   /** True between {@link Watchdog.start} and {@link Watchdog.stop}. */
@@ -174,14 +183,17 @@ export class Watchdog {
         await this.#clock.sleep(delayMs, signal);
         // A start cannot work while the hypervisor is away: wait for it rather than spend the budget.
         if (this.#lostAt !== undefined) await this.#untilRestored(signal);
-        // The user (or another part of the agent) dealt with it meanwhile.
-        if (this.#session.state !== 'crashed' || this.#session.closed) return false;
-        this.#restarts.push(this.#clock.now());
-        this.#publish('watchdog.restart', { vm, attempt, reason });
         try {
-          await this.#start();
-          this.#publish('watchdog.restarted', { vm, attempt });
-          return true;
+          const started = await this.#exclusive(async () => {
+            // The user (or another part of the agent) dealt with it meanwhile.
+            if (this.#session.state !== 'crashed' || this.#session.closed || signal.aborted) return false;
+            this.#restarts.push(this.#clock.now());
+            this.#publish('watchdog.restart', { vm, attempt, reason });
+            await this.#start();
+            this.#publish('watchdog.restarted', { vm, attempt });
+            return true;
+          });
+          return started;
         } catch (thrown) {
           const keys = thrown instanceof KeysRefused;
           const err = keys ? thrown.refusal : thrown;
