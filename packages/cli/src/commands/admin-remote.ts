@@ -1,9 +1,8 @@
 // Calls to a management server's admin API over HTTP(S) (`tandem policy explain --server`).
 import { readFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { InvalidInputError, NotFoundError, TandemError } from '@tandem/core';
+import { InvalidInputError, NotFoundError } from '@tandem/core';
+import { ManagementTransport, readManagementReply } from '@tandem/core/management';
 import type { CliContext } from '../context.js';
 import { serverDirOf } from './server.js';
 
@@ -13,6 +12,8 @@ export interface RemoteAdminOptions {
   readonly adminTokenFile?: string | undefined;
   readonly ca?: string | undefined;
   readonly dir?: string | undefined;
+  /** A request's time limit in ms (default: the transport's, 30 s). */
+  readonly timeoutMs?: number | undefined;
 }
 
 async function optionalFile(path: string): Promise<string | undefined> {
@@ -25,8 +26,9 @@ async function optionalFile(path: string): Promise<string | undefined> {
 }
 
 /**
- * POSTs `body` to `<server>/v1/admin/<action>` with the admin token; the reply's JSON, or the
- * server's error as a TandemError with its code and message.
+ * POSTs `body` to `<server>/v1/admin/<action>` with the admin token, through the management
+ * server's one transport (its time limit, its message for an untrusted certificate); the reply's
+ * JSON, or the server's error as a {@link ManagementError} with its code and message.
  */
 export async function callAdmin(
   ctx: CliContext,
@@ -34,14 +36,16 @@ export async function callAdmin(
   action: string,
   body: unknown,
 ): Promise<unknown> {
-  let url: URL;
+  let transport: ManagementTransport;
   try {
-    url = new URL(`/v1/admin/${action}`, o.server);
-  } catch {
-    throw new InvalidInputError(`--server ${o.server} is not a URL: expected https://host:8443.`);
+    transport = new ManagementTransport({
+      baseUrl: o.server,
+      caHint: '--ca FILE',
+      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+    });
+  } catch (cause) {
+    throw new InvalidInputError(`--server ${o.server} is not an http(s) URL: expected https://host:8443.`, { cause });
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    throw new InvalidInputError(`--server ${o.server} is not an http(s) URL: expected https://host:8443.`);
   const dir = serverDirOf(ctx, o.dir);
   const token =
     process.env['TANDEM_ADMIN_TOKEN'] ?? (await optionalFile(o.adminTokenFile ?? join(dir, 'admin-token')))?.trim();
@@ -50,55 +54,18 @@ export async function callAdmin(
       `No admin token for ${o.server}: give --admin-token-file FILE (the server directory's admin-token) or set TANDEM_ADMIN_TOKEN.`,
     );
   const ca = o.ca !== undefined ? await readFile(o.ca, 'utf8') : await optionalFile(join(dir, 'tls', 'server.crt'));
-  const text = JSON.stringify(body);
-  const reply = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(
-      url,
-      {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${token}`,
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(text),
-        },
-        ...(url.protocol === 'https:' && ca !== undefined ? { ca } : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', (err) =>
-      reject(
-        new TandemError(`The management server at ${url.origin} cannot be reached (${err.message}).`, {
-          code: 'TANDEM_HOST',
-          fault: 'host',
-          retryable: true,
-          cause: err,
-        }),
-      ),
-    );
-    req.end(text);
+  if (ca !== undefined)
+    transport = new ManagementTransport({
+      baseUrl: transport.baseUrl,
+      ca,
+      caHint: '--ca FILE',
+      timeoutMs: transport.timeoutMs,
+    });
+  const reply = await transport.send({
+    method: 'POST',
+    path: `/v1/admin/${action}`,
+    body: Buffer.from(JSON.stringify(body), 'utf8'),
+    headers: { authorization: `Bearer ${token}` },
   });
-  let data: unknown;
-  try {
-    data = JSON.parse(reply.text);
-  } catch {
-    throw new TandemError(`The management server at ${url.origin} answered ${reply.status} without JSON.`, {
-      code: 'TANDEM_HOST',
-      fault: 'host',
-    });
-  }
-  if (reply.status >= 400) {
-    const e = data as { code?: string; message?: string; retryable?: boolean };
-    throw new TandemError(e.message ?? `The management server answered ${reply.status}.`, {
-      code: e.code ?? 'TANDEM_HOST',
-      fault: reply.status >= 500 ? 'host' : 'user',
-      retryable: e.retryable ?? false,
-    });
-  }
-  return data;
+  return readManagementReply(reply);
 }

@@ -1,17 +1,15 @@
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { z } from 'zod';
 import { systemClock, type Clock } from '../clock.js';
 import type { DeviceKeys } from '../crypto/device-key.js';
 import type { AnyTandemEvent } from '../events/types.js';
 import { ManagementError } from './errors.js';
 import { newNonce, SIGNATURE_HEADERS, signingInput } from './request-signing.js';
+import { ManagementTransport, readManagementReply, type TransportReply } from './transport.js';
 import {
   AssignmentsReplySchema,
   CheckInReplySchema,
   EnrollReplySchema,
   EnvelopeReplySchema,
-  ErrorReplySchema,
   EventUploadReplySchema,
   ROUTES,
   SignInReplySchema,
@@ -79,16 +77,17 @@ const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
 export class ManagementClient {
   readonly baseUrl: URL;
   readonly #o: ManagementClientOptions;
+  readonly #transport: ManagementTransport;
   readonly #clock: Clock;
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 
   constructor(options: ManagementClientOptions) {
-    this.baseUrl = new URL(options.baseUrl);
-    if (this.baseUrl.protocol !== 'https:' && this.baseUrl.protocol !== 'http:')
-      throw new ManagementError(`${options.baseUrl} is not an http(s) URL of a management server.`, {
-        code: 'TANDEM_INVALID_INPUT',
-        status: 0,
-      });
+    this.#transport = new ManagementTransport({
+      baseUrl: options.baseUrl,
+      ca: options.ca,
+      timeoutMs: options.timeoutMs,
+    });
+    this.baseUrl = this.#transport.baseUrl;
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.#sleep = options.sleep ?? defaultSleep;
@@ -145,8 +144,7 @@ export class ManagementClient {
     const body = Buffer.from(JSON.stringify(payload), 'utf8');
     for (let attempt = 1; ; attempt++) {
       try {
-        const { status, text } = await this.#send(method, path, body, options.signal);
-        return this.#read(status, text, schema);
+        return readManagementReply(await this.#send(method, path, body, options.signal), schema);
       } catch (err) {
         if (!(err instanceof ManagementError) || !err.retryable || attempt >= attempts || options.signal?.aborted)
           throw err;
@@ -156,108 +154,24 @@ export class ManagementClient {
     }
   }
 
-  #read<S extends z.ZodType>(status: number, text: string, schema: S): z.output<S> {
-    let data: unknown;
-    try {
-      data = JSON.parse(text);
-    } catch (cause) {
-      throw new ManagementError(`The management server answered HTTP ${status} with something that is not JSON.`, {
-        code: 'TANDEM_PROTOCOL',
-        status,
-        retryable: status >= 500,
-        cause,
-      });
-    }
-    if (status >= 400) {
-      const e = ErrorReplySchema.safeParse(data);
-      if (!e.success)
-        throw new ManagementError(`The management server answered HTTP ${status}.`, {
-          code: 'TANDEM_PROTOCOL',
-          status,
-          retryable: status >= 500,
-        });
-      throw new ManagementError(e.data.message, {
-        code: e.data.code,
-        status,
-        reason: e.data.reason,
-        retryable: e.data.retryable || status === 503 || status === 429,
-      });
-    }
-    const parsed = schema.safeParse(data);
-    if (!parsed.success)
-      throw new ManagementError(
-        `The management server's reply does not match this client's protocol (${parsed.error.issues[0]?.path.join('.') ?? ''}); update one of them.`,
-        { code: 'TANDEM_PROTOCOL', status },
-      );
-    return parsed.data;
-  }
-
-  async #send(
-    method: string,
-    path: string,
-    body: Buffer,
-    signal: AbortSignal | undefined,
-  ): Promise<{ status: number; text: string }> {
+  async #send(method: string, path: string, body: Buffer, signal: AbortSignal | undefined): Promise<TransportReply> {
     const device = this.#o.device;
     const time = new Date(this.#clock.now()).toISOString();
     const nonce = newNonce();
-    const fullPath = this.baseUrl.pathname.replace(/\/$/, '') + path;
     const signature = await device.sign(
-      signingInput({ method, path: fullPath, device: device.deviceId, time, nonce, body }),
+      signingInput({ method, path: this.#transport.pathOf(path), device: device.deviceId, time, nonce, body }),
     );
-    const headers = {
-      'content-type': 'application/json',
-      'content-length': String(body.length),
-      [SIGNATURE_HEADERS.device]: device.deviceId,
-      [SIGNATURE_HEADERS.time]: time,
-      [SIGNATURE_HEADERS.nonce]: nonce,
-      [SIGNATURE_HEADERS.signature]: signature.toString('base64url'),
-    };
-    const https = this.baseUrl.protocol === 'https:';
-    const make = https ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = make(
-        {
-          protocol: this.baseUrl.protocol,
-          hostname: this.baseUrl.hostname.replace(/^\[|\]$/g, ''),
-          port: this.baseUrl.port || (https ? 443 : 80),
-          method,
-          path: fullPath,
-          headers,
-          timeout: this.#o.timeoutMs ?? 30_000,
-          ...(https && this.#o.ca !== undefined ? { ca: this.#o.ca } : {}),
-          ...(signal !== undefined ? { signal } : {}),
-        },
-        (res: IncomingMessage) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', (cause) => reject(unreachable(this.baseUrl, cause)));
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.#o.timeoutMs ?? 30_000} ms`)));
-      req.on('error', (cause) => reject(unreachable(this.baseUrl, cause)));
-      req.end(body);
+    return this.#transport.send({
+      method,
+      path,
+      body,
+      signal,
+      headers: {
+        [SIGNATURE_HEADERS.device]: device.deviceId,
+        [SIGNATURE_HEADERS.time]: time,
+        [SIGNATURE_HEADERS.nonce]: nonce,
+        [SIGNATURE_HEADERS.signature]: signature.toString('base64url'),
+      },
     });
   }
-}
-
-function unreachable(url: URL, cause: unknown): ManagementError {
-  const code = (cause as { code?: string }).code ?? '';
-  const tls = /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code);
-  if (tls)
-    return new ManagementError(
-      `The management server at ${url.origin} presented a certificate this device does not trust (${code}). Pass its CA (tandem login --ca FILE).`,
-      { code: 'TANDEM_AUTH', status: 0, reason: 'untrusted-certificate', cause },
-    );
-  if ((cause as Error).name === 'AbortError')
-    return new ManagementError('The request to the management server was cancelled.', {
-      code: 'TANDEM_CANCELLED',
-      status: 0,
-      cause,
-    });
-  return new ManagementError(
-    `The management server at ${url.origin} cannot be reached (${code || (cause as Error).message}); work continues offline within the lease.`,
-    { code: 'TANDEM_UNREACHABLE', status: 0, retryable: true, cause },
-  );
 }

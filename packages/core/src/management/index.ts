@@ -54,3 +54,5 @@ export type { SignedParts } from './request-signing.js';
 export { ManagementError } from './errors.js';
 export { ManagementClient } from './client.js';
 export type { ManagementClientOptions, CallOptions } from './client.js';
+export { ManagementTransport, readManagementReply, DEFAULT_MANAGEMENT_TIMEOUT_MS } from './transport.js';
+export type { ManagementTransportOptions, TransportRequest, TransportReply } from './transport.js';
