@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { inspect } from 'node:util';
-import { ChunkCipher, CHUNK_TAG_BYTES } from './chunk-cipher.js';
+import { ChunkCipher, CHUNK_TAG_BYTES, DELTA_OVERHEAD_BYTES } from './chunk-cipher.js';
 import { DataKey } from './data-key.js';
 
 describe('chunk encryption', () => {
@@ -52,6 +52,41 @@ describe('chunk encryption', () => {
       expect.objectContaining({ code: 'TANDEM_INTEGRITY' }),
     );
     expect(() => a.decrypt(id, sealed.subarray(0, 10))).toThrow(expect.objectContaining({ code: 'TANDEM_INTEGRITY' }));
+  });
+});
+
+describe('delta encryption', () => {
+  const key = DataKey.generate();
+  const [id, base] = ['a1'.repeat(32), 'b2'.repeat(32)];
+
+  it('round-trips any delta under a random nonce, bound to its pair of chunk ids (property)', () => {
+    using a = new ChunkCipher(key);
+    using b = new ChunkCipher(key);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2048 }), (delta) => {
+        const sealed = a.encryptDelta(id, base, delta);
+        expect(sealed.length).toBe(delta.length + DELTA_OVERHEAD_BYTES);
+        expect(b.decryptDelta(id, base, sealed).equals(Buffer.from(delta))).toBe(true);
+        // Not deterministic: a fixed nonce would be reused if another packer made other bytes.
+        expect(a.encryptDelta(id, base, delta).equals(sealed)).toBe(false);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it('refuses a tampered delta, swapped ids, a wrong key and a short one with IntegrityError', () => {
+    using a = new ChunkCipher(key);
+    using wrong = new ChunkCipher(DataKey.generate());
+    const sealed = a.encryptDelta(id, base, Buffer.from('a delta of a chunk against its base'));
+    const integrity = expect.objectContaining({ code: 'TANDEM_INTEGRITY' });
+    const bad = Buffer.from(sealed);
+    bad[20]! ^= 1;
+    expect(() => a.decryptDelta(id, base, bad)).toThrow(integrity);
+    expect(() => a.decryptDelta(base, id, sealed)).toThrow(integrity);
+    expect(() => wrong.decryptDelta(id, base, sealed)).toThrow(integrity);
+    expect(() => a.decryptDelta(id, base, sealed.subarray(0, DELTA_OVERHEAD_BYTES - 1))).toThrow(integrity);
+    // A delta never decrypts as a chunk, nor a chunk as a delta.
+    expect(() => a.decrypt(id, sealed)).toThrow(integrity);
   });
 });
 

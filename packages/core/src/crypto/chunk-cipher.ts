@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { Hmac256 } from './hmac.js';
 import { IntegrityError } from '../errors.js';
 import { deriveKey, type DataKey } from './data-key.js';
@@ -7,6 +7,10 @@ import { wipe } from './secret.js';
 /** Bytes an encrypted chunk adds: the AES-GCM tag. */
 export const CHUNK_TAG_BYTES = 16;
 const NONCE = Buffer.alloc(12);
+const DELTA_NONCE_BYTES = 12;
+/** Bytes an encrypted delta adds: its random nonce and the AES-GCM tag. */
+export const DELTA_OVERHEAD_BYTES = DELTA_NONCE_BYTES + CHUNK_TAG_BYTES;
+const DELTA_AAD = Buffer.from('tandem delta v1', 'latin1');
 
 /**
  * The chunk keys of one image, derived from its data key: one for keyed chunk ids
@@ -32,6 +36,8 @@ export class ChunkCipher implements Disposable {
   #encKey: Buffer;
   #ids: Hmac256;
   #keys: Hmac256;
+  #deltaKey: Buffer;
+  #deltaKeys: Hmac256;
   /** The data key's id, which a manifest records. */
   readonly keyId: string;
 
@@ -40,6 +46,8 @@ export class ChunkCipher implements Disposable {
     this.#encKey = deriveKey(dataKey, 'chunk-encryption');
     this.#ids = new Hmac256(this.#idKey);
     this.#keys = new Hmac256(this.#encKey);
+    this.#deltaKey = deriveKey(dataKey, 'delta-encryption');
+    this.#deltaKeys = new Hmac256(this.#deltaKey);
     this.keyId = dataKey.id;
   }
 
@@ -95,14 +103,67 @@ export class ChunkCipher implements Disposable {
     }
   }
 
+  /**
+   * Encrypts a delta of chunk `id` against chunk `base`: a random nonce, the ciphertext and the
+   * tag, under a key of its own for that pair (HMAC of both ids under a key derived for deltas).
+   * Unlike a chunk, a delta is not deterministic: another packer (another zstd) may make other
+   * delta bytes for the same pair, and a fixed nonce would then be reused. A delta whose ids are
+   * swapped for another pair's does not decrypt.
+   */
+  encryptDelta(id: string, base: string, delta: Uint8Array): Buffer {
+    const key = this.#deltaKeyOf(id, base);
+    try {
+      const nonce = randomBytes(DELTA_NONCE_BYTES);
+      const c = createCipheriv('aes-256-gcm', key, nonce);
+      c.setAAD(DELTA_AAD);
+      const body = c.update(delta);
+      c.final();
+      return Buffer.concat([nonce, body, c.getAuthTag()], body.length + DELTA_OVERHEAD_BYTES);
+    } finally {
+      wipe(key);
+    }
+  }
+
+  /**
+   * Decrypts what {@link ChunkCipher.encryptDelta} made for the same pair of ids; IntegrityError
+   * when it was altered, is another pair's, or the key is wrong.
+   */
+  decryptDelta(id: string, base: string, sealed: Uint8Array): Buffer {
+    if (sealed.length < DELTA_OVERHEAD_BYTES)
+      throw new IntegrityError(`The encrypted delta of chunk ${id} is shorter than its nonce and tag; it is damaged.`, {
+        details: { chunk: id, base },
+      });
+    const key = this.#deltaKeyOf(id, base);
+    try {
+      const d = createDecipheriv('aes-256-gcm', key, sealed.subarray(0, DELTA_NONCE_BYTES));
+      d.setAAD(DELTA_AAD);
+      d.setAuthTag(sealed.subarray(sealed.length - CHUNK_TAG_BYTES));
+      const plain = d.update(sealed.subarray(DELTA_NONCE_BYTES, sealed.length - CHUNK_TAG_BYTES));
+      d.final();
+      return plain;
+    } catch (err) {
+      throw new IntegrityError(
+        `The encrypted delta of chunk ${id} against ${base} does not decrypt: it was altered or damaged, or the data key is not this image's.`,
+        { cause: err, details: { chunk: id, base } },
+      );
+    } finally {
+      wipe(key);
+    }
+  }
+
   #chunkKey(id: string): Buffer {
     return this.#keys.digest(Buffer.from(id, 'hex'));
   }
 
+  #deltaKeyOf(id: string, base: string): Buffer {
+    return this.#deltaKeys.digest(Buffer.from(`${id}${base}`, 'hex'));
+  }
+
   dispose(): void {
-    wipe(this.#idKey, this.#encKey);
+    wipe(this.#idKey, this.#encKey, this.#deltaKey);
     this.#ids.dispose();
     this.#keys.dispose();
+    this.#deltaKeys.dispose();
   }
 
   [Symbol.dispose](): void {

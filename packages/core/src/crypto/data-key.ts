@@ -60,7 +60,7 @@ export function dataKeyIdOf(bytes: Uint8Array): string {
 }
 
 /** What a data key is used for; each purpose gets a key of its own, derived with HKDF-SHA256. */
-export type DataKeyPurpose = 'chunk-id' | 'chunk-encryption' | 'manifest' | 'disk';
+export type DataKeyPurpose = 'chunk-id' | 'chunk-encryption' | 'delta-encryption' | 'manifest' | 'disk';
 
 /**
  * A 256-bit key for one purpose, derived from the data key with HKDF-SHA256 (the purpose in the

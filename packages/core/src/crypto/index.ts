@@ -22,7 +22,7 @@ export { openEnvelope, openEndpointKeys, requireDataKey, keysDirOf } from './rel
 export type { OpenEnvelopeOptions, ReleasedKey } from './release.js';
 export { TrustedTime, TRUSTED_TIME_FILE, DEFAULT_CLOCK_TOLERANCE_MS } from './trusted-time.js';
 export type { TrustedTimeSource } from './trusted-time.js';
-export { ChunkCipher, CHUNK_TAG_BYTES } from './chunk-cipher.js';
+export { ChunkCipher, CHUNK_TAG_BYTES, DELTA_OVERHEAD_BYTES } from './chunk-cipher.js';
 export {
   ensurePrivateDir,
   makePrivateDir,

@@ -11,9 +11,11 @@ import { ENCRYPTION_SCHEME, serializeManifest, type ImageManifest, type Manifest
  * Serializes an encrypted image's manifest with its MAC: HMAC-SHA256, under a key derived from
  * the data key, of everything in the manifest except where the chunks are stored (a repository
  * stores them elsewhere than the package did, and a wrong location only yields a chunk that
- * fails its GCM check). Whoever lacks the data key cannot alter the chunk list, the workspace
- * file or the image digest unnoticed, even where no signed repository metadata covers the
- * manifest (a package on removable media).
+ * fails its GCM check) and its deltas (each encrypted delta is bound to its chunk and base ids
+ * by its own key and GCM tag, and the rebuilt chunk is checked against its keyed id). Whoever
+ * lacks the data key cannot alter the chunk list, the workspace file or the image digest
+ * unnoticed, even where no signed repository metadata covers the manifest (a package on
+ * removable media).
  */
 export function sealManifest(manifest: ImageManifest, dataKey: DataKey, imageId: string): Buffer {
   const encryption: ManifestEncryption = { scheme: ENCRYPTION_SCHEME, imageId, keyId: dataKey.id, mac: '' };
@@ -44,7 +46,9 @@ function macOf(m: ImageManifest, dataKey: DataKey): string {
     const enc = m.encryption;
     const h = createHmac('sha256', key).update(
       JSON.stringify([
-        m.format,
+        // v2 only says that deltas are listed; like storage, deltas are outside the MAC (a push
+        // keeps only those whose base the repository has, and each is authenticated on its own).
+        m.format === 'tandem.manifest/v2' ? 'tandem.manifest/v1' : m.format,
         m.workspace,
         m.image,
         m.chunking,

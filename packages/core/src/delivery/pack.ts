@@ -14,6 +14,7 @@ import {
   sha256Hex,
   type ChunkLocation,
   type ChunkRef,
+  type DeltaRef,
   type ImageManifest,
 } from './manifest.js';
 import { createPackageDirectory, DEFAULT_VOLUME_SIZE, minVolumeSize } from './package-directory.js';
@@ -23,6 +24,8 @@ import { toHostError } from './io-errors.js';
 import { ChunkCipher } from '../crypto/chunk-cipher.js';
 import type { DataKey } from '../crypto/data-key.js';
 import { encodeEncryptedChunk, sealManifest } from './encryption.js';
+import { EncryptedDeltaBases } from './delta-encrypted.js';
+import { zstdDictionarySupported } from './delta.js';
 
 /** Options for {@link packWorkspace}. */
 export interface PackOptions {
@@ -59,8 +62,14 @@ export interface PackOptions {
    * Encrypts the package with this image's data key: keyed chunk ids (HMAC-SHA256), AES-256-GCM
    * chunks, a keyed image digest and an authenticated manifest. `imageId` is what envelopes name;
    * default the workspace name. Use the same data key for every version, so they share chunks.
+   *
+   * `deltaFrom` is the previous version's encrypted package (file or directory, same workspace,
+   * same data key): each new chunk that resembles one of its chunks gets an encrypted delta
+   * against it in the package too (see docs/encryption.md), which `pushPackage` publishes when
+   * the repository has that base, so endpoints holding the previous version fetch only the
+   * delta. The publisher needs no key for it: the deltas are made here, on plaintext.
    */
-  encryption?: { dataKey: DataKey; imageId?: string };
+  encryption?: { dataKey: DataKey; imageId?: string; deltaFrom?: string };
   /** Called as the image is read. */
   onProgress?: (progress: PackProgress) => void;
   clock?: Clock;
@@ -87,6 +96,9 @@ export interface PackResult {
   readonly chunks: number;
   readonly distinctChunks: number;
   readonly zeroChunks: number;
+  /** Encrypted deltas in the package (with `encryption.deltaFrom`), and their bytes. */
+  readonly deltas: number;
+  readonly deltaBytes: number;
 }
 
 /**
@@ -164,7 +176,19 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
     throw toHostError(err, `writing package ${out}`);
   }
   const cipher = options.encryption ? new ChunkCipher(options.encryption.dataKey) : undefined;
+  let bases: EncryptedDeltaBases | undefined;
   try {
+    const deltaFrom = options.encryption?.deltaFrom;
+    // Without zstd dictionaries (Node.js 22 before 22.19) no deltas can be made: whole chunks only.
+    if (deltaFrom !== undefined && cipher && zstdDictionarySupported())
+      bases = await EncryptedDeltaBases.open(
+        resolve(deltaFrom),
+        workspace.metadata.name,
+        options.encryption!.dataKey,
+        cipher,
+      );
+    const deltas: Record<string, DeltaRef[]> = {};
+    let deltaBytes = 0;
     const chunks: ChunkRef[] = [];
     const locations: Record<string, ChunkLocation> = {};
     const imageHash = createHash('sha256');
@@ -185,9 +209,16 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
       if (zero) zeroChunks++;
       else if (!(id in locations)) {
         // Synchronous zstd: node's async zstd builds a new context per call and is many times slower.
-        locations[id] = await sink.add(
-          cipher ? encodeEncryptedChunk(cipher, id, data, level) : compressChunkSync(data, level),
-        );
+        const stored = cipher ? encodeEncryptedChunk(cipher, id, data, level) : compressChunkSync(data, level);
+        locations[id] = await sink.add(stored);
+        if (bases && !bases.has(id)) {
+          const size = Array.isArray(stored) ? stored[0].length + stored[1].length : stored.length;
+          const delta = await bases.deltaFor(id, data, size);
+          if (delta) {
+            deltas[id] = [{ base: delta.base, location: await sink.add(delta.sealed) }];
+            deltaBytes += delta.sealed.length;
+          }
+        }
       }
       if (options.onProgress && clock.now() - lastReport >= 200) {
         lastReport = clock.now();
@@ -216,6 +247,7 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
         createdAt: new Date(clock.now()).toISOString(),
         chunks,
         storage: { packs, locations },
+        ...(Object.keys(deltas).length > 0 ? { deltas } : {}),
       };
       if (!options.encryption) {
         manifest = made;
@@ -235,11 +267,14 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
       chunks: chunks.length,
       distinctChunks: Object.keys(locations).length,
       zeroChunks,
+      deltas: Object.keys(deltas).length,
+      deltaBytes,
     };
   } catch (err) {
     await sink.abort();
     throw toHostError(err, `writing package ${out}`);
   } finally {
+    await bases?.close();
     cipher?.dispose();
   }
 }

@@ -8,6 +8,7 @@ import { wipe } from '../crypto/secret.js';
 import { CancelledError, IntegrityError } from '../errors.js';
 import type { EncryptedImage, EncryptedImageStore } from './at-rest.js';
 import { decodeEncryptedChunk } from './encryption.js';
+import { fetchEncryptedDeltas, indexEncryptedBases, type EncryptedBaseLocation } from './delta-encrypted.js';
 import { chunkFile, chunkStream, type FileChunk } from './fastcdc.js';
 import { planRanges, type RangeRequest } from './fetch-plan.js';
 import { syncDir, type InstallDir } from './install-dir.js';
@@ -106,6 +107,8 @@ export interface EncryptedInstall {
   readonly parallel: number;
   readonly maxRangeBytes: number;
   readonly signal?: AbortSignal;
+  /** Filled in with the chunks rebuilt from deltas and the deltas rejected (fetched whole instead). */
+  readonly deltas?: { rebuilt: number; rejected: number };
 }
 
 /**
@@ -176,6 +179,7 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
         if (needed.has(id)) await put(id, Buffer.from(chunk.data));
       }
     };
+    const bases = new Map<string, EncryptedBaseLocation>();
     for (const v of await install.versions()) {
       if (needed.size === 0) break;
       const old = await installedEncryption(install.versionDir(v));
@@ -186,6 +190,7 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
       if (!oldManifest) continue;
       const oldImagePath = await imagePathOf(install.versionDir(v));
       if (!oldImagePath) continue;
+      indexEncryptedBases(manifest, needed, oldManifest, oldImagePath, bases);
       const source = await job.images.open(oldImagePath, diskKey, { readOnly: true }).catch(() => undefined);
       if (!source) continue;
       try {
@@ -195,6 +200,25 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
       }
     }
     for (const file of job.seeds) if (needed.size > 0) await seed(chunkFile(resolve(file), manifest.chunking));
+    if (manifest.deltas && needed.size > 0) {
+      const d = await fetchEncryptedDeltas({
+        store: job.store,
+        manifest,
+        needed,
+        bases,
+        cipher,
+        openImage: (path) => job.images.open(path, diskKey, { readOnly: true }),
+        parallel: job.parallel,
+        maxRangeBytes: job.maxRangeBytes,
+        put,
+        fetched: (bytes) => {
+          progress.bytesFetched += bytes;
+          progress.tick();
+        },
+        ...(job.signal ? { signal: job.signal } : {}),
+      });
+      if (job.deltas) Object.assign(job.deltas, d);
+    }
 
     const items = [...needed].map(([id, e]) => {
       const [pack, offset, size] = manifest.storage.locations[id]!;

@@ -269,7 +269,9 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
     if (previous?.version === manifest.workspace.version && previous.manifestSha256 === manifestSha256)
       return await finish(true, 0);
     if (dataKey && options.encryptedImages) {
+      const deltas = { rebuilt: 0, rejected: 0 };
       const fetched = await installEncrypted({
+        deltas,
         store,
         install,
         manifest,
@@ -283,6 +285,7 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
         maxRangeBytes: options.maxRangeBytes ?? 8 * 1024 * 1024,
         ...(options.signal ? { signal: options.signal } : {}),
       });
+      [chunksFromDeltas, deltasRejected] = [deltas.rebuilt, deltas.rejected];
       await install.switchTo(pointer);
       return await finish(false, fetched);
     }

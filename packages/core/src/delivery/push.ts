@@ -22,6 +22,7 @@ import {
 } from './delta.js';
 import { compareVersions } from './paths.js';
 import { openPackage } from './package-file.js';
+import { packagedDelta } from './delta-encrypted.js';
 import type { RepoStore } from './store/types.js';
 import type { KeySet } from './trust/keys.js';
 import { consistentTargetPath, type TargetFile } from './trust/metadata.js';
@@ -47,8 +48,9 @@ export interface PushOptions {
    * of the workspace's earlier versions is found by resemblance detection and a delta against it
    * is stored too when it is less than half the compressed chunk. `false` turns it off; default
    * on, against the chunks of the last 2 published versions (and of every version a channel
-   * points at). Not for encrypted packages (the publisher holds no key), nor on a Node.js whose
-   * zstd has no dictionaries.
+   * points at). Not on a Node.js whose zstd has no dictionaries. An encrypted package's deltas
+   * are made by `packWorkspace` (`encryption.deltaFrom`; the publisher holds no key): push copies
+   * those whose base the repository has, unless this is `false`.
    */
   deltas?: false | { versions?: number };
 }
@@ -250,8 +252,18 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
       const data = await pkg.readChunk(loc);
       // An encrypted chunk can only be checked with its key, which a publisher need not hold:
       // its size is checked here, its content by every endpoint that decrypts it.
-      if (m.encryption) checkEncryptedChunkSize(pkg.path, chunk.id, chunk.length, data);
-      else {
+      if (m.encryption) {
+        checkEncryptedChunkSize(pkg.path, chunk.id, chunk.length, data);
+        // Encrypted deltas were made at pack time (the publisher has no key); one is kept only
+        // when the repository has its base, which endpoints of earlier versions then hold.
+        const delta =
+          deltaVersions > 0 ? await packagedDelta(pkg, chunk.id, chunk.length, (b) => known.has(b)) : undefined;
+        if (delta) {
+          pendingDeltas.push(delta);
+          pendingDeltaBytes += delta.data.length;
+          if (pendingDeltaBytes >= packSize) await flushDeltas();
+        }
+      } else {
         const plain = checkPackagedChunk(pkg.path, chunk.id, chunk.length, data);
         const sfs = superFeatures(plain);
         sketch.set(chunk.id, sfs);
@@ -274,8 +286,10 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
     await flush();
     await flushDeltas();
 
+    // An encrypted package's own deltas point into the package: only those copied above are listed.
+    const { deltas: _fromPackage, ...packaged } = m;
     const manifest: ImageManifest = {
-      ...m,
+      ...packaged,
       storage: { packs, locations },
       ...(Object.keys(deltas).length > 0 ? { deltas } : {}),
     };

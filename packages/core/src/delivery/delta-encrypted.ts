@@ -1,0 +1,285 @@
+import { CancelledError, InvalidInputError, NotFoundError } from '../errors.js';
+import { DELTA_OVERHEAD_BYTES, type ChunkCipher } from '../crypto/chunk-cipher.js';
+import type { DataKey } from '../crypto/data-key.js';
+import { wipe } from '../crypto/secret.js';
+import type { EncryptedImage } from './at-rest.js';
+import { decodeDelta, encodeDelta, ResemblanceIndex, superFeatures, zstdDictionarySupported } from './delta.js';
+import { decodeEncryptedChunk, verifyManifest } from './encryption.js';
+import { planRanges, type ChunkToFetch } from './fetch-plan.js';
+import type { ChunkLocation, DeltaRef, ImageManifest } from './manifest.js';
+import { openPackage, type WorkspacePackage } from './package-file.js';
+import type { NeededChunks } from './seeds.js';
+import type { RepoStore } from './store/types.js';
+
+// Deltas of encrypted images (issues 11 and 18). The publisher holds no data key, so the deltas
+// are made where the plaintext is: by `packWorkspace` with `encryption.deltaFrom`, against the
+// previous version's encrypted package, read with the same data key. Each delta (zstd with the
+// base chunk's plaintext as dictionary) is encrypted with `ChunkCipher.encryptDelta`; push copies
+// it to the repository like a chunk; the endpoint rebuilds the chunk from its base, read through
+// the at-rest encryption of an installed version, and checks the keyed id.
+
+/**
+ * The previous version of an encrypted image, as bases for the deltas of the next one: its
+ * chunks' super-features, and its package to read a base from (decrypted and checked in memory).
+ */
+export class EncryptedDeltaBases {
+  readonly #pkg: WorkspacePackage;
+  readonly #cipher: ChunkCipher;
+  readonly #index = new ResemblanceIndex();
+  readonly #lengths = new Map<string, number>();
+
+  private constructor(pkg: WorkspacePackage, cipher: ChunkCipher) {
+    this.#pkg = pkg;
+    this.#cipher = cipher;
+  }
+
+  /**
+   * Opens the previous version's encrypted package (a file or a directory) and indexes its chunks.
+   * InvalidInputError when it is not encrypted, is another workspace's, or is encrypted with
+   * another data key; IntegrityError when its manifest or a chunk was altered.
+   */
+  static async open(
+    path: string,
+    workspace: string,
+    dataKey: DataKey,
+    cipher: ChunkCipher,
+  ): Promise<EncryptedDeltaBases> {
+    const pkg = await openPackage(path);
+    try {
+      const m = pkg.manifest;
+      const expected = `expected the previous version's package of ${workspace}, encrypted with data key ${dataKey.id}`;
+      if (!m.encryption)
+        throw new InvalidInputError(`deltaFrom ${path} is not an encrypted package; ${expected}.`, {
+          details: { path },
+        });
+      if (m.workspace.name !== workspace)
+        throw new InvalidInputError(`deltaFrom ${path} is a package of ${m.workspace.name}; ${expected}.`, {
+          details: { path },
+        });
+      if (m.encryption.keyId !== dataKey.id)
+        throw new InvalidInputError(
+          `deltaFrom ${path} is encrypted with data key ${m.encryption.keyId}; ${expected} (versions share chunks and deltas only under one data key).`,
+          { details: { path, keyId: m.encryption.keyId } },
+        );
+      verifyManifest(m, dataKey, path);
+      const bases = new EncryptedDeltaBases(pkg, cipher);
+      for (const c of m.chunks) {
+        if (c.zero || bases.#lengths.has(c.id)) continue;
+        const plain = await bases.#read(c.id, c.length);
+        try {
+          bases.#index.add(c.id, superFeatures(plain));
+          bases.#lengths.set(c.id, c.length);
+        } finally {
+          wipe(plain);
+        }
+      }
+      return bases;
+    } catch (err) {
+      await pkg.close();
+      throw err;
+    }
+  }
+
+  /** The previous version's manifest. */
+  get manifest(): ImageManifest {
+    return this.#pkg.manifest;
+  }
+
+  /** True when the previous version has this chunk (then the endpoint has it: no delta needed). */
+  has(id: string): boolean {
+    return this.#lengths.has(id);
+  }
+
+  /**
+   * An encrypted delta of a new chunk against its most similar chunk of the previous version,
+   * checked by rebuilding the chunk; or null when none resembles it or the delta is not clearly
+   * smaller (half) than the chunk's stored size. The caller adds it to the package.
+   */
+  async deltaFor(id: string, plain: Uint8Array, storedSize: number): Promise<{ base: string; sealed: Buffer } | null> {
+    const baseId = this.#index.find(superFeatures(plain), id);
+    if (!baseId) return null;
+    const base = await this.#read(baseId, this.#lengths.get(baseId)!);
+    try {
+      const delta = encodeDelta(plain, base);
+      if (delta.length + DELTA_OVERHEAD_BYTES > storedSize / 2) return null;
+      const back = decodeDelta(delta, base, plain.length);
+      const same = back.equals(plain);
+      wipe(back);
+      if (!same) return null;
+      const sealed = this.#cipher.encryptDelta(id, baseId, delta);
+      wipe(delta);
+      return { base: baseId, sealed };
+    } finally {
+      wipe(base);
+    }
+  }
+
+  async #read(id: string, length: number): Promise<Buffer> {
+    const sealed = await this.#pkg.readChunk(this.#pkg.manifest.storage.locations[id]!);
+    return decodeEncryptedChunk(this.#cipher, id, sealed, length);
+  }
+
+  async close(): Promise<void> {
+    await this.#pkg.close();
+  }
+}
+
+/**
+ * The packaged delta of an encrypted chunk that `tandem push` copies to the repository: the
+ * package's first delta whose base the repository has (`known`), read from the package; or
+ * undefined. Its size is checked here, its content only by endpoints (the publisher has no key).
+ */
+export async function packagedDelta(
+  pkg: WorkspacePackage,
+  id: string,
+  length: number,
+  known: (id: string) => boolean,
+): Promise<{ id: string; base: string; data: Buffer } | undefined> {
+  const ref = pkg.manifest.deltas?.[id]?.find((d) => known(d.base));
+  if (!ref) return undefined;
+  const data = await pkg.readChunk(ref.location);
+  if (data.length <= DELTA_OVERHEAD_BYTES || data.length > length + DELTA_OVERHEAD_BYTES)
+    throw new InvalidInputError(
+      `Package ${pkg.path} is damaged: the encrypted delta of chunk ${id} has ${data.length} bytes; copy the package again, or make it again with \`tandem pack --encrypt\`.`,
+      { details: { path: pkg.path, chunk: id } },
+    );
+  return { id, base: ref.base, data };
+}
+
+/** Where a base chunk is on this endpoint: in an installed version's encrypted image. */
+export interface EncryptedBaseLocation {
+  readonly image: string;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Records, from an installed version's manifest, where the bases wanted by `manifest`'s deltas are. */
+export function indexEncryptedBases(
+  manifest: ImageManifest,
+  needed: NeededChunks,
+  installed: ImageManifest,
+  image: string,
+  out: Map<string, EncryptedBaseLocation>,
+): void {
+  if (!manifest.deltas) return;
+  const wanted = new Set<string>();
+  for (const id of needed.keys()) for (const d of manifest.deltas[id] ?? []) wanted.add(d.base);
+  for (const c of installed.chunks)
+    if (!c.zero && wanted.has(c.id) && !out.has(c.id)) out.set(c.id, { image, offset: c.offset, length: c.length });
+}
+
+/** What {@link fetchEncryptedDeltas} needs. */
+export interface EncryptedDeltaFetch {
+  readonly store: RepoStore;
+  readonly manifest: ImageManifest;
+  readonly needed: NeededChunks;
+  readonly bases: ReadonlyMap<string, EncryptedBaseLocation>;
+  readonly cipher: ChunkCipher;
+  /** Opens an installed version's encrypted image for reading. */
+  readonly openImage: (path: string) => Promise<EncryptedImage>;
+  readonly parallel: number;
+  readonly maxRangeBytes: number;
+  /** Takes a rebuilt, verified chunk and removes it from `needed`; the caller's buffer to wipe. */
+  readonly put: (id: string, plain: Buffer) => Promise<void>;
+  /** Bytes of deltas received. */
+  readonly fetched: (bytes: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * For every needed chunk with a delta whose base an installed version holds: fetches the
+ * encrypted deltas (merged range requests), decrypts each, reads its base through the at-rest
+ * encryption and checks its keyed id, rebuilds the chunk and hands it on only when its keyed id
+ * matches. A delta that fails any check (tampered, another pair's, another key's, a base that
+ * changed) is counted as rejected and its chunk stays needed, to be fetched whole; so is a delta
+ * pack the repository lacks. Plaintext stays in memory and is wiped.
+ */
+export async function fetchEncryptedDeltas(ctx: EncryptedDeltaFetch): Promise<{ rebuilt: number; rejected: number }> {
+  const { manifest, needed, bases, cipher } = ctx;
+  if (!manifest.deltas || bases.size === 0 || !ctx.store.ranges || !zstdDictionarySupported())
+    return { rebuilt: 0, rejected: 0 };
+  const items: (ChunkToFetch & { base: string })[] = [];
+  for (const [id, entry] of needed) {
+    const ref: DeltaRef | undefined = manifest.deltas[id]?.find((d) => bases.has(d.base));
+    if (!ref) continue;
+    const [p, offset, size]: ChunkLocation = ref.location;
+    items.push({ id, pack: manifest.storage.packs[p]!, offset, size, length: entry.length, base: ref.base });
+  }
+  if (items.length === 0) return { rebuilt: 0, rejected: 0 };
+  const baseOf = new Map(items.map((i) => [i.id, i.base]));
+  const queue = planRanges(items, { maxBytes: ctx.maxRangeBytes, maxGap: 0 });
+  const images = new Map<string, Promise<EncryptedImage | undefined>>();
+  const imageAt = (path: string): Promise<EncryptedImage | undefined> => {
+    let image = images.get(path);
+    if (!image) {
+      image = ctx.openImage(path).catch(() => undefined);
+      images.set(path, image);
+    }
+    return image;
+  };
+  let rebuilt = 0;
+  let rejected = 0;
+  const rebuild = async (id: string, sealed: Uint8Array, length: number): Promise<Buffer | null> => {
+    const baseId = baseOf.get(id)!;
+    const at = bases.get(baseId)!;
+    const image = await imageAt(at.image);
+    if (!image) return null;
+    let delta: Buffer;
+    try {
+      delta = cipher.decryptDelta(id, baseId, sealed);
+    } catch {
+      return null;
+    }
+    const base = await image.read(at.offset, at.length).catch(() => null);
+    try {
+      if (!base || base.length !== at.length || cipher.chunkId(base) !== baseId) return null;
+      let plain: Buffer;
+      try {
+        plain = decodeDelta(delta, base, length);
+      } catch {
+        return null;
+      }
+      if (plain.length === length && cipher.chunkId(plain) === id) return plain;
+      wipe(plain);
+      return null;
+    } finally {
+      wipe(delta);
+      if (base) wipe(base);
+    }
+  };
+  const worker = async (): Promise<void> => {
+    for (let r = queue.shift(); r; r = queue.shift()) {
+      if (ctx.signal?.aborted) throw new CancelledError('The pull was cancelled; run it again to resume.');
+      let data: Buffer;
+      try {
+        data = await ctx.store.getRange(r.pack, r.offset, r.length, ctx.signal ? { signal: ctx.signal } : {});
+      } catch (err) {
+        // A missing delta pack: the whole chunks are fetched instead. Any other failure (the
+        // server, the network) would fail the whole chunks as well, and is reported.
+        if (!(err instanceof NotFoundError) || ctx.signal?.aborted) throw err;
+        rejected += r.chunks.length;
+        continue;
+      }
+      ctx.fetched(r.length);
+      for (const c of r.chunks) {
+        const plain = await rebuild(c.id, data.subarray(c.at, c.at + c.size), c.length);
+        if (!plain) {
+          rejected++;
+          continue;
+        }
+        try {
+          await ctx.put(c.id, plain);
+          rebuilt++;
+        } finally {
+          wipe(plain);
+        }
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(ctx.parallel, queue.length)) }, worker));
+  } finally {
+    for (const image of images.values()) await (await image)?.close().catch(() => undefined);
+  }
+  return { rebuilt, rejected };
+}
