@@ -112,6 +112,8 @@ export function decodeDelta(delta: Uint8Array, base: Uint8Array, length: number)
   return zstdDecompressSync(delta, {
     dictionary: Buffer.from(base.buffer, base.byteOffset, base.byteLength),
     maxOutputLength: Math.max(1, length),
+    // One output buffer of the chunk's size, not 16 KiB pieces joined afterwards.
+    chunkSize: Math.max(64, length),
   });
 }
 

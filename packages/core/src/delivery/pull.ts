@@ -370,6 +370,11 @@ export async function pullWorkspace(options: PullOptions): Promise<PullResult> {
           maxRangeBytes: options.maxRangeBytes ?? 8 * 1024 * 1024,
           put: (id, data) => sink.put(id, data),
           ...(options.signal ? { signal: options.signal } : {}),
+        }).catch(async (err: unknown) => {
+          // The chunks rebuilt before a failure (a dropped connection) are written and journaled
+          // all the same, so the next pull resumes without fetching their deltas again.
+          await sink.flush().catch(() => undefined);
+          throw err;
         });
         await sink.flush();
         chunksFromDeltas = d.rebuilt;

@@ -46,7 +46,8 @@ export interface PushOptions {
   /**
    * Near-duplicate chunks as deltas (see docs/delivery.md): for each new chunk, a similar chunk
    * of the workspace's earlier versions is found by resemblance detection and a delta against it
-   * is stored too when it is less than half the compressed chunk. `false` turns it off; default
+   * is stored too when it is at most 7/8 of the compressed chunk. Chunks next to an unchanged
+   * chunk also try the chunk that was next to it in those versions (the chunks around an edit). `false` turns it off; default
    * on, against the chunks of the last 2 published versions (and of every version a channel
    * points at). Not on a Node.js whose zstd has no dictionaries. An encrypted package's deltas
    * are made by `packWorkspace` (`encryption.deltaFrom`; the publisher holds no key): push copies
@@ -159,12 +160,16 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
     const useDeltas = deltaVersions > 0 && !m.encryption && zstdDictionarySupported();
     // Super-features of the candidate bases (and of every chunk this version shares with them).
     const index = new ResemblanceIndex();
+    const neighbours: Neighbours = { after: new Map(), before: new Map() };
     if (!m.encryption) {
       const mine = published.filter((p) => p.file.custom.workspace === m.workspace.name);
       mine.sort((a, b) => compareVersions(a.file.custom.version, b.file.custom.version));
       const recent = mine.slice(Math.max(0, mine.length - Math.max(1, deltaVersions)));
       const chosen = new Set([...recent, ...mine.filter((p) => p.file.custom.channels.length > 0)]);
-      for (const p of mine.filter((x) => chosen.has(x))) await loadSketch(store, p.path, p.manifest, known, index);
+      for (const p of mine.filter((x) => chosen.has(x))) {
+        await loadSketch(store, p.path, p.manifest, known, index);
+        if (useDeltas) addNeighbours(p.manifest, neighbours);
+      }
     }
 
     const packs: string[] = [];
@@ -236,8 +241,11 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
       options.onProgress?.({ ...progress });
     };
     if (!store.put) throw new InvalidInputError(`${store.location} is read-only; push to a directory or an S3 bucket.`);
+    // The base each delta was made against, by chunk id (the next chunk's neighbour candidate).
+    const baseOf = new Map<string, string>();
     // Chunks in image order, so a pull reads neighbouring chunks with one range request.
-    for (const chunk of m.chunks) {
+    for (let i = 0; i < m.chunks.length; i++) {
+      const chunk = m.chunks[i]!;
       if (chunk.zero || locations[chunk.id] || pendingIds.has(chunk.id)) continue;
       const loc = m.storage.locations[chunk.id]!;
       const have = known.get(chunk.id);
@@ -267,13 +275,16 @@ export async function pushPackage(options: PushOptions): Promise<PushResult> {
         const plain = checkPackagedChunk(pkg.path, chunk.id, chunk.length, data);
         const sfs = superFeatures(plain);
         sketch.set(chunk.id, sfs);
-        const baseId = useDeltas ? index.find(sfs, chunk.id) : undefined;
-        const base = baseId ? known.get(baseId) : undefined;
-        if (baseId && base) {
-          const delta = await makeDelta(store, plain, baseId, base, data.length);
+        if (useDeltas) {
+          const delta = await deltaFor(store, known, plain, chunk.id, data.length, [
+            () => index.find(sfs, chunk.id),
+            () => neighbourCandidate(m.chunks[i - 1], neighbours.after, baseOf),
+            () => neighbourCandidate(m.chunks[i + 1], neighbours.before, baseOf),
+          ]);
           if (delta) {
-            pendingDeltas.push({ id: chunk.id, base: baseId, data: delta });
-            pendingDeltaBytes += delta.length;
+            baseOf.set(chunk.id, delta.base);
+            pendingDeltas.push({ id: chunk.id, base: delta.base, data: delta.data });
+            pendingDeltaBytes += delta.data.length;
             if (pendingDeltaBytes >= packSize) await flushDeltas();
           }
         }
@@ -409,8 +420,67 @@ async function loadSketch(
 }
 
 /**
+ * Where each chunk of the candidate versions sits: the chunk after it and the chunk before it
+ * (zero chunks left out: they are everywhere and never bases).
+ */
+interface Neighbours {
+  readonly after: Map<string, string>;
+  readonly before: Map<string, string>;
+}
+
+/** Records a candidate version's neighbours (a later version's win). */
+function addNeighbours(manifest: ImageManifest, into: Neighbours): void {
+  const cs = manifest.chunks;
+  for (let j = 0; j < cs.length; j++) {
+    if (cs[j]!.zero) continue;
+    if (j + 1 < cs.length && !cs[j + 1]!.zero) into.after.set(cs[j]!.id, cs[j + 1]!.id);
+    if (j > 0 && !cs[j - 1]!.zero) into.before.set(cs[j]!.id, cs[j - 1]!.id);
+  }
+}
+
+/**
+ * Duplicate-adjacency candidates (as in DARE, Xia et al., "DARE: A Deduplication-Aware
+ * Resemblance Detection and Elimination Scheme", MSST 2014): a new chunk next to a chunk an older
+ * version has (or next to a new chunk whose delta is against one) is likely similar to the chunk
+ * that was next to it there. This finds the base of the chunks around an edit, which are partly
+ * old and partly new: too little alike for super-features, but half old on average.
+ */
+function neighbourCandidate(
+  beside: { readonly id: string; readonly zero?: boolean } | undefined,
+  map: ReadonlyMap<string, string>,
+  baseOf: ReadonlyMap<string, string>,
+): string | undefined {
+  if (!beside || beside.zero) return undefined;
+  return map.get(baseOf.get(beside.id) ?? beside.id);
+}
+
+/**
+ * The first delta that is kept, trying the candidates in order (each one only when the ones
+ * before it gave none): resemblance first, then neighbours. Null when none is kept.
+ */
+async function deltaFor(
+  store: RepoStore,
+  known: ReadonlyMap<string, KnownChunk>,
+  plain: Buffer,
+  id: string,
+  storedSize: number,
+  candidates: readonly (() => string | undefined)[],
+): Promise<{ base: string; data: Buffer } | null> {
+  const tried = new Set<string>([id]);
+  for (const candidate of candidates) {
+    const baseId = candidate();
+    const base = baseId === undefined || tried.has(baseId) ? undefined : known.get(baseId);
+    if (!base) continue;
+    tried.add(baseId!);
+    const data = await makeDelta(store, plain, baseId!, base, storedSize);
+    if (data) return { base: baseId!, data };
+  }
+  return null;
+}
+
+/**
  * A delta of `plain` against a published base chunk, checked by rebuilding the chunk from it; or
- * null when it is not clearly smaller (half) than the chunk's stored size.
+ * null when it is not clearly smaller than the chunk's stored size (it must save an eighth).
  */
 async function makeDelta(
   store: RepoStore,
@@ -421,7 +491,7 @@ async function makeDelta(
 ): Promise<Buffer | null> {
   const baseBytes = await readKnown(store, baseId, base);
   const delta = encodeDelta(plain, baseBytes);
-  if (delta.length * 2 > storedSize) return null;
+  if (delta.length * 8 > storedSize * 7) return null;
   if (!decodeDelta(delta, baseBytes, plain.length).equals(plain)) return null;
   return delta;
 }
