@@ -110,4 +110,57 @@ describe('tandem pack --format directory, tandem push of a package directory', (
     expect(pushed.stderr).toContain(`${out} is not a complete Tandem package directory`);
     expect(pushed.stderr).toContain(`of ${name}, which has 1000 bytes`);
   });
+
+  it('--encrypt --delta-from stores encrypted deltas against the previous package, and push publishes them', async () => {
+    const key = join(tmp, 'erp.key');
+    expect((await tandem('keys', 'image', 'new', '--image', 'erp', '--out', key)).code).toBe(ExitCode.ok);
+    const v1 = randomBytes(1 << 20);
+    const v2 = Buffer.from(v1);
+    for (let at = 5000; at < v2.length - 8; at += 150_000) v2.writeUInt32LE(0xdeadbeef, at);
+    const p1 = join(tmp, 'enc-1.tandem');
+    const p2 = join(tmp, 'enc-2.tandem');
+    const ws1 = erpWorkspace(join(tmp, 'ws-enc-1'), '1.0.0', v1);
+    const ws2 = erpWorkspace(join(tmp, 'ws-enc-2'), '2.0.0', v2);
+    expect((await tandem('pack', ws1, '--out', p1, '--encrypt', '--key', key)).code).toBe(ExitCode.ok);
+    const packed = await tandem('--json', 'pack', ws2, '--out', p2, '--encrypt', '--key', key, '--delta-from', p1);
+    expect(packed.code, packed.stderr).toBe(ExitCode.ok);
+    expect(result(packed).deltas).toBeGreaterThanOrEqual(5);
+    const text = await tandem(
+      'pack',
+      ws2,
+      '--out',
+      join(tmp, 'enc-2b.tandem'),
+      '--encrypt',
+      '--key',
+      key,
+      '--delta-from',
+      p1,
+    );
+    expect(text.stdout).toMatch(/\d+ encrypted deltas against /);
+
+    const repo = join(tmp, 'repo-enc');
+    const keys = join(tmp, 'keys-enc');
+    expect((await tandem('repo', 'init', repo, '--keys', keys)).code).toBe(ExitCode.ok);
+    expect((await tandem('push', p1, repo, '--keys', keys, '--channel', 'stable')).code).toBe(ExitCode.ok);
+    const pushed = await tandem('--json', 'push', p2, repo, '--keys', keys, '--channel', 'stable');
+    expect(pushed.code, pushed.stderr).toBe(ExitCode.ok);
+    expect(result(pushed).deltas).toBe(result(packed).deltas);
+
+    const plain = await tandem('pack', ws2, '--out', join(tmp, 'x.tandem'), '--delta-from', p1);
+    expect(plain.code).toBe(ExitCode.invalidInput);
+    expect(plain.stderr).toContain('--delta-from is for --encrypt');
+    const wrong = await tandem(
+      'pack',
+      ws2,
+      '--out',
+      join(tmp, 'x.tandem'),
+      '--encrypt',
+      '--key',
+      key,
+      '--delta-from',
+      ws1,
+    );
+    expect(wrong.code).toBe(ExitCode.invalidInput);
+    expect(readdirSync(tmp)).not.toContain('x.tandem');
+  });
 });

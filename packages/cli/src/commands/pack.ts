@@ -41,6 +41,7 @@ interface PackFlags {
   level?: string;
   encrypt?: boolean;
   key?: string;
+  deltaFrom?: string;
   version?: string;
 }
 
@@ -69,6 +70,10 @@ export function registerPack(program: Command, host: CommandHost): void {
     )
     .option('--encrypt', 'encrypt the package with the data key given by --key (keyed chunk ids, AES-256-GCM chunks)')
     .option('--key <file>', "the image's data key file (tandem keys image new); the same for every version")
+    .option(
+      '--delta-from <package>',
+      "with --encrypt: the previous version's encrypted package (file or directory); new chunks like one of its chunks also get an encrypted delta against it, which push publishes",
+    )
     .action(
       host.run(async (ctx, workspace: string, opts: PackFlags) => {
         const avg = positiveInt(opts.avgSize, '--avg-size');
@@ -81,6 +86,10 @@ export function registerPack(program: Command, host: CommandHost): void {
           );
         if (opts.key && !opts.encrypt)
           throw new InvalidInputError('--key is for --encrypt; add --encrypt or drop --key.');
+        if (opts.deltaFrom !== undefined && !opts.encrypt)
+          throw new InvalidInputError(
+            '--delta-from is for --encrypt (push makes the deltas of a plaintext package itself); add --encrypt --key FILE or drop --delta-from.',
+          );
         const encryption = opts.key ? await readDataKeyFile(opts.key) : undefined;
         let result: Awaited<ReturnType<typeof packWorkspace>>;
         try {
@@ -92,7 +101,15 @@ export function registerPack(program: Command, host: CommandHost): void {
             ...(avg !== undefined ? { chunking: { avgSize: avg * 1024 } } : {}),
             ...(level !== undefined ? { level } : {}),
             ...(opts.version !== undefined ? { version: opts.version } : {}),
-            ...(encryption ? { encryption: { dataKey: encryption.key, imageId: encryption.imageId } } : {}),
+            ...(encryption
+              ? {
+                  encryption: {
+                    dataKey: encryption.key,
+                    imageId: encryption.imageId,
+                    ...(opts.deltaFrom !== undefined ? { deltaFrom: opts.deltaFrom } : {}),
+                  },
+                }
+              : {}),
             onProgress: (p) =>
               ctx.line(
                 { event: 'pack.progress', ...p },
@@ -118,6 +135,8 @@ export function registerPack(program: Command, host: CommandHost): void {
             zeroChunks: result.zeroChunks,
             encrypted: m.encryption !== undefined,
             ...(m.encryption ? { imageId: m.encryption.imageId, keyId: m.encryption.keyId } : {}),
+            deltas: result.deltas,
+            deltaBytes: result.deltaBytes,
           },
           [
             `${result.path}: ${m.workspace.name} ${m.workspace.version}${result.format === 'directory' ? ` (a directory: manifest and ${result.dataFiles.length} data file${result.dataFiles.length === 1 ? '' : 's'})` : ''}`,
@@ -125,6 +144,11 @@ export function registerPack(program: Command, host: CommandHost): void {
             `${result.chunks} chunks, ${result.distinctChunks} distinct, ${result.zeroChunks} all zeros`,
             ...(m.encryption
               ? [`encrypted for image ${m.encryption.imageId} with data key ${m.encryption.keyId}`]
+              : []),
+            ...(opts.deltaFrom !== undefined
+              ? [
+                  `${result.deltas} encrypted deltas against ${opts.deltaFrom} (${(result.deltaBytes / 1024).toFixed(1)} KiB)`,
+                ]
               : []),
           ],
         );
