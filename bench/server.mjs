@@ -151,12 +151,27 @@ function cheapBody(device, token) {
   return out + ']}';
 }
 
+// Nonces: 16 random bytes each, as ManagementClient makes them, cut from a pool refilled 4,096
+// at a time (one call into the random source per 4,096 requests, not one each).
+let noncePool = Buffer.alloc(0);
+let nonceAt = 0;
+function nonce() {
+  if (nonceAt + 16 > noncePool.length) {
+    noncePool = randomBytes(16 * 4096);
+    nonceAt = 0;
+  }
+  nonceAt += 16;
+  return noncePool.toString('base64url', nonceAt - 16, nonceAt);
+}
+const urls = new Map();
+
 function post(agent, url, path, device, payload) {
   const body = Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
   const time = new Date().toISOString();
-  const nonce = randomBytes(16).toString('base64url');
-  const sig = sign(null, signingInput({ method: 'POST', path, device: device.id, time, nonce, body }), device.key);
-  const u = new URL(url);
+  const n = nonce();
+  const sig = sign(null, signingInput({ method: 'POST', path, device: device.id, time, nonce: n, body }), device.key);
+  let u = urls.get(url);
+  if (!u) urls.set(url, (u = new URL(url)));
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -170,7 +185,7 @@ function post(agent, url, path, device, payload) {
           'content-length': body.length,
           [SIGNATURE_HEADERS.device]: device.id,
           [SIGNATURE_HEADERS.time]: time,
-          [SIGNATURE_HEADERS.nonce]: nonce,
+          [SIGNATURE_HEADERS.nonce]: n,
           [SIGNATURE_HEADERS.signature]: sig.toString('base64url'),
         },
       },
@@ -188,9 +203,12 @@ function post(agent, url, path, device, payload) {
 }
 
 function startProcess(dir) {
-  // TANDEM_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server processes.
+  // TANDEM_BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server processes;
+  // TANDEM_BENCH_SERVER_PROCESS=/path/to/server-process.mjs runs another build of the server (a
+  // copy of bench/lib/server-process.mjs importing an older dist), to set before against after.
   const nodeArgs = (process.env.TANDEM_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(here, 'lib', 'server-process.mjs'), dir], {
+  const script = process.env.TANDEM_BENCH_SERVER_PROCESS ?? join(here, 'lib', 'server-process.mjs');
+  const child = spawn(process.execPath, [...nodeArgs, script, dir], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {

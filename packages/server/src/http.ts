@@ -41,17 +41,50 @@ export interface ManagementHttpServer {
   close(): Promise<void>;
 }
 
-async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > max) throw tooLarge(max);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw tooLarge(max);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+  if (declared > max) return Promise.reject(tooLarge(max));
+  // Plain 'data'/'end' listeners rather than `for await`: the async iterator costs a promise
+  // per chunk, on the hot path of every request.
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const fail = (err: unknown): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', fail);
+      req.off('close', onClose);
+      reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > max) {
+        fail(tooLarge(max));
+        // Unread: the connection is closed after the 413.
+        req.pause();
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      req.off('error', fail);
+      req.off('close', onClose);
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onClose = (): void =>
+      fail(
+        new ApiError(
+          400,
+          'TANDEM_INVALID_INPUT',
+          'malformed',
+          'The client closed the connection before the request body ended.',
+        ),
+      );
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', fail);
+    req.once('close', onClose);
+  });
 }
 
 function tooLarge(max: number): ApiError {

@@ -33,7 +33,14 @@ export function partitionNamed(name: string): MonthPartition | undefined {
 /** The distinct partitions that times `ms` fall into, plus this month and the next (made ahead). */
 export function partitionsNeeded(times: Iterable<number>, nowMs?: number): MonthPartition[] {
   const out = new Map<string, MonthPartition>();
+  // A month's partition is made once per call, however many times fall into it (a check-in
+  // group brings hundreds of events, nearly all of one month).
+  const months = new Set<number>();
   const add = (ms: number): void => {
+    const d = new Date(ms);
+    const month = d.getUTCFullYear() * 12 + d.getUTCMonth();
+    if (months.has(month)) return;
+    months.add(month);
     const p = partitionFor(ms);
     out.set(p.name, p);
   };

@@ -288,50 +288,48 @@ export class PostgresStore implements ServerStore {
       }
       // The events, each id once (its first request owns it), sorted by key so that two
       // processes writing overlapping rows take their locks in one order.
-      const counts = items.map(() => ({ inserted: 0, duplicates: 0 }));
-      const owner = new Map<string, number>();
-      const rows: { k: number; e: StoredEvent }[] = [];
+      const counts = items.map(() => ({ duplicates: 0, owned: 0 }));
+      const owner = new Set<string>();
+      const rows: { k: number; ms: number; at: string; e: StoredEvent }[] = [];
       items.forEach((item, k) => {
         const { batch, repeats } = uniqueBatch(item.events);
         counts[k]!.duplicates += repeats;
         for (const e of batch) {
           if (owner.has(e.event.id)) counts[k]!.duplicates++;
           else {
-            owner.set(e.event.id, k);
-            rows.push({ k, e });
+            owner.add(e.event.id);
+            counts[k]!.owned++;
+            const ms = Date.parse(e.event.at);
+            rows.push({ k, ms, at: new Date(ms).toISOString(), e });
           }
         }
       });
-      rows.sort((a, b) =>
-        a.e.event.at < b.e.event.at ? -1 : a.e.event.at > b.e.event.at ? 1 : a.e.event.id < b.e.event.id ? -1 : 1,
+      rows.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.e.event.id < b.e.event.id ? -1 : 1));
+      // Each side of the statement as one JSON document (PostgreSQL reads it with
+      // json_to_recordset): one parameter instead of a text array per column, whose elements
+      // (the events' JSON above all) postgres.js would escape one by one.
+      const events = JSON.stringify(
+        rows.map(({ k, at, e }) => ({
+          k,
+          at,
+          id: e.event.id,
+          type: e.event.type,
+          workspace: e.event.workspace,
+          receivedAt: e.receivedAt,
+          body: e.event,
+        })),
       );
-      const ev = {
-        k: [] as number[],
-        at: [] as string[],
-        id: [] as string[],
-        type: [] as string[],
-        workspace: [] as (string | null)[],
-        receivedAt: [] as string[],
-        body: [] as string[],
-      };
-      for (const { k, e } of rows) {
-        ev.k.push(k);
-        ev.at.push(new Date(e.event.at).toISOString());
-        ev.id.push(e.event.id);
-        ev.type.push(e.event.type);
-        ev.workspace.push(e.event.workspace);
-        ev.receivedAt.push(new Date(e.receivedAt).toISOString());
-        ev.body.push(JSON.stringify(e.event));
-      }
-      const req = {
-        k: items.map((_, k) => k),
-        device: items.map((i) => i.device),
-        nonce: items.map((i) => i.nonce),
-        expiresAt: items.map((i) => isoTime(i.expiresAt, 'expiresAt')),
-        at: items.map((i) => (i.at === undefined ? null : isoTime(i.at, 'at'))),
-        state: items.map((i) => (i.at === undefined ? null : JSON.stringify(i.state ?? null))),
-      };
-      const needed = partitionsNeeded(rows.map((r) => Date.parse(r.e.event.at)));
+      const requests = JSON.stringify(
+        items.map((i, k) => ({
+          k,
+          device: i.device,
+          nonce: i.nonce,
+          expiresAt: isoTime(i.expiresAt, 'expiresAt'),
+          at: i.at === undefined ? null : isoTime(i.at, 'at'),
+          state: i.at === undefined ? null : (i.state ?? null),
+        })),
+      );
+      const needed = partitionsNeeded(rows.map((r) => r.ms));
       for (let attempt = 0; ; attempt++) {
         await this.#ensurePartitions(needed);
         try {
@@ -339,14 +337,13 @@ export class PostgresStore implements ServerStore {
           const out = await this.#statement(
             (c) => c`
             WITH r AS (
-              SELECT * FROM unnest(${req.k}::int[], ${req.device}::text[], ${req.nonce}::text[],
-                ${req.expiresAt}::timestamptz[], ${req.at}::timestamptz[], ${req.state}::text[])
-                AS r(k, device, nonce, expires_at, at, state)
+              SELECT * FROM json_to_recordset(${requests}::text::json)
+                AS r(k int, device text, nonce text, "expiresAt" timestamptz, at timestamptz, state jsonb)
             ),
-            dv AS (SELECT id, user_name, revoked_at FROM devices WHERE id = ANY(${req.device}::text[])),
+            dv AS (SELECT id, user_name, revoked_at FROM devices WHERE id IN (SELECT device FROM r)),
             n AS (
               INSERT INTO nonces (device, nonce, expires_at)
-              SELECT r.device, r.nonce, r.expires_at FROM r JOIN dv ON dv.id = r.device
+              SELECT r.device, r.nonce, r."expiresAt" FROM r JOIN dv ON dv.id = r.device
               ON CONFLICT DO NOTHING
               RETURNING device, nonce
             ),
@@ -357,34 +354,34 @@ export class PostgresStore implements ServerStore {
               WHERE dv.revoked_at IS NULL
             ),
             u AS (
-              UPDATE devices d SET last_check_in_at = ok.at, last_state = ok.state::jsonb
+              UPDATE devices d SET last_check_in_at = ok.at, last_state = coalesce(ok.state, 'null'::jsonb)
               FROM ok WHERE d.id = ok.device AND ok.at IS NOT NULL
               RETURNING d.id
             ),
             e AS (
               INSERT INTO events (at, id, type, device, user_name, workspace, received_at, body)
-              SELECT x.at, x.id, x.type, ok.device, ok.user_name, x.workspace, x.received_at, x.body::json
-              FROM unnest(${ev.k}::int[], ${ev.at}::timestamptz[], ${ev.id}::text[], ${ev.type}::text[],
-                ${ev.workspace}::text[], ${ev.receivedAt}::timestamptz[], ${ev.body}::text[])
-                AS x(k, at, id, type, workspace, received_at, body)
+              SELECT x.at, x.id, x.type, ok.device, ok.user_name, x.workspace, x."receivedAt", x.body
+              FROM json_to_recordset(${events}::text::json)
+                AS x(k int, at timestamptz, id text, type text, workspace text, "receivedAt" timestamptz, body json)
               JOIN ok ON ok.k = x.k
               ORDER BY x.at, x.id
               ON CONFLICT DO NOTHING
-              RETURNING id
+              RETURNING device
             )
             SELECT 'n' AS kind, n.device AS a, n.nonce AS b FROM n
             UNION ALL SELECT 'd', dv.id, dv.user_name || E'\\n' || coalesce(to_char(dv.revoked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), '') FROM dv
-            UNION ALL SELECT 'e', e.id, NULL FROM e
+            UNION ALL SELECT 'e', e.device, count(*)::text FROM e GROUP BY e.device
             UNION ALL SELECT 'v', value::text, NULL FROM store_revision WHERE only_row = 1`,
           );
           const fresh = new Set<string>();
           const devices = new Map<string, { user: string; revokedAt: string }>();
-          const inserted = new Set<string>();
+          // Events inserted per device; each device is one request of the group.
+          const inserted = new Map<string, number>();
           let revision = NaN;
           for (const row of out) {
             const a = String(row['a']);
             if (row['kind'] === 'n') fresh.add(`${a}\n${String(row['b'])}`);
-            else if (row['kind'] === 'e') inserted.add(a);
+            else if (row['kind'] === 'e') inserted.set(a, Number(row['b']));
             else if (row['kind'] === 'v') revision = Number(a);
             else {
               const b = String(row['b']);
@@ -392,16 +389,14 @@ export class PostgresStore implements ServerStore {
               devices.set(a, { user: b.slice(0, cut), revokedAt: b.slice(cut + 1) });
             }
           }
-          for (const [id, k] of owner) {
-            if (inserted.has(id)) counts[k]!.inserted++;
-            else counts[k]!.duplicates++;
-          }
           return items.map((item, k): CheckInWriteResult => {
             const d = devices.get(item.device);
             if (!d) return { status: 'unknown-device' };
             if (!fresh.has(`${item.device}\n${item.nonce}`)) return { status: 'replayed' };
             if (d.revokedAt !== '') return { status: 'revoked', revokedAt: d.revokedAt };
-            return { status: 'ok', user: d.user, revision, ...counts[k]! };
+            const c = counts[k]!;
+            const n = inserted.get(item.device) ?? 0;
+            return { status: 'ok', user: d.user, revision, inserted: n, duplicates: c.duplicates + c.owned - n };
           });
         } catch (err) {
           if ((err as { code?: string }).code === '23514' && attempt < 2) {
