@@ -47,7 +47,7 @@ describe("the agent's watchdog restart and the user's commands", () => {
       readFileSync(file, 'utf8').replace('format: raw }', 'format: raw, encryption: { keyId: erp } }'),
     );
     const adapter = new MockAdapter({ stateFile: join(tmp.dir, 'mock.json') });
-    let hold: Promise<void> | undefined;
+    let hold: Promise<void> = Promise.resolve();
     let release = (): void => undefined;
     const diskKeys = vi.fn(async (): Promise<DiskKeyRelease> => {
       await hold;

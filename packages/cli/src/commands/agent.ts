@@ -20,6 +20,8 @@ import type { CommandHost } from '../program.js';
 import { openAdapter } from '../adapters.js';
 import { StateDir, type SessionRecord } from '../state.js';
 import { libvirtOwnership } from '@tandem/adapter-libvirt';
+import { hypervOptionsFromStrings, hypervOwnership } from '@tandem/adapter-hyperv';
+import { virtualboxOptionsFromStrings, virtualboxOwnership } from '@tandem/adapter-virtualbox';
 import { cliAgentSocket, connectAgent } from '../agent-client.js';
 import { resolveStateDir, type CliContext } from '../context.js';
 import { endpointClient, endpointConfigFile, readEndpointConfig } from './login.js';
@@ -185,12 +187,25 @@ async function agentUplink(
 }
 
 /**
- * Where a session's VM records which host user it belongs to: libvirt domains carry it in their
- * metadata, where every host user's agent on the same libvirtd sees it (the another-user rule);
- * the other adapters keep no such record yet.
+ * Where a session's VM records which host user it belongs to, read and written where every host
+ * user's agent sees it (the another-user rule): libvirt in the domain's metadata, VirtualBox in
+ * the VM's extradata, Hyper-V in a line of the VM's Notes. The record is reached the way the
+ * session's adapter reaches the hypervisor (the same `--adapter-option`s: URI, VBoxManage or
+ * PowerShell, SSH host, environment). A third-party adapter keeps no record.
  */
-function vmOwnershipFor(record: SessionRecord): VmOwnership | undefined {
-  if (record.adapter.name !== 'libvirt') return undefined;
-  const uri = record.adapter.options['uri'];
-  return libvirtOwnership(uri ? { uri } : {});
+function vmOwnershipFor(record: Pick<SessionRecord, 'adapter'>): VmOwnership | undefined {
+  const options = record.adapter.options;
+  // `--adapter @tandem/adapter-virtualbox` records the package's name.
+  switch (record.adapter.name.replace(/^@tandem\/adapter-/, '')) {
+    case 'libvirt': {
+      const uri = options['uri'];
+      return libvirtOwnership(uri ? { uri } : {});
+    }
+    case 'virtualbox':
+      return virtualboxOwnership(virtualboxOptionsFromStrings(options));
+    case 'hyperv':
+      return hypervOwnership(hypervOptionsFromStrings(options));
+    default:
+      return undefined;
+  }
 }
