@@ -47,6 +47,7 @@ export interface AgentResults {
   end: SessionSummary & { action: string };
   lock: SessionSummary;
   unlock: SessionSummary;
+  'credentials.hold': { held: true; user: string };
   'snapshot.create': SnapshotInfo;
   'snapshot.list': { snapshots: SnapshotInfo[] };
   'snapshot.revert': SessionSummary;

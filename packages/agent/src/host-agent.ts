@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
   AuthError,
@@ -21,6 +22,7 @@ import {
 } from '@tandem/core';
 import { FreedesktopLaunchers } from '@tandem/core/publishing';
 import { DiskEventQueue } from './event-queue.js';
+import { GuestSignOn, type GuestSignOnOptions } from './guest-sign-in.js';
 import { isEncrypted, loadedOf, openedRecord, policyFor, recordAfter } from './session-record.js';
 import { StateDir, type SessionRecord } from './state-dir.js';
 import { EventShipper, type EventShipperOptions, type EventUplink, type ShipperStatus } from './uplink.js';
@@ -105,6 +107,8 @@ export interface HostAgentOptions {
   version?: string;
   /** Told of problems the agent works around (a VM that could not be re-attached, an uplink failure). */
   log?: (line: string) => void;
+  /** Settings of the single sign-on into guests ({@link GuestSignOn}). */
+  guestSignOn?: Omit<GuestSignOnOptions, 'events' | 'clock' | 'log'>;
 }
 
 /** One session as the API reports it. */
@@ -167,6 +171,8 @@ export class HostAgent {
   readonly events: EventBus;
   readonly clock: Clock;
   readonly version: string;
+  /** Single sign-on into guests: the credentials handed by `credentials.hold`, in memory only. */
+  readonly signOn: GuestSignOn;
   readonly #o: HostAgentOptions;
   readonly #attached = new Map<string, Attached>();
   readonly #adapters = new Map<string, Promise<OpenAdapter>>();
@@ -185,6 +191,13 @@ export class HostAgent {
     this.clock = options.clock ?? systemClock;
     this.events = options.events ?? new EventBus({ clock: this.clock });
     this.version = options.version ?? '0.0.0';
+    this.signOn = new GuestSignOn({
+      events: this.events,
+      clock: this.clock,
+      software: { name: '@tandem/agent', version: this.version },
+      ...(options.log ? { log: options.log } : {}),
+      ...options.guestSignOn,
+    });
     this.#startedAt = Date.now();
   }
 
@@ -399,6 +412,7 @@ export class HostAgent {
   }): Promise<{ workspace: string; session: string; launchersRemoved: string[] }> {
     const record = this.state.resolve(params.workspace);
     return this.#serialized(record.workspace, async () => {
+      await this.signOn.detach(record.workspace, { ended: true });
       await this.#detachSession(record.workspace);
       await this.state.withVmLock(record.vm, async () => {
         const { adapter } = await this.#adapter(record.adapter.name, record.adapter.options);
@@ -459,8 +473,33 @@ export class HostAgent {
           );
         }
         await a.enforcement.unlock(p.password);
+        // The password was checked: it signs the user in to guests that ask (once per guest boot).
+        this.holdCredentials({
+          user: this.signOn.heldUser ?? userInfo().username,
+          password: p.password,
+          source: 'unlock',
+        });
       } else await s.unlock();
     });
+  }
+
+  /**
+   * Holds the credentials the user signed in with (`tandem login`, an unlock) in memory, for the
+   * single sign-on into the guests of workspaces with `spec.guestSignIn` ({@link GuestSignOn}).
+   */
+  holdCredentials(p: { user: string; password: string; domain?: string; source?: string }): {
+    held: true;
+    user: string;
+  } {
+    // The buffer is the sign-on's from here: it zeroes it when it wipes the credentials.
+    const password = Buffer.from(p.password, 'utf8');
+    try {
+      this.signOn.hold({ user: p.user, password, domain: p.domain, source: p.source ?? 'api' });
+    } catch (err) {
+      password.fill(0);
+      throw err;
+    }
+    return { held: true, user: p.user };
   }
 
   async snapshotCreate(p: { workspace?: string; name: string; description?: string }): Promise<SnapshotInfo> {
@@ -505,6 +544,7 @@ export class HostAgent {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.signOn.close();
     for (const ws of [...this.#attached.keys()]) await this.#detachSession(ws);
     await this.#shipper?.stop();
     for (const d of this.#detach.splice(0)) d();
@@ -595,6 +635,7 @@ export class HostAgent {
     });
     const a: Attached = { session, adapterKey: key, enforcement, stamp: record.updatedAt };
     this.#attached.set(workspace, a);
+    this.signOn.attach(workspace, session);
     if (enforcement) {
       Promise.resolve(enforcement.start()).catch((err: unknown) =>
         this.#o.log?.(`enforcement of ${workspace} failed to start: ${(err as Error).message}`),
@@ -614,6 +655,7 @@ export class HostAgent {
     const a = this.#attached.get(workspace);
     if (!a) return;
     this.#attached.delete(workspace);
+    await this.signOn.detach(workspace);
     await Promise.resolve(a.enforcement?.stop()).catch(() => undefined);
     await a.session.close();
   }

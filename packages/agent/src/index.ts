@@ -38,6 +38,7 @@ export {
   type AgentStatus,
 } from './host-agent.js';
 export { AgentServer, type AgentServerOptions } from './server.js';
+export { GuestSignOn, type GuestSignOnOptions, type GuestCredentials } from './guest-sign-in.js';
 export { AgentClient, AgentReplyError, type AgentHello, type AgentResults } from './client.js';
 export { DiskEventQueue, type DiskEventQueueOptions, type QueueBatch, type QueuePosition } from './event-queue.js';
 export { EventShipper, httpUplink, type EventUplink, type EventShipperOptions, type ShipperStatus } from './uplink.js';

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AgentProtocolError } from './errors.js';
 
 /** The agent API's version: a client with a newer major is refused at hello; minors only add. */
-export const AGENT_API_VERSION = '1.0';
+export const AGENT_API_VERSION = '1.1';
 /** The longest line (one message) the agent reads or a client accepts, in bytes. */
 export const MAX_MESSAGE_BYTES = 1 << 20;
 
@@ -34,6 +34,15 @@ export const methodParams = {
   end: z.object({ workspace, timeoutMs: z.number().int().min(0).max(86_400_000).optional() }).strict(),
   lock: z.object({ workspace, reason: z.string().max(500).optional() }).strict(),
   unlock: z.object({ workspace, password: z.string().max(4096).optional() }).strict(),
+  /** Since 1.1: the credentials the user signed in with, held in memory for single sign-on into guests. */
+  'credentials.hold': z
+    .object({
+      user: z.string().min(1).max(256),
+      password: z.string().min(1).max(4096),
+      domain: z.string().min(1).max(256).optional(),
+      source: z.string().min(1).max(100).optional(),
+    })
+    .strict(),
   'snapshot.create': z
     .object({ workspace, name: z.string().min(1).max(200), description: z.string().max(2000).optional() })
     .strict(),

@@ -61,7 +61,7 @@ describe('the agent socket', () => {
     expect(statSync(running.server.socketPath).mode & 0o777).toBe(0o600);
     expect(statSync(join(t.dir, 'run')).mode & 0o777).toBe(0o700);
     const c = await client(running);
-    expect(c.hello).toMatchObject({ apiVersion: '1.0', agentVersion: 'test', pid: process.pid });
+    expect(c.hello).toMatchObject({ apiVersion: '1.1', agentVersion: 'test', pid: process.pid });
   });
 
   it('tells a client with a newer major version so, and takes an older minor', async () => {
@@ -105,7 +105,7 @@ describe('the agent socket', () => {
       },
       { id: 2, error: expect.objectContaining({ code: 'TANDEM_AGENT_PROTOCOL' }) },
       { id: 3, error: expect.objectContaining({ code: 'TANDEM_AGENT_PROTOCOL' }) },
-      { id: 4, result: expect.objectContaining({ apiVersion: '1.0' }) },
+      { id: 4, result: expect.objectContaining({ apiVersion: '1.1' }) },
       {
         id: 5,
         error: expect.objectContaining({ code: 'TANDEM_AGENT_PROTOCOL', message: expect.stringContaining('lock') }),

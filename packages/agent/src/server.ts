@@ -212,6 +212,8 @@ class Connection {
         return agent.lock(p);
       case 'unlock':
         return agent.unlock(p);
+      case 'credentials.hold':
+        return agent.holdCredentials(req.params as AgentParams<'credentials.hold'>);
       case 'snapshot.create':
         return agent.snapshotCreate(p);
       case 'snapshot.list':

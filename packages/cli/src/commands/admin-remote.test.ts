@@ -3,8 +3,8 @@
 // local HTTP and HTTPS servers (a self-signed certificate made by openssl).
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpServer, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import type { CliContext } from '../context.js';
 import { callAdmin } from './admin-remote.js';
 
 let root: string;
-const servers: Server[] = [];
+const servers: (Server | HttpsServer)[] = [];
 const ctx = (): CliContext => ({
   stateDir: join(root, 'state'),
   json: true,
@@ -25,7 +25,7 @@ const ctx = (): CliContext => ({
   info: () => undefined,
 });
 
-async function listen(server: Server): Promise<string> {
+async function listen(server: Server | HttpsServer): Promise<string> {
   servers.push(server);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -38,7 +38,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const s of servers) {
-    s.closeAllConnections?.();
+    s.closeAllConnections();
     s.close();
   }
   await rm(root, { recursive: true, force: true });
@@ -62,10 +62,10 @@ describe('callAdmin', () => {
   it('says how to pass the CA when the server presents a certificate this machine does not trust', async () => {
     const tls = await makeSelfSignedCertificate(join(root, 'tls-elsewhere'), ['127.0.0.1']);
     const [key, cert] = await Promise.all([readFile(tls.keyFile, 'utf8'), readFile(tls.certFile, 'utf8')]);
-    const answer = (_req: unknown, res: import('node:http').ServerResponse): void => {
+    const answer = (_req: unknown, res: ServerResponse): void => {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     };
-    const port = await listen(createHttpsServer({ key, cert }, answer) as unknown as Server);
+    const port = await listen(createHttpsServer({ key, cert }, answer));
     const server = `https://127.0.0.1:${port}`;
     const err = await callAdmin(ctx(), { server, dir: root }, 'explain', {}).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ManagementError);

@@ -62,7 +62,7 @@ describe('tandem with an agent', () => {
     expect(st.json).toMatchObject({
       running: true,
       version: '0.1.0',
-      apiVersion: '1.0',
+      apiVersion: '1.1',
       sessions: [expect.objectContaining({ workspace: 'erp' })],
     });
 

@@ -130,6 +130,21 @@ export interface TandemEventMap {
   'guest.signed-in': { vm: string; user: string; method: string; message: string; sessionPid?: number };
   /** Single sign-on into the guest failed: the guest's own words (never the password). */
   'guest.sign-in-failed': { vm: string; user: string; code: string; message: string };
+  /**
+   * The host agent did not sign the user in to a guest of a `spec.guestSignIn` workspace: no
+   * credentials were handed to it, or the guest agent cannot sign users in. Once per guest boot.
+   */
+  'guest.sign-in-skipped': { vm: string; reason: string; user?: string };
+  /**
+   * The host agent holds `user`'s credentials in memory for single sign-on into guests
+   * (`source`: `login`, `unlock`, an integrator's client). Never the password.
+   */
+  'credentials.held': { user: string; source: string };
+  /**
+   * The host agent wiped the credentials it held: the session that used them ended
+   * (`session-ended`), new ones replaced them (`replaced`), or the agent stopped (`agent-stopped`).
+   */
+  'credentials.wiped': { user: string; reason: 'session-ended' | 'replaced' | 'agent-stopped' };
   /** First-time setup of a VM instance finished (or was already done). */
   'guest.setup-completed': { vm: string; instance: string; computerName?: string; rebootRequired: boolean };
   /**
