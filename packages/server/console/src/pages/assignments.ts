@@ -169,26 +169,56 @@ function AssignForm({ layers, onDone }: { layers: string[]; onDone: () => void }
   `;
 }
 
+interface RuleRef {
+  label: string;
+  path: string;
+  text: string;
+  source: string;
+  appliesTo: string;
+}
+interface Decided {
+  workspace: string;
+  assignment: string;
+  decision: { kind: string; outcome: string; layer: string; rule?: RuleRef; reason: string };
+  lines: string[];
+}
 interface Explained {
   user: string;
   groups: string[];
+  device?: { id: string };
   workspaces: { workspace: string; version?: string; channel?: string }[];
   notGiven: { workspace: string; assignment: string; reason: string }[];
-  decisions?: { workspace: string; assignment: string; lines: string[] }[];
+  decisions?: Decided[];
+}
+
+/** One decision: its outcome, the rule and the layer that decide, then the lines `tandem policy explain` prints. */
+function Decision({ d }: { d: Decided }) {
+  const rule = d.decision.rule;
+  return html`<article data-decision=${d.workspace} aria-labelledby=${`decision-${d.assignment}`}>
+    <h3 id=${`decision-${d.assignment}`}>${d.workspace} (assignment ${d.assignment})</h3>
+    <dl class="facts">
+      <dt>Decision</dt>
+      <dd data-field="outcome">${d.decision.outcome}</dd>
+      <dt>Rule</dt>
+      <dd data-field="rule">${rule ? `${rule.label}: ${rule.text}` : 'none (a default decided)'}</dd>
+      <dt>Layer</dt>
+      <dd data-field="layer">${d.decision.layer}${rule ? ` (${rule.source}), for ${rule.appliesTo}` : ''}</dd>
+      <dt>Why</dt>
+      <dd>${d.decision.reason}</dd>
+    </dl>
+    <pre tabindex="0" aria-label=${`tandem policy explain output for ${d.workspace}`}>${d.lines.join('\n')}</pre>
+  </article>`;
 }
 
 /** The server's answer: each decision as `tandem policy explain` prints it, then what is given. */
-function Answer({ answer }: { answer: unknown }) {
-  const a = answer as Explained;
+function Answer({ answer }: { answer: Explained }) {
+  const a = answer;
   return html`
     <section class="answer" aria-label="Explanation">
-      ${(a.decisions ?? []).map(
-        (d) =>
-          html`<h3>${d.workspace}</h3>
-            <pre tabindex="0">${d.lines.join('\n')}</pre>`,
-      )}
+      ${(a.decisions ?? []).map((d) => html`<${Decision} d=${d} />`)}
+      ${a.decisions?.length === 0 && html`<p>No assignment covers ${a.user}: nothing decides.</p>`}
       <p>
-        ${a.user} (groups: ${a.groups.join(', ') || 'none'}) gets:
+        ${a.user}${a.device ? ` on ${a.device.id}` : ''} (groups: ${a.groups.join(', ') || 'none'}) gets:
         ${a.workspaces.length ? a.workspaces.map((w) => `${w.workspace} ${w.version ?? w.channel ?? ''}`.trim()).join(', ') : 'nothing'}.
       </p>
       ${
@@ -205,27 +235,74 @@ function Answer({ answer }: { answer: unknown }) {
   `;
 }
 
+interface UserDevice {
+  device: string;
+  user: string;
+  hostName: string;
+}
+
+/** The chosen user's devices (`endpoint-search`), to pick one from. */
+function useDevicesOf(user: string): UserDevice[] {
+  const [devices, setDevices] = useState<UserDevice[]>([]);
+  useEffect(() => {
+    const name = user.trim();
+    if (!name) {
+      setDevices([]);
+      return;
+    }
+    let live = true;
+    const t = setTimeout(() => {
+      admin<{ rows: UserDevice[] }>('endpoint-search', { search: name, sort: 'hostName', limit: 200 }).then(
+        (r) => live && setDevices(r.rows.filter((d) => d.user === name)),
+        () => live && setDevices([]),
+      );
+    }, 200);
+    return () => {
+      live = false;
+      clearTimeout(t);
+    };
+  }, [user]);
+  return devices;
+}
+
 function Explain() {
   const [user, setUser] = useState('');
   const [device, setDevice] = useState('');
+  const [workspace, setWorkspace] = useState('');
   const [kind, setKind] = useState<'none' | 'url' | 'transfer'>('none');
   const [url, setUrl] = useState('');
+  const [from, setFrom] = useState<'host' | 'guest'>('host');
   const [direction, setDirection] = useState('guest-to-host');
   const [channel, setChannel] = useState('clipboard');
-  const [answer, setAnswer] = useState<unknown>(undefined);
+  const [answer, setAnswer] = useState<Explained | undefined>(undefined);
   const [failure, setFailure] = useState('');
+  const devices = useDevicesOf(user);
   const submit = async (e: Event) => {
     e.preventDefault();
     setFailure('');
     try {
       const question =
-        kind === 'url' ? { url } : kind === 'transfer' ? { transfer: { direction, channel } } : undefined;
-      setAnswer(await admin('explain', { user, ...(device ? { device } : {}), ...(question ? { question } : {}) }));
+        kind === 'url' ? { url, from } : kind === 'transfer' ? { transfer: { direction, channel } } : undefined;
+      setAnswer(
+        await admin<Explained>('explain', {
+          user,
+          ...(device ? { device } : {}),
+          ...(workspace && question ? { workspace } : {}),
+          ...(question ? { question } : {}),
+        }),
+      );
     } catch (err) {
       setAnswer(undefined);
       setFailure(messageOf(err));
     }
   };
+  const select = (id: string, label: string, value: string, set: (v: string) => void, options: unknown) =>
+    html`<div class="field">
+      <label for=${id}>${label}</label
+      ><select id=${id} value=${value} onChange=${(e: Event) => set((e.target as HTMLSelectElement).value)}>
+        ${options}
+      </select>
+    </div>`;
   return html`
     <form onSubmit=${(e: Event) => void submit(e)} aria-labelledby="explain-h" class="card">
       <h2 id="explain-h">Explain</h2>
@@ -236,56 +313,78 @@ function Explain() {
             id="explain-user"
             required
             value=${user}
-            onInput=${(e: Event) => setUser((e.target as HTMLInputElement).value)}
+            onInput=${(e: Event) => (setUser((e.target as HTMLInputElement).value), setDevice(''))}
           />
         </div>
-        <div class="field">
-          <label for="explain-device">Device (optional)</label
-          ><input
-            id="explain-device"
-            value=${device}
-            onInput=${(e: Event) => setDevice((e.target as HTMLInputElement).value)}
-          />
-        </div>
-        <div class="field">
-          <label for="explain-kind">Question</label>
-          <select
-            id="explain-kind"
-            value=${kind}
-            onChange=${(e: Event) => setKind((e.target as HTMLSelectElement).value as 'none')}
-          >
-            <option value="none">What do they get?</option>
+        ${select(
+          'explain-device',
+          'Device',
+          device,
+          setDevice,
+          html`<option value="">Any (the user's groups decide)</option>
+            ${devices.map((d) => html`<option value=${d.device}>${d.hostName} (${d.device})</option>`)}`,
+        )}
+        ${select(
+          'explain-kind',
+          'Question',
+          kind,
+          (v) => setKind(v as 'none'),
+          html`<option value="none">What do they get?</option>
             <option value="url">Where does a URL open?</option>
-            <option value="transfer">Is a transfer allowed?</option>
-          </select>
-        </div>
-        ${kind === 'url' && html`<div class="field"><label for="explain-url">URL</label><input id="explain-url" type="url" required value=${url} onInput=${(e: Event) => setUrl((e.target as HTMLInputElement).value)} /></div>`}
+            <option value="transfer">Is a transfer allowed?</option>`,
+        )}
+        ${
+          kind !== 'none' &&
+          html`<div class="field">
+            <label for="explain-workspace">Workspace (optional)</label
+            ><input
+              id="explain-workspace"
+              value=${workspace}
+              onInput=${(e: Event) => setWorkspace((e.target as HTMLInputElement).value)}
+            />
+          </div>`
+        }
+        ${
+          kind === 'url' &&
+          html`<div class="field">
+              <label for="explain-url">URL</label
+              ><input
+                id="explain-url"
+                type="url"
+                required
+                value=${url}
+                onInput=${(e: Event) => setUrl((e.target as HTMLInputElement).value)}
+              />
+            </div>
+            ${select(
+              'explain-from',
+              'Opened on',
+              from,
+              (v) => setFrom(v as 'host'),
+              html`<option value="host">host</option>
+                <option value="guest">guest</option>`,
+            )}`
+        }
         ${
           kind === 'transfer' &&
-          html`<div class="field">
-              <label for="explain-dir">Direction</label
-              ><select
-                id="explain-dir"
-                value=${direction}
-                onChange=${(e: Event) => setDirection((e.target as HTMLSelectElement).value)}
-              >
-                <option>guest-to-host</option>
-                <option>host-to-guest</option>
-              </select>
-            </div>
-            <div class="field">
-              <label for="explain-channel">Channel</label
-              ><select
-                id="explain-channel"
-                value=${channel}
-                onChange=${(e: Event) => setChannel((e.target as HTMLSelectElement).value)}
-              >
-                <option>clipboard</option>
-                <option>file</option>
-                <option>drag-drop</option>
-                <option>print</option>
-              </select>
-            </div>`
+          html`${select(
+            'explain-dir',
+            'Direction',
+            direction,
+            setDirection,
+            html`<option>guest-to-host</option>
+              <option>host-to-guest</option>`,
+          )}
+          ${select(
+            'explain-channel',
+            'Channel',
+            channel,
+            setChannel,
+            html`<option>clipboard</option>
+              <option>file</option>
+              <option>drag-drop</option>
+              <option>print</option>`,
+          )}`
         }
       </div>
       <button type="submit">Explain</button>
