@@ -8,6 +8,7 @@ import { keysDirOf, openEndpointKeys, readPrivateFile, writePrivateFile } from '
 import { ManagementClient } from '@tandem/core/management';
 import type { CliContext } from '../context.js';
 import type { CommandHost } from '../program.js';
+import { connectAgent } from '../agent-client.js';
 import { readTrustedAuthorities, writeTrustedAuthorities } from './keys-files.js';
 import { openCredentialCache, signInResultOf } from './login-cache.js';
 
@@ -65,6 +66,80 @@ export async function readSecret(opts: { password?: string; passwordStdin?: bool
   throw new InvalidInputError('Give the password with --password-stdin (or TANDEM_PASSWORD in the environment).');
 }
 
+/**
+ * Reads a password from the terminal without echoing it (one line; Ctrl-C cancels). Only on a
+ * terminal: elsewhere the command needs `--password-stdin`.
+ */
+export async function promptSecret(question: string): Promise<string> {
+  const input = process.stdin;
+  if (!input.isTTY)
+    throw new InvalidInputError('No terminal to ask for the password on: give it with --password-stdin.', {
+      details: { option: '--password-stdin' },
+    });
+  process.stderr.write(question);
+  input.setRawMode(true);
+  input.resume();
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const done = (): void => {
+      input.off('data', onData);
+      input.setRawMode(false);
+      input.pause();
+      process.stderr.write('\n');
+    };
+    const onData = (chunk: Buffer): void => {
+      for (const ch of chunk.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') {
+          done();
+          resolve(text);
+          return;
+        }
+        if (ch === '\u0003' || ch === '\u0004') {
+          done();
+          reject(
+            new TandemError('The password was not given (cancelled).', { code: 'TANDEM_CANCELLED', fault: 'user' }),
+          );
+          return;
+        }
+        text = ch === '\u007f' || ch === '\b' ? [...text].slice(0, -1).join('') : text + ch;
+      }
+    };
+    input.on('data', onData);
+  });
+}
+
+/** What became of credentials offered to the host agent. */
+export type AgentHandOver = 'held' | 'no-agent' | 'agent-too-old';
+
+/**
+ * Hands the credentials the user just signed in with to this user's running host agent
+ * (`credentials.hold`, agent API 1.1), which keeps them in memory only and signs the user in to
+ * the guests of workspaces with `spec.guestSignIn`. Nothing when no agent runs.
+ */
+export async function handCredentialsToAgent(
+  ctx: CliContext,
+  credentials: { user: string; password: string; source: string },
+): Promise<AgentHandOver> {
+  const agent = await connectAgent(ctx);
+  if (!agent) return 'no-agent';
+  try {
+    const [major = 0, minor = 0] = (agent.hello?.apiVersion ?? '0.0').split('.').map(Number);
+    if (major < 1 || (major === 1 && minor < 1)) return 'agent-too-old';
+    await agent.call('credentials.hold', credentials);
+    return 'held';
+  } finally {
+    agent.close();
+  }
+}
+
+/** The line `tandem login` and `tandem up` print about the hand-over. */
+export function handOverLine(result: AgentHandOver): string | undefined {
+  if (result === 'held') return 'the tandem agent signs you in to workspaces that ask (spec.guestSignIn)';
+  if (result === 'agent-too-old')
+    return 'the running tandem agent predates single sign-on into guests (agent API 1.1): restart it (tandem agent run)';
+  return undefined;
+}
+
 /** `tandem login SERVER`: sign in and enroll this device (its device key) with a management server. */
 export function registerLogin(program: Command, host: CommandHost): void {
   program
@@ -86,9 +161,15 @@ export function registerLogin(program: Command, host: CommandHost): void {
           const cache = await openCredentialCache(ctx.stateDir);
           const offline = async (why: string) => {
             const s = await cache.signInOffline(opts.user, password);
-            ctx.result({ server, offline: true, user: s.user.name, cachedAt: s.cachedAt, validUntil: s.validUntil }, [
-              `signed in offline as ${s.user.name} (${why}); cached at ${s.cachedAt}, valid until ${s.validUntil}`,
-            ]);
+            const agent = await handCredentialsToAgent(ctx, { user: s.user.name, password, source: 'login' });
+            const line = handOverLine(agent);
+            ctx.result(
+              { server, offline: true, user: s.user.name, cachedAt: s.cachedAt, validUntil: s.validUntil, agent },
+              [
+                `signed in offline as ${s.user.name} (${why}); cached at ${s.cachedAt}, valid until ${s.validUntil}`,
+                ...(line ? [line] : []),
+              ],
+            );
           };
           if (opts.offline) return offline('--offline');
           const ca = opts.ca !== undefined ? await readFile(opts.ca, 'utf8') : undefined;
@@ -119,8 +200,12 @@ export function registerLogin(program: Command, host: CommandHost): void {
           // The verifier (never the password) for offline sign-in within the lease.
           await cache.remember(reply.signIn.user, password, signInResultOf(reply.signIn, Date.now()));
           const warn = reply.signIn.passwordExpiresInMs;
-          ctx.result({ server, device: reply.device, signIn: reply.signIn, authority: id }, [
+          // The running agent keeps the password in memory for single sign-on into guests.
+          const agent = await handCredentialsToAgent(ctx, { user: reply.signIn.user, password, source: 'login' });
+          const line = handOverLine(agent);
+          ctx.result({ server, device: reply.device, signIn: reply.signIn, authority: id, agent }, [
             `signed in to ${server} as ${reply.signIn.user}; device ${reply.device} enrolled`,
+            ...(line ? [line] : []),
             ...(warn !== undefined
               ? [`your password expires in ${Math.max(1, Math.round(warn / 86_400_000))} day(s): change it soon`]
               : []),

@@ -6,6 +6,7 @@ import {
   TandemError,
   describeVmChanges,
   loadWorkspaceFile,
+  parseDuration,
   releaseDiskKeys,
   vmNameFor,
 } from '@tandem/core';
@@ -17,6 +18,7 @@ import { StateDir, type SessionRecord } from '../state.js';
 import { collect } from './doctor.js';
 import { envelopeKeyProvider } from './keys-files.js';
 import { throughAgent } from '../agent-client.js';
+import { guestSignInCredentials, signInAfterStart, type UpSignInOutcome } from './up-sign-in.js';
 
 /** `tandem up FILE [--adapter NAME]` */
 export function registerUp(program: Command, host: CommandHost): void {
@@ -41,6 +43,16 @@ export function registerUp(program: Command, host: CommandHost): void {
       "through the agent: if the VM holds another host user's session, shut it down (that session is lost) and start it for you",
     )
     .option(
+      '--password-stdin',
+      'spec.guestSignIn: read the password you signed in to Tandem with from stdin (else it is asked for when no agent runs)',
+    )
+    .option('--user <name>', 'spec.guestSignIn: who signs in to the guest (default: the user of tandem login)')
+    .option(
+      '--guest-timeout <duration>',
+      "spec.guestSignIn: how long to wait for the guest agent's hello (ISO 8601)",
+      'PT10M',
+    )
+    .option(
       '--envelope <file>',
       'the key envelope of an encrypted workspace (default: <state-dir>/envelopes/<image>.envelope)',
     )
@@ -56,25 +68,45 @@ export function registerUp(program: Command, host: CommandHost): void {
             start: boolean;
             envelope?: string;
             takeOver?: boolean;
+            passwordStdin?: boolean;
+            user?: string;
+            guestTimeout: string;
           },
         ) => {
           const loaded = await loadWorkspaceFile(file);
           const name = loaded.workspace.metadata.name;
+          const signIn = loaded.workspace.spec.guestSignIn && opts.start;
+          const guestTimeoutMs = parseDuration(opts.guestTimeout);
           // Through the agent when one runs (it then owns the session and releases an encrypted
           // workspace's disk key itself, from the state directory's envelope, in memory only);
           // an envelope file given here is read here.
           const encrypted = loaded.workspace.spec.image.encryption !== undefined;
           const viaAgent = await throughAgent(
             ctx,
-            (agent) =>
-              agent.call('up', {
+            async (agent) => {
+              // The agent signs the user in with what tandem login handed it; --password-stdin
+              // hands it (again) first.
+              if (signIn && opts.passwordStdin) {
+                const c = await guestSignInCredentials(ctx, opts);
+                try {
+                  await agent.call('credentials.hold', {
+                    user: c.user,
+                    password: c.password.toString('utf8'),
+                    source: 'up',
+                  });
+                } finally {
+                  c.password.fill(0);
+                }
+              }
+              return agent.call('up', {
                 file: resolve(file),
                 ...(opts.adapter ? { adapter: opts.adapter } : {}),
                 ...(opts.adapterOption.length ? { adapterOptions: parseAdapterOptions(opts.adapterOption) } : {}),
                 ...(opts.layer.length ? { layers: opts.layer.map((l) => resolve(l)) } : {}),
                 start: opts.start,
                 ...(opts.takeOver ? { takeOver: true } : {}),
-              }),
+              });
+            },
             async () => undefined,
             encrypted && opts.envelope ? { inProcessBecause: `--envelope is read in-process` } : {},
           );
@@ -118,72 +150,96 @@ export function registerUp(program: Command, host: CommandHost): void {
           using keys = opts.start
             ? await releaseDiskKeys(loaded, envelopeKeyProvider(ctx.stateDir, opts.envelope))
             : undefined;
-          await state.withVmLock(vm, async () => {
-            let opened;
-            try {
-              opened = await openAdapter(state, opts.adapter ?? existing?.adapter.name, adapterOptions);
-            } catch (err) {
-              if (err instanceof NoAdapterError || TandemError.is(err, 'TANDEM_NO_ADAPTER')) {
-                throw new NoAdapterError(
-                  `${(err as Error).message}\nTo try Tandem without a hypervisor, use --adapter mock.`,
-                  { cause: err },
-                );
-              }
-              throw err;
-            }
-            const { adapter } = opened;
-            const { events, close } = cliEvents(ctx, state);
-            try {
-              const manager = new SessionManager({ adapter, events });
-              const session = await manager.open(loaded, {
-                vmName: vm,
-                policy: await policyFor(loaded, layers),
-                ...(existing ? { sessionId: existing.id, locked: existing.state === 'locked' } : {}),
-                ...(existing?.vmSpec ? { definedSpec: existing.vmSpec } : {}),
-                ...(keys ? { diskKeys: keys.diskKeys } : {}),
-              });
-              let record: SessionRecord = openedRecord({
-                session,
-                loaded,
-                workspace: name,
-                vm,
-                adapter: { name: opened.name, options: adapterOptions },
-                layers,
-                existing,
-              });
-              state.save(record);
+          // Single sign-on without an agent: the password is asked for once, before anything starts.
+          const credentials = signIn ? await guestSignInCredentials(ctx, opts) : undefined;
+          let signedIn: UpSignInOutcome | undefined;
+          try {
+            await state.withVmLock(vm, async () => {
+              let opened;
               try {
-                if (opts.start && session.can('start')) await session.start();
-              } finally {
-                record = recordAfter(record, session);
-                state.save(record);
+                opened = await openAdapter(state, opts.adapter ?? existing?.adapter.name, adapterOptions);
+              } catch (err) {
+                if (err instanceof NoAdapterError || TandemError.is(err, 'TANDEM_NO_ADAPTER')) {
+                  throw new NoAdapterError(
+                    `${(err as Error).message}\nTo try Tandem without a hypervisor, use --adapter mock.`,
+                    { cause: err },
+                  );
+                }
+                throw err;
               }
-              const pending = record.pendingUpdate;
-              ctx.result(
-                {
-                  session: session.id,
+              const { adapter } = opened;
+              const { events, close } = cliEvents(ctx, state);
+              try {
+                const manager = new SessionManager({ adapter, events });
+                const session = await manager.open(loaded, {
+                  vmName: vm,
+                  policy: await policyFor(loaded, layers),
+                  ...(existing ? { sessionId: existing.id, locked: existing.state === 'locked' } : {}),
+                  ...(existing?.vmSpec ? { definedSpec: existing.vmSpec } : {}),
+                  ...(keys ? { diskKeys: keys.diskKeys } : {}),
+                });
+                let record: SessionRecord = openedRecord({
+                  session,
+                  loaded,
                   workspace: name,
-                  version: loaded.workspace.metadata.version,
                   vm,
-                  adapter: opened.name,
-                  state: session.state,
-                  ...(pending ? { pendingUpdate: pending } : {}),
-                },
-                [
-                  `session ${session.id}: workspace ${name} on ${opened.name}, VM ${vm}, ${session.state}`,
-                  ...(pending
-                    ? [
-                        `version ${pending.toVersion} waits for the next start (stop the session, then tandem up again): ${describeVmChanges(pending.changes)}`,
-                      ]
-                    : []),
-                ],
-              );
-              await session.close();
-            } finally {
-              close();
-              await adapter.close?.();
-            }
-          });
+                  adapter: { name: opened.name, options: adapterOptions },
+                  layers,
+                  existing,
+                });
+                state.save(record);
+                try {
+                  if (opts.start && session.can('start')) await session.start();
+                } finally {
+                  record = recordAfter(record, session);
+                  state.save(record);
+                }
+                if (credentials && session.state === 'running')
+                  signedIn = await signInAfterStart({
+                    adapter,
+                    vm,
+                    workspace: loaded.workspace,
+                    credentials,
+                    events,
+                    context: { workspace: name, session: session.id },
+                    timeoutMs: guestTimeoutMs,
+                  });
+                const pending = record.pendingUpdate;
+                ctx.result(
+                  {
+                    session: session.id,
+                    workspace: name,
+                    version: loaded.workspace.metadata.version,
+                    vm,
+                    adapter: opened.name,
+                    state: session.state,
+                    ...(pending ? { pendingUpdate: pending } : {}),
+                    ...(signedIn ? { guestSignIn: signedIn } : {}),
+                  },
+                  [
+                    `session ${session.id}: workspace ${name} on ${opened.name}, VM ${vm}, ${session.state}`,
+                    ...(signedIn?.status === 'signed-in'
+                      ? [`signed in to the guest as ${signedIn.result.user} (${signedIn.result.method})`]
+                      : signedIn
+                        ? [`not signed in to the guest: ${signedIn.message}`]
+                        : []),
+                    ...(pending
+                      ? [
+                          `version ${pending.toVersion} waits for the next start (stop the session, then tandem up again): ${describeVmChanges(pending.changes)}`,
+                        ]
+                      : []),
+                  ],
+                );
+                await session.close();
+              } finally {
+                close();
+                await adapter.close?.();
+              }
+            });
+          } finally {
+            credentials?.password.fill(0);
+          }
+          return signedIn?.status === 'failed' ? 1 : undefined;
         },
       ),
     );
