@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
+import { InvalidInputError } from '@tandem/core';
 import {
   desktopEnforcement,
   httpUplink,
@@ -65,31 +66,46 @@ export function registerAgent(program: Command, host: CommandHost): void {
       'ship events to this HTTP endpoint (POST {"events": [...]}), queued on disk first; default: the management server of `tandem login`, if any',
     )
     .option('--no-desktop', 'do not connect to D-Bus (activity then comes only through the API)')
+    .option(
+      '--watchdog-restarts <n>',
+      'restarts of a crashed VM allowed within the window before the watchdog gives up (default 3)',
+    )
+    .option('--watchdog-window <seconds>', 'the window the watchdog counts restarts in (default 600)')
     .action(
-      host.run(async (ctx, opts: { uplinkUrl?: string; desktop: boolean }) => {
-        const state = new StateDir(ctx.stateDir);
-        const socketPath = cliAgentSocket(ctx);
-        const enforcement = await desktopEnforcement({ desktop: opts.desktop, ownershipFor: vmOwnershipFor });
-        const uplink = await agentUplink(ctx, opts.uplinkUrl);
-        const running = await runAgent({
-          stateDir: ctx.stateDir,
-          socketPath,
-          openAdapter: (name, options) => openAdapter(state, name, options),
-          // Encrypted workspaces: the envelope in the state directory, checked like tandem up does.
-          diskKeys: (record) => sessionDiskKeys(ctx.stateDir, record),
-          version: agentPackage().version,
-          signals: true,
-          log: (l) => process.stderr.write(`tandem agent: ${l}\n`),
-          ...(enforcement.factory ? { enforcement: enforcement.factory } : {}),
-          ...(uplink ? { uplink: uplink.uplink } : {}),
-        });
-        ctx.line(
-          { listening: socketPath, pid: process.pid, sessions: running.agent.status().attached },
-          `tandem agent ${running.agent.version}: listening on ${socketPath} (pid ${process.pid}), ${running.agent.status().attached} sessions attached${uplink ? `; events go to ${uplink.to}` : ''}${enforcement.note ? `; ${enforcement.note}` : ''}`,
-        );
-        await running.stopped;
-        await enforcement.close();
-      }),
+      host.run(
+        async (
+          ctx,
+          opts: { uplinkUrl?: string; desktop: boolean; watchdogRestarts?: string; watchdogWindow?: string },
+        ) => {
+          const state = new StateDir(ctx.stateDir);
+          const socketPath = cliAgentSocket(ctx);
+          const watchdog = watchdogLimits(opts);
+          const enforcement = await desktopEnforcement({
+            desktop: opts.desktop,
+            ownershipFor: vmOwnershipFor,
+            ...(watchdog ? { watchdog } : {}),
+          });
+          const uplink = await agentUplink(ctx, opts.uplinkUrl);
+          const running = await runAgent({
+            stateDir: ctx.stateDir,
+            socketPath,
+            openAdapter: (name, options) => openAdapter(state, name, options),
+            // Encrypted workspaces: the envelope in the state directory, checked like tandem up does.
+            diskKeys: (record) => sessionDiskKeys(ctx.stateDir, record),
+            version: agentPackage().version,
+            signals: true,
+            log: (l) => process.stderr.write(`tandem agent: ${l}\n`),
+            ...(enforcement.factory ? { enforcement: enforcement.factory } : {}),
+            ...(uplink ? { uplink: uplink.uplink } : {}),
+          });
+          ctx.line(
+            { listening: socketPath, pid: process.pid, sessions: running.agent.status().attached },
+            `tandem agent ${running.agent.version}: listening on ${socketPath} (pid ${process.pid}), ${running.agent.status().attached} sessions attached${uplink ? `; events go to ${uplink.to}` : ''}${enforcement.note ? `; ${enforcement.note}` : ''}`,
+          );
+          await running.stopped;
+          await enforcement.close();
+        },
+      ),
     );
 
   agent
@@ -159,6 +175,26 @@ export function registerAgent(program: Command, host: CommandHost): void {
         ]);
       }),
     );
+}
+
+/** `--watchdog-restarts` and `--watchdog-window` as the watchdog's limits; undefined when neither is given. */
+function watchdogLimits(opts: {
+  watchdogRestarts?: string;
+  watchdogWindow?: string;
+}): { maxRestarts?: number; windowMs?: number } | undefined {
+  const whole = (flag: string, value: string, min: number): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidInputError(`${flag} "${value}" is not a whole number of ${min} or more.`, {
+        details: { option: flag, value },
+      });
+    }
+    return n;
+  };
+  const out: { maxRestarts?: number; windowMs?: number } = {};
+  if (opts.watchdogRestarts !== undefined) out.maxRestarts = whole('--watchdog-restarts', opts.watchdogRestarts, 0);
+  if (opts.watchdogWindow !== undefined) out.windowMs = whole('--watchdog-window', opts.watchdogWindow, 1) * 1000;
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 async function userSystemd(): Promise<{ ok: true } | { ok: false; reason: string }> {
