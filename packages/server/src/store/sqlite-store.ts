@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import type { SQLInputValue } from 'node:sqlite';
+import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import { InvalidInputError, NotFoundError, systemClock } from '@tandem/core';
 import type { AnyTandemEvent, Clock } from '@tandem/core';
 import {
@@ -75,6 +75,11 @@ export interface SqliteStoreOptions {
 export class SqliteStore implements ServerStore {
   readonly kind = 'sqlite' as const;
   readonly #db: DatabaseSync;
+  /**
+   * Compiled statements by their SQL text: node:sqlite's `prepare` compiles each time, and a
+   * check-in runs five or so statements (issue 15). Bounded; the texts are this file's own.
+   */
+  readonly #statements = new Map<string, StatementSync>();
   readonly #clock: Clock;
   readonly #pollMs: number;
   readonly #listeners = new Set<(change: StoreChange) => void>();
@@ -106,10 +111,10 @@ export class SqliteStore implements ServerStore {
       this.#db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
       for (let i = 0; i < SQLITE_MIGRATIONS.length; i++) {
         this.#tx(() => {
-          const row = this.#db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null };
+          const row = this.#prepared('SELECT max(version) AS v FROM schema_version').get() as { v: number | null };
           if ((row.v ?? 0) > i) return;
           this.#db.exec(SQLITE_MIGRATIONS[i]!);
-          this.#db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(i + 1);
+          this.#prepared('INSERT INTO schema_version (version) VALUES (?)').run(i + 1);
         });
       }
     });
@@ -128,33 +133,31 @@ export class SqliteStore implements ServerStore {
 
   putDevice(d: DeviceRecord): Promise<void> {
     return this.#write(() => {
-      this.#db
-        .prepare(
-          `INSERT INTO devices (id, sealing_key, signing_key, user_name, host_name, enrolled_at, revoked_at, last_check_in_at, last_state)
+      this.#prepared(
+        `INSERT INTO devices (id, sealing_key, signing_key, user_name, host_name, enrolled_at, revoked_at, last_check_in_at, last_state)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET sealing_key = excluded.sealing_key, signing_key = excluded.signing_key,
              user_name = excluded.user_name, host_name = excluded.host_name, enrolled_at = excluded.enrolled_at,
              revoked_at = excluded.revoked_at,
              last_check_in_at = coalesce(excluded.last_check_in_at, last_check_in_at),
              last_state = coalesce(excluded.last_state, last_state)`,
-        )
-        .run(
-          d.id,
-          d.sealingKey,
-          d.signingKey,
-          d.user,
-          d.hostName,
-          isoTime(d.enrolledAt, 'enrolledAt'),
-          d.revokedAt ? isoTime(d.revokedAt, 'revokedAt') : null,
-          d.lastCheckInAt ? isoTime(d.lastCheckInAt, 'lastCheckInAt') : null,
-          d.lastState === undefined ? null : JSON.stringify(d.lastState),
-        );
+      ).run(
+        d.id,
+        d.sealingKey,
+        d.signingKey,
+        d.user,
+        d.hostName,
+        isoTime(d.enrolledAt, 'enrolledAt'),
+        d.revokedAt ? isoTime(d.revokedAt, 'revokedAt') : null,
+        d.lastCheckInAt ? isoTime(d.lastCheckInAt, 'lastCheckInAt') : null,
+        d.lastState === undefined ? null : JSON.stringify(d.lastState),
+      );
     });
   }
 
   getDevice(id: string): Promise<DeviceRecord | undefined> {
     return this.#run(() => {
-      const row = this.#db.prepare('SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
+      const row = this.#prepared('SELECT * FROM devices WHERE id = ?').get(id) as Row | undefined;
       return row ? deviceFrom(row) : undefined;
     });
   }
@@ -176,30 +179,32 @@ export class SqliteStore implements ServerStore {
       }
       if (filter.revoked !== undefined) where.push(filter.revoked ? 'revoked_at IS NOT NULL' : 'revoked_at IS NULL');
       const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
-      const total = (this.#db.prepare(`SELECT count(*) AS n FROM devices ${clause}`).get(...params) as { n: number }).n;
-      const rows = this.#db
-        .prepare(`SELECT * FROM devices ${clause} ORDER BY enrolled_at, id LIMIT ? OFFSET ?`)
-        .all(...params, filter.limit ?? -1, filter.offset ?? 0) as Row[];
+      const total = (this.#prepared(`SELECT count(*) AS n FROM devices ${clause}`).get(...params) as { n: number }).n;
+      const rows = this.#prepared(`SELECT * FROM devices ${clause} ORDER BY enrolled_at, id LIMIT ? OFFSET ?`).all(
+        ...params,
+        filter.limit ?? -1,
+        filter.offset ?? 0,
+      ) as Row[];
       return { devices: rows.map(deviceFrom), total };
     });
   }
 
   recordCheckIn(id: string, at: string, state: unknown): Promise<void> {
     return this.#write(() => {
-      const r = this.#db
-        .prepare('UPDATE devices SET last_check_in_at = ?, last_state = ? WHERE id = ?')
-        .run(isoTime(at, 'at'), JSON.stringify(state ?? null), id);
+      const r = this.#prepared('UPDATE devices SET last_check_in_at = ?, last_state = ? WHERE id = ?').run(
+        isoTime(at, 'at'),
+        JSON.stringify(state ?? null),
+        id,
+      );
       if (r.changes === 0) throw new NotFoundError(`No enrolled device ${id}.`);
     });
   }
 
   revokeDevice(id: string, at: string): Promise<boolean> {
     return this.#write(() => {
-      const found = this.#db.prepare('SELECT revoked_at FROM devices WHERE id = ?').get(id);
+      const found = this.#prepared('SELECT revoked_at FROM devices WHERE id = ?').get(id);
       if (!found) return false;
-      this.#db
-        .prepare('UPDATE devices SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?')
-        .run(isoTime(at, 'at'), id);
+      this.#prepared('UPDATE devices SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?').run(isoTime(at, 'at'), id);
       this.#bump('device', id);
       return true;
     });
@@ -208,11 +213,13 @@ export class SqliteStore implements ServerStore {
   useNonce(device: string, nonce: string, expiresAt: string): Promise<boolean> {
     return this.#write(() => {
       if (++this.#nonceWrites % 1000 === 1) {
-        this.#db.prepare('DELETE FROM nonces WHERE expires_at < ?').run(new Date(this.#clock.now()).toISOString());
+        this.#prepared('DELETE FROM nonces WHERE expires_at < ?').run(new Date(this.#clock.now()).toISOString());
       }
-      const r = this.#db
-        .prepare('INSERT OR IGNORE INTO nonces (device, nonce, expires_at) VALUES (?, ?, ?)')
-        .run(device, nonce, isoTime(expiresAt, 'expiresAt'));
+      const r = this.#prepared('INSERT OR IGNORE INTO nonces (device, nonce, expires_at) VALUES (?, ?, ?)').run(
+        device,
+        nonce,
+        isoTime(expiresAt, 'expiresAt'),
+      );
       return r.changes === 1;
     });
   }
@@ -234,7 +241,7 @@ export class SqliteStore implements ServerStore {
   #ingest(events: readonly StoredEvent[]): { inserted: number; duplicates: number } {
     {
       const { batch, repeats } = uniqueBatch(events);
-      const insert = this.#db.prepare(
+      const insert = this.#prepared(
         `INSERT OR IGNORE INTO events (id, at, type, device, user_name, workspace, received_at, body)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       );
@@ -288,9 +295,9 @@ export class SqliteStore implements ServerStore {
         params.push(c.at, c.at, c.id);
       }
       const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
-      const rows = this.#db
-        .prepare(`SELECT id, at, device, user_name, received_at, body FROM events ${clause} ORDER BY at, id LIMIT ?`)
-        .all(...params, limit + 1) as {
+      const rows = this.#prepared(
+        `SELECT id, at, device, user_name, received_at, body FROM events ${clause} ORDER BY at, id LIMIT ?`,
+      ).all(...params, limit + 1) as {
         id: string;
         at: string;
         device: string;
@@ -315,7 +322,7 @@ export class SqliteStore implements ServerStore {
 
   applyRetention(before: string): Promise<number> {
     return this.#write(() =>
-      Number(this.#db.prepare('DELETE FROM events WHERE at < ?').run(isoTime(before, 'before')).changes),
+      Number(this.#prepared('DELETE FROM events WHERE at < ?').run(isoTime(before, 'before')).changes),
     );
   }
 
@@ -323,24 +330,22 @@ export class SqliteStore implements ServerStore {
 
   putAssignment(a: AssignmentRecord): Promise<void> {
     return this.#write(() => {
-      this.#db
-        .prepare(
-          'INSERT INTO assignments (id, created_at, body) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body',
-        )
-        .run(a.id, isoTime(a.createdAt, 'createdAt'), JSON.stringify(a));
+      this.#prepared(
+        'INSERT INTO assignments (id, created_at, body) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body',
+      ).run(a.id, isoTime(a.createdAt, 'createdAt'), JSON.stringify(a));
       this.#bump('assignment', a.id);
     });
   }
 
   deleteAssignment(id: string): Promise<boolean> {
     return this.#write(() =>
-      this.#deleted(this.#db.prepare('DELETE FROM assignments WHERE id = ?').run(id).changes, 'assignment', id),
+      this.#deleted(this.#prepared('DELETE FROM assignments WHERE id = ?').run(id).changes, 'assignment', id),
     );
   }
 
   listAssignments(): Promise<AssignmentRecord[]> {
     return this.#run(() =>
-      (this.#db.prepare('SELECT body FROM assignments ORDER BY created_at, id').all() as { body: string }[]).map(
+      (this.#prepared('SELECT body FROM assignments ORDER BY created_at, id').all() as { body: string }[]).map(
         (r) => JSON.parse(r.body) as AssignmentRecord,
       ),
     );
@@ -348,48 +353,42 @@ export class SqliteStore implements ServerStore {
 
   putPolicyLayer(layer: PolicyLayerRecord): Promise<void> {
     return this.#write(() => {
-      this.#db
-        .prepare(
-          'INSERT INTO policy_layers (name, document, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at',
-        )
-        .run(layer.name, JSON.stringify(layer.document ?? null), isoTime(layer.updatedAt, 'updatedAt'));
+      this.#prepared(
+        'INSERT INTO policy_layers (name, document, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET document = excluded.document, updated_at = excluded.updated_at',
+      ).run(layer.name, JSON.stringify(layer.document ?? null), isoTime(layer.updatedAt, 'updatedAt'));
       this.#bump('policy', layer.name);
     });
   }
 
   getPolicyLayer(name: string): Promise<PolicyLayerRecord | undefined> {
     return this.#run(() => {
-      const r = this.#db.prepare('SELECT * FROM policy_layers WHERE name = ?').get(name) as Row | undefined;
+      const r = this.#prepared('SELECT * FROM policy_layers WHERE name = ?').get(name) as Row | undefined;
       return r ? layerFrom(r) : undefined;
     });
   }
 
   listPolicyLayers(): Promise<PolicyLayerRecord[]> {
-    return this.#run(() =>
-      (this.#db.prepare('SELECT * FROM policy_layers ORDER BY name').all() as Row[]).map(layerFrom),
-    );
+    return this.#run(() => (this.#prepared('SELECT * FROM policy_layers ORDER BY name').all() as Row[]).map(layerFrom));
   }
 
   deletePolicyLayer(name: string): Promise<boolean> {
     return this.#write(() =>
-      this.#deleted(this.#db.prepare('DELETE FROM policy_layers WHERE name = ?').run(name).changes, 'policy', name),
+      this.#deleted(this.#prepared('DELETE FROM policy_layers WHERE name = ?').run(name).changes, 'policy', name),
     );
   }
 
   putWorkspaceKey(key: WorkspaceKeyRecord): Promise<void> {
     return this.#write(() => {
-      this.#db
-        .prepare(
-          'INSERT INTO workspace_keys (workspace, sealed_data_key, created_at) VALUES (?, ?, ?) ON CONFLICT (workspace) DO UPDATE SET sealed_data_key = excluded.sealed_data_key, created_at = excluded.created_at',
-        )
-        .run(key.workspace, key.sealedDataKey, isoTime(key.createdAt, 'createdAt'));
+      this.#prepared(
+        'INSERT INTO workspace_keys (workspace, sealed_data_key, created_at) VALUES (?, ?, ?) ON CONFLICT (workspace) DO UPDATE SET sealed_data_key = excluded.sealed_data_key, created_at = excluded.created_at',
+      ).run(key.workspace, key.sealedDataKey, isoTime(key.createdAt, 'createdAt'));
       this.#bump('key', key.workspace);
     });
   }
 
   getWorkspaceKey(workspace: string): Promise<WorkspaceKeyRecord | undefined> {
     return this.#run(() => {
-      const r = this.#db.prepare('SELECT * FROM workspace_keys WHERE workspace = ?').get(workspace) as Row | undefined;
+      const r = this.#prepared('SELECT * FROM workspace_keys WHERE workspace = ?').get(workspace) as Row | undefined;
       return r
         ? {
             workspace: String(r['workspace']),
@@ -404,28 +403,22 @@ export class SqliteStore implements ServerStore {
 
   putUser(user: BuiltinUserRecord): Promise<void> {
     return this.#write(() => {
-      this.#db
-        .prepare(
-          'INSERT INTO users (name, display_name, body) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name, body = excluded.body',
-        )
-        .run(user.name, user.displayName ?? null, JSON.stringify(user));
+      this.#prepared(
+        'INSERT INTO users (name, display_name, body) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name, body = excluded.body',
+      ).run(user.name, user.displayName ?? null, JSON.stringify(user));
       this.#bump('directory', `user:${user.name}`);
     });
   }
 
   getUser(name: string): Promise<BuiltinUserRecord | undefined> {
     return this.#run(() =>
-      bodyOf<BuiltinUserRecord>(this.#db.prepare('SELECT body FROM users WHERE name = ?').get(name)),
+      bodyOf<BuiltinUserRecord>(this.#prepared('SELECT body FROM users WHERE name = ?').get(name)),
     );
   }
 
   deleteUser(name: string): Promise<boolean> {
     return this.#write(() =>
-      this.#deleted(
-        this.#db.prepare('DELETE FROM users WHERE name = ?').run(name).changes,
-        'directory',
-        `user:${name}`,
-      ),
+      this.#deleted(this.#prepared('DELETE FROM users WHERE name = ?').run(name).changes, 'directory', `user:${name}`),
     );
   }
 
@@ -435,25 +428,23 @@ export class SqliteStore implements ServerStore {
 
   putGroup(group: BuiltinGroupRecord): Promise<void> {
     return this.#write(() => {
-      this.#db
-        .prepare(
-          'INSERT INTO groups (name, description, body) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET description = excluded.description, body = excluded.body',
-        )
-        .run(group.name, group.description ?? null, JSON.stringify(group));
+      this.#prepared(
+        'INSERT INTO groups (name, description, body) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET description = excluded.description, body = excluded.body',
+      ).run(group.name, group.description ?? null, JSON.stringify(group));
       this.#bump('directory', `group:${group.name}`);
     });
   }
 
   getGroup(name: string): Promise<BuiltinGroupRecord | undefined> {
     return this.#run(() =>
-      bodyOf<BuiltinGroupRecord>(this.#db.prepare('SELECT body FROM groups WHERE name = ?').get(name)),
+      bodyOf<BuiltinGroupRecord>(this.#prepared('SELECT body FROM groups WHERE name = ?').get(name)),
     );
   }
 
   deleteGroup(name: string): Promise<boolean> {
     return this.#write(() =>
       this.#deleted(
-        this.#db.prepare('DELETE FROM groups WHERE name = ?').run(name).changes,
+        this.#prepared('DELETE FROM groups WHERE name = ?').run(name).changes,
         'directory',
         `group:${name}`,
       ),
@@ -468,7 +459,7 @@ export class SqliteStore implements ServerStore {
 
   getThrottle(key: string): Promise<ThrottleRecord | undefined> {
     return this.#run(() => {
-      const r = this.#db.prepare('SELECT * FROM throttles WHERE key = ?').get(key) as Row | undefined;
+      const r = this.#prepared('SELECT * FROM throttles WHERE key = ?').get(key) as Row | undefined;
       return r
         ? {
             key: String(r['key']),
@@ -482,18 +473,16 @@ export class SqliteStore implements ServerStore {
 
   putThrottle(t: ThrottleRecord): Promise<void> {
     return this.#write(() => {
-      this.#db
-        .prepare(
-          `INSERT INTO throttles (key, failures, last_failure_at, blocked_until) VALUES (?, ?, ?, ?)
+      this.#prepared(
+        `INSERT INTO throttles (key, failures, last_failure_at, blocked_until) VALUES (?, ?, ?, ?)
            ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_failure_at = excluded.last_failure_at, blocked_until = excluded.blocked_until`,
-        )
-        .run(t.key, t.failures, isoTime(t.lastFailureAt, 'lastFailureAt'), isoTime(t.blockedUntil, 'blockedUntil'));
+      ).run(t.key, t.failures, isoTime(t.lastFailureAt, 'lastFailureAt'), isoTime(t.blockedUntil, 'blockedUntil'));
     });
   }
 
   clearThrottle(key: string): Promise<void> {
     return this.#write(() => {
-      this.#db.prepare('DELETE FROM throttles WHERE key = ?').run(key);
+      this.#prepared('DELETE FROM throttles WHERE key = ?').run(key);
     });
   }
 
@@ -501,16 +490,14 @@ export class SqliteStore implements ServerStore {
 
   appendAudit(a: AuditRecord): Promise<void> {
     return this.#write(() => {
-      this.#db
-        .prepare('INSERT INTO audit (id, at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(
-          a.id,
-          isoTime(a.at, 'at'),
-          a.actor,
-          a.action,
-          a.target,
-          a.detail === undefined ? null : JSON.stringify(a.detail),
-        );
+      this.#prepared('INSERT INTO audit (id, at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)').run(
+        a.id,
+        isoTime(a.at, 'at'),
+        a.actor,
+        a.action,
+        a.target,
+        a.detail === undefined ? null : JSON.stringify(a.detail),
+      );
     });
   }
 
@@ -527,9 +514,10 @@ export class SqliteStore implements ServerStore {
         params.push(isoTime(filter.since, 'since'));
       }
       const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
-      const rows = this.#db
-        .prepare(`SELECT * FROM audit ${clause} ORDER BY at, id LIMIT ?`)
-        .all(...params, filter.limit ?? -1) as Row[];
+      const rows = this.#prepared(`SELECT * FROM audit ${clause} ORDER BY at, id LIMIT ?`).all(
+        ...params,
+        filter.limit ?? -1,
+      ) as Row[];
       return rows.map((r) => ({
         id: String(r['id']),
         at: String(r['at']),
@@ -575,9 +563,10 @@ export class SqliteStore implements ServerStore {
   endpointReport(filter: { limit?: number; offset?: number } = {}): Promise<EndpointReportRow[]> {
     return this.#run(() =>
       (
-        this.#db
-          .prepare('SELECT * FROM devices ORDER BY id LIMIT ? OFFSET ?')
-          .all(filter.limit ?? -1, filter.offset ?? 0) as Row[]
+        this.#prepared('SELECT * FROM devices ORDER BY id LIMIT ? OFFSET ?').all(
+          filter.limit ?? -1,
+          filter.offset ?? 0,
+        ) as Row[]
       ).map((r) => {
         const d = deviceFrom(r);
         return {
@@ -598,20 +587,17 @@ export class SqliteStore implements ServerStore {
         `type IN (${FAILURE_EVENT_TYPES.map(() => '?').join(', ')})`,
         ...FAILURE_SUFFIXES.map(() => 'type LIKE ?'),
       ];
-      const rows = this.#db
-        .prepare(
-          `SELECT type, count(*) AS n FROM events WHERE at >= ? AND (${cond.join(' OR ')}) GROUP BY type ORDER BY n DESC, type`,
-        )
-        .all(isoTime(since, 'since'), ...FAILURE_EVENT_TYPES, ...FAILURE_SUFFIXES) as { type: string; n: number }[];
+      const rows = this.#prepared(
+        `SELECT type, count(*) AS n FROM events WHERE at >= ? AND (${cond.join(' OR ')}) GROUP BY type ORDER BY n DESC, type`,
+      ).all(isoTime(since, 'since'), ...FAILURE_EVENT_TYPES, ...FAILURE_SUFFIXES) as { type: string; n: number }[];
       return rows.map((r) => ({ type: r.type, count: Number(r.n) }));
     });
   }
 
   versionDistribution(): Promise<{ workspace: string; version: string; devices: number }[]> {
     return this.#run(() => {
-      const rows = this.#db
-        .prepare(
-          `SELECT w.workspace, w.version, count(DISTINCT w.device) AS n FROM (
+      const rows = this.#prepared(
+        `SELECT w.workspace, w.version, count(DISTINCT w.device) AS n FROM (
              SELECT d.id AS device,
                     coalesce(json_extract(j.value, '$.workspace'), json_extract(j.value, '$.name')) AS workspace,
                     json_extract(j.value, '$.version') AS version
@@ -620,13 +606,22 @@ export class SqliteStore implements ServerStore {
            ) w
            WHERE typeof(w.workspace) = 'text' AND typeof(w.version) = 'text'
            GROUP BY w.workspace, w.version ORDER BY w.workspace, n DESC, w.version`,
-        )
-        .all() as { workspace: string; version: string; n: number }[];
+      ).all() as { workspace: string; version: string; n: number }[];
       return rows.map((r) => ({ workspace: r.workspace, version: r.version, devices: Number(r.n) }));
     });
   }
 
   // --- internals ---
+
+  #prepared(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) {
+      statement = this.#db.prepare(sql);
+      if (this.#statements.size >= 500) this.#statements.clear();
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
 
   /** Runs `fn`, turning SQLite's busy and I/O failures into a retryable error. */
   #run<T>(fn: () => T): Promise<T> {
@@ -658,13 +653,13 @@ export class SqliteStore implements ServerStore {
     try {
       this.#tx(() => {
         for (const w of writes) {
-          this.#db.exec('SAVEPOINT tandem_write');
+          this.#prepared('SAVEPOINT tandem_write').run();
           try {
             outcomes.push({ ok: true, value: w.fn() });
-            this.#db.exec('RELEASE tandem_write');
+            this.#prepared('RELEASE tandem_write').run();
           } catch (error) {
-            this.#db.exec('ROLLBACK TO tandem_write');
-            this.#db.exec('RELEASE tandem_write');
+            this.#prepared('ROLLBACK TO tandem_write').run();
+            this.#prepared('RELEASE tandem_write').run();
             outcomes.push({ ok: false, error: translate(error) });
           }
         }
@@ -683,10 +678,10 @@ export class SqliteStore implements ServerStore {
   }
 
   #tx<T>(fn: () => T): T {
-    this.#db.exec('BEGIN IMMEDIATE');
+    this.#prepared('BEGIN IMMEDIATE').run();
     try {
       const result = fn();
-      this.#db.exec('COMMIT');
+      this.#prepared('COMMIT').run();
       return result;
     } catch (err) {
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
@@ -695,13 +690,13 @@ export class SqliteStore implements ServerStore {
   }
 
   #bump(scope: string, id?: string): StoreChange {
-    const { value } = this.#db
-      .prepare('UPDATE store_revision SET value = value + 1 WHERE only = 1 RETURNING value')
-      .get() as {
+    const { value } = this.#prepared(
+      'UPDATE store_revision SET value = value + 1 WHERE only = 1 RETURNING value',
+    ).get() as {
       value: number;
     };
-    this.#db.prepare('INSERT INTO store_changes (revision, scope, id) VALUES (?, ?, ?)').run(value, scope, id ?? null);
-    if (value % 1000 === 0) this.#db.prepare('DELETE FROM store_changes WHERE revision <= ?').run(value - 10_000);
+    this.#prepared('INSERT INTO store_changes (revision, scope, id) VALUES (?, ?, ?)').run(value, scope, id ?? null);
+    if (value % 1000 === 0) this.#prepared('DELETE FROM store_changes WHERE revision <= ?').run(value - 10_000);
     return { revision: Number(value), scope, ...(id === undefined ? {} : { id }) };
   }
 
@@ -712,13 +707,11 @@ export class SqliteStore implements ServerStore {
   }
 
   #currentRevision(): number {
-    return Number(
-      (this.#db.prepare('SELECT value FROM store_revision WHERE only = 1').get() as { value: number }).value,
-    );
+    return Number((this.#prepared('SELECT value FROM store_revision WHERE only = 1').get() as { value: number }).value);
   }
 
   #readDataVersion(): number {
-    return Number((this.#db.prepare('PRAGMA data_version').get() as { data_version: number }).data_version);
+    return Number((this.#prepared('PRAGMA data_version').get() as { data_version: number }).data_version);
   }
 
   /** Delivers changes past the last delivered revision (`own`: after this connection wrote). */
@@ -730,9 +723,9 @@ export class SqliteStore implements ServerStore {
         if (version === this.#dataVersion) return;
         this.#dataVersion = version;
       }
-      const rows = this.#db
-        .prepare('SELECT revision, scope, id FROM store_changes WHERE revision > ? ORDER BY revision')
-        .all(this.#delivered) as { revision: number; scope: string; id: string | null }[];
+      const rows = this.#prepared(
+        'SELECT revision, scope, id FROM store_changes WHERE revision > ? ORDER BY revision',
+      ).all(this.#delivered) as { revision: number; scope: string; id: string | null }[];
       for (const r of rows) {
         this.#delivered = Number(r.revision);
         const change: StoreChange = {
@@ -755,9 +748,10 @@ export class SqliteStore implements ServerStore {
       const like = `%${escapeLike(filter.search)}%`;
       params.push(like, like);
     }
-    const rows = this.#db
-      .prepare(`SELECT body FROM ${table} ${clause} ORDER BY name LIMIT ?`)
-      .all(...params, filter.limit ?? -1) as {
+    const rows = this.#prepared(`SELECT body FROM ${table} ${clause} ORDER BY name LIMIT ?`).all(
+      ...params,
+      filter.limit ?? -1,
+    ) as {
       body: string;
     }[];
     return rows.map((r) => JSON.parse(r.body) as T);
@@ -801,12 +795,12 @@ export class SqliteStore implements ServerStore {
         params.push(q.workspace ?? null, q.workspace ?? null, q.version ?? null, q.version ?? null);
       }
       const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
-      const total = (this.#db.prepare(`SELECT count(*) AS n FROM devices ${clause}`).get(...params) as { n: number }).n;
+      const total = (this.#prepared(`SELECT count(*) AS n FROM devices ${clause}`).get(...params) as { n: number }).n;
       const dir = q.desc ? 'DESC NULLS LAST' : 'ASC NULLS FIRST';
       const tie = q.column === 'id' ? '' : `, id ${q.desc ? 'DESC' : 'ASC'}`;
-      const rows = this.#db
-        .prepare(`SELECT * FROM devices ${clause} ORDER BY ${q.column} ${dir}${tie} LIMIT ? OFFSET ?`)
-        .all(...params, q.limit, q.offset) as Row[];
+      const rows = this.#prepared(
+        `SELECT * FROM devices ${clause} ORDER BY ${q.column} ${dir}${tie} LIMIT ? OFFSET ?`,
+      ).all(...params, q.limit, q.offset) as Row[];
       return { total: Number(total), rows: rows.map((r) => searchRowOf(deviceFrom(r))) };
     });
   }
@@ -815,22 +809,18 @@ export class SqliteStore implements ServerStore {
     return this.#run(() => {
       const online = isoTime(at.onlineSince, 'onlineSince');
       const day = isoTime(at.daySince, 'daySince');
-      const c = this.#db
-        .prepare(
-          `SELECT count(*) AS total,
+      const c = this.#prepared(
+        `SELECT count(*) AS total,
                   coalesce(sum(revoked_at IS NOT NULL), 0) AS revoked,
                   coalesce(sum(revoked_at IS NULL AND last_check_in_at >= ?), 0) AS online,
                   coalesce(sum(revoked_at IS NULL AND last_check_in_at >= ?), 0) AS day
            FROM devices`,
-        )
-        .get(online, day) as { total: number; revoked: number; online: number; day: number };
-      const s = this.#db
-        .prepare(
-          `SELECT count(*) AS n FROM devices d,
+      ).get(online, day) as { total: number; revoked: number; online: number; day: number };
+      const s = this.#prepared(
+        `SELECT count(*) AS n FROM devices d,
              json_each(CASE WHEN json_valid(d.last_state) AND json_type(d.last_state, '$.workspaces') = 'array' THEN d.last_state ELSE '{"workspaces":[]}' END, '$.workspaces') j
            WHERE d.revoked_at IS NULL AND d.last_check_in_at >= ? AND json_extract(j.value, '$.state') = 'running'`,
-        )
-        .get(online) as { n: number };
+      ).get(online) as { n: number };
       return {
         total: Number(c.total),
         onlineNow: Number(c.online),
@@ -843,26 +833,24 @@ export class SqliteStore implements ServerStore {
 
   putConsoleSession(r: ConsoleSessionRecord): Promise<void> {
     return this.#write(() => {
-      this.#db
-        .prepare(
-          `INSERT INTO console_sessions (id, user_name, display_name, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+      this.#prepared(
+        `INSERT INTO console_sessions (id, user_name, display_name, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET user_name = excluded.user_name, display_name = excluded.display_name,
              created_at = excluded.created_at, last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at`,
-        )
-        .run(
-          r.id,
-          r.user,
-          r.displayName ?? null,
-          isoTime(r.createdAt, 'createdAt'),
-          isoTime(r.lastSeenAt, 'lastSeenAt'),
-          isoTime(r.expiresAt, 'expiresAt'),
-        );
+      ).run(
+        r.id,
+        r.user,
+        r.displayName ?? null,
+        isoTime(r.createdAt, 'createdAt'),
+        isoTime(r.lastSeenAt, 'lastSeenAt'),
+        isoTime(r.expiresAt, 'expiresAt'),
+      );
     });
   }
 
   getConsoleSession(id: string): Promise<ConsoleSessionRecord | undefined> {
     return this.#run(() => {
-      const r = this.#db.prepare('SELECT * FROM console_sessions WHERE id = ?').get(id) as Row | undefined;
+      const r = this.#prepared('SELECT * FROM console_sessions WHERE id = ?').get(id) as Row | undefined;
       return r ? consoleSessionFrom(r) : undefined;
     });
   }
@@ -871,22 +859,23 @@ export class SqliteStore implements ServerStore {
     return this.#write(
       () =>
         Number(
-          this.#db.prepare('UPDATE console_sessions SET last_seen_at = ? WHERE id = ?').run(isoTime(at, 'at'), id)
+          this.#prepared('UPDATE console_sessions SET last_seen_at = ? WHERE id = ?').run(isoTime(at, 'at'), id)
             .changes,
         ) > 0,
     );
   }
 
   deleteConsoleSession(id: string): Promise<boolean> {
-    return this.#write(() => Number(this.#db.prepare('DELETE FROM console_sessions WHERE id = ?').run(id).changes) > 0);
+    return this.#write(() => Number(this.#prepared('DELETE FROM console_sessions WHERE id = ?').run(id).changes) > 0);
   }
 
   pruneConsoleSessions(before: string, idleBefore: string): Promise<number> {
     return this.#write(() =>
       Number(
-        this.#db
-          .prepare('DELETE FROM console_sessions WHERE expires_at < ? OR last_seen_at < ?')
-          .run(isoTime(before, 'before'), isoTime(idleBefore, 'idleBefore')).changes,
+        this.#prepared('DELETE FROM console_sessions WHERE expires_at < ? OR last_seen_at < ?').run(
+          isoTime(before, 'before'),
+          isoTime(idleBefore, 'idleBefore'),
+        ).changes,
       ),
     );
   }
@@ -895,19 +884,17 @@ export class SqliteStore implements ServerStore {
     return this.#run(() => {
       if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE)
         throw new InvalidInputError(`limit ${limit} is not a page size: expected 1 to ${MAX_PAGE_SIZE}.`);
-      const rows = this.#db
-        .prepare(
-          `SELECT device, user_name, received_at, body FROM events
+      const rows = this.#prepared(
+        `SELECT device, user_name, received_at, body FROM events
            WHERE at >= ? AND (received_at > ? OR (received_at = ? AND id > ?))
            ORDER BY received_at, id LIMIT ?`,
-        )
-        .all(
-          isoTime(atSince, 'atSince'),
-          isoTime(after.receivedAt, 'receivedAt'),
-          isoTime(after.receivedAt, 'receivedAt'),
-          after.id,
-          limit,
-        ) as Row[];
+      ).all(
+        isoTime(atSince, 'atSince'),
+        isoTime(after.receivedAt, 'receivedAt'),
+        isoTime(after.receivedAt, 'receivedAt'),
+        after.id,
+        limit,
+      ) as Row[];
       return rows.map((r) => ({
         device: String(r['device']),
         user: r['user_name'] === null ? null : String(r['user_name']),
