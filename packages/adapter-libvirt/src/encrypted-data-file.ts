@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import { execa } from 'execa';
 import { HypervisorError, IntegrityError, InvalidInputError, TandemError, type EncryptedImage } from '@tandem/core';
 import { recoverLuks1MasterKey, wipe, XtsCipher, XTS_SECTOR_BYTES } from '@tandem/core/crypto';
+import { createLuksQcow2 } from './encrypted-luks-header.js';
 import { luksPassphrase, runQemuImg } from './encryption.js';
 import { withPipedSecret } from './handover.js';
 import { readQcow2Facts, readRegion } from './qcow2-header.js';
@@ -17,6 +18,7 @@ export interface DataFileTools {
   readonly qemuImg: string;
   readonly qemuIo: string;
   readonly luksIterTimeMs?: number;
+  readonly luksHeader?: 'tandem' | 'qemu-img';
 }
 
 /** The external data file of the qcow2 at `path`: beside it, named after it. */
@@ -66,13 +68,19 @@ export async function createDataFileImage(
   size: number,
   key: Uint8Array,
 ): Promise<void> {
+  const dataFileOpts = [`data_file=${dataFileOf(path).replaceAll(',', ',,')}`, 'data_file_raw=on'];
+  // Tandem's own LUKS header: qemu-img's calibrates PBKDF2 for about 1 s of CPU whatever iter-time says.
+  if (
+    tools.luksHeader !== 'qemu-img' &&
+    (await createLuksQcow2(tools.qemuImg, path, size, key, ['-o', dataFileOpts.join(',')]))
+  )
+    return;
   const iter = tools.luksIterTimeMs;
   const opts = [
     'encrypt.format=luks',
     'encrypt.key-secret=tandemkey',
     ...(iter ? [`encrypt.iter-time=${iter}`] : []),
-    `data_file=${dataFileOf(path).replaceAll(',', ',,')}`,
-    'data_file_raw=on',
+    ...dataFileOpts,
   ].join(',');
   await withKey(key, async (fifo) => {
     await runQemuImg(tools.qemuImg, [
