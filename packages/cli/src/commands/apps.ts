@@ -24,6 +24,7 @@ import {
   type TransferPermissions,
 } from '@tandem/core/publishing';
 import { openAdapter } from '../adapters.js';
+import { connectAgent } from '../agent-client.js';
 import type { CliContext } from '../context.js';
 import { ExitCode } from '../exit-codes.js';
 import type { CommandHost } from '../program.js';
@@ -345,6 +346,7 @@ export function registerApps(program: Command, host: CommandHost): void {
           const password = opts.passwordStdin ? await readStdinLine() : undefined;
           const sharedFolder = parseSharedFolder(opts.sharedFolder);
           const state = new StateDir(ctx.stateDir);
+          await sessionUpThroughAgent(ctx, opts.workspace);
           const launch = await withSession(ctx, opts.workspace, async (session, record) => {
             const { events, close } = cliEvents(ctx, state);
             const asker =
@@ -469,4 +471,24 @@ export function registerApps(program: Command, host: CommandHost): void {
         },
       ),
     );
+}
+
+/**
+ * With this user's agent running, a launch brings the session up through it first (start or
+ * resume, then unlock), so the agent's checks apply as for `tandem resume` and `tandem unlock`:
+ * the password for an unlock, another user's VM, the lease. A locked session is then refused
+ * until `tandem unlock --password-stdin`, instead of being unlocked here without one.
+ */
+async function sessionUpThroughAgent(ctx: CliContext, workspace: string | undefined): Promise<void> {
+  const client = await connectAgent(ctx);
+  if (!client) return;
+  try {
+    const name = new StateDir(ctx.stateDir).resolve(workspace).workspace;
+    let state = (await client.call('sessions')).sessions.find((s) => s.workspace === name)?.state;
+    if (state === 'stopped' || state === 'crashed' || state === 'suspended')
+      state = (await client.call('resume', { workspace: name })).state;
+    if (state === 'locked') await client.call('unlock', { workspace: name });
+  } finally {
+    client.close();
+  }
 }
