@@ -47,11 +47,11 @@ export interface PushOptions {
    * Near-duplicate chunks as deltas (see docs/delivery.md): for each new chunk, a similar chunk
    * of the workspace's earlier versions is found by resemblance detection and a delta against it
    * is stored too when it is at most 7/8 of the compressed chunk. Chunks next to an unchanged
-   * chunk also try the chunk that was next to it in those versions (the chunks around an edit). `false` turns it off; default
-   * on, against the chunks of the last 2 published versions (and of every version a channel
-   * points at). Not on a Node.js whose zstd has no dictionaries. An encrypted package's deltas
-   * are made by `packWorkspace` (`encryption.deltaFrom`; the publisher holds no key): push copies
-   * those whose base the repository has, unless this is `false`.
+   * chunk also try the chunk that was next to it in those versions (the chunks around an edit).
+   * `false` turns it off; default on, against the chunks of the last 2 published versions (and of
+   * every version a channel points at). Not on a Node.js whose zstd has no dictionaries. An
+   * encrypted package's deltas are made by `packWorkspace` (`encryption.deltaFrom`; the publisher
+   * holds no key): push copies those whose base the repository has, unless this is `false`.
    */
   deltas?: false | { versions?: number };
 }
