@@ -49,7 +49,7 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const fail = (err: unknown): void => {
+    const fail = (err: Error): void => {
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', fail);
