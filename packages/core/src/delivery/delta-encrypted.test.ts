@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkCipher } from '../crypto/chunk-cipher.js';
 import { DataKey } from '../crypto/data-key.js';
 import { openImages, testEncryptedImages } from './at-rest.test-helper.js';
-import { makeImage, writeWorkspace } from './fixtures.test.util.js';
+import { changeImage, makeImage, writeWorkspace } from './fixtures.test.util.js';
 import { parseManifest, type ImageManifest } from './manifest.js';
 import { packWorkspace, type PackResult } from './pack.js';
 import { diskKeyFor } from './pull-encrypted.js';
@@ -226,6 +226,19 @@ describe('encrypted deltas', () => {
     expect(r.chunksFromDeltas).toBe(0);
     expect(r.chunksFetched).toBe(0);
     expect((await installedImage(ep, '2.0.0', p2.manifest)).equals(v2)).toBe(true);
+  });
+
+  it('the chunks around an insert or overwrite of new data get deltas against their old neighbours', async () => {
+    // Random data inserted and overwritten: the chunks at the edges are partly old, partly new.
+    const v3 = changeImage(v1, 6, 40 << 10);
+    const ws3 = await writeWorkspace(join(dir, 'ws-3'), { name: 'erp', version: '3.0.0', image: v3 });
+    const p3 = await packWorkspace({
+      workspaceFile: ws3,
+      out: join(dir, 'erp-3.tandem'),
+      encryption: { dataKey: key, deltaFrom: p1.path },
+    });
+    // 9 or 10 here (of 12 edge chunks); 3 by resemblance alone.
+    expect(p3.deltas).toBeGreaterThanOrEqual(6);
   });
 
   it('deltaFrom must be the previous encrypted package of the same workspace and data key', async () => {

@@ -27,6 +27,9 @@ export class EncryptedDeltaBases {
   readonly #cipher: ChunkCipher;
   readonly #index = new ResemblanceIndex();
   readonly #lengths = new Map<string, number>();
+  /** The previous version's chunk after, and before, each of its chunks (zeros left out). */
+  readonly #after = new Map<string, string>();
+  readonly #before = new Map<string, string>();
 
   private constructor(pkg: WorkspacePackage, cipher: ChunkCipher) {
     this.#pkg = pkg;
@@ -63,6 +66,12 @@ export class EncryptedDeltaBases {
         );
       verifyManifest(m, dataKey, path);
       const bases = new EncryptedDeltaBases(pkg, cipher);
+      const cs = m.chunks;
+      for (let j = 0; j < cs.length; j++) {
+        if (cs[j]!.zero) continue;
+        if (j + 1 < cs.length && !cs[j + 1]!.zero) bases.#after.set(cs[j]!.id, cs[j + 1]!.id);
+        if (j > 0 && !cs[j - 1]!.zero) bases.#before.set(cs[j]!.id, cs[j - 1]!.id);
+      }
       for (const c of m.chunks) {
         if (c.zero || bases.#lengths.has(c.id)) continue;
         const plain = await bases.#read(c.id, c.length);
@@ -91,17 +100,47 @@ export class EncryptedDeltaBases {
   }
 
   /**
-   * An encrypted delta of a new chunk against its most similar chunk of the previous version,
-   * checked by rebuilding the chunk; or null when none resembles it or the delta is not clearly
-   * smaller (half) than the chunk's stored size. The caller adds it to the package.
+   * An encrypted delta of a new chunk against a chunk of the previous version, checked by
+   * rebuilding the chunk; or null when no candidate gives one at most 7/8 of the chunk's stored
+   * size (as push's plaintext deltas). Candidates, in order: the most similar chunk by
+   * super-features, then the duplicate-adjacency ones (as push's, DARE-style): the chunk that
+   * followed the left neighbour's counterpart, and the one that preceded the right neighbour's
+   * (`left`/`right`: the neighbour's id, or the base of its delta when it is new itself). They find
+   * the bases of the chunks around an edit, partly old and partly new. The caller adds the delta
+   * to the package.
    */
-  async deltaFor(id: string, plain: Uint8Array, storedSize: number): Promise<{ base: string; sealed: Buffer } | null> {
-    const baseId = this.#index.find(superFeatures(plain), id);
-    if (!baseId) return null;
+  async deltaFor(
+    id: string,
+    plain: Uint8Array,
+    storedSize: number,
+    neighbours: { left?: string | undefined; right?: string | undefined } = {},
+  ): Promise<{ base: string; sealed: Buffer } | null> {
+    const tried = new Set<string>([id]);
+    const candidates = [
+      () => this.#index.find(superFeatures(plain), id),
+      () => (neighbours.left === undefined ? undefined : this.#after.get(neighbours.left)),
+      () => (neighbours.right === undefined ? undefined : this.#before.get(neighbours.right)),
+    ];
+    for (const candidate of candidates) {
+      const baseId = candidate();
+      if (baseId === undefined || tried.has(baseId) || !this.#lengths.has(baseId)) continue;
+      tried.add(baseId);
+      const made = await this.#deltaAgainst(id, plain, storedSize, baseId);
+      if (made) return made;
+    }
+    return null;
+  }
+
+  async #deltaAgainst(
+    id: string,
+    plain: Uint8Array,
+    storedSize: number,
+    baseId: string,
+  ): Promise<{ base: string; sealed: Buffer } | null> {
     const base = await this.#read(baseId, this.#lengths.get(baseId)!);
     try {
       const delta = encodeDelta(plain, base);
-      if (delta.length + DELTA_OVERHEAD_BYTES > storedSize / 2) return null;
+      if ((delta.length + DELTA_OVERHEAD_BYTES) * 8 > storedSize * 7) return null;
       const back = decodeDelta(delta, base, plain.length);
       const same = back.equals(plain);
       wipe(back);

@@ -189,6 +189,25 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
       );
     const deltas: Record<string, DeltaRef[]> = {};
     let deltaBytes = 0;
+    // A new chunk's delta waits for the next chunk (its right neighbour, a candidate base).
+    let waiting: { id: string; plain: Buffer; size: number; left: string | undefined } | undefined;
+    const baseOf = new Map<string, string>();
+    const makeDelta = async (right: string | undefined): Promise<void> => {
+      if (!waiting || !bases) return;
+      const w = waiting;
+      waiting = undefined;
+      try {
+        const delta = await bases.deltaFor(w.id, w.plain, w.size, { left: w.left, right });
+        if (delta) {
+          deltas[w.id] = [{ base: delta.base, location: await sink.add(delta.sealed) }];
+          baseOf.set(w.id, delta.base);
+          deltaBytes += delta.sealed.length;
+        }
+      } finally {
+        w.plain.fill(0);
+      }
+    };
+    let previous: { id: string; zero: boolean } | undefined;
     const chunks: ChunkRef[] = [];
     const locations: Record<string, ChunkLocation> = {};
     const imageHash = createHash('sha256');
@@ -200,6 +219,9 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
       imageHash.update(data);
       const id = cipher ? cipher.chunkId(data) : digest('sha256', data, 'hex');
       const zero = isZero(data);
+      if (waiting) await makeDelta(zero ? undefined : id);
+      const left = previous && !previous.zero ? (baseOf.get(previous.id) ?? previous.id) : undefined;
+      previous = { id, zero };
       chunks.push(
         zero
           ? { id, offset: chunk.offset, length: chunk.length, zero: true }
@@ -213,11 +235,7 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
         locations[id] = await sink.add(stored);
         if (bases && !bases.has(id)) {
           const size = Array.isArray(stored) ? stored[0].length + stored[1].length : stored.length;
-          const delta = await bases.deltaFor(id, data, size);
-          if (delta) {
-            deltas[id] = [{ base: delta.base, location: await sink.add(delta.sealed) }];
-            deltaBytes += delta.sealed.length;
-          }
+          waiting = { id, plain: Buffer.from(data), size, left };
         }
       }
       if (options.onProgress && clock.now() - lastReport >= 200) {
@@ -225,6 +243,7 @@ export async function packWorkspace(options: PackOptions): Promise<PackResult> {
         options.onProgress({ bytesRead, bytesTotal: imageSize, chunks: chunks.length });
       }
     }
+    await makeDelta(undefined);
     if (bytesRead !== imageSize) {
       throw new InvalidInputError(
         `The image ${imageFile} changed size while it was packed (${imageSize} -> ${bytesRead} bytes); pack it again when nothing writes to it.`,
