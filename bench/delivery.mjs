@@ -21,6 +21,7 @@ import { copyFile, mkdir, rm, writeFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DirectoryStore, initRepository, packWorkspace, pullWorkspace, pushPackage } from '@tandem/core';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import { benchImages, pseudoRandom } from './lib/images.mjs';
 
 const arg = (name, fallback) => {
@@ -47,10 +48,22 @@ async function startServer(root) {
   });
   const port = await new Promise((r) => child.stdout.once('data', (d) => r(Number(String(d).trim()))));
   const url = `http://127.0.0.1:${port}`;
+  // A connection of its own each time: a kept-alive one can be closed by the server (idle for its
+  // keep-alive timeout while casync makes its store) just as the next request goes out on it.
+  const ask = (path) =>
+    new Promise((done, fail) =>
+      http
+        .get(`${url}${path}`, { agent: false }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => done(JSON.parse(body)));
+        })
+        .on('error', fail),
+    );
   return {
     url,
-    stats: async () => (await fetch(`${url}/__stats`)).json(),
-    reset: async () => (await fetch(`${url}/__reset`)).json(),
+    stats: () => ask('/__stats'),
+    reset: () => ask('/__reset'),
     stop: () => child.kill(),
   };
 }
