@@ -12,9 +12,12 @@
 //    the image back and once from the digest hashed as written) against a plaintext pull of the
 //    same image, over loopback HTTP, in the same run.
 // 3. Bytes fetched for v1 -> v2 (2% changed, as in bench/delivery.mjs), encrypted and plaintext.
+//    The plaintext v2 gets its chunk deltas at push; the encrypted v2 at pack (--delta-from the
+//    v1 package); the row "no deltas" is the same encrypted image packed without them.
 // Run against the built dist (needs qemu-utils for part 2 and 3):
 //
 //   npx tsc -b && node bench/crypto.mjs [--mib 1024] [--changed 0.02] [--buffers 4096] [--skip-pull]
+//     [--cold-runs 3] [--modes plain,nbd,dfBack,df,dfNoDeltas]
 import { execSync, spawn } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -32,6 +35,8 @@ const MIB = 1024 * 1024;
 const SIZE = arg('mib', 1024) * MIB;
 const CHANGED = arg('changed', 0.02);
 const BUFFERS = arg('buffers', 4096);
+const COLD_RUNS = arg('cold-runs', 3);
+const MODES = process.argv.includes('--modes') ? process.argv[process.argv.indexOf('--modes') + 1].split(',') : null;
 const OUT = resolve('bench/out/crypto');
 const fmt = (n) => (n / MIB).toFixed(1) + ' MiB';
 const mibs = (bytes, ms) => bytes / MIB / (ms / 1000);
@@ -123,6 +128,7 @@ if (!process.argv.includes('--skip-pull')) {
   ]) {
     await writeFile(join(OUT, d, 'plain.workspace.yaml'), ws('plain', v));
     await writeFile(join(OUT, d, 'enc.workspace.yaml'), ws('enc', v));
+    await writeFile(join(OUT, d, 'encnd.workspace.yaml'), ws('encnd', v));
   }
   const store = new DirectoryStore(join(OUT, 'repo'));
   const { keys, root } = await initRepository({ store });
@@ -131,10 +137,15 @@ if (!process.argv.includes('--skip-pull')) {
     await packWorkspace({
       workspaceFile: join(OUT, d, 'enc.workspace.yaml'),
       out: join(OUT, `enc-${d}.tandem`),
+      encryption: { dataKey, ...(d === 'v2' ? { deltaFrom: join(OUT, 'enc-v1.tandem') } : {}) },
+    });
+    await packWorkspace({
+      workspaceFile: join(OUT, d, 'encnd.workspace.yaml'),
+      out: join(OUT, `encnd-${d}.tandem`),
       encryption: { dataKey },
     });
   }
-  for (const w of ['plain', 'enc'])
+  for (const w of ['plain', 'enc', 'encnd'])
     await pushPackage({ package: join(OUT, `${w}-v1.tandem`), store, keys, channels: ['stable'] });
   const child = spawn(process.execPath, [resolve('bench/lib/static-server.mjs'), OUT], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -181,7 +192,13 @@ if (!process.argv.includes('--skip-pull')) {
       label: 'encrypted, data-file, hashed as written',
       images: libvirtEncryptedImages({ luksIterTimeMs: 10, layout: 'data-file' }),
     },
+    dfNoDeltas: {
+      ws: 'encnd',
+      label: 'encrypted, data-file, no deltas',
+      images: libvirtEncryptedImages({ luksIterTimeMs: 10, layout: 'data-file' }),
+    },
   };
+  if (MODES) for (const m of Object.keys(modes)) if (m !== 'plain' && !MODES.includes(m)) delete modes[m];
   const key = async () => new DataKey(dataKey.use((b) => Buffer.from(b)));
   const pull = async (m, dir, first) => {
     await reset();
@@ -198,15 +215,16 @@ if (!process.argv.includes('--skip-pull')) {
   };
   const names = Object.keys(modes);
   const cold = Object.fromEntries(names.map((m) => [m, []]));
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < COLD_RUNS; i++) {
     for (const m of names) {
       const dir = join(OUT, `endpoint-${m}`);
       await rm(dir, { recursive: true, force: true });
       cold[m].push(await pull(m, dir, true));
     }
   }
-  for (const w of ['plain', 'enc'])
-    await pushPackage({ package: join(OUT, `${w}-v2.tandem`), store, keys, channels: ['stable'] });
+  const pushed = {};
+  for (const w of ['plain', 'enc', 'encnd'])
+    pushed[w] = await pushPackage({ package: join(OUT, `${w}-v2.tandem`), store, keys, channels: ['stable'] });
   const delta = {};
   for (const m of names) delta[m] = await pull(m, join(OUT, `endpoint-${m}`), false);
   child.kill();
@@ -218,6 +236,7 @@ if (!process.argv.includes('--skip-pull')) {
     coldBytes: per((m) => cold[m][0].bytes),
     deltaBytes: per((m) => delta[m].bytes),
     deltaMs: per((m) => delta[m].ms),
+    deltasPushed: Object.fromEntries(Object.entries(pushed).map(([w, r]) => [w, r.deltas])),
   };
   const p = results.pull;
   console.log(`\ncold pull of ${fmt(SIZE)} over loopback HTTP (median of 3; each run in order):`);
@@ -227,7 +246,9 @@ if (!process.argv.includes('--skip-pull')) {
       `${p.coldMiBs[m].toFixed(0)} MiB/s  (${p.coldRunsMiBs[m].map((x) => x.toFixed(0)).join(', ')}), ${fmt(p.coldBytes[m])} fetched` +
         (m === 'plain' ? '' : `, ratio ${(p.coldMiBs[m] / p.coldMiBs.plain).toFixed(2)}x the plaintext pull`),
     );
-  console.log(`\nv1 -> v2 (${CHANGED * 100}% changed), bytes fetched:`);
+  console.log(
+    `\nv1 -> v2 (${CHANGED * 100}% changed), bytes fetched (deltas published: plaintext ${pushed.plain.deltas}, encrypted ${pushed.enc.deltas}, no deltas ${pushed.encnd.deltas}):`,
+  );
   for (const m of names)
     console.log(
       `  ${modes[m].label}`.padEnd(44),
