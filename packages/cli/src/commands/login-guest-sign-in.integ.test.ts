@@ -235,4 +235,31 @@ describe.skipIf(!guestGate.enabled)('tandem login → agent → tandem up signs 
     },
     LONG,
   );
+
+  it(
+    'without an agent, tandem up takes the password once on stdin, refuses a wrong one before the guest, and signs in in-process',
+    async () => {
+      // The agent stops (the VM keeps running): tandem up runs in-process.
+      await agent?.kill();
+      agent = undefined;
+      const wrong = await tandem(stateDir, ['up', wsFile, '--password-stdin'], 'not-her-password');
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.json.error).toMatchObject({ code: 'TANDEM_AUTH' });
+      const before = await tandem(stateDir, ['events', '-t', 'guest.signed-in', 'guest.sign-in-failed']);
+      const up = await tandem(stateDir, ['up', wsFile, '--password-stdin'], PASSWORD);
+      expect(up.code, up.stderr).toBe(0);
+      expect(up.json).toMatchObject({
+        state: 'running',
+        guestSignIn: { status: 'signed-in', result: { user: 'ana', method: 'unix_chkpwd+su' } },
+      });
+      const pid = up.json.guestSignIn.result.sessionPid as number;
+      expect(await guestShell(vm, `grep '^Uid:' /proc/${pid}/status`)).toMatch(/^Uid:\s+1000\s+1000/);
+      // One more sign-in event, none failed: the wrong password never reached the guest.
+      const after = await tandem(stateDir, ['events', '-t', 'guest.signed-in', 'guest.sign-in-failed']);
+      expect(after.json.events.length - before.json.events.length).toBe(1);
+      expect(after.json.events.filter((e: { type: string }) => e.type === 'guest.sign-in-failed')).toEqual([]);
+      for (const out of [up.stdout, up.stderr, wrong.stdout, wrong.stderr]) expect(out).not.toContain(PASSWORD);
+    },
+    LONG,
+  );
 });
