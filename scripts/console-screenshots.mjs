@@ -44,12 +44,27 @@ try {
   await a.putWorkspaceKey('setup', 'payroll');
   const layer = parse(await readFile(join(root, 'examples/policy/user.policy.yaml'), 'utf8'));
   await a.putPolicyLayer('setup', 'corp-user-policy', layer);
+  // A layer for the ERP users, so "Explain" has a rule to name.
+  await a.putPolicyLayer('setup', 'erp-rules', {
+    apiVersion: 'tandem/v1',
+    kind: 'PolicyLayer',
+    metadata: { name: 'erp-rules' },
+    layer: 'user-policy',
+    assignments: [
+      {
+        groups: ['erp-users'],
+        policy: {
+          webRedirection: { rules: [{ id: 'erp-portal', match: { host: 'erp.corp.example' }, target: 'guest' }] },
+        },
+      },
+    ],
+  });
   await a.assign('setup', {
     workspace: 'quickstart',
     channel: 'stable',
     version: '3.2.0',
     groups: ['erp-users'],
-    policyLayers: ['corp-user-policy'],
+    policyLayers: ['corp-user-policy', 'erp-rules'],
     lease: 'P7D',
   });
   await a.assign('setup', { workspace: 'payroll', channel: 'pilot', version: '1.1.0', groups: ['pilot-users'] });
@@ -122,6 +137,18 @@ try {
   await page.getByLabel('Search the directory for users and groups').fill('erp');
   await page.getByRole('button', { name: /Add group erp-users/ }).waitFor();
   await shot('assignments');
+  // Explain where a URL opens for a user on one of their devices.
+  const explain = page.getByRole('form', { name: 'Explain' });
+  await explain.getByLabel('User', { exact: true }).fill('ben');
+  await explain.getByLabel('Device', { exact: true }).selectOption({ index: 1 });
+  await explain.getByLabel('Question').selectOption('url');
+  await explain.getByLabel('Workspace (optional)').fill('quickstart');
+  await explain.getByLabel('URL', { exact: true }).fill('https://erp.corp.example/orders');
+  await explain.getByRole('button', { name: 'Explain', exact: true }).click();
+  await explain.locator('[data-decision="quickstart"] [data-field="rule"]').filter({ hasText: 'erp-portal' }).waitFor();
+  await page.waitForTimeout(500);
+  await explain.screenshot({ path: join(out, 'console-explain.png') });
+  process.stdout.write('docs/images/console-explain.png\n');
   await nav('Policy', 'Policy layers');
   await page.getByRole('button', { name: 'Edit corp-user-policy' }).click();
   const doc = page.getByLabel(/^Document/);

@@ -213,14 +213,13 @@ function Decision({ d }: { d: Decided }) {
 /** The server's answer: each decision as `tandem policy explain` prints it, then what is given. */
 function Answer({ answer }: { answer: Explained }) {
   const a = answer;
+  const gets = a.workspaces.map((w) => `${w.workspace} ${w.version ?? w.channel ?? ''}`.trim()).join(', ');
+  const summary = `${a.user}${a.device ? ` on ${a.device.id}` : ''} (groups: ${a.groups.join(', ') || 'none'}) gets: ${gets || 'nothing'}.`;
   return html`
     <section class="answer" aria-label="Explanation">
       ${(a.decisions ?? []).map((d) => html`<${Decision} d=${d} />`)}
       ${a.decisions?.length === 0 && html`<p>No assignment covers ${a.user}: nothing decides.</p>`}
-      <p>
-        ${a.user}${a.device ? ` on ${a.device.id}` : ''} (groups: ${a.groups.join(', ') || 'none'}) gets:
-        ${a.workspaces.length ? a.workspaces.map((w) => `${w.workspace} ${w.version ?? w.channel ?? ''}`.trim()).join(', ') : 'nothing'}.
-      </p>
+      <p>${summary}</p>
       ${
         a.notGiven.length > 0 &&
         html`<ul>
@@ -234,6 +233,9 @@ function Answer({ answer }: { answer: Explained }) {
     </section>
   `;
 }
+
+/** The channels core's transfer rules know (`TransferChannelSchema`; `x-name` ones are the site's own). */
+const TRANSFER_CHANNELS = ['clipboard', 'file', 'print', 'usb', 'audio', 'smartcard'] as const;
 
 interface UserDevice {
   device: string;
@@ -380,10 +382,7 @@ function Explain() {
             'Channel',
             channel,
             setChannel,
-            html`<option>clipboard</option>
-              <option>file</option>
-              <option>drag-drop</option>
-              <option>print</option>`,
+            html`${TRANSFER_CHANNELS.map((c) => html`<option>${c}</option>`)}`,
           )}`
         }
       </div>
