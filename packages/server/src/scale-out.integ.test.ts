@@ -1,36 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { openEndpointKeys } from '@tandem/core/crypto';
 import { ManagementClient } from '@tandem/core/management';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleEvents } from './api.test-helper.js';
 import { initServerDirectory, openDeployment, readAdminToken, type Deployment } from './deployment.js';
+import { startServer, stop } from './scale-out.test-helper.js';
 import { POSTGRES_URL, TestSchema, postgresGate } from './store/postgres-test-db.test-helper.js';
 
 const gate = await postgresGate();
-
-function startServer(dir: string): Promise<{ child: ChildProcess; url: string }> {
-  const script = fileURLToPath(new URL('./server-child.test-helper.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@tandem/source', script, dir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.once('line', (line) => resolve({ child, url: (JSON.parse(line) as { url: string }).url }));
-    child.once('exit', (code) => reject(new Error(`the server process exited (${code}) before listening`)));
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
 
 async function adminCall(url: string, token: string, action: string, body: unknown): Promise<unknown> {
   const res = await fetch(`${url}/v1/admin/${action}`, {

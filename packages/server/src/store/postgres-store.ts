@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import type { Sql } from 'postgres';
+import type { ReservedSql, Sql } from 'postgres';
 import { InvalidInputError, NotFoundError, systemClock } from '@tandem/core';
 import type { AnyTandemEvent, Clock } from '@tandem/core';
 import {
@@ -20,6 +20,7 @@ import type { PostgresIngestMode } from './postgres-ingest.js';
 import { partitionNamed, partitionsNeeded } from './postgres-partitions.js';
 import type { MonthPartition } from './postgres-partitions.js';
 import { POSTGRES_MIGRATIONS } from './postgres-schema.js';
+import { guardDriverRejections } from './postgres-driver-guard.js';
 import type { CheckInWrite, CheckInWriteResult } from './check-in-group.js';
 import type {
   AssignmentRecord,
@@ -47,6 +48,17 @@ import type { Fragment, Row } from './postgres-rows.js';
 import { consoleSessionFrom, searchRowOf } from './console-rows.js';
 import { endpointQueryParts } from './console-queries.js';
 
+/**
+ * Gives a reserved connection back to its pool, unless it was lost: postgres.js's `release`
+ * puts the connection among the open ones even when its socket is gone, and the next query sent
+ * on it throws from a timer (`socket.write` of null, porsager/postgres#1208), which no caller can
+ * catch. A lost connection is left where the pool put it when it closed, among the closed ones,
+ * which the pool connects again when it needs them.
+ */
+function release(conn: ReservedSql, lost: boolean): void {
+  if (!lost) conn.release();
+}
+
 /** Options of {@link PostgresStore}. */
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:5432/database` (libpq's URL form). */
@@ -63,6 +75,12 @@ export interface PostgresStoreOptions {
   readonly applicationName?: string;
   /** Time for partitions made ahead and for pruning expired nonces. */
   readonly clock?: Clock;
+  /**
+   * Told of a connection lost during a query postgres.js runs for itself (its type fetch on a new
+   * connection), which no request awaits; the pool connects again. Default: one line on stderr.
+   * Without it such a rejection would end the process (see postgres-driver-guard.ts).
+   */
+  readonly onConnectionLost?: (err: Error) => void;
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,40}$/;
@@ -97,6 +115,7 @@ export class PostgresStore implements ServerStore {
   #listen: Promise<{ unlisten(): Promise<void> }> | undefined;
   #delivered = 0;
   #nonceWrites = 0;
+  readonly #unguard: () => void;
 
   constructor(options: PostgresStoreOptions) {
     this.#schema = options.schema ?? 'public';
@@ -121,6 +140,13 @@ export class PostgresStore implements ServerStore {
         },
       });
     this.#sql = this.#connect(this.#max);
+    this.#unguard = guardDriverRejections(
+      options.onConnectionLost ??
+        ((err) =>
+          process.stderr.write(
+            `tandem server store: a connection to PostgreSQL was lost in postgres.js's own query (${err.message}); the pool connects again\n`,
+          )),
+    );
   }
 
   migrate(): Promise<void> {
@@ -146,6 +172,7 @@ export class PostgresStore implements ServerStore {
     if (listen) await listen.then((l) => l.unlisten()).catch(() => undefined);
     await this.#listenSql?.end({ timeout: 5 });
     await this.#sql.end({ timeout: 5 });
+    this.#unguard();
   }
 
   // --- devices ---
@@ -864,16 +891,18 @@ export class PostgresStore implements ServerStore {
    */
   async #tx<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
     const conn = await this.#sql.reserve();
+    let lost = false;
     try {
       await conn`BEGIN`;
       const result = await fn(conn);
       await conn`COMMIT`;
       return result;
     } catch (err) {
-      if (!isConnectionLoss(err)) await conn`ROLLBACK`.catch(() => undefined);
+      lost = isConnectionLoss(err);
+      if (!lost) await conn`ROLLBACK`.catch(() => undefined);
       throw err;
     } finally {
-      conn.release();
+      release(conn, lost);
     }
   }
 
@@ -884,10 +913,14 @@ export class PostgresStore implements ServerStore {
    */
   async #statement<T>(fn: (conn: Sql) => Promise<T>): Promise<T> {
     const conn = await this.#sql.reserve();
+    let lost = false;
     try {
       return await fn(conn);
+    } catch (err) {
+      lost = isConnectionLoss(err);
+      throw err;
     } finally {
-      conn.release();
+      release(conn, lost);
     }
   }
 
