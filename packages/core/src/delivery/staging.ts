@@ -6,6 +6,8 @@ import type { ImageManifest } from './manifest.js';
 import { syncDir, exists, type InstallDir } from './install-dir.js';
 
 const META = '.tandem';
+/** Vectored writes in flight in {@link Staging.writeRuns}. */
+const RUNS_IN_FLIGHT = 8;
 
 /**
  * A version being pulled: a partial image, written chunk by chunk at its final offsets, and a
@@ -80,19 +82,27 @@ export class Staging {
    */
   async writeRuns(pieces: { offset: number; data: Uint8Array }[]): Promise<void> {
     pieces.sort((a, b) => a.offset - b.offset);
-    try {
-      for (let i = 0; i < pieces.length;) {
-        let j = i + 1;
-        let end = pieces[i]!.offset + pieces[i]!.data.length;
-        while (j < pieces.length && pieces[j]!.offset === end) end += pieces[j++]!.data.length;
-        const run = pieces.slice(i, j);
+    const runs: { offset: number; end: number; pieces: typeof pieces }[] = [];
+    for (let i = 0; i < pieces.length;) {
+      let j = i + 1;
+      let end = pieces[i]!.offset + pieces[i]!.data.length;
+      while (j < pieces.length && pieces[j]!.offset === end) end += pieces[j++]!.data.length;
+      runs.push({ offset: pieces[i]!.offset, end, pieces: pieces.slice(i, j) });
+      i = j;
+    }
+    // Several runs in flight: scattered pieces (chunks rebuilt from deltas) are as many runs, and
+    // writing them one after another waits a thread-pool round trip each.
+    const write = async (): Promise<void> => {
+      for (let run = runs.shift(); run; run = runs.shift()) {
         const { bytesWritten } = await this.image.writev(
-          run.map((p) => p.data),
-          run[0]!.offset,
+          run.pieces.map((p) => p.data),
+          run.offset,
         );
-        if (bytesWritten !== end - run[0]!.offset) for (const p of run) await this.write(p.data, [p.offset]);
-        i = j;
+        if (bytesWritten !== run.end - run.offset) for (const p of run.pieces) await this.write(p.data, [p.offset]);
       }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(RUNS_IN_FLIGHT, runs.length) }, write));
     } catch (err) {
       throw toHostError(err, `writing the new image in ${this.dir}`);
     }
