@@ -1,27 +1,44 @@
 // Test fixtures for delivery tests (not part of the package): images, workspaces, a real
 // static HTTP server on loopback with fault injection.
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
-/** A disk-like image: random data with runs of zeros. */
-export function makeImage(size: number, zeroRuns: readonly [start: number, length: number][] = []): Buffer {
-  const image = randomBytes(size);
+/** Random-looking bytes, `n` at a time, the same for the same seed (AES-256-CTR of zeros). */
+export function seededBytes(seed: number): (n: number) => Buffer {
+  const key = Buffer.alloc(32);
+  key.writeUInt32LE(seed >>> 0, 0);
+  const stream = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  return (n) => stream.update(Buffer.alloc(n));
+}
+
+/** A disk-like image: random data with runs of zeros (`bytes` gives the data; seed it for a fixed image). */
+export function makeImage(
+  size: number,
+  zeroRuns: readonly [start: number, length: number][] = [],
+  bytes: (n: number) => Buffer = randomBytes,
+): Buffer {
+  const image = bytes(size);
   for (const [start, length] of zeroRuns) image.fill(0, start, Math.min(size, start + length));
   return image;
 }
 
 /** A new version of an image: `count` scattered overwrites and inserts of `size` bytes each. */
-export function changeImage(image: Buffer, count: number, size: number): Buffer {
+export function changeImage(
+  image: Buffer,
+  count: number,
+  size: number,
+  bytes: (n: number) => Buffer = randomBytes,
+): Buffer {
   const parts: Buffer[] = [];
   let at = 0;
   const step = Math.floor(image.length / (count + 1));
   for (let i = 1; i <= count; i++) {
     const pos = i * step;
     parts.push(image.subarray(at, pos));
-    parts.push(randomBytes(size));
+    parts.push(bytes(size));
     // Alternate overwrites (skip the old bytes) and inserts (keep them).
     at = i % 2 === 0 ? pos + size : pos;
   }
