@@ -31,6 +31,18 @@ describe('GroupCommit', () => {
     expect(settled).toBe(2);
   });
 
+  it('a write that throws instead of rejecting fails its callers, and the next write still runs', async () => {
+    let calls = 0;
+    const commit = new GroupCommit<number, number>({
+      one: (i) => {
+        if (calls++ === 0) throw new StoreUnavailableError('lost before its promise');
+        return Promise.resolve(i);
+      },
+    });
+    await expect(commit.write(1)).rejects.toThrow('lost before its promise');
+    expect(await commit.write(2)).toBe(2);
+  });
+
   it('a failed write fails every caller in it; an invalid item fails only its own caller', async () => {
     const down = new GroupCommit<number, number>({
       many: () => Promise.reject(new StoreUnavailableError('down')),

@@ -95,10 +95,16 @@ export class GroupCommit<I, R> {
       }
       const group = this.#waiting.splice(0, n);
       this.#running++;
-      void this.#write(group).finally(() => {
-        this.#running--;
-        this.#schedule();
-      });
+      // A write that throws instead of rejecting its items (a store method failing before its
+      // promise) still settles them: nothing of a group commit may reject unheard.
+      void this.#write(group)
+        .catch((err: unknown) => {
+          for (const w of group) w.reject(err);
+        })
+        .finally(() => {
+          this.#running--;
+          this.#schedule();
+        });
     }
   }
 
