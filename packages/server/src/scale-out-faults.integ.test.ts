@@ -98,7 +98,7 @@ describe.skipIf(!gate.enabled)('a server process whose PostgreSQL connections ar
           const killer = (async () => {
             for (let k = 0; k < KILLS_PER_ROUND && !settled; k++) {
               await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                WHERE pid <> pg_backend_pid() AND application_name LIKE 'tandem-server%'`;
+                WHERE pid <> pg_backend_pid() AND application_name LIKE ${`tandem-server:${schema.name}%`}`;
             }
           })();
           const checkIn = client.checkIn({ events: sampleEvents(prefixes[round]!) }).then(

@@ -97,7 +97,7 @@ describe.skipIf(!gate.enabled)('two server processes on one PostgreSQL', () => {
       const sql = schema.admin();
       try {
         const kill = async (): Promise<void> => {
-          await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND application_name LIKE 'tandem-server%'`;
+          await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND application_name LIKE ${`tandem-server:${schema.name}%`}`;
         };
         const prefixes = Array.from({ length: 12 }, (_, i) => `${(0x20000000 + i).toString(16)}`);
         const results = await Promise.all(

@@ -13,6 +13,62 @@ describe.skipIf(!gate.enabled)('PostgresStore when the database goes away (real 
     schema = undefined;
   });
 
+  it('an operation that waits longer than operationTimeoutSeconds fails retryably, and the retry stores each event once', async () => {
+    schema = new TestSchema();
+    const app = `tandem-it-${schema.name}`;
+    const store = await schema.open({ applicationName: app, operationTimeoutSeconds: 2 });
+    const batch = sampleEvents(50, Date.UTC(2026, 4, 1), 86_400_000);
+    const admin = schema.admin();
+    try {
+      // The batch's month gets its partition first (a warm-up ingest, removed again).
+      await store.ingestEvents(sampleEvents(5, Date.UTC(2026, 4, 1), 86_400_000));
+      await admin`DELETE FROM events`;
+      const held = batch[7]!;
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      let holding = false;
+      const blocker = admin
+        .begin(async (tx) => {
+          await tx`INSERT INTO events (at, id, type, device, user_name, workspace, received_at, body)
+                   VALUES (${held.event.at}, ${held.event.id}, ${held.event.type}, ${held.device}, ${held.user},
+                           ${held.event.workspace}, ${held.receivedAt}, ${JSON.stringify(held.event)}::text::json)`;
+          holding = true;
+          await released;
+          throw new Error('roll back');
+        })
+        .catch(() => undefined);
+      await until(() => holding, 'the blocking row');
+      // The ingest waits on the held row until the store gives up on it.
+      const failure = await store.ingestEvents(batch).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(TandemError.is(failure, 'TANDEM_STORE_UNAVAILABLE')).toBe(true);
+      expect((failure as TandemError).retryable).toBe(true);
+      expect((failure as TandemError).details['reason']).toBe('timeout');
+      release();
+      await blocker;
+      const retry = await store.ingestEvents(batch);
+      expect(retry.inserted + retry.duplicates).toBe(50);
+      const [counts] =
+        (await admin`SELECT count(*)::int AS n, count(DISTINCT id)::int AS d FROM events`) as unknown as [
+          { n: number; d: number },
+        ];
+      expect(counts).toEqual({ n: 50, d: 50 });
+    } finally {
+      await admin.end({ timeout: 5 });
+      await store.close();
+    }
+  });
+
+  it('operationTimeoutSeconds must be a positive number', () => {
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => new PostgresStore({ url: POSTGRES_URL, operationTimeoutSeconds: bad })).toThrow(
+        /operationTimeoutSeconds must be a positive number of seconds/,
+      );
+    }
+  });
+
   for (const mode of ['unnest', 'copy'] as const) {
     it(`a connection killed mid-ingest fails retryably, and the retry stores each event exactly once (${mode})`, async () => {
       schema = new TestSchema();

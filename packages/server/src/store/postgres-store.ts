@@ -71,7 +71,13 @@ export interface PostgresStoreOptions {
   readonly ingestMode?: PostgresIngestMode;
   /** Seconds to wait for a connection before failing retryably. Default 10. */
   readonly connectTimeoutSeconds?: number;
-  /** Shown in `pg_stat_activity.application_name`. Default `tandem-server`. */
+  /**
+   * Seconds a store operation may wait (for a connection, then for its statements) before it
+   * fails retryably and the pool is replaced. Default 60. A guard against postgres.js 3.4.9,
+   * whose queries can wait forever after every connection of a pool was killed at once.
+   */
+  readonly operationTimeoutSeconds?: number;
+  /** Shown in `pg_stat_activity.application_name`. Default `tandem-server`, or `tandem-server:<schema>` outside `public`. */
   readonly applicationName?: string;
   /** Time for partitions made ahead and for pruning expired nonces. */
   readonly clock?: Clock;
@@ -84,6 +90,11 @@ export interface PostgresStoreOptions {
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,40}$/;
+
+/** `tandem-server`, with the schema when it is not `public`, so deployments sharing a database tell apart in pg_stat_activity. */
+function defaultApplicationName(schema: string): string {
+  return schema === 'public' ? 'tandem-server' : `tandem-server:${schema}`;
+}
 
 /**
  * The store for many server processes over one PostgreSQL: a connection pool per process,
@@ -103,6 +114,7 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,40}$/;
 export class PostgresStore implements ServerStore {
   readonly kind = 'postgres' as const;
   #sql: Sql;
+  readonly #operationMs: number;
   #listenSql: Sql | undefined;
   readonly #connect: (max: number, role?: string) => Sql;
   readonly #max: number;
@@ -128,6 +140,13 @@ export class PostgresStore implements ServerStore {
     this.#mode = options.ingestMode ?? 'copy';
     this.#clock = options.clock ?? systemClock;
     this.#max = options.max ?? 10;
+    const limit = options.operationTimeoutSeconds ?? 60;
+    if (!(limit > 0) || !Number.isFinite(limit)) {
+      throw new InvalidInputError(
+        `operationTimeoutSeconds must be a positive number of seconds, not ${JSON.stringify(options.operationTimeoutSeconds)}.`,
+      );
+    }
+    this.#operationMs = limit * 1000;
     this.#connect = (max, role) =>
       postgres(options.url, {
         max,
@@ -135,7 +154,7 @@ export class PostgresStore implements ServerStore {
         idle_timeout: 60,
         onnotice: () => undefined,
         connection: {
-          application_name: `${options.applicationName ?? 'tandem-server'}${role ? `-${role}` : ''}`,
+          application_name: `${options.applicationName ?? defaultApplicationName(this.#schema)}${role ? `-${role}` : ''}`,
           search_path: this.#schema,
         },
       });
@@ -874,12 +893,31 @@ export class PostgresStore implements ServerStore {
   /** Runs `fn`, turning a database that went away into a retryable error. */
   async #run<T>(fn: () => Promise<T>): Promise<T> {
     const pool = this.#sql;
+    let timer: NodeJS.Timeout | undefined;
+    const op = fn();
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new StoreUnavailableError(
+            `PostgreSQL did not answer within ${this.#operationMs / 1000} s; the pool connects again. Try again.`,
+            { details: { reason: 'timeout' } },
+          ),
+        );
+      }, this.#operationMs);
+    });
     try {
-      return await fn();
+      return await Promise.race([op, expired]);
     } catch (err) {
-      const e = translate(err);
-      if (e instanceof StoreUnavailableError && pool === this.#sql && isConnectionLoss(err)) this.#recycle();
+      const timedOut = err instanceof StoreUnavailableError && err.details['reason'] === 'timeout';
+      // The abandoned operation settles (or not) on the replaced pool; nobody waits for it.
+      if (timedOut) op.catch(() => undefined);
+      const e = timedOut ? err : translate(err);
+      if (pool === this.#sql && (timedOut || (e instanceof StoreUnavailableError && isConnectionLoss(err)))) {
+        this.#recycle();
+      }
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
