@@ -25,8 +25,8 @@ export interface CliRelay {
   readonly agent: AgentProcess;
   /** Runs `tandem` in-process with this test's state directory, capturing its output. */
   tandem(...args: string[]): Promise<CliRun>;
-  /** Writes workspace `erp` (a linux guest, 512 MiB, no network, plus `specLines`) and runs `tandem up` on it. */
-  up(specLines: string): Promise<void>;
+  /** Writes workspace `erp` (a linux guest, 512 MiB, no network, plus `specLines`) and runs `tandem up` on it (it must succeed). */
+  up(specLines: string): Promise<CliRun>;
 }
 
 /** A fresh {@link CliRelay} for every test of the file (registers its beforeEach and afterEach). */
@@ -100,6 +100,7 @@ spec:
         `stateFile=${join(dir, 'mock.json')}`,
       );
       expect(r.code, r.stderr).toBe(0);
+      return r;
     },
   };
   return self;

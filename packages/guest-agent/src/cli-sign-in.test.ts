@@ -54,7 +54,9 @@ describe('tandem guest sign-in', () => {
   });
 
   it('a password Tandem would refuse never reaches the guest', async () => {
-    await up(true);
+    // With no terminal and no --password-stdin, up starts the workspace and leaves the sign-in.
+    const started = await up(true);
+    expect(started.stdout).toContain('not signed in to the guest: no terminal to ask for the password on');
     process.env['TANDEM_PASSWORD'] = 'not-it';
     const r = await tandem('--json', 'guest', 'sign-in', '--user', 'ana');
     expect(r.code).not.toBe(0);

@@ -37,7 +37,9 @@ export async function guestSignInCredentials(
 /** What the in-process sign-in came to, as `tandem up` reports it. */
 export type UpSignInOutcome =
   | { readonly status: 'signed-in'; readonly result: SignInResult }
-  | { readonly status: 'failed'; readonly code: string; readonly message: string };
+  | { readonly status: 'failed'; readonly code: string; readonly message: string }
+  /** Not tried: no terminal to ask for the password on and no --password-stdin (a script's up). */
+  | { readonly status: 'skipped'; readonly message: string };
 
 /**
  * Signs the user in to the guest of a VM `tandem up` just started in-process: waits for the guest

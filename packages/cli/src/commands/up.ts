@@ -20,6 +20,13 @@ import { envelopeKeyProvider } from './keys-files.js';
 import { throughAgent } from '../agent-client.js';
 import { guestSignInCredentials, signInAfterStart, type UpSignInOutcome } from './up-sign-in.js';
 
+/** `tandem up` of a spec.guestSignIn workspace with no terminal to ask on and no --password-stdin. */
+const NO_TERMINAL_SIGN_IN: UpSignInOutcome = {
+  status: 'skipped',
+  message:
+    'no terminal to ask for the password on; give it with --password-stdin, or sign in later with tandem guest sign-in --password-stdin',
+};
+
 /** `tandem up FILE [--adapter NAME]` */
 export function registerUp(program: Command, host: CommandHost): void {
   program
@@ -151,8 +158,11 @@ export function registerUp(program: Command, host: CommandHost): void {
             ? await releaseDiskKeys(loaded, envelopeKeyProvider(ctx.stateDir, opts.envelope))
             : undefined;
           // Single sign-on without an agent: the password is asked for once, before anything starts.
-          const credentials = signIn ? await guestSignInCredentials(ctx, opts) : undefined;
-          let signedIn: UpSignInOutcome | undefined;
+          // With no terminal to ask on and no --password-stdin (a script), the workspace starts
+          // and the sign-in is left to tandem guest sign-in.
+          const canAsk = opts.passwordStdin === true || process.stdin.isTTY === true;
+          const credentials = signIn && canAsk ? await guestSignInCredentials(ctx, opts) : undefined;
+          let signedIn: UpSignInOutcome | undefined = signIn && !canAsk ? NO_TERMINAL_SIGN_IN : undefined;
           try {
             await state.withVmLock(vm, async () => {
               let opened;
