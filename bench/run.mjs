@@ -25,6 +25,11 @@ const BENCHES = [
     needs: ['qemu-img', 'qemu-nbd'],
   },
   {
+    name: 'crypto-cold',
+    what: "the encrypted cold pull phase by phase, plaintext and both layouts, qemu-img's LUKS header against Tandem's (issue 11)",
+    needs: ['qemu-img', 'qemu-nbd'],
+  },
+  {
     name: 'libvirt-lifecycle',
     what: 'lifecycle through the libvirt adapter against raw virsh (issue 3)',
     needs: ['virsh', 'root'],
