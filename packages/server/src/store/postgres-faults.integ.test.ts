@@ -3,8 +3,36 @@ import { TandemError } from '@tandem/core';
 import { sampleEvents, until } from './conformance.js';
 import { PostgresStore } from './postgres-store.js';
 import { POSTGRES_URL, postgresGate, TestSchema } from './postgres-test-db.test-helper.js';
+import type { StoredEvent } from './types.js';
 
 const gate = await postgresGate();
+
+/**
+ * Inserts `held` in a transaction of `admin` and keeps it open (uncommitted), so a store insert of
+ * the same row waits on it. `release` rolls it back; `done` says how it ended.
+ */
+async function holdEventRow(
+  admin: ReturnType<TestSchema['admin']>,
+  held: StoredEvent,
+): Promise<{ release: () => void; done: Promise<string> }> {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let holding = false;
+  const blocker = admin.begin(async (tx) => {
+    await tx`INSERT INTO events (at, id, type, device, user_name, workspace, received_at, body)
+             VALUES (${held.event.at}, ${held.event.id}, ${held.event.type}, ${held.device}, ${held.user},
+                     ${held.event.workspace}, ${held.receivedAt}, ${JSON.stringify(held.event)}::text::json)`;
+    holding = true;
+    await released;
+    throw new Error('roll back');
+  });
+  const done = blocker.then(
+    () => 'committed',
+    (err: unknown) => (err as Error).message,
+  );
+  await until(() => holding, 'the blocking row');
+  return { release, done };
+}
 
 describe.skipIf(!gate.enabled)('PostgresStore when the database goes away (real PostgreSQL)', () => {
   let schema: TestSchema | undefined;
@@ -23,21 +51,7 @@ describe.skipIf(!gate.enabled)('PostgresStore when the database goes away (real 
       // The batch's month gets its partition first (a warm-up ingest, removed again).
       await store.ingestEvents(sampleEvents(5, Date.UTC(2026, 4, 1), 86_400_000));
       await admin`DELETE FROM events`;
-      const held = batch[7]!;
-      let release!: () => void;
-      const released = new Promise<void>((r) => (release = r));
-      let holding = false;
-      const blocker = admin
-        .begin(async (tx) => {
-          await tx`INSERT INTO events (at, id, type, device, user_name, workspace, received_at, body)
-                   VALUES (${held.event.at}, ${held.event.id}, ${held.event.type}, ${held.device}, ${held.user},
-                           ${held.event.workspace}, ${held.receivedAt}, ${JSON.stringify(held.event)}::text::json)`;
-          holding = true;
-          await released;
-          throw new Error('roll back');
-        })
-        .catch(() => undefined);
-      await until(() => holding, 'the blocking row');
+      const { release, done } = await holdEventRow(admin, batch[7]!);
       // The ingest waits on the held row until the store gives up on it.
       const failure = await store.ingestEvents(batch).then(
         () => undefined,
@@ -47,7 +61,7 @@ describe.skipIf(!gate.enabled)('PostgresStore when the database goes away (real 
       expect((failure as TandemError).retryable).toBe(true);
       expect((failure as TandemError).details['reason']).toBe('timeout');
       release();
-      await blocker;
+      expect(await done).toBe('roll back');
       const retry = await store.ingestEvents(batch);
       expect(retry.inserted + retry.duplicates).toBe(50);
       const [counts] =
@@ -83,23 +97,7 @@ describe.skipIf(!gate.enabled)('PostgresStore when the database goes away (real 
         const warmUp = sampleEvents(60, Date.UTC(2026, 4, 1), 20 * 86_400_000);
         await store.ingestEvents(warmUp);
         await admin`DELETE FROM events`;
-        const held = batch[1234]!;
-        let release!: () => void;
-        const released = new Promise<void>((r) => (release = r));
-        let holding = false;
-        const blocker = admin.begin(async (tx) => {
-          await tx`INSERT INTO events (at, id, type, device, user_name, workspace, received_at, body)
-                   VALUES (${held.event.at}, ${held.event.id}, ${held.event.type}, ${held.device}, ${held.user},
-                           ${held.event.workspace}, ${held.receivedAt}, ${JSON.stringify(held.event)}::text::json)`;
-          holding = true;
-          await released;
-          throw new Error('roll back');
-        });
-        const blockerDone = blocker.then(
-          () => 'committed',
-          (err: unknown) => (err as Error).message,
-        );
-        await until(() => holding, 'the blocking row');
+        const { release, done: blockerDone } = await holdEventRow(admin, batch[1234]!);
         const ingest = store.ingestEvents(batch);
         await until(
           async () =>
