@@ -4,11 +4,14 @@
 // agent stops, and never in an event.
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
+import { userInfo } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AnyTandemEvent, HypervisorAdapter } from '@tandem/core';
 import { AgentEndpoint } from '@tandem/core/guest';
 import { MockAdapter } from '@tandem/core/testing';
 import { tempDir, writeWorkspace } from './fixtures.test-helper.js';
+import { sessionEnforcement } from './enforcement.js';
+import { passwordIs } from './enforce/enforcer.test-helper.js';
 import { HostAgent } from './host-agent.js';
 
 const LONG = 120_000;
@@ -63,7 +66,7 @@ function guest() {
   };
 }
 
-async function agentWith(adapter: HypervisorAdapter, extra = 'spec:\n') {
+async function agentWith(adapter: HypervisorAdapter, extra = 'spec:\n', o: { unlockPassword?: string } = {}) {
   const tmp = tempDir('tandem-agent-sso-');
   const file = writeWorkspace(tmp.dir, 'erp', extra.replace(/^spec:\n/, ''));
   const events: AnyTandemEvent[] = [];
@@ -73,6 +76,10 @@ async function agentWith(adapter: HypervisorAdapter, extra = 'spec:\n') {
     guestSignOn: {
       connection: { backoff: { initialMs: 20, maxMs: 100 }, helloTimeoutMs: 5_000 },
     },
+    // The enforcement `tandem agent run` uses, its unlock checking one password (unix_chkpwd is tested on its own).
+    ...(o.unlockPassword
+      ? { enforcement: sessionEnforcement({ credentials: passwordIs(o.unlockPassword, 'ana'), watchdog: false }) }
+      : {}),
   });
   agent.events.on('*', (e) => void events.push(e));
   await agent.start();
@@ -176,6 +183,35 @@ describe('the host agent signs the user in to the guest (spec.guestSignIn)', () 
       expect(g.signIns).toHaveLength(0);
       agent.holdCredentials({ user: 'ana', password: 'late', source: 'login' });
       await until(() => g.signIns.length === 1, 'the sign-in after the hand-over');
+    },
+    LONG,
+  );
+
+  it(
+    'an unlock hands the checked password over: a wrong one signs nobody in, the right one signs the user in to the guest',
+    async () => {
+      const g = guest();
+      const { agent, file, events } = await agentWith(g.adapter, '  guestSignIn: true\n', {
+        unlockPassword: 'pw-of-ana',
+      });
+      await agent.up({ file, adapter: 'mock' });
+      await until(() => count(events, 'guest.sign-in-skipped') === 1, 'the skipped event');
+      await agent.lock({ workspace: 'erp' });
+
+      await expect(agent.unlock({ workspace: 'erp' })).rejects.toMatchObject({ code: 'TANDEM_AUTH' });
+      await expect(agent.unlock({ workspace: 'erp', password: 'not-it' })).rejects.toThrow();
+      expect(count(events, 'credentials.held')).toBe(0);
+      expect((await agent.sessions())[0]?.state).toBe('locked');
+
+      // One failure is free (the throttle delays the second), so the right password goes through at once.
+      await agent.unlock({ workspace: 'erp', password: 'pw-of-ana' });
+      expect((await agent.sessions())[0]?.state).toBe('running');
+      await until(() => g.signIns.length === 1, 'the sign-in after the unlock');
+      // The host user whose password the unlock checked (no `tandem login` user is held).
+      expect(g.signIns[0]).toEqual({ user: userInfo().username, password: 'pw-of-ana' });
+      expect(events.find((e) => e.type === 'credentials.held')?.data).toMatchObject({ source: 'unlock' });
+      expect(JSON.stringify(events)).not.toContain('pw-of-ana');
+      expect(JSON.stringify(events)).not.toContain('not-it');
     },
     LONG,
   );
