@@ -53,6 +53,20 @@ describe('XtsCipher', () => {
     expect(xts.decrypt(77, ours).equals(data)).toBe(true);
   });
 
+  it('writes into a caller’s buffer when given one, and refuses one too short', () => {
+    const key = randomBytes(64);
+    const data = randomBytes(3000 * XTS_SECTOR_BYTES);
+    using xts = new XtsCipher(key);
+    const out = Buffer.alloc(data.length + XTS_SECTOR_BYTES, 0xee);
+    const ours = xts.encrypt(9, data, out);
+    expect(ours.buffer).toBe(out.buffer);
+    expect(ours.equals(nodeXts(key, 9, data, true))).toBe(true);
+    expect(out[data.length]).toBe(0xee); // nothing past the input's length is touched
+    const back = Buffer.alloc(data.length);
+    expect(xts.decrypt(9, ours, back).equals(data)).toBe(true);
+    expect(() => xts.encrypt(0, data, Buffer.alloc(512))).toThrow(InvalidInputError);
+  });
+
   it('refuses partial sectors, bad sector numbers, a wrong key size and use after dispose', () => {
     const xts = new XtsCipher(randomBytes(64));
     expect(() => xts.encrypt(0, Buffer.alloc(100))).toThrow(InvalidInputError);
