@@ -25,7 +25,9 @@ export interface CliRelay {
   readonly agent: AgentProcess;
   /** Runs `tandem` in-process with this test's state directory, capturing its output. */
   tandem(...args: string[]): Promise<CliRun>;
-  /** Writes workspace `erp` (a linux guest, 512 MiB, no network, plus `specLines`) and runs `tandem up` on it (it must succeed). */
+  /** Writes workspace `erp` (a linux guest, 512 MiB, no network, plus `specLines`); returns `tandem up`'s arguments for it. */
+  upArgs(specLines: string, adapter?: string): string[];
+  /** Writes workspace `erp` as {@link CliRelay.upArgs} and runs `tandem up` on it (it must succeed). */
   up(specLines: string): Promise<CliRun>;
 }
 
@@ -75,7 +77,7 @@ export function cliRelayPerTest(tag: string): CliRelay {
       }
       return { code, stdout, stderr: err.join(''), json };
     },
-    async up(specLines) {
+    upArgs(specLines, adapter = ADAPTER) {
       writeFileSync(
         join(dir, 'erp.yaml'),
         `apiVersion: tandem/v1
@@ -89,16 +91,19 @@ spec:
   ${specLines}
 `,
       );
-      const r = await self.tandem(
+      return [
         'up',
         join(dir, 'erp.yaml'),
         '--adapter',
-        ADAPTER,
+        adapter,
         '--adapter-option',
         `socket=${join(self.relay.dir, 'host.sock')}`,
         '--adapter-option',
         `stateFile=${join(dir, 'mock.json')}`,
-      );
+      ];
+    },
+    async up(specLines) {
+      const r = await self.tandem(...self.upArgs(specLines));
       expect(r.code, r.stderr).toBe(0);
       return r;
     },
