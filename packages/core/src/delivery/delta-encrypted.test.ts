@@ -1,12 +1,14 @@
 // Deltas of encrypted images (issues 11 and 18): made at `pack --encrypt` time against the
 // previous version's encrypted package, encrypted, published by a push without the key, and
 // applied by the endpoint against the installed (encrypted at rest) version, with fallbacks.
+import { existsSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkCipher } from '../crypto/chunk-cipher.js';
 import { DataKey } from '../crypto/data-key.js';
+import { HostError } from '../errors.js';
 import { openImages, testEncryptedImages } from './at-rest.test-helper.js';
 import { changeImage, makeImage, seededBytes, writeWorkspace } from './fixtures.test.util.js';
 import { parseManifest, type ImageManifest } from './manifest.js';
@@ -15,6 +17,7 @@ import { diskKeyFor } from './pull-encrypted.js';
 import { pullWorkspace, type PullResult } from './pull.js';
 import { manifestPathFor, pushPackage } from './push.js';
 import { DirectoryStore } from './store/directory.js';
+import type { ReadOptions } from './store/types.js';
 import type { KeySet } from './trust/keys.js';
 import { initRepository } from './trust/publisher.js';
 
@@ -216,6 +219,62 @@ describe('encrypted deltas', () => {
     expect(r.chunksFromDeltas).toBe(0);
     expect(r.deltasRejected).toBe(Object.keys(m.deltas!).length);
     expect((await installedImage(ep, '2.0.0', p2.manifest)).equals(v2)).toBe(true);
+  });
+
+  it('a delta pack missing from the repository: those chunks are fetched whole', async () => {
+    const copy = join(dir, 'repo-no-delta-pack');
+    await cp(repo, copy, { recursive: true });
+    const m = await repoManifest(copy);
+    const wholePacks = new Set(Object.values(m.storage.locations).map(([p]) => p));
+    const deltaPacks = new Set(Object.values(m.deltas!).flatMap((refs) => refs.map((d) => d.location[0])));
+    for (const p of deltaPacks) if (!wholePacks.has(p)) await rm(join(copy, m.storage.packs[p]!));
+    const r = await pullBoth(copy, join(dir, 'ep-no-delta-pack'));
+    expect(r.chunksFromDeltas).toBe(0);
+    expect(r.deltasRejected).toBe(Object.keys(m.deltas!).length);
+  });
+
+  it('a delta range the repository fails to serve fails the pull; the other fetches stop; v1 stays', async () => {
+    const ep = join(dir, 'ep-failing');
+    const options = { workspace: 'erp', dir: ep, key: keyFn, encryptedImages: testEncryptedImages };
+    await pullWorkspace({ ...options, repo, version: '1.0.0', trustedRoot: root });
+    const m = await repoManifest(repo);
+    const deltaPacks = new Set(
+      Object.values(m.deltas!).flatMap((refs) => refs.map((d) => m.storage.packs[d.location[0]]!)),
+    );
+    // The first delta range fails at once; every other one answers a turn of the event loop later,
+    // so the other worker is still fetching when the first fails.
+    const real = new DirectoryStore(repo);
+    let deltaRanges = 0;
+    let inFlight = 0;
+    const getRange = async (path: string, offset: number, length: number, o?: ReadOptions): Promise<Buffer> => {
+      if (!deltaPacks.has(path)) return real.getRange(path, offset, length, o);
+      if (deltaRanges++ === 0) throw new HostError('The repository answered 500 (test).', { retryable: true });
+      inFlight++;
+      try {
+        await new Promise((r) => setImmediate(r));
+        return await real.getRange(path, offset, length, o);
+      } finally {
+        inFlight--;
+      }
+    };
+    const failing = new Proxy(real, {
+      get: (target, name) => {
+        if (name === 'getRange') return getRange;
+        const value: unknown = Reflect.get(target, name);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const parallel = 2;
+    const err = await pullWorkspace({ ...options, repo: failing, version: '2.0.0', parallel, maxRangeBytes: 1 }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(HostError);
+    // Nothing still running when the pull failed, and no range taken after the failure.
+    expect(inFlight).toBe(0);
+    expect(Object.keys(m.deltas!).length).toBeGreaterThan(parallel * 2);
+    expect(deltaRanges).toBeLessThanOrEqual(parallel);
+    expect(existsSync(join(ep, 'versions', '2.0.0'))).toBe(false);
+    expect((await installedImage(ep, '1.0.0', p1.manifest)).equals(v1)).toBe(true);
   });
 
   it('a chunk the endpoint already has (from a seed) needs no delta', async () => {

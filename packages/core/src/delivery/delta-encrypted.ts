@@ -1,12 +1,12 @@
-import { CancelledError, InvalidInputError, NotFoundError } from '../errors.js';
+import { InvalidInputError } from '../errors.js';
 import { DELTA_OVERHEAD_BYTES, type ChunkCipher } from '../crypto/chunk-cipher.js';
 import type { DataKey } from '../crypto/data-key.js';
 import { wipe } from '../crypto/secret.js';
 import type { EncryptedImage } from './at-rest.js';
-import { decodeDelta, encodeDelta, ResemblanceIndex, superFeatures, zstdDictionarySupported } from './delta.js';
+import { decodeDelta, encodeDelta, ResemblanceIndex, superFeatures } from './delta.js';
+import { fetchDeltaRanges } from './delta-fetch.js';
 import { decodeEncryptedChunk, verifyManifest } from './encryption.js';
-import { planRanges, type ChunkToFetch } from './fetch-plan.js';
-import type { ChunkLocation, DeltaRef, ImageManifest } from './manifest.js';
+import type { ImageManifest } from './manifest.js';
 import { openPackage, type WorkspacePackage } from './package-file.js';
 import type { NeededChunks } from './seeds.js';
 import type { RepoStore } from './store/types.js';
@@ -227,98 +227,46 @@ export interface EncryptedDeltaFetch {
 
 /**
  * For every needed chunk with a delta whose base an installed version holds: fetches the
- * encrypted deltas (merged range requests), decrypts each, reads its base through the at-rest
- * encryption and checks its keyed id, rebuilds the chunk and hands it on only when its keyed id
- * matches. A delta that fails any check (tampered, another pair's, another key's, a base that
- * changed) is counted as rejected and its chunk stays needed, to be fetched whole; so is a delta
- * pack the repository lacks. Plaintext stays in memory and is wiped.
+ * encrypted deltas (merged range requests, `parallel` in flight), decrypts each, reads its base
+ * through the at-rest encryption (in batches, neighbours in one read) and checks its keyed id,
+ * rebuilds the chunk and hands it on only when its keyed id matches. A delta that fails any check
+ * (tampered, another pair's, another key's, a base that changed) is counted as rejected and its
+ * chunk stays needed, to be fetched whole; so is a delta pack the repository lacks. Any other
+ * failure to fetch stops the other workers and is thrown once none runs. The loop is the
+ * plaintext pull's ({@link fetchDeltaRanges}) with decryption as its rebuild step. Plaintext
+ * stays in memory and is wiped.
  */
 export async function fetchEncryptedDeltas(ctx: EncryptedDeltaFetch): Promise<{ rebuilt: number; rejected: number }> {
-  const { manifest, needed, bases, cipher } = ctx;
-  if (!manifest.deltas || bases.size === 0 || !ctx.store.ranges || !zstdDictionarySupported())
-    return { rebuilt: 0, rejected: 0 };
-  const items: (ChunkToFetch & { base: string })[] = [];
-  for (const [id, entry] of needed) {
-    const ref: DeltaRef | undefined = manifest.deltas[id]?.find((d) => bases.has(d.base));
-    if (!ref) continue;
-    const [p, offset, size]: ChunkLocation = ref.location;
-    items.push({ id, pack: manifest.storage.packs[p]!, offset, size, length: entry.length, base: ref.base });
-  }
-  if (items.length === 0) return { rebuilt: 0, rejected: 0 };
-  const baseOf = new Map(items.map((i) => [i.id, i.base]));
-  const queue = planRanges(items, { maxBytes: ctx.maxRangeBytes, maxGap: 0 });
-  const images = new Map<string, Promise<EncryptedImage | undefined>>();
-  const imageAt = (path: string): Promise<EncryptedImage | undefined> => {
-    let image = images.get(path);
-    if (!image) {
-      image = ctx.openImage(path).catch(() => undefined);
-      images.set(path, image);
-    }
-    return image;
-  };
-  let rebuilt = 0;
-  let rejected = 0;
-  const rebuild = async (id: string, sealed: Uint8Array, length: number): Promise<Buffer | null> => {
-    const baseId = baseOf.get(id)!;
-    const at = bases.get(baseId)!;
-    const image = await imageAt(at.image);
-    if (!image) return null;
-    let delta: Buffer;
-    try {
-      delta = cipher.decryptDelta(id, baseId, sealed);
-    } catch {
-      return null;
-    }
-    const base = await image.read(at.offset, at.length).catch(() => null);
-    try {
-      if (!base || base.length !== at.length || cipher.chunkId(base) !== baseId) return null;
-      let plain: Buffer;
-      try {
-        plain = decodeDelta(delta, base, length);
-      } catch {
-        return null;
-      }
-      if (plain.length === length && cipher.chunkId(plain) === id) return plain;
-      wipe(plain);
-      return null;
-    } finally {
-      wipe(delta);
-      if (base) wipe(base);
-    }
-  };
-  const worker = async (): Promise<void> => {
-    for (let r = queue.shift(); r; r = queue.shift()) {
-      if (ctx.signal?.aborted) throw new CancelledError('The pull was cancelled; run it again to resume.');
-      let data: Buffer;
-      try {
-        data = await ctx.store.getRange(r.pack, r.offset, r.length, ctx.signal ? { signal: ctx.signal } : {});
-      } catch (err) {
-        // A missing delta pack: the whole chunks are fetched instead. Any other failure (the
-        // server, the network) would fail the whole chunks as well, and is reported.
-        if (!(err instanceof NotFoundError) || ctx.signal?.aborted) throw err;
-        rejected += r.chunks.length;
-        continue;
-      }
-      ctx.fetched(r.length);
-      for (const c of r.chunks) {
-        const plain = await rebuild(c.id, data.subarray(c.at, c.at + c.size), c.length);
-        if (!plain) {
-          rejected++;
-          continue;
+  const { bases, cipher } = ctx;
+  if (bases.size === 0) return { rebuilt: 0, rejected: 0 };
+  return fetchDeltaRanges(
+    ctx,
+    (id) => {
+      const at = bases.get(id);
+      return at && { file: at.image, offset: at.offset, length: at.length };
+    },
+    (file) => ctx.openImage(file),
+    {
+      baseMatches: (id, base) => cipher.chunkId(base) === id,
+      rebuild: (c, sealed, base) => {
+        let delta: Buffer;
+        try {
+          delta = cipher.decryptDelta(c.id, c.base, sealed);
+        } catch {
+          return null;
         }
         try {
-          await ctx.put(c.id, plain);
-          rebuilt++;
-        } finally {
+          const plain = decodeDelta(delta, base, c.length);
+          if (plain.length === c.length && cipher.chunkId(plain) === c.id) return plain;
           wipe(plain);
+          return null;
+        } catch {
+          return null;
+        } finally {
+          wipe(delta);
         }
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(ctx.parallel, queue.length)) }, worker));
-  } finally {
-    for (const image of images.values()) await (await image)?.close().catch(() => undefined);
-  }
-  return { rebuilt, rejected };
+      },
+      discard: wipe,
+    },
+  );
 }

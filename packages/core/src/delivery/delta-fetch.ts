@@ -82,19 +82,85 @@ export interface DeltaFetchResult {
  * zstd has no dictionaries.
  */
 export async function fetchDeltas(ctx: DeltaFetchContext): Promise<DeltaFetchResult> {
-  const { manifest, needed, bases } = ctx;
-  if (!manifest.deltas || bases.size === 0 || !ctx.store.ranges || !zstdDictionarySupported())
-    return { rebuilt: 0, rejected: 0 };
+  return fetchDeltaRanges(
+    ctx,
+    (id) => ctx.bases.get(id),
+    (file) => open(file, 'r').then(plainSource),
+    {
+      baseMatches: (id, base) => hash('sha256', base, 'hex') === id,
+      rebuild: (c, delta, base) => {
+        let plain: Buffer;
+        try {
+          plain = decodeDelta(delta, base, c.length);
+        } catch {
+          return null;
+        }
+        return plain.length === c.length && hash('sha256', plain, 'hex') === c.id ? plain : null;
+      },
+    },
+  );
+}
+
+/** The part of {@link DeltaFetchContext} that {@link fetchDeltaRanges} uses (bases and `put` aside). */
+export interface DeltaRangesContext {
+  readonly store: RepoStore;
+  readonly manifest: ImageManifest;
+  readonly needed: NeededChunks;
+  readonly parallel: number;
+  readonly maxRangeBytes: number;
+  readonly put: (id: string, data: Buffer) => Promise<void>;
+  /** Told the bytes of each range of deltas received. */
+  readonly fetched?: (bytes: number) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** An open file of bases: reads at an offset (short at its end), and closes. */
+export interface BaseSource {
+  read(offset: number, length: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/**
+ * How the chunks of one kind of image are rebuilt from their deltas: the plaintext pull's
+ * (SHA-256 ids) or the encrypted pull's (sealed deltas, keyed ids). Every check returns false or
+ * null instead of throwing: a delta or base that fails one is rejected and its chunk fetched whole.
+ */
+export interface DeltaRebuildStep {
+  /** True when `base`, read from the endpoint's file, is still the chunk `id` (the file may have changed). */
+  baseMatches(id: string, base: Buffer): boolean;
+  /** The chunk rebuilt from its (fetched) delta and its base, or null when it does not match its id. */
+  rebuild(chunk: { id: string; base: string; length: number }, delta: Uint8Array, base: Buffer): Buffer | null;
+  /** Called with every buffer of plaintext the loop is done with (the encrypted pull wipes them). */
+  discard?(buf: Buffer): void;
+}
+
+/**
+ * The fetch loop of both pulls' deltas. Plans the needed chunks with a delta whose base
+ * `locate` finds into merged range requests; `parallel` workers fetch them, read their bases in
+ * batches (each file opened once, neighbours in one read) while the previous batch is rebuilt, and
+ * hand each chunk that `step` rebuilds to `put`. A missing delta pack (NotFoundError) rejects its
+ * chunks (fetched whole later); any other failure stops every worker taking ranges and is thrown
+ * once none runs, so nothing reaches `put` after this returns.
+ */
+export async function fetchDeltaRanges(
+  ctx: DeltaRangesContext,
+  locate: (base: string) => BaseLocation | undefined,
+  openSource: (file: string) => Promise<BaseSource>,
+  step: DeltaRebuildStep,
+): Promise<DeltaFetchResult> {
+  const { manifest, needed } = ctx;
+  if (!manifest.deltas || !ctx.store.ranges || !zstdDictionarySupported()) return { rebuilt: 0, rejected: 0 };
   const items: (ChunkToFetch & { base: string })[] = [];
   for (const [id, entry] of needed) {
-    const ref = manifest.deltas[id]?.find((d) => bases.has(d.base));
+    const ref = manifest.deltas[id]?.find((d) => locate(d.base) !== undefined);
     if (!ref) continue;
     const [p, offset, size] = ref.location;
     items.push({ id, pack: manifest.storage.packs[p]!, offset, size, length: entry.length, base: ref.base });
   }
+  if (items.length === 0) return { rebuilt: 0, rejected: 0 };
   const baseOf = new Map(items.map((i) => [i.id, i.base]));
   const queue = planRanges(items, { maxBytes: ctx.maxRangeBytes, maxGap: 0 });
-  const reader = new BaseReader(bases);
+  const reader = new BaseReader(locate, openSource, step);
   let rebuilt = 0;
   let rejected = 0;
   let failure: { error: unknown } | undefined;
@@ -111,27 +177,47 @@ export async function fetchDeltas(ctx: DeltaFetchContext): Promise<DeltaFetchRes
         rejected += r.chunks.length;
         continue;
       }
+      ctx.fetched?.(r.length);
       // The bases of a batch are read together (in image order, neighbours in one read) while
       // the previous batch is rebuilt: one read per chunk, each waiting for the disk in turn, made
       // the pull of an update three times slower than fetching the chunks whole.
       const batches: (typeof r.chunks)[] = [];
       for (let i = 0; i < r.chunks.length; i += BASE_BATCH) batches.push(r.chunks.slice(i, i + BASE_BATCH));
-      let next = batches.length > 0 ? reader.read(batches[0]!.map((c) => baseOf.get(c.id)!)) : undefined;
-      for (let b = 0; b < batches.length; b++) {
-        const read = await next!;
-        next = b + 1 < batches.length ? reader.read(batches[b + 1]!.map((c) => baseOf.get(c.id)!)) : undefined;
-        for (const c of batches[b]!) {
-          const chunk = rebuild(data.subarray(c.at, c.at + c.size), read.get(baseOf.get(c.id)!), c);
-          if (chunk) {
-            await ctx.put(c.id, chunk);
-            rebuilt++;
-          } else rejected++;
+      const readBatch = (b: number): Promise<BaseBatch> | undefined =>
+        b < batches.length ? reader.read(batches[b]!.map((c) => baseOf.get(c.id)!)) : undefined;
+      let next = readBatch(0);
+      try {
+        for (let b = 0; b < batches.length; b++) {
+          const read = await next!;
+          next = readBatch(b + 1);
+          try {
+            for (const c of batches[b]!) {
+              const baseId = baseOf.get(c.id)!;
+              const base = read.bases.get(baseId);
+              const chunk = base
+                ? step.rebuild({ id: c.id, base: baseId, length: c.length }, data.subarray(c.at, c.at + c.size), base)
+                : null;
+              if (!chunk) {
+                rejected++;
+                continue;
+              }
+              try {
+                await ctx.put(c.id, chunk);
+                rebuilt++;
+              } finally {
+                step.discard?.(chunk);
+              }
+            }
+          } finally {
+            read.release();
+          }
         }
+      } finally {
+        // A batch read ahead when a put failed: waited for, so its buffers are released too.
+        if (next) (await next).release();
       }
     }
   };
-  // The first failure stops the other workers taking ranges, and is thrown once none runs (so
-  // nothing is handed to `put` after this returns).
   await Promise.all(
     Array.from({ length: Math.max(1, Math.min(ctx.parallel, queue.length)) }, () =>
       worker().catch((error: unknown) => {
@@ -151,20 +237,46 @@ const BASE_GAP = 256 * 1024;
 /** Largest single read of bases. */
 const BASE_READ = 8 * 1024 * 1024;
 
+/** A plain file of bases. */
+function plainSource(handle: FileHandle): BaseSource {
+  return {
+    async read(offset, length) {
+      const buf = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await handle.read(buf, got, length - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return buf.subarray(0, got);
+    },
+    close: () => handle.close(),
+  };
+}
+
+/** The bases of a batch, by id, and a call that hands the buffers they sit in to `discard`. */
+interface BaseBatch {
+  readonly bases: Map<string, Buffer>;
+  release(): void;
+}
+
 /**
  * Reads base chunks from the endpoint's files: each file opened once, the bases of a batch in
- * offset order with neighbours merged into one read, and each checked against its id (the file
- * may have changed since it was installed). A base that cannot be read or does not match is
- * left out.
+ * offset order with neighbours merged into one read, and each checked against its id. A base that
+ * cannot be read or does not match is left out.
  */
 class BaseReader {
-  readonly #handles = new Map<string, Promise<FileHandle | null>>();
+  readonly #sources = new Map<string, Promise<BaseSource | null>>();
 
-  constructor(private readonly bases: BaseIndex) {}
+  constructor(
+    private readonly locate: (id: string) => BaseLocation | undefined,
+    private readonly openSource: (file: string) => Promise<BaseSource>,
+    private readonly step: DeltaRebuildStep,
+  ) {}
 
-  async read(ids: readonly string[]): Promise<Map<string, Buffer>> {
+  async read(ids: readonly string[]): Promise<BaseBatch> {
     const wanted = [...new Set(ids)]
-      .map((id) => ({ id, at: this.bases.get(id)! }))
+      .map((id) => ({ id, at: this.locate(id)! }))
       .sort((a, b) => (a.at.file < b.at.file ? -1 : a.at.file > b.at.file ? 1 : a.at.offset - b.at.offset));
     const runs: { file: string; offset: number; end: number; items: typeof wanted }[] = [];
     for (const w of wanted) {
@@ -181,56 +293,46 @@ class BaseReader {
         last.end = Math.max(last.end, end);
       } else runs.push({ file: w.at.file, offset: w.at.offset, end, items: [w] });
     }
-    const out = new Map<string, Buffer>();
+    const bases = new Map<string, Buffer>();
+    const buffers: Buffer[] = [];
     await Promise.all(
       runs.map(async (run) => {
-        const handle = await this.#open(run.file);
-        if (!handle) return;
-        const buf = Buffer.allocUnsafe(run.end - run.offset);
-        let got = 0;
+        const source = await this.#open(run.file);
+        if (!source) return;
+        let buf: Buffer;
         try {
-          while (got < buf.length) {
-            const { bytesRead } = await handle.read(buf, got, buf.length - got, run.offset + got);
-            if (bytesRead === 0) break;
-            got += bytesRead;
-          }
+          buf = await source.read(run.offset, run.end - run.offset);
         } catch {
           return;
         }
+        buffers.push(buf);
         for (const { id, at } of run.items) {
           const from = at.offset - run.offset;
-          if (from + at.length > got) continue;
+          if (from + at.length > buf.length) continue;
           const base = buf.subarray(from, from + at.length);
-          if (hash('sha256', base, 'hex') === id) out.set(id, base);
+          if (this.step.baseMatches(id, base)) bases.set(id, base);
         }
       }),
     );
-    return out;
+    return {
+      bases,
+      release: () => {
+        for (const b of buffers) this.step.discard?.(b);
+      },
+    };
   }
 
-  #open(file: string): Promise<FileHandle | null> {
-    let h = this.#handles.get(file);
-    if (!h) {
-      h = open(file, 'r').catch(() => null);
-      this.#handles.set(file, h);
+  #open(file: string): Promise<BaseSource | null> {
+    let s = this.#sources.get(file);
+    if (!s) {
+      s = this.openSource(file).catch(() => null);
+      this.#sources.set(file, s);
     }
-    return h;
+    return s;
   }
 
   async close(): Promise<void> {
-    for (const h of this.#handles.values()) await (await h)?.close();
-    this.#handles.clear();
+    for (const s of this.#sources.values()) await (await s)?.close().catch(() => undefined);
+    this.#sources.clear();
   }
-}
-
-/** The chunk rebuilt from its delta and base, or null when it does not match its id (or there is no base). */
-function rebuild(delta: Uint8Array, base: Buffer | undefined, chunk: { id: string; length: number }): Buffer | null {
-  if (!base) return null;
-  let plain: Buffer;
-  try {
-    plain = decodeDelta(delta, base, chunk.length);
-  } catch {
-    return null;
-  }
-  return plain.length === chunk.length && hash('sha256', plain, 'hex') === chunk.id ? plain : null;
 }
