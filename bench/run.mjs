@@ -20,6 +20,11 @@ const BENCHES = [
     needs: ['casync', 'rsync'],
   },
   {
+    name: 'delivery-ab',
+    what: 'cold pull (wall and CPU) of this tree against another checkout, e.g. the code before deltas (issue 18)',
+    needs: ['compare-tree'],
+  },
+  {
     name: 'crypto',
     what: 'chunk encryption against raw AES-GCM; encrypted against plaintext pulls (issue 11)',
     needs: ['qemu-img', 'qemu-nbd'],
@@ -55,6 +60,10 @@ const BENCHES = [
 ];
 
 function missing(need) {
+  if (need === 'compare-tree')
+    return process.env.TANDEM_BENCH_COMPARE_TREE
+      ? null
+      : 'TANDEM_BENCH_COMPARE_TREE (another built checkout) is not set';
   if (need === 'root') return process.getuid?.() === 0 ? null : 'not root';
   if (need === 'postgres')
     return process.env.TANDEM_TEST_POSTGRES || process.env.TANDEM_BENCH_POSTGRES
