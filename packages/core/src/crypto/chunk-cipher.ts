@@ -56,6 +56,15 @@ export class ChunkCipher implements Disposable {
     return this.#ids.digest(plain).toString('hex');
   }
 
+  /**
+   * Copies of the id key and the chunk-encryption key, for worker threads that decode chunks
+   * (the pull's); the caller wipes them.
+   * @internal
+   */
+  chunkKeys(): { idKey: Buffer; encKey: Buffer } {
+    return { idKey: Buffer.from(this.#idKey), encKey: Buffer.from(this.#encKey) };
+  }
+
   /** The keyed digest of a whole image's plaintext SHA-256, so a manifest shows no plaintext hash. */
   imageDigest(plainSha256: string): string {
     return createHmac('sha256', this.#idKey).update(`image ${plainSha256}`).digest('hex');

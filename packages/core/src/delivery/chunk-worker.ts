@@ -1,7 +1,8 @@
 // A worker thread of a pull: verifies fetched chunks (SHA-256, after zstd for compressed ones) and writes them into
-// the partial image, or hashes the image as it fills up. Self-contained (node: modules only) so
+// the partial image, or hashes the image as it fills up; or, for an encrypted pull (no file),
+// decodes encrypted chunks (AES-GCM, zstd, keyed id) and hands the plaintext back. Self-contained (node: modules only) so
 // it runs both from dist/ and, through Node's type stripping, from src/ in tests.
-import { createHash, hash } from 'node:crypto';
+import { createDecipheriv, createHash, hash, type Hash } from 'node:crypto';
 import { constants, openSync, read, writevSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { zstdDecompressSync } from 'node:zlib';
@@ -21,11 +22,25 @@ interface VerifyTask {
   chunks: TaskChunk[];
 }
 
-type Message = VerifyTask | { type: 'hash'; upTo: number } | { type: 'digest'; seq: number };
+interface DecodeTask {
+  type: 'decode';
+  seq: number;
+  data: Uint8Array;
+  chunks: { id: string; at: number; size: number; length: number }[];
+}
+
+type Message =
+  | VerifyTask
+  | DecodeTask
+  | { type: 'keys'; seq: number; keys: Uint8Array }
+  | { type: 'wipe'; seq: number }
+  | { type: 'hash'; upTo: number }
+  | { type: 'digest'; seq: number };
 
 const port = parentPort!;
-const { file, direct: wantDirect } = workerData as { file: string; direct: boolean };
-const fd = openSync(file, 'r+');
+const { file, direct: wantDirect } = workerData as { file: string | undefined; direct: boolean };
+// A decoding worker (an encrypted pull) has no file: the main thread writes through the image store.
+const fd = file === undefined ? -1 : openSync(file, 'r+');
 const imageHash = createHash('sha256');
 let hashed = 0;
 
@@ -51,7 +66,7 @@ let directFd: number | undefined;
 let copyBuffer: Buffer | undefined;
 /** Bytes written (verifiers) or read (hasher) with direct I/O, for diagnostics and tests. */
 let directBytes = 0;
-if (wantDirect && constants.O_DIRECT !== undefined) {
+if (file !== undefined && wantDirect && constants.O_DIRECT !== undefined) {
   try {
     directFd = openSync(file, constants.O_RDWR | constants.O_DIRECT);
   } catch {
@@ -266,8 +281,119 @@ async function digest(seq: number): Promise<void> {
   else port.postMessage({ seq, digest: imageHash.digest('hex'), hashed, directBytes });
 }
 
+// --- Encrypted chunks (the same scheme as ChunkCipher and decodeEncryptedChunk in the core) ---
+const NONCE = Buffer.alloc(12);
+const TAG = 16;
+/** HMAC-SHA256 under one key, its pad blocks hashed once (as crypto/hmac.ts does). */
+interface PreparedHmac {
+  inner: Hash;
+  outer: Hash;
+}
+/** Keyed chunk ids, and per-chunk AES-GCM keys; set by a 'keys' message, dropped by 'wipe'. */
+let idHmac: PreparedHmac | undefined;
+let keyHmac: PreparedHmac | undefined;
+
+function prepare(key: Uint8Array): PreparedHmac {
+  const k = Buffer.alloc(64);
+  k.set(key);
+  const pad = Buffer.alloc(64);
+  for (let i = 0; i < 64; i++) pad[i] = k[i]! ^ 0x36;
+  const inner = createHash('sha256').update(pad);
+  for (let i = 0; i < 64; i++) pad[i] = k[i]! ^ 0x5c;
+  const outer = createHash('sha256').update(pad);
+  k.fill(0);
+  pad.fill(0);
+  return { inner, outer };
+}
+
+function hmacOf(h: PreparedHmac, data: Uint8Array): Buffer {
+  return h.outer.copy().update(h.inner.copy().update(data).digest()).digest();
+}
+
+function setKeys(m: { seq: number; keys: Uint8Array }): void {
+  const keys = Buffer.from(m.keys.buffer, m.keys.byteOffset, m.keys.byteLength);
+  idHmac = prepare(keys.subarray(0, 32));
+  keyHmac = prepare(keys.subarray(32, 64));
+  keys.fill(0);
+  port.postMessage({ seq: m.seq });
+}
+
+/**
+ * Decrypts, decompresses and checks every chunk of a fetched range; the plaintexts go back one
+ * after another in one buffer the main thread takes over (transferred, not copied).
+ */
+function decode(task: DecodeTask): void {
+  const data = Buffer.from(task.data.buffer, task.data.byteOffset, task.data.byteLength);
+  const fail = (kind: string, chunk: string, message?: string): void =>
+    port.postMessage({ seq: task.seq, error: { kind, chunk, ...(message ? { message } : {}) } });
+  if (!idHmac || !keyHmac) {
+    fail('io', '', 'no chunk keys');
+    return;
+  }
+  const out = Buffer.alloc(task.chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of task.chunks) {
+    const sealed = data.subarray(c.at, c.at + c.size);
+    if (sealed.length < TAG) {
+      out.fill(0);
+      fail('decrypt', c.id);
+      return;
+    }
+    const key = hmacOf(keyHmac, Buffer.from(c.id, 'hex'));
+    let packed: Buffer;
+    try {
+      const d = createDecipheriv('aes-256-gcm', key, NONCE);
+      d.setAuthTag(sealed.subarray(sealed.length - TAG));
+      packed = d.update(sealed.subarray(0, sealed.length - TAG));
+      d.final();
+    } catch (err) {
+      out.fill(0);
+      fail('decrypt', c.id, (err as Error).message);
+      return;
+    } finally {
+      key.fill(0);
+    }
+    let plain = packed;
+    if (packed.length !== c.length) {
+      try {
+        plain = zstdDecompressSync(packed, {
+          maxOutputLength: Math.max(1, c.length),
+          chunkSize: Math.max(64, c.length),
+        });
+      } catch (err) {
+        packed.fill(0);
+        out.fill(0);
+        fail('corrupt', c.id, (err as Error).message);
+        return;
+      }
+      packed.fill(0);
+    }
+    const ok = plain.length === c.length && hmacOf(idHmac, plain).toString('hex') === c.id;
+    if (ok) out.set(plain, at);
+    plain.fill(0);
+    if (!ok) {
+      out.fill(0);
+      fail('integrity', c.id);
+      return;
+    }
+    at += c.length;
+  }
+  // Buffer.alloc of a small size comes from Node's shared pool, which cannot be transferred.
+  const owned = out.byteOffset === 0 && out.byteLength === out.buffer.byteLength;
+  const plainBytes = owned ? out : Buffer.from(new Uint8Array(out).buffer);
+  if (!owned) out.fill(0);
+  port.postMessage({ seq: task.seq, plain: plainBytes }, [plainBytes.buffer]);
+}
+
 port.on('message', (m: Message) => {
   if (m.type === 'verify') verify(m);
-  else if (m.type === 'hash') hashTo(m.upTo);
+  else if (m.type === 'decode') decode(m);
+  else if (m.type === 'keys') setKeys(m);
+  else if (m.type === 'wipe') {
+    // Node offers no way to zero a hash state: the prepared states are dropped.
+    idHmac = undefined;
+    keyHmac = undefined;
+    port.postMessage({ seq: m.seq });
+  } else if (m.type === 'hash') hashTo(m.upTo);
   else void digest(m.seq);
 });

@@ -7,7 +7,6 @@ import { deriveKey, type DataKey } from '../crypto/data-key.js';
 import { wipe } from '../crypto/secret.js';
 import { CancelledError, IntegrityError } from '../errors.js';
 import type { EncryptedImage, EncryptedImageStore } from './at-rest.js';
-import { decodeEncryptedChunk } from './encryption.js';
 import { fetchEncryptedDeltas, indexEncryptedBases, type EncryptedBaseLocation } from './delta-encrypted.js';
 import { chunkFile, chunkStream, type FileChunk } from './fastcdc.js';
 import { planRanges, type RangeRequest } from './fetch-plan.js';
@@ -16,6 +15,7 @@ import { distinctChunks, parseManifest, type ImageManifest } from './manifest.js
 import type { ProgressTracker } from './progress.js';
 import { VERSION_META_DIR } from './staging.js';
 import type { RepoStore } from './store/types.js';
+import { EncryptedChunkDecoders } from './workers.js';
 
 /** What an installed encrypted version records about itself, in `.tandem/encryption.json`. */
 interface InstalledEncryption {
@@ -140,6 +140,7 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
   let fetched = 0;
   let startAfresh = false;
   let target: WriteCombiner | undefined;
+  let decoders: EncryptedChunkDecoders | undefined;
   try {
     image = await reopenStaged(job, marker, imageFile, diskKey);
     const resumed = image !== undefined;
@@ -234,24 +235,27 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
     progress.bytesNeeded = ranges.reduce((n, r) => n + r.length, 0);
     progress.startFetching();
     progress.tick(true);
-    // Fetches run in parallel; decrypting and writing one range at a time keeps memory bounded.
+    // Fetches run in parallel, and so does decoding (worker threads: GCM, zstd, keyed ids);
+    // writing goes one range at a time, in range (image) order, which keeps memory bounded and
+    // the image's in-order digest from reading back.
     let writing: Promise<void> = Promise.resolve();
     const fetchOne = async (range: RangeRequest): Promise<void> => {
-      const body = await job.store.getRange(range.pack, range.offset, range.length, {
-        ...(job.signal ? { signal: job.signal } : {}),
-      });
+      const decoded = job.store
+        .getRange(range.pack, range.offset, range.length, { ...(job.signal ? { signal: job.signal } : {}) })
+        .then((body) => decoders!.decode(body, range.chunks, `pack ${range.pack}`));
+      decoded.catch(() => undefined); // awaited below, once the ranges before it are written
       const done = writing.then(async () => {
-        for (const c of range.chunks) {
-          const plain = decodeEncryptedChunk(cipher, c.id, body.subarray(c.at, c.at + c.size), c.length);
-          try {
+        const plains = await decoded;
+        try {
+          for (const [i, c] of range.chunks.entries()) {
             const entry = needed.get(c.id);
             if (!entry) continue;
             needed.delete(c.id);
-            for (const offset of entry.offsets) await combiner.write(offset, plain);
+            for (const offset of entry.offsets) await combiner.write(offset, plains[i]!);
             fetched++;
-          } finally {
-            wipe(plain);
           }
+        } finally {
+          for (const p of plains) wipe(p);
         }
         progress.bytesFetched += range.length;
         progress.tick();
@@ -259,6 +263,14 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
       writing = done.catch(() => undefined);
       await done;
     };
+    if (ranges.length > 0) {
+      const keys = cipher.chunkKeys();
+      try {
+        decoders = new EncryptedChunkDecoders(keys);
+      } finally {
+        wipe(keys.idKey, keys.encKey);
+      }
+    }
     const queue = [...ranges];
     await Promise.all(
       Array.from({ length: Math.min(job.parallel, queue.length) }, async () => {
@@ -319,6 +331,7 @@ export async function installEncrypted(job: EncryptedInstall): Promise<number> {
     if (startAfresh) await rm(staging, { recursive: true, force: true });
     throw err;
   } finally {
+    await decoders?.close();
     wipe(diskKey);
     cipher.dispose();
   }

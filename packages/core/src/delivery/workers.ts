@@ -14,7 +14,15 @@ export interface RangeChunk {
 
 interface Reply {
   seq: number;
-  error?: { kind: 'corrupt' | 'integrity' | 'io'; chunk?: string; actual?: string; code?: string; message?: string };
+  error?: {
+    kind: 'corrupt' | 'integrity' | 'io' | 'decrypt';
+    chunk?: string;
+    actual?: string;
+    code?: string;
+    message?: string;
+  };
+  /** The plaintexts of a decoded encrypted range, one after another. */
+  plain?: Uint8Array;
   digest?: string;
   hashed?: number;
   /** Bytes the replying thread has written or read with direct I/O so far. */
@@ -144,6 +152,123 @@ export class ChunkWorkers {
 
   async close(): Promise<void> {
     await Promise.all([...this.#verifiers, this.#hasher].map((w) => w.terminate()));
+  }
+}
+
+/** An encrypted chunk in a fetched range: where its sealed bytes are, and its plaintext length. */
+export interface SealedChunk {
+  readonly id: string;
+  readonly at: number;
+  readonly size: number;
+  readonly length: number;
+}
+
+/**
+ * Worker threads that decode an encrypted pull's fetched ranges (AES-256-GCM, zstd, the keyed
+ * id check: what `decodeEncryptedChunk` does) so the main thread only fetches, encrypts for the
+ * image and writes. The chunk keys go to each thread in a message (moved, not copied: nothing
+ * in argv, the environment or logs) and are dropped there by {@link EncryptedChunkDecoders.close}.
+ */
+export class EncryptedChunkDecoders {
+  readonly #workers: Worker[];
+  readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: unknown) => void }>();
+  readonly #ready: Promise<unknown>;
+  #seq = 0;
+  #next = 0;
+  #failed: Error | undefined;
+
+  /**
+   * @param keys - the id key and the chunk-encryption key (see `ChunkCipher.chunkKeys`); the
+   *   caller wipes its copies
+   * @param count - threads; default the CPU count less one, from 1 to 4
+   */
+  constructor(
+    keys: { idKey: Uint8Array; encKey: Uint8Array },
+    count = Math.max(1, Math.min(4, availableParallelism() - 1)),
+  ) {
+    this.#workers = Array.from({ length: count }, () => {
+      const w = new Worker(WORKER_URL, { workerData: { file: undefined, direct: false } });
+      w.on('message', (r: Reply) => {
+        const p = this.#pending.get(r.seq);
+        this.#pending.delete(r.seq);
+        p?.resolve(r);
+      });
+      w.on('error', (err: Error) => this.#fail(err));
+      w.on('exit', (code) => {
+        if (code !== 0) this.#fail(new HostError(`A pull worker thread stopped with exit code ${code}.`));
+      });
+      return w;
+    });
+    this.#ready = Promise.all(
+      this.#workers.map((w) => {
+        const k = new Uint8Array(64);
+        k.set(keys.idKey.subarray(0, 32));
+        k.set(keys.encKey.subarray(0, 32), 32);
+        return this.#call(w, { type: 'keys', keys: k }, [k.buffer]);
+      }),
+    );
+    this.#ready.catch(() => undefined);
+  }
+
+  #fail(err: Error): void {
+    this.#failed ??= err;
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+
+  #call(worker: Worker, message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    const seq = ++this.#seq;
+    return new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(seq, { resolve, reject });
+      worker.postMessage({ ...message, seq }, transfer);
+    });
+  }
+
+  /**
+   * Decodes every chunk of a fetched range; resolves to their plaintexts in `chunks` order (the
+   * caller wipes them). `data` is handed to a thread (without a copy when it is all of its
+   * ArrayBuffer), so it is empty afterwards. IntegrityError for a chunk that was altered.
+   */
+  async decode(data: Buffer, chunks: readonly SealedChunk[], source: string): Promise<Buffer[]> {
+    await this.#ready;
+    const worker = this.#workers[this.#next++ % this.#workers.length]!;
+    const owned =
+      data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
+    const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
+    const list = chunks.map((c) => ({ id: c.id, at: c.at, size: c.size, length: c.length }));
+    const reply = await this.#call(worker, { type: 'decode', data: bytes, chunks: list }, [
+      bytes.buffer as ArrayBuffer,
+    ]);
+    const e = reply.error;
+    if (e) {
+      const what =
+        e.kind === 'decrypt'
+          ? "does not decrypt: the repository copy was altered or damaged, or the data key is not this image's"
+          : e.kind === 'corrupt'
+            ? `is not valid zstd data (${e.message ?? ''}); the repository copy is damaged or was tampered with`
+            : e.kind === 'integrity'
+              ? 'does not match its keyed id; the package was altered'
+              : `could not be decoded (${e.message ?? ''})`;
+      throw new IntegrityError(`Encrypted chunk ${e.chunk} from ${source} ${what}.`, {
+        details: { chunk: e.chunk, source, reason: e.kind },
+      });
+    }
+    const plain = Buffer.from(reply.plain!.buffer, reply.plain!.byteOffset, reply.plain!.byteLength);
+    const out: Buffer[] = [];
+    let at = 0;
+    for (const c of chunks) {
+      out.push(plain.subarray(at, at + c.length));
+      at += c.length;
+    }
+    return out;
+  }
+
+  /** Drops the keys in every thread, then stops the threads. */
+  async close(): Promise<void> {
+    if (this.#failed === undefined)
+      await Promise.all(this.#workers.map((w) => this.#call(w, { type: 'wipe' }))).catch(() => undefined);
+    await Promise.all(this.#workers.map((w) => w.terminate()));
   }
 }
 
