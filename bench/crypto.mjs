@@ -93,6 +93,9 @@ const fns = {
   },
 };
 const runs = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
+// A discarded warm-up round first: with few buffers a row's first calls (JIT, first-touch memory)
+// weigh on its figure (at --buffers 256 ChunkCipher decrypt read 0.25x to 0.36x raw; 0.92x at 2048).
+for (const fn of Object.values(fns)) for (let n = 0; n < Math.min(BUFFERS, 256); n++) fn(n % buffers.length);
 for (let r = 0; r < 7; r++) {
   for (const [name, fn] of Object.entries(fns)) {
     const t = performance.now();
