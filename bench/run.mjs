@@ -51,6 +51,11 @@ const BENCHES = [
     needs: ['postgres'],
   },
   { name: 'server', what: 'sustained signed check-ins against server processes (issue 15)', needs: ['postgres'] },
+  {
+    name: 'server-pg-checkin',
+    what: "PostgreSQL's own CPU per check-in write, by group size (issue 15)",
+    needs: ['postgres'],
+  },
   { name: 'server-parts', what: 'the CPU cost of each piece of a check-in, alone (issue 15)', needs: [] },
   {
     name: 'console-endpoints',

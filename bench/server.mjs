@@ -69,13 +69,50 @@ async function postgresPids() {
   }
   return out;
 }
-async function cpuSnapshot(children) {
+// PostgreSQL's processes by what they serve (pg_stat_activity: pid, backend_type and
+// application_name are visible to any role): this run's server connections (named
+// tandem-server:<schema> by PostgresStore), the cluster's own workers (WAL writer,
+// checkpointer, background writer, autovacuum), and every other client (other work sharing the
+// cluster), so that the check-in's own cost is told apart from the rest.
+async function postgresRoles(sql, schema) {
+  const rows = await sql`SELECT pid, backend_type, application_name FROM pg_stat_activity`;
+  const roles = new Map();
+  for (const r of rows) {
+    const role =
+      r.backend_type !== 'client backend'
+        ? 'workers'
+        : r.application_name?.startsWith(`tandem-server:${schema}`)
+          ? 'thisRun'
+          : 'otherClients';
+    roles.set(r.pid, role);
+  }
+  return roles;
+}
+async function cpuByPid(pids) {
+  const out = new Map();
+  for (const pid of pids) out.set(pid, await cpuMs([pid]));
+  return out;
+}
+async function cpuSnapshot(children, pg) {
   const self = process.cpuUsage();
+  const pids = await postgresPids();
   return {
     server: await cpuMs(children.map((c) => c.child.pid)),
-    postgres: await cpuMs(await postgresPids()),
+    postgres: await cpuMs(pids),
+    postgresByPid: pg ? await cpuByPid(pids) : undefined,
+    postgresRoles: pg ? await postgresRoles(pg.sql, pg.schema) : undefined,
     load: (self.user + self.system) / 1000,
   };
+}
+// CPU ms of PostgreSQL's processes between two snapshots, by role (a process that started in
+// between counts from zero; one that ended in between is not counted).
+function postgresSplit(cpu0, cpu1) {
+  const split = { thisRun: 0, workers: 0, otherClients: 0 };
+  for (const [pid, ms] of cpu1.postgresByPid) {
+    const role = cpu1.postgresRoles.get(pid) ?? cpu0.postgresRoles.get(pid) ?? 'otherClients';
+    split[role] += ms - (cpu0.postgresByPid.get(pid) ?? 0);
+  }
+  return split;
 }
 async function loadAverage() {
   return (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).map(Number);
@@ -310,7 +347,9 @@ async function run(label, database, schema) {
     let failed = 0;
     let changed = 0;
     let next = 0;
-    const cpu0 = await cpuSnapshot(children);
+    const pgAdmin = schema ? postgres(database, { max: 1, onnotice: () => undefined }) : undefined;
+    const pg = pgAdmin ? { sql: pgAdmin, schema } : undefined;
+    const cpu0 = await cpuSnapshot(children, pg);
     const load0 = await loadAverage();
     const deadline = Date.now() + SECONDS * 1000;
     const started = Date.now();
@@ -338,7 +377,8 @@ async function run(label, database, schema) {
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, (_, w) => worker(w)));
     const elapsed = (Date.now() - started) / 1000;
-    const cpu1 = await cpuSnapshot(children);
+    const cpu1 = await cpuSnapshot(children, pg);
+    await pgAdmin?.end({ timeout: 5 });
     const load1 = await loadAverage();
     agent.destroy();
     for (const c of children) {
@@ -387,6 +427,15 @@ async function run(label, database, schema) {
         postgres: Number(((cpu1.postgres - cpu0.postgres) / ok).toFixed(3)),
         loadGenerator: Number(((cpu1.load - cpu0.load) / ok).toFixed(3)),
       },
+      ...(pg
+        ? {
+            // postgres above, by process: this run's server connections, the cluster's workers,
+            // other clients of the cluster.
+            postgresCpuMsPerCheckIn: Object.fromEntries(
+              Object.entries(postgresSplit(cpu0, cpu1)).map(([k, v]) => [k, Number((v / ok).toFixed(3))]),
+            ),
+          }
+        : {}),
       loadAverageBeforeAfter: [load0[0], load1[0]],
     };
     if (schema) {

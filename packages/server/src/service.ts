@@ -125,6 +125,11 @@ export class ManagementService {
           one: (item) => store.checkInGroup!([item]).then((r) => r[0]!),
           weigh: (item) => item.events.length + 1,
           key: (item) => item.device,
+          // One statement at a time per process: what arrives meanwhile joins the next, larger
+          // group. PostgreSQL's cost per check-in falls with the group's size (a fixed cost per
+          // statement: 0.8 ms per check-in in groups of 2, 0.44 ms in groups of 16, measured by
+          // bench/server-pg-checkin.mjs), and two statements in flight halved the groups.
+          inFlight: 1,
         })
       : undefined;
     this.requestStore = {
