@@ -35,6 +35,47 @@ const WORKER_URL = new URL(
 );
 
 /**
+ * The message plumbing a pool of chunk-worker threads shares: spawning a thread, numbered calls
+ * and their replies, and the first failure of any thread, which rejects every call in flight
+ * and every later one.
+ */
+class WorkerCalls {
+  readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: unknown) => void }>();
+  #seq = 0;
+  failed: Error | undefined;
+
+  /** A chunk-worker thread whose replies and failures go through these calls. */
+  spawn(workerData: { file: string | undefined; direct: boolean }): Worker {
+    const w = new Worker(WORKER_URL, { workerData });
+    w.on('message', (r: Reply) => {
+      const p = this.#pending.get(r.seq);
+      this.#pending.delete(r.seq);
+      p?.resolve(r);
+    });
+    w.on('error', (err: Error) => this.#fail(err));
+    w.on('exit', (code) => {
+      if (code !== 0) this.#fail(new HostError(`A pull worker thread stopped with exit code ${code}.`));
+    });
+    return w;
+  }
+
+  call(worker: Worker, message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
+    if (this.failed !== undefined) return Promise.reject(this.failed);
+    const seq = ++this.#seq;
+    return new Promise<Reply>((resolve, reject) => {
+      this.#pending.set(seq, { resolve, reject });
+      worker.postMessage({ ...message, seq }, transfer);
+    });
+  }
+
+  #fail(err: Error): void {
+    this.failed ??= err;
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+  }
+}
+
+/**
  * Worker threads for a pull: some verify and write fetched ranges, one hashes the image in
  * order as it fills up, so the main thread only talks HTTP and the whole-image check costs
  * little at the end.
@@ -43,10 +84,8 @@ export class ChunkWorkers {
   readonly #verifiers: Worker[];
   readonly #hasher: Worker;
   readonly #directWritten = new Map<Worker, number>();
-  readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: unknown) => void }>();
-  #seq = 0;
+  readonly #calls = new WorkerCalls();
   #next = 0;
-  #failed: Error | undefined;
 
   /**
    * @param file - the partial image
@@ -56,36 +95,9 @@ export class ChunkWorkers {
    *   file system takes it; default true
    */
   constructor(file: string, count = Math.max(2, Math.min(4, availableParallelism() - 1)), direct = true) {
-    const spawn = (): Worker => {
-      const w = new Worker(WORKER_URL, { workerData: { file, direct } });
-      w.on('message', (r: Reply) => {
-        const p = this.#pending.get(r.seq);
-        this.#pending.delete(r.seq);
-        p?.resolve(r);
-      });
-      w.on('error', (err: Error) => this.#fail(err));
-      w.on('exit', (code) => {
-        if (code !== 0) this.#fail(new HostError(`A pull worker thread stopped with exit code ${code}.`));
-      });
-      return w;
-    };
+    const spawn = (): Worker => this.#calls.spawn({ file, direct });
     this.#verifiers = Array.from({ length: count }, spawn);
     this.#hasher = spawn();
-  }
-
-  #fail(err: Error): void {
-    this.#failed ??= err;
-    for (const p of this.#pending.values()) p.reject(err);
-    this.#pending.clear();
-  }
-
-  #call(worker: Worker, message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
-    if (this.#failed !== undefined) return Promise.reject(this.#failed);
-    const seq = ++this.#seq;
-    return new Promise<Reply>((resolve, reject) => {
-      this.#pending.set(seq, { resolve, reject });
-      worker.postMessage({ ...message, seq }, transfer);
-    });
   }
 
   /**
@@ -101,14 +113,14 @@ export class ChunkWorkers {
     let reply: Reply;
     if (data.buffer instanceof SharedArrayBuffer) {
       // Shared memory (see alignedBuffer): the worker reads it in place; the caller keeps it.
-      reply = await this.#call(worker, { type: 'verify', data, chunks });
+      reply = await this.#calls.call(worker, { type: 'verify', data, chunks });
     } else {
       // Hand the bytes over without a copy when they own their memory.
       const owned =
         data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
       // (Buffer.from would copy a small range into Node's shared pool, which cannot be transferred.)
       const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
-      reply = await this.#call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
+      reply = await this.#calls.call(worker, { type: 'verify', data: bytes, chunks }, [bytes.buffer as ArrayBuffer]);
     }
     this.#directWritten.set(worker, reply.directBytes ?? 0);
     const e = reply.error;
@@ -128,12 +140,12 @@ export class ChunkWorkers {
 
   /** Lets the hasher read the image up to `offset` (everything before it is final). */
   hashTo(offset: number): void {
-    if (this.#failed === undefined) this.#hasher.postMessage({ type: 'hash', upTo: offset });
+    if (this.#calls.failed === undefined) this.#hasher.postMessage({ type: 'hash', upTo: offset });
   }
 
   /** SHA-256 of the image hashed so far, and how many bytes that is. */
   async digest(): Promise<{ sha256: string; bytes: number; directBytesRead: number }> {
-    const reply = await this.#call(this.#hasher, { type: 'digest' });
+    const reply = await this.#calls.call(this.#hasher, { type: 'digest' });
     if (reply.error) {
       throw toHostError(
         Object.assign(new Error(reply.error.message ?? 'read failed'), { code: reply.error.code }),
@@ -171,11 +183,9 @@ export interface SealedChunk {
  */
 export class EncryptedChunkDecoders {
   readonly #workers: Worker[];
-  readonly #pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: unknown) => void }>();
+  readonly #calls = new WorkerCalls();
   readonly #ready: Promise<unknown>;
-  #seq = 0;
   #next = 0;
-  #failed: Error | undefined;
 
   /**
    * @param keys - the id key and the chunk-encryption key (see `ChunkCipher.chunkKeys`); the
@@ -186,43 +196,16 @@ export class EncryptedChunkDecoders {
     keys: { idKey: Uint8Array; encKey: Uint8Array },
     count = Math.max(1, Math.min(4, availableParallelism() - 1)),
   ) {
-    this.#workers = Array.from({ length: count }, () => {
-      const w = new Worker(WORKER_URL, { workerData: { file: undefined, direct: false } });
-      w.on('message', (r: Reply) => {
-        const p = this.#pending.get(r.seq);
-        this.#pending.delete(r.seq);
-        p?.resolve(r);
-      });
-      w.on('error', (err: Error) => this.#fail(err));
-      w.on('exit', (code) => {
-        if (code !== 0) this.#fail(new HostError(`A pull worker thread stopped with exit code ${code}.`));
-      });
-      return w;
-    });
+    this.#workers = Array.from({ length: count }, () => this.#calls.spawn({ file: undefined, direct: false }));
     this.#ready = Promise.all(
       this.#workers.map((w) => {
         const k = new Uint8Array(64);
         k.set(keys.idKey.subarray(0, 32));
         k.set(keys.encKey.subarray(0, 32), 32);
-        return this.#call(w, { type: 'keys', keys: k }, [k.buffer]);
+        return this.#calls.call(w, { type: 'keys', keys: k }, [k.buffer]);
       }),
     );
     this.#ready.catch(() => undefined);
-  }
-
-  #fail(err: Error): void {
-    this.#failed ??= err;
-    for (const p of this.#pending.values()) p.reject(err);
-    this.#pending.clear();
-  }
-
-  #call(worker: Worker, message: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<Reply> {
-    if (this.#failed !== undefined) return Promise.reject(this.#failed);
-    const seq = ++this.#seq;
-    return new Promise<Reply>((resolve, reject) => {
-      this.#pending.set(seq, { resolve, reject });
-      worker.postMessage({ ...message, seq }, transfer);
-    });
   }
 
   /**
@@ -237,7 +220,7 @@ export class EncryptedChunkDecoders {
       data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
     const bytes = owned ? data : Buffer.from(new Uint8Array(data).buffer);
     const list = chunks.map((c) => ({ id: c.id, at: c.at, size: c.size, length: c.length }));
-    const reply = await this.#call(worker, { type: 'decode', data: bytes, chunks: list }, [
+    const reply = await this.#calls.call(worker, { type: 'decode', data: bytes, chunks: list }, [
       bytes.buffer as ArrayBuffer,
     ]);
     const e = reply.error;
@@ -266,8 +249,8 @@ export class EncryptedChunkDecoders {
 
   /** Drops the keys in every thread, then stops the threads. */
   async close(): Promise<void> {
-    if (this.#failed === undefined)
-      await Promise.all(this.#workers.map((w) => this.#call(w, { type: 'wipe' }))).catch(() => undefined);
+    if (this.#calls.failed === undefined)
+      await Promise.all(this.#workers.map((w) => this.#calls.call(w, { type: 'wipe' }))).catch(() => undefined);
     await Promise.all(this.#workers.map((w) => w.terminate()));
   }
 }
