@@ -1,15 +1,15 @@
 // PostgreSQL's own cost of the check-in write (issue 15), without HTTP or the server: groups of
-// concurrent check-ins (10 events each, the shape of bench/server.mjs's) written through
+// concurrent check-ins (bench/server.mjs's 10 events each, from bench/lib/server-load.mjs) written through
 // PostgresStore.checkInGroup into a fresh schema, and the CPU time of the PostgreSQL backends that
 // served them (from /proc, by their application_name), per check-in. Every event is counted
 // afterwards: none lost, none duplicated.
 //
 //   npx tsc -b && TANDEM_TEST_POSTGRES=postgres://tandem_test:tandem_test@127.0.0.1:5432/tandem_test \
 //     node bench/server-pg-checkin.mjs [--check-ins 20000] [--group 16] [--writers 2] [--devices 500]
-import { randomBytes, randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { PostgresStore } from '@tandem/server/store';
+import { checkInEvents, cpuMs } from './lib/server-load.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -21,38 +21,6 @@ const WRITERS = Number(arg('writers', 2));
 const DEVICES = Number(arg('devices', 500));
 const PG = process.env.TANDEM_BENCH_POSTGRES ?? process.env.TANDEM_TEST_POSTGRES;
 if (!PG) throw new Error('Set TANDEM_TEST_POSTGRES (or TANDEM_BENCH_POSTGRES) to a PostgreSQL URL.');
-
-async function cpuMs(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-    if (!stat) continue;
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]);
-  }
-  return ticks * 10;
-}
-
-function events(device, now) {
-  const out = [];
-  for (let i = 0; i < 10; i++) {
-    const kind = i % 5;
-    out.push({
-      id: randomUUID(),
-      type: kind < 3 ? 'session.transition' : kind < 4 ? 'policy.decision' : 'sync.progress',
-      at: new Date(now - (10 - i) * 6000).toISOString(),
-      workspace: 'quickstart',
-      session: `quickstart-${device.slice(0, 6)}`,
-      data:
-        kind < 3
-          ? { from: 'stopped', to: 'running', operation: 'start', vm: 'tandem-quickstart' }
-          : kind < 4
-            ? { kind: 'url', subject: `https://intranet.example.org/app/${i}`, outcome: 'guest', rule: '*.example.org' }
-            : { workspace: 'quickstart', version: '1.0.0', fetchedBytes: 65536 * i, totalBytes: 10485760 },
-    });
-  }
-  return out;
-}
 
 const schema = `bench_ci_${randomBytes(4).toString('hex')}`;
 const app = `tandem-bench-checkin-${schema}`;
@@ -82,7 +50,7 @@ const group = (g) =>
       expiresAt: new Date(now + 600_000).toISOString(),
       at: receivedAt,
       state: { agentVersion: '0.1.0', workspaces: [{ workspace: 'quickstart', version: '1.0.0', state: 'running' }] },
-      events: events(device, now).map((event) => ({ device, user: null, receivedAt, event })),
+      events: checkInEvents(device, now).map((event) => ({ device, user: null, receivedAt, event })),
     };
   });
 // Warm-up: connections open, statement prepared, partitions made.

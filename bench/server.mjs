@@ -10,7 +10,7 @@
 //
 //   npx tsc -b && TANDEM_TEST_POSTGRES=postgres://tandem_test:tandem_test@127.0.0.1:5432/tandem_test \
 //     node bench/server.mjs [--seconds 60] [--processes 2] [--devices 2000] [--concurrency 64] [--only postgres|sqlite]
-import { createPrivateKey, generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
@@ -27,6 +27,7 @@ import { ROUTES, SIGNATURE_HEADERS, signingInput } from '@tandem/core/management
 import { initServerDirectory, openDeployment } from '@tandem/server';
 import { PostgresStore } from '@tandem/server/store';
 import { copyLines } from '../packages/server/dist/store/postgres-ingest.js';
+import { checkInEvents, cpuMs } from './lib/server-load.mjs';
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,23 +41,9 @@ const ONLY = arg('only', '');
 const PG = process.env.TANDEM_BENCH_POSTGRES ?? process.env.TANDEM_TEST_POSTGRES;
 const here = dirname(fileURLToPath(import.meta.url));
 
-// CPU time (ms, user + system) of processes, from /proc: the server processes, and every
-// process named postgres (the PostgreSQL backends serving this run and the cluster's own
-// workers). Taken around the timed phase, so the cost per check-in can be said per component
-// even when other work shares the machine.
-async function cpuMs(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // gone
-    }
-  }
-  return ticks * 10; // USER_HZ is 100 on Linux
-}
+// Every process named postgres (the PostgreSQL backends serving this run and the cluster's own
+// workers), for cpuMs: CPU time is taken around the timed phase, so the cost per check-in can be
+// said per component even when other work shares the machine.
 async function postgresPids() {
   const out = [];
   for (const name of await readdir('/proc')) {
@@ -133,34 +120,6 @@ function makeDevices(n) {
   return out;
 }
 
-function events(device, now) {
-  const list = [];
-  for (let i = 0; i < 10; i++) {
-    const kind = i % 5;
-    list.push({
-      id: randomUUID(),
-      type: kind < 3 ? 'session.transition' : kind < 4 ? 'policy.decision' : 'sync.progress',
-      at: new Date(now - (10 - i) * 6000).toISOString(),
-      workspace: 'quickstart',
-      session: `quickstart-${device.id.slice(0, 6)}`,
-      data:
-        kind < 3
-          ? { from: 'stopped', to: 'running', operation: 'start', vm: 'tandem-quickstart' }
-          : kind < 4
-            ? {
-                kind: 'url',
-                subject: `https://intranet.example.org/app/${i}`,
-                outcome: 'guest',
-                rule: '*.example.org',
-                layer: 'machine-policy',
-                reason: 'matched a guest rule',
-              }
-            : { workspace: 'quickstart', version: '1.0.0', fetchedBytes: 65536 * i, totalBytes: 10485760 },
-    });
-  }
-  return list;
-}
-
 // The load generator is kept cheap, since it shares the 2 cores with the server and PostgreSQL:
 // a check-in body is put together from JSON pieces made once (per event kind and per device),
 // with fresh event ids (this run's random prefix and a counter: unique, 8..64 characters) and
@@ -168,7 +127,7 @@ function events(device, now) {
 // nothing can be signed ahead).
 const RUN = randomBytes(6).toString('hex');
 let eventCounter = 0;
-const templates = events({ id: '0'.repeat(32) }, Date.now()).map((e) => {
+const templates = checkInEvents('0'.repeat(32), Date.now()).map((e) => {
   const text = JSON.stringify({ ...e, id: '\u0001', at: '\u0002' });
   const [head, rest] = text.split('"\\u0001"');
   const [middle, tail] = rest.split('"\\u0002"');
@@ -267,7 +226,7 @@ async function copyBaseline(database, rowCount) {
   const receivedAt = new Date().toISOString();
   for (let i = 0; rows.length < rowCount; i++) {
     const d = devices[i % devices.length];
-    for (const event of events(d, Date.now())) rows.push({ device: d.id, user: 'ana', receivedAt, event });
+    for (const event of checkInEvents(d.id, Date.now())) rows.push({ device: d.id, user: 'ana', receivedAt, event });
   }
   rows.length = rowCount;
   const batches = [];
@@ -334,7 +293,7 @@ async function run(label, database, schema) {
           const r = await post(agent, children[w % children.length].url, ROUTES.checkIn, device, {
             agentVersion: '0.1.0',
             workspaces: [{ workspace: 'quickstart', version: '1.0.0', state: 'running' }],
-            events: events(device, Date.now()),
+            events: checkInEvents(device.id, Date.now()),
           });
           if (r.status !== 200) throw new Error(`warm-up check-in failed: ${JSON.stringify(r.json)}`);
           device.token = r.json.token;
