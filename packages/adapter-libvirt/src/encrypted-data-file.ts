@@ -222,7 +222,7 @@ export class DataFileImage implements EncryptedImage {
         new InvalidInputError(`A write at ${offset} of ${data.length} bytes is outside ${this.#path}.`),
       );
     const own = data.length <= PIECE ? (this.#spare.pop() ?? Buffer.allocUnsafeSlow(PIECE)) : undefined;
-    const copy = own ? own.subarray(0, data.length) : Buffer.from(data);
+    const copy = own ? own.subarray(0, data.length) : Buffer.allocUnsafeSlow(data.length);
     copy.set(data);
     return this.#serial(async () => {
       try {
